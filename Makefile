@@ -1,0 +1,85 @@
+# kpayment -- development Makefile (the rockspec builds the same sources).
+#
+#   make          build build/5.4/kpayment/core.so
+#   make demo     build, start the mock API, print its offers, stop it
+#   make test     build and run every spec under Lua 5.4
+#   make deps     install missing Debian packages (or print the command)
+
+LUA_VERSION ?= 5.4
+LUA         ?= lua$(LUA_VERSION)
+BUSTED      ?= /usr/bin/busted
+CC          ?= cc
+PKG_CONFIG  ?= pkg-config
+
+LUA_CFLAGS  := $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) 2>/dev/null)
+CURL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
+CURL_LIBS   := $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null)
+
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+WARN    := -std=c99 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wcast-qual -Wundef -Werror=implicit-function-declaration
+ALL_CFLAGS  = $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L \
+              $(LUA_CFLAGS) $(CURL_CFLAGS) $(EXTRA_CFLAGS)
+# Never link liblua: the interpreter that loads us provides the API.
+ALL_LDFLAGS = -shared $(LDFLAGS) $(EXTRA_LDFLAGS)
+
+BUILD   := build/$(LUA_VERSION)
+OBJDIR  := $(BUILD)/obj
+SO      := $(BUILD)/kpayment/core.so
+SRCS    := src/kp_core.c src/kp_http.c src/kp_json.c src/kp_buf.c
+OBJS    := $(SRCS:src/%.c=$(OBJDIR)/%.o)
+HDRS    := $(wildcard src/*.h)
+
+DEB_PACKAGES := build-essential pkg-config ca-certificates curl \
+                lua5.4 liblua5.4-dev libcurl4-openssl-dev lua-cjson lua-socket \
+                lua-busted lua-dkjson luarocks lua-check
+
+LUA_ENV := LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
+
+.PHONY: all deps check-deps demo test lint rock clean
+
+all: check-deps $(SO)
+
+$(OBJDIR)/%.o: src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(SO): $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(OBJS) -o $@ $(ALL_LDFLAGS) $(CURL_LIBS)
+
+# Installs what is missing when run as root; otherwise names the command.
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; \
+	done | tr '\n' ' '); \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "deps: installing $$missing"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	else \
+	  echo "deps: missing packages; run:"; \
+	  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends $$missing"; \
+	  exit 1; \
+	fi
+
+# Cheap check before building: a missing header gives the install command,
+# not a compiler error.
+check-deps:
+	@if ! $(PKG_CONFIG) --exists lua$(LUA_VERSION) libcurl 2>/dev/null || ! command -v $(LUA) >/dev/null; then \
+	  $(MAKE) --no-print-directory deps; fi
+
+demo: all
+	@$(LUA_ENV) $(LUA) examples/demo.lua
+
+test: all
+	@command -v $(BUSTED) >/dev/null || $(MAKE) --no-print-directory deps
+	$(LUA) $(BUSTED) --lpath='lua/?.lua;lua/?/init.lua;spec/?.lua' --cpath='$(BUILD)/?.so' \
+	  -o spec/support/summary.lua spec
+
+lint:
+	luacheck lua spec examples bin bench
+
+clean:
+	rm -rf build

@@ -1,0 +1,38 @@
+/*
+ * kp_compat.h -- every Lua version difference kpayment's C code cares about,
+ * in one place.  The sources use the Lua 5.3 C API subset; on 5.1/5.2 and
+ * LuaJIT the header from Debian's lua-compat53-dev fills the gaps.
+ */
+#ifndef KP_COMPAT_H
+#define KP_COMPAT_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#if LUA_VERSION_NUM < 503
+#include "compat-5.3.h"
+#endif
+
+/* Functions shared between our own files stay out of the exported ABI:
+ * only luaopen_kpayment_core is public. */
+#if defined(__GNUC__) && !defined(_WIN32)
+#define KP_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define KP_HIDDEN
+#endif
+
+/* The one exported symbol; the Makefile builds with -fvisibility=hidden. */
+#if defined(__GNUC__) && !defined(_WIN32)
+#define KP_EXPORT __attribute__((visibility("default")))
+#else
+#define KP_EXPORT
+#endif
+
+/* 5.4's userdata with no user values: one less allocation per userdata. */
+#if LUA_VERSION_NUM >= 504
+#define kp_newuserdata(L, sz) lua_newuserdatauv((L), (sz), 0)
+#else
+#define kp_newuserdata(L, sz) lua_newuserdata((L), (sz))
+#endif
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * kp_json.h -- JSON text to native Lua values (Lua C API only, no network),
+ * so it can be tested, fuzzed and benchmarked on its own.
+ */
+#ifndef KP_JSON_H
+#define KP_JSON_H
+
+#include <stddef.h>
+#include "kp_compat.h"
+
+#define KP_JSON_MAX_DEPTH 1000
+
+typedef struct kp_json_error {
+  size_t pos;           /* 1-based byte position of the offending byte */
+  const char *what;     /* static text: what was wrong or expected */
+} kp_json_error;
+
+/*
+ * Decode text[0..len).  text[len] must be '\0' (true of every Lua string and
+ * of a terminated kp_buf): the scanner stops on it instead of bounds-checking
+ * every byte.  On success pushes one value and returns 1; on malformed input
+ * pushes nothing, fills *err and returns 0.  Raises only for out-of-memory,
+ * and then holds nothing that could leak.
+ */
+KP_HIDDEN int kp_json_decode(lua_State *L, const char *text, size_t len,
+                             kp_json_error *err);
+
+/* "what at byte N" into buf; returns buf. */
+KP_HIDDEN const char *kp_json_message(const kp_json_error *err, char *buf,
+                                      size_t size);
+
+#endif
