@@ -167,9 +167,11 @@ static int client_tostring(lua_State *L) {
 /* core.decode(text) -> value; malformed text raises with the byte offset. */
 static int core_decode(lua_State *L) {
   size_t len;
-  const char *text = luaL_checklstring(L, 1, &len);
+  const char *text;
   kp_json_error err;
   char msg[128];
+  luaL_checktype(L, 1, LUA_TSTRING);    /* no silent number coercion */
+  text = lua_tolstring(L, 1, &len);
   lua_settop(L, 1);
   if (!kp_json_decode(L, text, len, &err))
     return luaL_error(L, "kpayment.decode: %s",

@@ -421,7 +421,10 @@ static const char *parse_object(decoder *d, const char *p) {
       return fail_at(d, p, "expected ':'");
     p = skip_ws(p + 1);
     if (p[0] == 'n' && p[1] == 'u' && p[2] == 'l' && p[3] == 'l') {
-      lua_pop(L, 1);            /* null member: leave the key absent */
+      /* null member: the key is absent (a raw set of nil also clears an
+       * earlier duplicate, so the last occurrence wins as for values) */
+      lua_pushnil(L);
+      lua_rawset(L, -3);
       p += 4;
     } else {
       if ((p = parse_value(d, p)) == NULL)

@@ -1,0 +1,1051 @@
+-- Specification of kpayment.core.decode(): a strict RFC 8259 JSON decoder.
+--
+-- Mapping: objects -> tables with string keys, arrays -> sequences, integral
+-- numbers that fit in int64 -> Lua integers, other numbers -> floats, null in an
+-- array -> core.null, null as an object value -> key absent. Errors are Lua
+-- errors that name the 1-based byte position ("at byte N").
+
+local core = require("kpayment.core")
+local cjson = require("cjson")
+
+local SPEC_DIR = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "./"
+local FIXTURES = SPEC_DIR .. "fixtures/"
+
+local NEG_ZERO = -1 / math.huge
+local MAX_DEPTH = 1000
+
+---------------------------------------------------------------------------
+-- helpers
+---------------------------------------------------------------------------
+
+local function read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+-- A printable rendering of a JSON text for test names and messages.
+local function show(text)
+  local out = text:gsub("[%c\128-\255]", function(c)
+    return string.format("\\x%02X", c:byte())
+  end)
+  if #out > 60 then
+    out = out:sub(1, 57) .. "..."
+  end
+  return "<" .. out .. ">"
+end
+
+local function show_value(v)
+  if math.type(v) == "float" then
+    return string.format("float %.17g", v)
+  elseif math.type(v) == "integer" then
+    return string.format("integer %d", v)
+  elseif type(v) == "string" then
+    return "string " .. show(v)
+  elseif v == core.null then
+    return "core.null"
+  end
+  return type(v) .. " " .. tostring(v)
+end
+
+local function same_number(a, b)
+  if math.type(a) ~= math.type(b) or a ~= b then
+    return false
+  end
+  if a == 0 and math.type(a) == "float" then
+    return 1 / a == 1 / b -- distinguishes 0.0 from -0.0
+  end
+  return true
+end
+
+-- Returns nil when `actual` equals `expected` deeply (numbers must agree in
+-- subtype and sign of zero, tables must have the same key sets), otherwise a
+-- description of the first difference.
+local function diff(expected, actual, path)
+  path = path or "$"
+  if type(expected) ~= type(actual) then
+    return string.format("%s: expected %s, got %s", path, show_value(expected), show_value(actual))
+  end
+  if type(expected) == "number" then
+    if not same_number(expected, actual) then
+      return string.format("%s: expected %s, got %s", path, show_value(expected), show_value(actual))
+    end
+  elseif type(expected) == "table" then
+    for k, v in pairs(expected) do
+      local d = diff(v, actual[k], string.format("%s[%s]", path, show_value(k)))
+      if d then return d end
+    end
+    for k, v in pairs(actual) do
+      if expected[k] == nil then
+        return string.format("%s: unexpected key [%s] = %s", path, show_value(k), show_value(v))
+      end
+    end
+  elseif expected ~= actual then
+    return string.format("%s: expected %s, got %s", path, show_value(expected), show_value(actual))
+  end
+  return nil
+end
+
+local function assert_decodes_to(text, expected)
+  local ok, result = pcall(core.decode, text)
+  assert(ok, "decoding " .. show(text) .. " failed: " .. tostring(result))
+  local d = diff(expected, result)
+  assert(d == nil, "decoding " .. show(text) .. ": " .. tostring(d))
+  return result
+end
+
+-- Decodes `text`, requires an error, returns its message.
+local function decode_error(text)
+  local ok, err = pcall(core.decode, text)
+  assert(not ok, "expected an error for " .. show(text) .. ", got " .. show_value(err))
+  assert(type(err) == "string", "error value is a " .. type(err) .. ", not a string")
+  return err
+end
+
+local function assert_rejected(text)
+  local err = decode_error(text)
+  assert(err:match("at byte %d+"), "error message lacks 'at byte N': " .. err)
+  return err
+end
+
+local function assert_rejected_at(text, byte)
+  local err = assert_rejected(text)
+  local got = tonumber(err:match("at byte (%d+)"))
+  assert(got == byte, string.format("%s: expected 'at byte %d', got: %s", show(text), byte, err))
+  return err
+end
+
+local function mentions_depth(err)
+  local lower = err:lower()
+  return lower:find("depth", 1, true) ~= nil or lower:find("nest", 1, true) ~= nil
+end
+
+-- Nesting depth of a decoded value: scalars are 0, [] and {} are 1.
+local function depth_of(v)
+  if type(v) ~= "table" then return 0 end
+  local deepest = 0
+  for _, child in pairs(v) do
+    local d = depth_of(child)
+    if d > deepest then deepest = d end
+  end
+  return deepest + 1
+end
+
+-- Iterative variant for very deep values (no recursion limits involved).
+local function chain_depth(v)
+  local depth = 0
+  while type(v) == "table" do
+    depth = depth + 1
+    local _, child = next(v)
+    v = child
+  end
+  return depth
+end
+
+local function nested_arrays(n)
+  return string.rep("[", n) .. string.rep("]", n)
+end
+
+local function nested_objects(n)
+  return string.rep('{"a":', n - 1) .. "{}" .. string.rep("}", n - 1)
+end
+
+local function nested_mixed(n)
+  -- levels alternate: [ {"k": [ {"k": ... } ] } ]
+  local open, close = {}, {}
+  for level = 1, n do
+    if level % 2 == 1 then
+      open[level], close[n - level + 1] = "[", "]"
+    else
+      open[level], close[n - level + 1] = '{"k":', "}"
+    end
+  end
+  -- the innermost level is empty
+  if n % 2 == 1 then
+    open[n] = "["
+  else
+    open[n] = "{"
+  end
+  return table.concat(open) .. table.concat(close)
+end
+
+---------------------------------------------------------------------------
+-- a deterministic generator of JSON values and their texts
+---------------------------------------------------------------------------
+
+-- xorshift64 (13, 7, 17); independent of math.random so that the cases do not
+-- depend on how the test runner seeds it.
+local function new_rng(seed)
+  local s = seed
+  local rng = {}
+  function rng.next()
+    s = s ~ (s << 13)
+    s = s ~ (s >> 7)
+    s = s ~ (s << 17)
+    return s
+  end
+  function rng.int(n) -- 1..n
+    return rng.next() % n + 1
+  end
+  function rng.pick(list)
+    return list[rng.int(#list)]
+  end
+  return rng
+end
+
+local WHITESPACE = { "", "", "", " ", "  ", "\t", "\n", "\r\n", " \n\t " }
+
+local function ws(rng)
+  return rng.pick(WHITESPACE)
+end
+
+local function escape_code_point(cp)
+  if cp >= 0x10000 then
+    local v = cp - 0x10000
+    return string.format("\\u%04x\\u%04X", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF))
+  end
+  if cp % 2 == 0 then
+    return string.format("\\u%04x", cp)
+  end
+  return string.format("\\u%04X", cp)
+end
+
+local SHORT_ESCAPES = {
+  [0x22] = '\\"', [0x5C] = "\\\\", [0x2F] = "\\/", [0x08] = "\\b",
+  [0x0C] = "\\f", [0x0A] = "\\n", [0x0D] = "\\r", [0x09] = "\\t",
+}
+
+local CODE_POINT_RANGES = {
+  { 0x00, 0x1F }, { 0x20, 0x7E }, { 0x20, 0x7E }, { 0x20, 0x7E }, { 0x7F, 0x7F },
+  { 0x80, 0x7FF }, { 0x800, 0xD7FF }, { 0xE000, 0xFFFF }, { 0x10000, 0x10FFFF },
+  { 0x22, 0x22 }, { 0x5C, 0x5C }, { 0x2F, 0x2F },
+}
+
+-- Returns the Lua string and a JSON text for it, mixing raw UTF-8 with all
+-- kinds of escapes.
+local function gen_string(rng)
+  local raw, json = {}, { '"' }
+  for i = 1, rng.int(12) - 1 do
+    local range = rng.pick(CODE_POINT_RANGES)
+    local cp = range[1] + (rng.next() % (range[2] - range[1] + 1))
+    raw[i] = utf8.char(cp)
+    local style = rng.int(3)
+    local piece
+    if cp < 0x20 or cp == 0x22 or cp == 0x5C then
+      piece = (style == 1 and SHORT_ESCAPES[cp]) or escape_code_point(cp)
+    elseif style == 1 then
+      piece = escape_code_point(cp)
+    elseif style == 2 and SHORT_ESCAPES[cp] then
+      piece = SHORT_ESCAPES[cp]
+    else
+      piece = utf8.char(cp)
+    end
+    json[#json + 1] = piece
+  end
+  json[#json + 1] = '"'
+  return table.concat(raw), table.concat(json)
+end
+
+local function float_text(x)
+  local s = string.format("%.17g", x)
+  if not s:find("[.eEn]") then
+    s = s .. ".0" -- keep integral floats floats: 100.0, -0.0
+  end
+  return s
+end
+
+local function gen_float(rng)
+  local kind = rng.int(4)
+  if kind == 1 then
+    -- any finite double, including subnormals and huge magnitudes
+    while true do
+      local x = string.unpack("<d", string.pack("<i8", rng.next()))
+      if x == x and x ~= math.huge and x ~= -math.huge then
+        return x
+      end
+    end
+  elseif kind == 2 then
+    return (rng.next() % 100000000) / 100 -- money-like amounts
+  elseif kind == 3 then
+    return (rng.next() % 2000001 - 1000000) / 1000.0
+  end
+  return rng.pick({ 0.0, NEG_ZERO, 0.1, 0.2, 0.3, 1.0, -1.0, 1e23, 5e-324, 2.0 ^ 53, 2.0 ^ 63,
+    -2.0 ^ 63, 1.7976931348623157e308, 2.2250738585072014e-308, 123456.789 })
+end
+
+local function gen_integer(rng)
+  local kind = rng.int(4)
+  if kind == 1 then
+    return rng.next() -- full int64 range
+  elseif kind == 2 then
+    return rng.next() % 2000 - 1000
+  elseif kind == 3 then
+    return rng.next() >> rng.int(63) -- every magnitude
+  end
+  return rng.pick({ 0, 1, -1, math.maxinteger, math.mininteger, math.maxinteger - 1,
+    math.mininteger + 1, 9007199254740993, -9007199254740993, 4294967296 })
+end
+
+local gen_value
+
+local function gen_array(rng, depth)
+  local value, parts = {}, {}
+  for i = 1, rng.int(6) - 1 do
+    local v, text
+    if rng.int(8) == 1 then
+      v, text = core.null, "null"
+    else
+      v, text = gen_value(rng, depth + 1)
+    end
+    value[i] = v
+    parts[i] = ws(rng) .. text .. ws(rng)
+  end
+  if #parts == 0 then
+    return value, "[" .. ws(rng) .. "]"
+  end
+  return value, "[" .. table.concat(parts, ",") .. "]"
+end
+
+local function gen_object(rng, depth)
+  local value, parts = {}, {}
+  local seen = {}
+  for _ = 1, rng.int(6) - 1 do
+    local key, key_text = gen_string(rng)
+    if not seen[key] then
+      seen[key] = true
+      local v, text
+      if rng.int(8) == 1 then
+        text = "null" -- the key stays absent
+      else
+        v, text = gen_value(rng, depth + 1)
+      end
+      value[key] = v
+      parts[#parts + 1] = ws(rng) .. key_text .. ws(rng) .. ":" .. ws(rng) .. text .. ws(rng)
+    end
+  end
+  if #parts == 0 then
+    return value, "{" .. ws(rng) .. "}"
+  end
+  return value, "{" .. table.concat(parts, ",") .. "}"
+end
+
+function gen_value(rng, depth)
+  local kinds = depth >= 4 and 5 or 7
+  local kind = rng.int(kinds)
+  if kind == 1 then
+    local v = rng.int(2) == 1
+    return v, tostring(v)
+  elseif kind == 2 then
+    local v = gen_integer(rng)
+    return v, string.format("%d", v)
+  elseif kind == 3 then
+    local v = gen_float(rng)
+    return v, float_text(v)
+  elseif kind == 4 or kind == 5 then
+    return gen_string(rng)
+  elseif kind == 6 then
+    return gen_array(rng, depth)
+  end
+  return gen_object(rng, depth)
+end
+
+---------------------------------------------------------------------------
+-- case tables
+---------------------------------------------------------------------------
+
+local LITERALS = {
+  { "true", true },
+  { "false", false },
+  { "null", core.null },
+  { " \t\r\n true \t\r\n ", true },
+}
+
+local NUMBERS = {
+  -- integers
+  { "0", 0 },
+  { "7", 7 },
+  { "-7", -7 },
+  { "42", 42 },
+  { "1200", 1200 },
+  { "9007199254740992", 9007199254740992 },
+  { "9007199254740993", 9007199254740993 },
+  { "-9007199254740993", -9007199254740993 },
+  { "9223372036854775806", 9223372036854775806 },
+  { "9223372036854775807", math.maxinteger },
+  { "-9223372036854775807", -9223372036854775807 },
+  { "-9223372036854775808", math.mininteger },
+  -- integral but outside int64: floats
+  { "9223372036854775808", 2.0 ^ 63 },
+  { "-9223372036854775809", -(2.0 ^ 63) },
+  { "18446744073709551616", 2.0 ^ 64 },
+  { "100000000000000000000000", 1e23 },
+  { "-100000000000000000000000000000", -1e29 },
+  -- negative zero
+  { "-0", NEG_ZERO },
+  { "-0.0", NEG_ZERO },
+  { "-0e0", NEG_ZERO },
+  -- fraction or exponent: floats
+  { "0.0", 0.0 },
+  { "0e0", 0.0 },
+  { "1.0", 1.0 },
+  { "-1.0", -1.0 },
+  { "1e2", 100.0 },
+  { "1E2", 100.0 },
+  { "1e+2", 100.0 },
+  { "1e-2", 0.01 },
+  { "1E-2", 0.01 },
+  { "1e00002", 100.0 },
+  { "2.5", 2.5 },
+  { "-1.5e-3", -0.0015 },
+  { "123e-2", 1.23 },
+  { "1250.75", 1250.75 },
+  { "0.1", 0.1 },
+  { "0.2", 0.2 },
+  { "0.3", 0.3 },
+  { "37.7749", 37.7749 },
+  { "-122.4194", -122.4194 },
+  { "9007199254740993.0", 9007199254740992.0 },
+  { "1e23", 1e23 },
+  { "8.98846567431158e307", 8.98846567431158e307 },
+  { "1.7976931348623157e308", 1.7976931348623157e308 },
+  { "-1.7976931348623157e308", -1.7976931348623157e308 },
+  { "2.2250738585072014e-308", 2.2250738585072014e-308 },
+  { "2.2250738585072011e-308", 2.2250738585072011e-308 },
+  { "4.9406564584124654e-324", 4.9406564584124654e-324 },
+  { "5e-324", 4.9406564584124654e-324 },
+  { "0.1000000000000000055511151231257827021181583404541015625", 0.1 },
+  -- exactly halfway between 1 and the next double: ties to even
+  { "1.00000000000000011102230246251565404236316680908203125", 1.0 },
+  -- a hair above halfway: rounds up
+  { "1.00000000000000011102230246251565404236316680908203126", 1.0000000000000002 },
+  { "0.00000000000000000000000000000000000000000000000000001", 1e-53 },
+  { "123456789012345678901234567890.5", 1.2345678901234568e29 },
+}
+
+local STRINGS = {
+  { [[""]], "" },
+  { [["abc"]], "abc" },
+  { [["with spaces and / slash"]], "with spaces and / slash" },
+  { [["\""]], '"' },
+  { [["\\"]], "\\" },
+  { [["\/"]], "/" },
+  { [["\b"]], "\b" },
+  { [["\f"]], "\f" },
+  { [["\n"]], "\n" },
+  { [["\r"]], "\r" },
+  { [["\t"]], "\t" },
+  { [["a\"b\\c\/d\be\ff\ng\rh\ti"]], "a\"b\\c/d\be\ff\ng\rh\ti" },
+  { [["\u0041"]], "A" },
+  { [["\u007f"]], "\127" },
+  { [["\u0080"]], "\xC2\x80" },
+  { [["\u00e9"]], "\xC3\xA9" },
+  { [["\u00E9"]], "\xC3\xA9" },
+  { [["\u07FF"]], "\xDF\xBF" },
+  { [["\u0800"]], "\xE0\xA0\x80" },
+  { [["\u20AC"]], "\xE2\x82\xAC" },
+  { [["\u20ac"]], "\xE2\x82\xAC" },
+  { [["\uD7FF"]], "\xED\x9F\xBF" },
+  { [["\uE000"]], "\xEE\x80\x80" },
+  { [["\uFFFF"]], "\xEF\xBF\xBF" },
+  { [["\ud83d\ude00"]], "\xF0\x9F\x98\x80" },
+  { [["\uD83D\uDE00"]], "\xF0\x9F\x98\x80" },
+  { [["\uD834\uDD1E"]], "\xF0\x9D\x84\x9E" },
+  { [["\uD800\uDC00"]], "\xF0\x90\x80\x80" },
+  { [["\udbff\udfff"]], "\xF4\x8F\xBF\xBF" },
+  { [["\u0000"]], "\0" },
+  { [["a\u0000b"]], "a\0b" },
+  { [["\u0000\u0000"]], "\0\0" },
+  { [["caf\u00e9 \ud83d\ude97!"]], "caf\xC3\xA9 \xF0\x9F\x9A\x97!" },
+  -- raw (unescaped) characters
+  { '"\127"', "\127" },
+  { '"\xC2\x80"', "\xC2\x80" },
+  { '"\xC3\xA9t\xC3\xA9"', "\xC3\xA9t\xC3\xA9" },
+  { '"\xDF\xBF"', "\xDF\xBF" },
+  { '"\xE0\xA0\x80"', "\xE0\xA0\x80" },
+  { '"\xE2\x82\xAC"', "\xE2\x82\xAC" },
+  { '"\xED\x9F\xBF"', "\xED\x9F\xBF" },
+  { '"\xEE\x80\x80"', "\xEE\x80\x80" },
+  { '"\xEF\xBF\xBF"', "\xEF\xBF\xBF" },
+  { '"\xF0\x90\x80\x80"', "\xF0\x90\x80\x80" },
+  { '"\xF0\x9F\x98\x80"', "\xF0\x9F\x98\x80" },
+  { '"\xF4\x8F\xBF\xBF"', "\xF4\x8F\xBF\xBF" },
+  { '"\xEF\xBB\xBF"', "\xEF\xBB\xBF" }, -- U+FEFF inside a string is an ordinary character
+}
+
+local null = core.null
+
+local CONTAINERS = {
+  { "[]", {} },
+  { "{}", {} },
+  { "[ ]", {} },
+  { "{ }", {} },
+  { "[1,2,3]", { 1, 2, 3 } },
+  { '["a",true,false,1.5]', { "a", true, false, 1.5 } },
+  { "[null]", { null } },
+  { "[null,null]", { null, null } },
+  { "[1,null,3]", { 1, null, 3 } },
+  { "[null,1]", { null, 1 } },
+  { "[[],[[]],{}]", { {}, { {} }, {} } },
+  { '{"a":1}', { a = 1 } },
+  { '{"a":1,"b":[true,false]}', { a = 1, b = { true, false } } },
+  { '{"a":null}', {} },
+  { '{"a":null,"b":1}', { b = 1 } },
+  { '{"a":[null]}', { a = { null } } },
+  { '{"a":1,"a":2}', { a = 2 } },
+  { '{"a":{"x":1},"a":[2]}', { a = { 2 } } },
+  { '{"a":1,"a":null}', {} },
+  { '{"":0}', { [""] = 0 } },
+  { '{"1":true}', { ["1"] = true } },
+  { '{"a\\u0062":1}', { ab = 1 } },
+  { '{"\\u0000":1}', { ["\0"] = 1 } },
+  { '{"\\u00e9":1,"\xC3\xA9x":2}', { ["\xC3\xA9"] = 1, ["\xC3\xA9x"] = 2 } },
+  { '[{"a":[{"b":{}}]}]', { { a = { { b = {} } } } } },
+  { ' \t\r\n[ \t\r\n1 \t\r\n, \t\r\n2 \t\r\n] \t\r\n', { 1, 2 } },
+  { ' { "a" : 1 , "b" : [ ] } ', { a = 1, b = {} } },
+}
+
+-- Texts that are not JSON. Each must raise an error naming a byte position.
+local REJECTED = {
+  -- empty input and whitespace outside the four JSON characters
+  "", " ", "\t\r\n ", "\f1", "1\f", "\v1", "\xC2\xA01", "[1,\xC2\xA02]", "\0",
+  -- byte order mark
+  "\xEF\xBB\xBF{}", "\xEF\xBB\xBF\"a\"",
+  -- literals
+  "tru", "nul", "fals", "True", "FALSE", "Null", "NULL", "truex", "nulll", "t", "undefined",
+  "NaN", "nan", "Infinity", "-Infinity", "inf", "-inf", "[NaN]", '{"a":Infinity}',
+  -- numbers
+  "01", "-01", "00", "-00", "+1", "+0", ".5", "-.5", "5.", "-5.", "1.e5", "1e", "1E", "1e+", "1e-",
+  "1ee5", "1e5.5", "1.5.2", "0x10", "0X10", "-", "--1", "- 1", "1_000", "1,5", "[1.]",
+  "[.1]", "[01]", '{"a":-}',
+  -- strings
+  '"', '"abc', "'abc'", "['a']", '"\\x"', '"\\a"', '"\\0"', '"\\U0041"', '"\\u12"', '"\\u12"]',
+  '"\\u123"', '"\\u00G0"', '"\\u 041"', '"\\\'"', '"\\', '"\\"', '"a\\u"',
+  -- raw control bytes inside strings
+  '"\1"', '"a\tb"', '"a\nb"', '"a\rb"', '"\0"', '"a\0b"', '"\31"', '"\8"',
+  -- unpaired surrogates
+  '"\\ud800"', '"\\uDBFF"', '"\\udc00"', '"\\uDFFF"', '"\\ud800x"', '"\\ud800\\u0041"',
+  '"\\ud800\\ud800"', '"\\udc00\\ud800"', '"\\ud800\\n"', '"\\ud800\\"', '"\\ud83d"',
+  '"\\ude00\\ud83d"',
+  -- invalid UTF-8
+  '"\x80"', '"\xBF"', '"a\x80b"', '"\xC3"', '"\xC3(x"', '"\xC3\xC3"', '"\xE2\x82"', '"\xE2\x82x"',
+  '"\xE2(\xA1"', '"\xF0\x9F\x98"', '"\xF0\x9F\x98x"', '"\xF0(\x8C\xBC"',
+  '"\xC0\x80"', '"\xC0\xAF"', '"\xC1\xBF"', '"\xE0\x80\x80"', '"\xE0\x80\xAF"', '"\xE0\x9F\xBF"',
+  '"\xF0\x80\x80\x80"', '"\xF0\x8F\xBF\xBF"', '"\xED\xA0\x80"', '"\xED\xBF\xBF"',
+  '"\xED\xA0\xBD\xED\xB8\x80"', '"\xF4\x90\x80\x80"', '"\xF7\xBF\xBF\xBF"',
+  '"\xF5\x80\x80\x80"', '"\xF8\x88\x80\x80\x80"', '"\xFC\x84\x80\x80\x80\x80"',
+  '"\xFE"', '"\xFF"', '"\xE2\x82', '"\xF0\x9F', '{"\xFF":1}', "\xC3\xA9",
+  -- arrays
+  "[", "]", "[1", "[1,", "[1,]", "[,1]", "[,]", "[1,,2]", "[1 2]", "[1:2]", "[}", "[1}", "[[]",
+  "[1]]",
+  -- objects
+  "{", "}", "{,}", '{"a"}', '{"a":}', '{"a" 1}', '{"a"1}', '{"a";1}', '{"a"::1}', '{"a":1,}',
+  '{"a":1 "b":2}', '{"a":1,,"b":2}', '{,"a":1}', '{"a":1]', "{]", '{"a":1}}', '{"a":1,"b"}',
+  '{"a":1', '{"a"', '{"a', "{a:1}", "{'a':1}", "{1:1}", "{null:1}", "{true:1}", "{[]:1}",
+  '{{}:1}',
+  -- comments
+  "/* c */ 1", "1 /* c */", "// c\n1", "1 // c", "# c\n1", "[1 /* c */]",
+  -- anything after the value
+  "{} x", "[] []", "{}{}", "1 2", '"a" "b"', "true false", "null,", "[1],", "1]", "[1]\0",
+  '"a"\0', "0 0",
+  -- stray punctuation
+  ",", ":", "[:]", "{:}",
+}
+
+-- The byte positions reported for a few rejected texts.
+local POSITIONS = {
+  { '{"a":1 "b":2}', 8 },
+  { "[1,2", 5 },
+  { "tru", 1 },
+  { "nul", 1 },
+  { "fals", 1 },
+  { '"\1"', 2 },
+  { '["ok","a\nb"]', 9 },
+  { "", 1 },
+  { "   ", 4 },
+  { "[", 2 },
+  { "[1,]", 4 },
+  { '{"a":1,}', 8 },
+  { '{"a"1}', 5 },
+  { "[1 2]", 4 },
+  { "{} x", 4 },
+  { "1 2", 3 },
+  { '"abc', 5 },
+  { "[1]\0", 4 },
+  { "\xEF\xBB\xBF{}", 1 },
+  { "{a:1}", 2 },
+  { "[1,\xC2\xA02]", 4 },
+}
+
+---------------------------------------------------------------------------
+-- the specification
+---------------------------------------------------------------------------
+
+describe("kpayment.core", function()
+  describe("decode()", function()
+    it("is a function of the core module", function()
+      assert.is_function(core.decode)
+    end)
+
+    describe("null sentinel", function()
+      it("is a userdata", function()
+        assert.equal("userdata", type(core.null))
+      end)
+
+      it("equals cjson.null", function()
+        assert.is_true(core.null == cjson.null)
+      end)
+
+      it("is returned for a top-level null", function()
+        assert.is_true(core.decode("null") == core.null)
+      end)
+    end)
+
+    describe("literals", function()
+      for _, case in ipairs(LITERALS) do
+        it("decodes " .. show(case[1]) .. " to " .. show_value(case[2]), function()
+          assert_decodes_to(case[1], case[2])
+        end)
+      end
+    end)
+
+    describe("numbers", function()
+      for _, case in ipairs(NUMBERS) do
+        it("decodes " .. case[1] .. " to " .. show_value(case[2]), function()
+          assert_decodes_to(case[1], case[2])
+        end)
+      end
+
+      it("keeps int64 integers exact", function()
+        local v = core.decode("[9007199254740993,9223372036854775807,-9223372036854775808]")
+        assert.equal("integer", math.type(v[1]))
+        assert.equal("integer", math.type(v[2]))
+        assert.equal("integer", math.type(v[3]))
+        assert.is_true(v[1] == 9007199254740993)
+        assert.is_true(v[1] ~= 9007199254740992)
+        assert.is_true(v[2] == math.maxinteger)
+        assert.is_true(v[3] == math.mininteger)
+      end)
+
+      it("decodes -0 to a float whose reciprocal is -inf", function()
+        local v = core.decode("-0")
+        assert.equal("float", math.type(v))
+        assert.equal(-math.huge, 1 / v)
+      end)
+
+      it("parses the same decimals as Lua's tonumber", function()
+        for _, text in ipairs({ "0.1", "2.675", "1e-7", "3.141592653589793", "6.02214076e23",
+          "1.602176634e-19", "0.30000000000000004", "4503599627370497.5", "2.5e-310" }) do
+          local v = core.decode(text)
+          assert(same_number(tonumber(text), v), text .. " decoded to " .. show_value(v))
+        end
+      end)
+
+      for _, text in ipairs({ "1e400", "-1e400", "1e309", "1.7976931348623159e308", "[1e400]",
+        '{"a":-1e999}', "123456789e400" }) do
+        it("rejects " .. show(text) .. " as out of range", function()
+          local err = assert_rejected(text)
+          assert(err:find("out of range", 1, true), "message does not say 'out of range': " .. err)
+        end)
+      end
+
+      it("decodes 1e-400 to 0.0 or rejects it, never anything else", function()
+        local ok, v = pcall(core.decode, "1e-400")
+        if ok then
+          assert(same_number(0.0, v), "1e-400 decoded to " .. show_value(v))
+        else
+          assert.truthy(v:match("at byte %d+"))
+        end
+      end)
+    end)
+
+    describe("strings", function()
+      for _, case in ipairs(STRINGS) do
+        it("decodes " .. show(case[1]) .. " to " .. show_value(case[2]), function()
+          assert_decodes_to(case[1], case[2])
+        end)
+      end
+
+      it("keeps \\u0000 as an embedded NUL counted by the length", function()
+        local v = core.decode('"a\\u0000b\\u0000"')
+        assert.equal(4, #v)
+        assert.equal("a\0b\0", v)
+      end)
+
+      it("decodes a long string", function()
+        local body = string.rep("0123456789abcdef\xC3\xA9", 20000)
+        assert.equal(body, core.decode('"' .. body .. '"'))
+      end)
+
+      it("decodes a long run of escapes", function()
+        local n = 10000
+        local v = core.decode('"' .. string.rep("\\n\\u00e9\\ud83d\\ude00", n) .. '"')
+        assert.equal(string.rep("\n\xC3\xA9\xF0\x9F\x98\x80", n), v)
+      end)
+
+      it("decodes every code point in the BMP and one per supplementary plane", function()
+        local text, want = {}, {}
+        for cp = 0, 0x10FFFF do
+          if (cp < 0xD800 or cp > 0xDFFF) and (cp <= 0xFFFF or cp % 0x10000 == 0x1234) then
+            text[#text + 1] = escape_code_point(cp)
+            want[#want + 1] = utf8.char(cp)
+          end
+        end
+        local escaped = core.decode('"' .. table.concat(text) .. '"')
+        assert.equal(table.concat(want), escaped)
+        -- and raw, except the characters that must be escaped
+        local raw = table.concat(want):gsub("[\0-\31\"\\]", "")
+        assert.equal(raw, core.decode('"' .. raw .. '"'))
+      end)
+    end)
+
+    describe("arrays and objects", function()
+      for _, case in ipairs(CONTAINERS) do
+        it("decodes " .. show(case[1]), function()
+          assert_decodes_to(case[1], case[2])
+        end)
+      end
+
+      it("keeps array indices dense around nulls", function()
+        local v = core.decode("[1,null,3]")
+        assert.equal(3, #v)
+        assert.is_true(v[2] == core.null)
+        assert.equal(3, v[3])
+      end)
+
+      it("leaves out object members whose value is null", function()
+        local v = core.decode('{"a":null,"b":false}')
+        assert.is_nil(v.a)
+        assert.is_false(v.b)
+        assert.equal("b", next(v))
+        assert.is_nil(next(v, "b"))
+      end)
+
+      it("uses string keys even when they look like numbers", function()
+        local v = core.decode('{"1":"x","2":"y"}')
+        assert.is_nil(v[1])
+        assert.equal("x", v["1"])
+        assert.equal("y", v["2"])
+      end)
+
+      it("returns a new table on every call", function()
+        local a = core.decode('{"a":[1]}')
+        local b = core.decode('{"a":[1]}')
+        assert.are_not.equal(a, b)
+        a.a[1] = 2
+        assert.equal(1, b.a[1])
+      end)
+
+      it("decodes a large array", function()
+        local n = 100000
+        local parts = {}
+        for i = 1, n do parts[i] = tostring(i) end
+        local v = core.decode("[" .. table.concat(parts, ",") .. "]")
+        assert.equal(n, #v)
+        for i = 1, n do
+          if v[i] ~= i or math.type(v[i]) ~= "integer" then
+            error("element " .. i .. " is " .. show_value(v[i]))
+          end
+        end
+      end)
+
+      it("decodes a large object", function()
+        local n = 20000
+        local parts = {}
+        for i = 1, n do parts[i] = string.format('"k%d":%d', i, i) end
+        local v = core.decode("{" .. table.concat(parts, ",") .. "}")
+        for i = 1, n do
+          if v["k" .. i] ~= i then
+            error("member k" .. i .. " is " .. show_value(v["k" .. i]))
+          end
+        end
+      end)
+    end)
+
+    describe("nesting", function()
+      it("decodes arrays nested " .. MAX_DEPTH .. " levels deep", function()
+        local v = core.decode(nested_arrays(MAX_DEPTH))
+        assert.equal(MAX_DEPTH, chain_depth(v))
+      end)
+
+      it("decodes objects nested " .. MAX_DEPTH .. " levels deep", function()
+        local v = core.decode(nested_objects(MAX_DEPTH))
+        assert.equal(MAX_DEPTH, chain_depth(v))
+      end)
+
+      it("decodes arrays and objects alternating " .. MAX_DEPTH .. " levels deep", function()
+        local v = core.decode(nested_mixed(MAX_DEPTH))
+        assert.equal(MAX_DEPTH, depth_of(v))
+      end)
+
+      it("decodes a value inside " .. MAX_DEPTH .. " levels", function()
+        local text = string.rep("[", MAX_DEPTH) .. '"deep"' .. string.rep("]", MAX_DEPTH)
+        local v = core.decode(text)
+        for _ = 1, MAX_DEPTH do v = v[1] end
+        assert.equal("deep", v)
+      end)
+
+      local too_deep = {
+        { "arrays nested " .. (MAX_DEPTH + 1) .. " levels", nested_arrays(MAX_DEPTH + 1) },
+        { "objects nested " .. (MAX_DEPTH + 1) .. " levels", nested_objects(MAX_DEPTH + 1) },
+        { "mixed nesting " .. (MAX_DEPTH + 1) .. " levels", nested_mixed(MAX_DEPTH + 1) },
+        { "100000 unclosed '['", string.rep("[", 100000) },
+        { "100000 unclosed '{\"a\":'", string.rep('{"a":', 100000) },
+        { "100000 balanced '[' and ']'", nested_arrays(100000) },
+        { "1000000 unclosed '['", string.rep("[", 1000000) },
+      }
+      for _, case in ipairs(too_deep) do
+        it("rejects " .. case[1] .. " with a nesting error", function()
+          local err = assert_rejected(case[2])
+          assert(mentions_depth(err), "message does not mention depth or nesting: " .. err)
+        end)
+      end
+
+      it("reports the byte of the first bracket beyond the limit", function()
+        assert_rejected_at(nested_arrays(MAX_DEPTH + 1), MAX_DEPTH + 1)
+      end)
+
+      it("keeps working after a nesting error", function()
+        for _ = 1, 3 do
+          assert.is_false((pcall(core.decode, nested_arrays(MAX_DEPTH + 1))))
+          assert.equal(MAX_DEPTH, chain_depth(core.decode(nested_arrays(MAX_DEPTH))))
+        end
+      end)
+
+      it("rejects an error deep inside the limit without crashing", function()
+        local text = string.rep("[", MAX_DEPTH) .. "x" .. string.rep("]", MAX_DEPTH)
+        assert_rejected_at(text, MAX_DEPTH + 1)
+      end)
+    end)
+
+    describe("rejects", function()
+      for _, text in ipairs(REJECTED) do
+        it(show(text) .. " with an error naming a byte", function()
+          assert_rejected(text)
+        end)
+      end
+    end)
+
+    describe("error positions", function()
+      for _, case in ipairs(POSITIONS) do
+        it("reports byte " .. case[2] .. " for " .. show(case[1]), function()
+          assert_rejected_at(case[1], case[2])
+        end)
+      end
+
+      it("says what was expected", function()
+        local err = assert_rejected_at('{"a":1 "b":2}', 8)
+        assert(err:find("expected", 1, true), "message does not say what was expected: " .. err)
+      end)
+
+      it("says what was expected at the end of input", function()
+        local err = assert_rejected_at("[1,2", 5)
+        assert(err:find("expected", 1, true) or err:find("end", 1, true),
+          "message does not describe the problem: " .. err)
+      end)
+    end)
+
+    describe("arguments", function()
+      local bad = {
+        { "no argument", function() return core.decode() end },
+        { "nil", function() return core.decode(nil) end },
+        { "a table", function() return core.decode({}) end },
+        { "a boolean", function() return core.decode(true) end },
+        { "a function", function() return core.decode(print) end },
+        { "core.null", function() return core.decode(core.null) end },
+        { "a number", function() return core.decode(42) end },
+      }
+      for _, case in ipairs(bad) do
+        it("raises 'bad argument #1' for " .. case[1], function()
+          local ok, err = pcall(case[2])
+          assert(not ok, "no error raised")
+          assert(tostring(err):find("bad argument #1", 1, true), "unexpected message: " .. tostring(err))
+        end)
+      end
+
+      it("takes the length of the text from Lua, not from a NUL byte", function()
+        assert_rejected_at("[1]\0", 4)
+        assert_rejected_at("[1,\0 2]", 4)
+        assert_rejected_at('{"a":1}\0\0', 8)
+      end)
+
+      it("returns exactly one value", function()
+        assert.equal(1, select("#", core.decode("1")))
+        assert.equal(1, select("#", core.decode("[1,2,3]")))
+        assert.equal(1, select("#", core.decode('{"a":null}')))
+        assert.equal(1, select("#", core.decode("null")))
+      end)
+    end)
+
+    describe("repeated use", function()
+      local doc = '{"id":9007199254740993,"amount":12.5,"tags":["a",null,"\\u00e9"],'
+        .. '"nested":{"ok":true,"none":null},"list":[[1],[2,[3]]]}'
+
+      it("returns the same result across 10000 calls with roughly flat memory", function()
+        local first = core.decode(doc)
+        collectgarbage("collect")
+        collectgarbage("collect")
+        local before = collectgarbage("count")
+        for _ = 1, 10000 do
+          local v = core.decode(doc)
+          assert(v.id == 9007199254740993 and v.tags[2] == core.null)
+        end
+        collectgarbage("collect")
+        collectgarbage("collect")
+        local after = collectgarbage("count")
+        assert(after - before < 512, string.format("memory grew by %.0f KiB", after - before))
+        assert.is_nil(diff(first, core.decode(doc)))
+      end)
+
+      it("keeps working across 10000 failing calls with roughly flat memory", function()
+        collectgarbage("collect")
+        collectgarbage("collect")
+        local before = collectgarbage("count")
+        local texts = { '{"a":[1,2,{"b":', '"\\ud800"', "[1,]", nested_arrays(MAX_DEPTH + 1), '"\xC0\x80"' }
+        for i = 1, 10000 do
+          local ok = pcall(core.decode, texts[i % #texts + 1])
+          assert(not ok)
+        end
+        collectgarbage("collect")
+        collectgarbage("collect")
+        local after = collectgarbage("count")
+        assert(after - before < 512, string.format("memory grew by %.0f KiB", after - before))
+        assert.is_nil(diff({ id = 9007199254740993 }, core.decode('{"id":9007199254740993}')))
+      end)
+
+      it("works inside coroutines", function()
+        local co = coroutine.wrap(function(text)
+          local v = core.decode(text)
+          coroutine.yield(v)
+          return core.decode(text)
+        end)
+        assert.equal(2, co("[1,2]")[2])
+        assert.equal(2, co()[2])
+      end)
+    end)
+
+    describe("fixtures", function()
+      -- Compares our result with cjson's: numbers by ==, nulls in objects are
+      -- absent on our side, nulls in arrays are core.null == cjson.null.
+      local function agrees_with_cjson(theirs, ours, path)
+        if type(theirs) ~= "table" then
+          -- cjson returns floats, so an int64 beyond 2^53 compares as a float
+          local same = theirs == ours
+            or (math.type(ours) == "integer" and type(theirs) == "number" and theirs == ours + 0.0)
+          if not same then
+            return string.format("%s: cjson has %s, we have %s", path, show_value(theirs), show_value(ours))
+          end
+          return nil
+        end
+        if type(ours) ~= "table" then
+          return string.format("%s: cjson has a table, we have %s", path, show_value(ours))
+        end
+        for k, v in pairs(theirs) do
+          local sub = string.format("%s[%s]", path, show_value(k))
+          if v == cjson.null and type(k) == "string" then
+            if ours[k] ~= nil then
+              return sub .. ": a null member is present as " .. show_value(ours[k])
+            end
+          else
+            local d = agrees_with_cjson(v, ours[k], sub)
+            if d then return d end
+          end
+        end
+        for k, v in pairs(ours) do
+          if theirs[k] == nil then
+            return string.format("%s: unexpected key [%s] = %s", path, show_value(k), show_value(v))
+          end
+        end
+        return nil
+      end
+
+      local function numbers_in(v, out)
+        out = out or {}
+        if type(v) == "number" then
+          out[#out + 1] = v
+        elseif type(v) == "table" then
+          for _, child in pairs(v) do numbers_in(child, out) end
+        end
+        return out
+      end
+
+      local function example_200()
+        local path = FIXTURES .. "example-200.json"
+        local f = io.open(path, "rb")
+        if not f then
+          error("missing fixture " .. path)
+        end
+        local text = f:read("a")
+        f:close()
+        return text
+      end
+
+      it("decodes example-200.json like cjson does", function()
+        local text = example_200()
+        local d = agrees_with_cjson(cjson.decode(text), core.decode(text), "$")
+        assert(d == nil, d)
+      end)
+
+      it("decodes the integers of example-200.json to Lua integers", function()
+        local v = core.decode(example_200())
+        local offer = v.financeOffers[1]
+        assert.equal("integer", math.type(offer.id))
+        assert.equal("integer", math.type(offer.customer.availability))
+        assert.equal("integer", math.type(offer.dealerOrder.vehicle.brand.id))
+        assert.equal("integer", math.type(offer.financeOfferAttributes[1].financeOfferId))
+        -- every number in the example is written without fraction or exponent
+        local numbers = numbers_in(v)
+        assert.is_true(#numbers > 0)
+        for _, n in ipairs(numbers) do
+          assert.equal("integer", math.type(n))
+        end
+      end)
+
+      it("decodes a response with nulls, big ids, amounts and escapes", function()
+        local text = read_file(FIXTURES .. "json/finance-offers-live.json")
+        local d = agrees_with_cjson(cjson.decode(text), core.decode(text), "$")
+        assert(d == nil, d)
+        local offer = core.decode(text).financeOffers[1]
+        assert.is_nil(diff(9007199254740993, offer.id))
+        assert.is_nil(diff(math.maxinteger, offer.lenderID))
+        assert.is_nil(diff(math.mininteger, offer.dealerOrder.id))
+        assert.is_nil(diff(1250.75, offer.foAmount))
+        assert.is_nil(diff(1200, offer.loanAmount))
+        assert.is_nil(diff(0.1, offer.loanFee))
+        assert.is_nil(diff(1000.0, offer.dealerOrder.amount))
+        assert.is_nil(diff(NEG_ZERO, offer.dealerOrder.dealer.altitude))
+        assert.is_nil(offer.docSignedTS)
+        assert.is_nil(offer.fundedTS)
+        assert.equal("Ren\xC3\xA9e", offer.customer.firstName)
+        assert.equal('"Ree" \\ /', offer.customer.nickName)
+        assert.equal("Caf\xC3\xA9 Motors \xF0\x9F\x9A\x97", offer.dealerOrder.dealer.name)
+        assert.equal("Brake pads \xE2\x80\x93 front\nrotors resurfaced", offer.dealerOrder.description)
+        assert.is_nil(diff({}, offer.financeEvents))
+        assert.equal(3, #offer.financeOfferAttributes)
+        assert.is_true(offer.financeOfferAttributes[2] == core.null)
+        assert.is_nil(diff({ nested = { 1, 2.5, "three", true, false, core.null } }, offer.unlistedField))
+      end)
+    end)
+
+    describe("generated documents", function()
+      local rng = new_rng(0x6B7061796D656E74) -- "kpayment"
+      for i = 1, 300 do
+        local value, text
+        if i % 10 == 0 then
+          value, text = gen_value(rng, 4) -- scalars at the top level
+        elseif i % 2 == 0 then
+          value, text = gen_array(rng, 0)
+        else
+          value, text = gen_object(rng, 0)
+        end
+        text = ws(rng) .. text .. ws(rng)
+        it(string.format("round-trips generated document #%d", i), function()
+          local ok, result = pcall(core.decode, text)
+          assert(ok, string.format("decoding %s failed: %s", show(text), tostring(result)))
+          local d = diff(value, result)
+          assert(d == nil, string.format("%s\nin document: %s", tostring(d), text))
+        end)
+      end
+    end)
+  end)
+end)
