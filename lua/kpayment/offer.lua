@@ -1,0 +1,151 @@
+--- Convenience accessors on offers and on the offer list.
+--
+-- Offers keep the API's own field names; these methods are snake_case and
+-- reached through `__index`, so they never shadow a field.  None of them
+-- fails when a nested object is missing.
+-- @module kpayment.offer
+
+local setmetatable, type, tonumber, ipairs = setmetatable, type, tonumber, ipairs
+local math_floor, os_time = math.floor, os.time
+local table_concat = table.concat
+
+local M = {}
+
+local Offer = {}
+Offer.__index = Offer
+Offer.__name = "kpayment.Offer"
+
+local OfferList = {}
+OfferList.__index = OfferList
+OfferList.__name = "kpayment.OfferList"
+
+-- Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+-- days_from_civil), in plain arithmetic: no os.time, so no TZ dependence.
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = math_floor(y / 400)
+  local yoe = y - era * 400
+  local mp = m > 2 and m - 3 or m + 9
+  local doy = math_floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + math_floor(yoe / 4) - math_floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+local DAYS_IN_MONTH = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+
+--- Parse an ISO-8601 timestamp (`2025-03-28T11:34:46.759Z`, or with a
+-- `+hh:mm` offset) into epoch seconds, fractions kept.
+-- @return number, or nil when the text is not such a timestamp
+function M.parse_time(s)
+  if type(s) ~= "string" then return nil end
+  local y, mo, d, h, mi, sec, frac, zone =
+    s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt ](%d%d):(%d%d):(%d%d)(%.?%d*)(.*)$")
+  if not y then return nil end
+  y, mo, d, h, mi, sec = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
+  if mo < 1 or mo > 12 or d < 1 or d > DAYS_IN_MONTH[mo] or h > 23 or mi > 59 or sec > 60 then
+    return nil
+  end
+  if frac == "." then return nil end
+  local offset = 0
+  if zone ~= "Z" and zone ~= "z" then
+    local sign, oh, om = zone:match("^([+-])(%d%d):?(%d%d)$")
+    if not sign then return nil end
+    offset = (tonumber(oh) * 60 + tonumber(om)) * 60
+    if sign == "-" then offset = -offset end
+  end
+  local t = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 + sec - offset
+  if frac ~= "" then t = t + tonumber("0" .. frac) end
+  return t
+end
+
+local function field(t, ...)
+  for _, k in ipairs({ ... }) do
+    if type(t) ~= "table" then return nil end
+    t = t[k]
+  end
+  return t
+end
+
+local function text(v)
+  if type(v) == "string" and v ~= "" then return v end
+  if type(v) == "number" then return tostring(v) end
+  return nil
+end
+
+--- True when the API marks the offer active (`isActive`).
+function Offer:is_active()
+  return self.isActive == true
+end
+
+--- Expiry (`expiryDate`) as epoch seconds with milliseconds, or nil.
+function Offer:expires_at()
+  return M.parse_time(self.expiryDate)
+end
+
+--- True when the offer has an expiry at or before `now` (default: the
+-- current time).  An offer without a readable expiry never expires.
+function Offer:is_expired(now)
+  local t = M.parse_time(self.expiryDate)
+  if t == nil then return false end
+  return t <= (now or os_time())
+end
+
+--- The value of the `financeOfferAttributes` entry whose `option` matches.
+function Offer:attribute(option)
+  local attrs = self.financeOfferAttributes
+  if type(attrs) ~= "table" then return nil end
+  for _, a in ipairs(attrs) do
+    if type(a) == "table" and a.option == option then return a.value end
+  end
+  return nil
+end
+
+local function join(parts)
+  local out = {}
+  for i = 1, #parts do
+    local v = text(parts[i])
+    if v then out[#out + 1] = v end
+  end
+  return table_concat(out, " ")
+end
+
+--- "First Middle Last" from `customer`, skipping missing parts; "" if none.
+function Offer:customer_name()
+  local c = self.customer
+  return join({ field(c, "firstName"), field(c, "middleName"), field(c, "lastName") })
+end
+
+--- "Year Make Model" of `dealerOrder.vehicle` (make falls back to the
+-- brand's name), e.g. "2021 Toyota Camry"; "" if none.
+function Offer:vehicle_label()
+  local v = field(self, "dealerOrder", "vehicle")
+  return join({ field(v, "year"), field(v, "make") or field(v, "brand", "brandName"), field(v, "model") })
+end
+
+--- The offers whose `is_active()` is true, as a new list.
+function OfferList:active()
+  local out = setmetatable({}, OfferList)
+  for _, o in ipairs(self) do
+    if o:is_active() then out[#out + 1] = o end
+  end
+  return out
+end
+
+--- The offer whose `id` (or `guid`) equals `id`, or nil.
+function OfferList:find(id)
+  for _, o in ipairs(self) do
+    if o.id == id or o.guid == id then return o end
+  end
+  return nil
+end
+
+--- Give a decoded `financeOffers` array its metatables (in place).
+function M.wrap(list)
+  for i = 1, #list do
+    if type(list[i]) == "table" then setmetatable(list[i], Offer) end
+  end
+  return setmetatable(list, OfferList)
+end
+
+M.Offer, M.OfferList = Offer, OfferList
+return M
