@@ -31,9 +31,8 @@ SRCS    := src/kp_core.c src/kp_http.c src/kp_json.c src/kp_buf.c
 OBJS    := $(SRCS:src/%.c=$(OBJDIR)/%.o)
 HDRS    := $(wildcard src/*.h)
 
-DEB_PACKAGES := build-essential pkg-config ca-certificates curl \
-                lua5.4 liblua5.4-dev libcurl4-openssl-dev lua-cjson lua-socket \
-                lua-busted lua-dkjson luarocks lua-check
+# One list, shared with CI.
+DEB_PACKAGES := $(shell cat .ci/debian-packages)
 
 LUA_ENV := LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 
@@ -71,7 +70,8 @@ check-deps:
 	  $(MAKE) --no-print-directory deps; fi
 
 demo: all
-	@$(LUA_ENV) $(LUA) examples/demo.lua
+	@$(LUA_ENV) LUA=$(LUA) examples/with-mock.sh $(LUA) examples/get_offers.lua \
+	  4f1c2a7e-demo-customer 9b3d5e11-demo-dealer
 
 test: all
 	@command -v $(BUSTED) >/dev/null || $(MAKE) --no-print-directory deps
@@ -79,7 +79,18 @@ test: all
 	  -o spec/support/summary.lua spec
 
 lint:
-	luacheck lua spec examples bin bench
+	luacheck lua spec examples bin
+
+# The rockspec builds and installs offline into a private tree (Debian's
+# rocks are not visible to luarocks, hence --deps-mode=none).
+rock:
+	rm -rf build/rock-tree
+	luarocks --lua-version=$(LUA_VERSION) --tree=build/rock-tree make --deps-mode=none \
+	  CURL_INCDIR=$$($(PKG_CONFIG) --variable=includedir libcurl) \
+	  kpayment-scm-1.rockspec
+	cd /tmp && LUA_PATH='$(CURDIR)/build/rock-tree/share/lua/$(LUA_VERSION)/?.lua;$(CURDIR)/build/rock-tree/share/lua/$(LUA_VERSION)/?/init.lua;;' \
+	  LUA_CPATH='$(CURDIR)/build/rock-tree/lib/lua/$(LUA_VERSION)/?.so;;' \
+	  $(LUA) -e 'local k = require("kpayment"); assert(require("kpayment.mock")); print("rock: kpayment " .. k._VERSION .. " loads from the rock tree")'
 
 clean:
 	rm -rf build
