@@ -29,7 +29,7 @@ end
 
 print(string.format("%d offer(s) for customer %s", #offers, customer))
 for _, o in ipairs(offers) do
-  print(string.format("  #%s  %-9s  %12.2f  %-30s  %-22s  %s",
+  print(string.format("  #%-17s  %-9s  %12.2f  %-30s  %-22s  %s",
     tostring(o.id), tostring(o.status), tonumber(o.foAmount) or 0, expiry(o),
     o:customer_name(), o:vehicle_label()))
 end

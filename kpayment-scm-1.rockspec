@@ -1,0 +1,48 @@
+rockspec_format = "3.0"
+package = "kpayment"
+version = "scm-1"
+source = {
+  url = "git+https://github.com/kpayment/kpayment.git",
+}
+description = {
+  summary = "A dealer customer's finance offers from myKaarma's payments API, as Lua tables",
+  detailed = [[
+    kpayment fetches finance offers with libcurl and decodes the JSON
+    response straight into Lua tables in C (exact 64-bit integers, strict
+    RFC 8259). It ships a mock API server for prototyping and tests.
+  ]],
+  license = "MIT",
+  labels = { "http", "json", "payments", "curl" },
+}
+dependencies = {
+  "lua >= 5.4",
+  "luasocket",   -- the mock server only
+}
+test_dependencies = {
+  "busted",
+  "lua-cjson",
+}
+external_dependencies = {
+  CURL = { header = "curl/curl.h", library = "curl" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["kpayment.core"] = {
+      sources = { "src/kp_core.c", "src/kp_http.c", "src/kp_json.c", "src/kp_buf.c" },
+      libraries = { "curl" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+    },
+    ["kpayment"] = "lua/kpayment/init.lua",
+    ["kpayment.request"] = "lua/kpayment/request.lua",
+    ["kpayment.response"] = "lua/kpayment/response.lua",
+    ["kpayment.errors"] = "lua/kpayment/errors.lua",
+    ["kpayment.offer"] = "lua/kpayment/offer.lua",
+    ["kpayment.mock"] = "lua/kpayment/mock.lua",
+  },
+  install = {
+    bin = { ["kpayment-mock"] = "bin/kpayment-mock" },
+  },
+}
