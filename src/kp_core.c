@@ -63,6 +63,17 @@ static size_t opt_size(lua_State *L, const char *key, size_t dflt) {
   return (size_t)n;
 }
 
+/* The projection asked for by options.fields at idx (a table or nil);
+ * NULL for a full decode.  Leaves one value (the trie or nil) on the
+ * stack. */
+static const kp_json_path *opt_fields(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) {
+    lua_pushnil(L);
+    return NULL;
+  }
+  return kp_json_paths(L, idx);
+}
+
 /*
  * core.new(options) -> client.  The userdata exists, closed, before any
  * resource is taken: if anything below raises, __gc releases what was
@@ -101,7 +112,9 @@ static int core_new(lua_State *L) {
 }
 
 /*
- * client:request(url) performs one GET and reports, without raising:
+ * client:request(url [, fields]) performs one GET and reports, without
+ * raising (fields: a list of paths projecting a 2xx body; error bodies are
+ * always decoded whole):
  *   nil, kind, message, curl_code, status|nil   the transfer failed
  *   status, value                               the body decoded as JSON
  *   status, nil, decode_message, snippet        it did not
@@ -116,7 +129,9 @@ static int client_request(lua_State *L) {
   char msg[128];
   long status;
   CURLcode rc;
+  const kp_json_path *paths;
   luaL_argcheck(L, strlen(url) == len, 2, "URL contains a NUL byte");
+  paths = opt_fields(L, 3);     /* before the transfer: misuse raises now */
   luaL_checkstack(L, 6, NULL);
   rc = kp_http_get(h, url, &status);
   if (h->oom) {
@@ -136,7 +151,10 @@ static int client_request(lua_State *L) {
     return 5;
   }
   lua_pushinteger(L, status);
-  if (kp_json_decode(L, h->body.data ? h->body.data : "", h->body.len, &jerr)) {
+  if (status < 200 || status > 299)
+    paths = NULL;
+  if (kp_json_decode(L, h->body.data ? h->body.data : "", h->body.len, paths,
+                     &jerr)) {
     kp_http_release_body(h);
     return 2;
   }
@@ -164,16 +182,22 @@ static int client_tostring(lua_State *L) {
   return 1;
 }
 
-/* core.decode(text) -> value; malformed text raises with the byte offset. */
+/* core.decode(text [, { fields = { "a", "b.c" } }]) -> value; malformed
+ * text raises with the byte offset. */
 static int core_decode(lua_State *L) {
   size_t len;
   const char *text;
+  const kp_json_path *paths;
   kp_json_error err;
   char msg[128];
   luaL_checktype(L, 1, LUA_TSTRING);    /* no silent number coercion */
   text = lua_tolstring(L, 1, &len);
-  lua_settop(L, 1);
-  if (!kp_json_decode(L, text, len, &err))
+  lua_settop(L, 2);
+  if (!lua_isnil(L, 2))
+    luaL_checktype(L, 2, LUA_TTABLE);
+  lua_getfield(L, lua_isnil(L, 2) ? LUA_REGISTRYINDEX : 2, "fields");
+  paths = opt_fields(L, 3);
+  if (!kp_json_decode(L, text, len, paths, &err))
     return luaL_error(L, "kpayment.decode: %s",
                       kp_json_message(&err, msg, sizeof msg));
   return 1;

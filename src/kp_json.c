@@ -18,6 +18,22 @@
 #include <string.h>
 #include "kp_json.h"
 
+/*
+ * Size hints: the element count and member count that a container at the
+ * "same position" had last time, so lua_createtable can size it once
+ * instead of rehashing at 1, 2, 4, 8, 16 entries.  A position is the key
+ * leading to the container, hashed with its depth; elements of one array
+ * share a position, so the second offer is sized by the first.  Collisions
+ * only cost a wrong guess.
+ */
+#define NHINTS 256
+#define HINT_MAX 65536
+
+typedef struct hint {
+  unsigned narr;
+  unsigned nrec;
+} hint;
+
 typedef struct decoder {
   lua_State *L;
   const char *start;
@@ -26,7 +42,9 @@ typedef struct decoder {
   int scratch_idx;        /* stack slot holding the unescape buffer */
   char *scratch;
   size_t scratch_cap;
+  const kp_json_path *paths;    /* projection trie, or NULL */
   kp_json_error *err;
+  hint hints[NHINTS];
 } decoder;
 
 /* Bytes that a string may hold as they are: printable ASCII except the quote
@@ -150,7 +168,8 @@ static char *scratch(decoder *d, size_t need) {
  * Decoded text is never longer than its escaped form, so the raw length up
  * to the closing quote bounds the buffer.
  */
-static const char *parse_escaped(decoder *d, const char *s, const char *p) {
+static const char *read_escaped(decoder *d, const char *s, const char *p,
+                                const char **out_s, size_t *out_n) {
   const char *q = p;
   char *out, *o;
   while (*q != '"') {           /* find the closing quote first */
@@ -211,13 +230,18 @@ static const char *parse_escaped(decoder *d, const char *s, const char *p) {
       return fail(d, p, "control character in string");
     }
   }
-  lua_pushlstring(d->L, out, (size_t)(o - out));
+  *out_s = out;
+  *out_n = (size_t)(o - out);
   return q + 1;
 }
 
-/* p is just after the opening quote.  Strings without escapes are pushed
- * straight from the input: no copy of our own. */
-static const char *parse_string(decoder *d, const char *p) {
+/*
+ * A string's content, p just after the opening quote, without pushing it:
+ * *out_s points into the input when there is no escape (no copy at all),
+ * into the scratch buffer otherwise, valid until the next string.
+ */
+static const char *read_string(decoder *d, const char *p, const char **out_s,
+                               size_t *out_n) {
   const char *s = p;
   for (;;) {
     unsigned char c;
@@ -225,7 +249,8 @@ static const char *parse_string(decoder *d, const char *p) {
       p++;
     c = (unsigned char)*p;
     if (c == '"') {
-      lua_pushlstring(d->L, s, (size_t)(p - s));
+      *out_s = s;
+      *out_n = (size_t)(p - s);
       return p + 1;
     }
     if (c >= 0x80) {
@@ -234,11 +259,19 @@ static const char *parse_string(decoder *d, const char *p) {
         return fail(d, p, "invalid UTF-8 in string");
       p = n;
     } else if (c == '\\') {
-      return parse_escaped(d, s, p);
+      return read_escaped(d, s, p, out_s, out_n);
     } else {
       return fail_at(d, p, "control character in string");
     }
   }
+}
+
+static const char *parse_string(decoder *d, const char *p) {
+  const char *s;
+  size_t n;
+  if ((p = read_string(d, p, &s, &n)) != NULL)
+    lua_pushlstring(d->L, s, n);
+  return p;
 }
 
 /* Powers of ten that a double holds exactly. */
@@ -246,6 +279,79 @@ static const double exact_pow10[] = {
   1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
   1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 };
+
+/* A number token, validated, with up to 19 significant digits gathered. */
+typedef struct number {
+  uint64_t m;             /* the significant digits */
+  long exp10;             /* value = m * 10^exp10 (before the sign) */
+  int neg, integral, dropped;   /* dropped: digits past the 19th */
+} number;
+
+/* Scan a number per RFC 8259's grammar without converting it. */
+static const char *scan_number(decoder *d, const char *p, number *n) {
+  const char *s = p;
+  int digits = 0;
+  n->m = 0;
+  n->exp10 = 0;
+  n->neg = n->dropped = 0;
+  n->integral = 1;
+  if (*p == '-') {
+    n->neg = 1;
+    p++;
+  }
+  if (*p == '0') {
+    p++;
+    if (IS_DIGIT(*p))
+      return fail(d, s, "leading zero in number");
+  } else if (IS_DIGIT(*p)) {
+    do {
+      if (digits < 19) {
+        n->m = n->m * 10 + (uint64_t)(*p - '0');
+        digits++;
+      } else {
+        n->dropped = 1;
+        n->exp10++;
+      }
+      p++;
+    } while (IS_DIGIT(*p));
+  } else {
+    return fail_at(d, p, "expected digit in number");
+  }
+  if (*p == '.') {
+    n->integral = 0;
+    p++;
+    if (!IS_DIGIT(*p))
+      return fail_at(d, p, "expected digit after decimal point");
+    do {
+      if (digits < 19) {
+        if (n->m != 0 || *p != '0')
+          digits++;
+        n->m = n->m * 10 + (uint64_t)(*p - '0');
+        n->exp10--;
+      } else if (*p != '0') {
+        n->dropped = 1;
+      }
+      p++;
+    } while (IS_DIGIT(*p));
+  }
+  if (*p == 'e' || *p == 'E') {
+    long e = 0;
+    int eneg = 0;
+    n->integral = 0;
+    p++;
+    if (*p == '+' || *p == '-')
+      eneg = *p++ == '-';
+    if (!IS_DIGIT(*p))
+      return fail_at(d, p, "expected digit in exponent");
+    do {
+      if (e < 100000)
+        e = e * 10 + (*p - '0');
+      p++;
+    } while (IS_DIGIT(*p));
+    n->exp10 += eneg ? -e : e;
+  }
+  return p;
+}
 
 /* The general case: the C library's correctly rounded conversion, through
  * lua_stringtonumber, which also copes with a locale whose decimal point is
@@ -273,94 +379,37 @@ static const char *push_float_slow(decoder *d, const char *s, const char *p) {
 }
 
 /*
- * Numbers, per RFC 8259's grammar.  Up to 19 significant digits are
- * gathered in an integer: integral values that fit in int64 are pushed as
- * Lua integers, and decimals with a mantissa below 2^53 and a power of ten
- * below 10^22 are computed exactly with one rounding (Clinger's fast path).
- * Everything else takes the library's conversion.
+ * Integral values that fit in int64 become Lua integers; decimals with a
+ * mantissa up to 2^53 and a power of ten up to 10^22 are computed exactly
+ * with one rounding (Clinger's fast path); the rest take the library's
+ * conversion.
  */
 static const char *parse_number(decoder *d, const char *p) {
   const char *s = p;
-  uint64_t m = 0;
-  int digits = 0, dropped = 0, neg = 0, integral = 1;
-  long exp10 = 0;
-  if (*p == '-') {
-    neg = 1;
-    p++;
-  }
-  if (*p == '0') {
-    p++;
-    if (IS_DIGIT(*p))
-      return fail(d, s, "leading zero in number");
-  } else if (IS_DIGIT(*p)) {
-    do {
-      if (digits < 19) {
-        m = m * 10 + (uint64_t)(*p - '0');
-        digits++;
-      } else {
-        dropped = 1;
-        exp10++;
-      }
-      p++;
-    } while (IS_DIGIT(*p));
-  } else {
-    return fail_at(d, p, "expected digit in number");
-  }
-  if (*p == '.') {
-    integral = 0;
-    p++;
-    if (!IS_DIGIT(*p))
-      return fail_at(d, p, "expected digit after decimal point");
-    do {
-      if (digits < 19) {
-        if (m != 0 || *p != '0')
-          digits++;
-        m = m * 10 + (uint64_t)(*p - '0');
-        exp10--;
-      } else if (*p != '0') {
-        dropped = 1;
-      }
-      p++;
-    } while (IS_DIGIT(*p));
-  }
-  if (*p == 'e' || *p == 'E') {
-    long e = 0;
-    int eneg = 0;
-    integral = 0;
-    p++;
-    if (*p == '+' || *p == '-')
-      eneg = *p++ == '-';
-    if (!IS_DIGIT(*p))
-      return fail_at(d, p, "expected digit in exponent");
-    do {
-      if (e < 100000)
-        e = e * 10 + (*p - '0');
-      p++;
-    } while (IS_DIGIT(*p));
-    exp10 += eneg ? -e : e;
-  }
-  if (integral && !dropped) {
-    if (!neg && m <= (uint64_t)INT64_MAX) {
-      lua_pushinteger(d->L, (lua_Integer)m);
+  number n;
+  if ((p = scan_number(d, p, &n)) == NULL)
+    return NULL;
+  if (n.integral && !n.dropped) {
+    if (!n.neg && n.m <= (uint64_t)INT64_MAX) {
+      lua_pushinteger(d->L, (lua_Integer)n.m);
       return p;
     }
-    if (neg && m != 0 && m <= (uint64_t)INT64_MAX + 1) {
-      lua_pushinteger(d->L, m == (uint64_t)INT64_MAX + 1
+    if (n.neg && n.m != 0 && n.m <= (uint64_t)INT64_MAX + 1) {
+      lua_pushinteger(d->L, n.m == (uint64_t)INT64_MAX + 1
                                 ? (lua_Integer)INT64_MIN
-                                : -(lua_Integer)m);
+                                : -(lua_Integer)n.m);
       return p;
     }
   }
-  if (!dropped && m <= ((uint64_t)1 << 53) && exp10 >= -22 && exp10 <= 22) {
-    double v = (double)m;
-    v = exp10 < 0 ? v / exact_pow10[-exp10] : v * exact_pow10[exp10];
-    lua_pushnumber(d->L, neg ? -v : v);
+  if (!n.dropped && n.m <= ((uint64_t)1 << 53) && n.exp10 >= -22 &&
+      n.exp10 <= 22) {
+    double v = (double)n.m;
+    v = n.exp10 < 0 ? v / exact_pow10[-n.exp10] : v * exact_pow10[n.exp10];
+    lua_pushnumber(d->L, n.neg ? -v : v);
     return p;
   }
   return push_float_slow(d, s, p);
 }
-
-static const char *parse_value(decoder *d, const char *p);
 
 /* Each container takes a depth step and makes room for itself, a key and a
  * value (plus a scratch replacement) once, not per element. */
@@ -372,81 +421,100 @@ static const char *enter(decoder *d, const char *at) {
   return at;
 }
 
+static unsigned key_slot(const char *k, size_t n, int depth) {
+  unsigned h = (unsigned)n * 31u + (unsigned)depth * 0x9E37u;
+  if (n > 0)
+    h += (unsigned char)k[0] * 7u + (unsigned char)k[n - 1] * 131u;
+  return h & (NHINTS - 1);
+}
+
+/* Elements of an array share one position, distinct from the array's. */
+#define ELEMENT_SLOT(slot) (((slot) * 5u + 1u) & (NHINTS - 1))
+
+static unsigned clamp_hint(lua_Integer n) {
+  return n > HINT_MAX ? HINT_MAX : (unsigned)n;
+}
+
+static const char *parse_value(decoder *d, const char *p, unsigned slot);
+
 /* p is just after '['. */
-static const char *parse_array(decoder *d, const char *p) {
+static const char *parse_array(decoder *d, const char *p, unsigned slot) {
+  lua_State *L = d->L;
+  lua_Integer n = 0;
+  unsigned eslot = ELEMENT_SLOT(slot);
+  if (enter(d, p - 1) == NULL)
+    return NULL;
+  lua_createtable(L, (int)d->hints[slot].narr, 0);
+  p = skip_ws(p);
+  if (*p != ']') {
+    for (;;) {
+      if ((p = parse_value(d, p, eslot)) == NULL)
+        return NULL;
+      lua_rawseti(L, -2, ++n);
+      p = skip_ws(p);
+      if (*p == ',')
+        p = skip_ws(p + 1);
+      else if (*p == ']')
+        break;
+      else
+        return fail_at(d, p, "expected ',' or ']'");
+    }
+  }
+  d->hints[slot].narr = clamp_hint(n);
+  d->depth--;
+  return p + 1;
+}
+
+/* p is just after '{'. */
+static const char *parse_object(decoder *d, const char *p, unsigned slot) {
   lua_State *L = d->L;
   lua_Integer n = 0;
   if (enter(d, p - 1) == NULL)
     return NULL;
-  lua_createtable(L, 0, 0);
+  lua_createtable(L, 0, (int)d->hints[slot].nrec);
   p = skip_ws(p);
-  if (*p == ']') {
-    d->depth--;
-    return p + 1;
-  }
-  for (;;) {
-    if ((p = parse_value(d, p)) == NULL)
-      return NULL;
-    lua_rawseti(L, -2, ++n);
-    p = skip_ws(p);
-    if (*p == ',') {
-      p = skip_ws(p + 1);
-    } else if (*p == ']') {
-      d->depth--;
-      return p + 1;
-    } else {
-      return fail_at(d, p, "expected ',' or ']'");
-    }
-  }
-}
-
-/* p is just after '{'. */
-static const char *parse_object(decoder *d, const char *p) {
-  lua_State *L = d->L;
-  if (enter(d, p - 1) == NULL)
-    return NULL;
-  lua_createtable(L, 0, 0);
-  p = skip_ws(p);
-  if (*p == '}') {
-    d->depth--;
-    return p + 1;
-  }
-  for (;;) {
-    if (*p != '"')
-      return fail_at(d, p, "expected string key");
-    if ((p = parse_string(d, p + 1)) == NULL)
-      return NULL;
-    p = skip_ws(p);
-    if (*p != ':')
-      return fail_at(d, p, "expected ':'");
-    p = skip_ws(p + 1);
-    if (p[0] == 'n' && p[1] == 'u' && p[2] == 'l' && p[3] == 'l') {
-      /* null member: the key is absent (a raw set of nil also clears an
-       * earlier duplicate, so the last occurrence wins as for values) */
-      lua_pushnil(L);
-      lua_rawset(L, -3);
-      p += 4;
-    } else {
-      if ((p = parse_value(d, p)) == NULL)
+  if (*p != '}') {
+    for (;;) {
+      const char *k;
+      size_t kn;
+      if (*p != '"')
+        return fail_at(d, p, "expected string key");
+      if ((p = read_string(d, p + 1, &k, &kn)) == NULL)
         return NULL;
-      lua_rawset(L, -3);
-    }
-    p = skip_ws(p);
-    if (*p == ',') {
+      lua_pushlstring(L, k, kn);
+      p = skip_ws(p);
+      if (*p != ':')
+        return fail_at(d, p, "expected ':'");
       p = skip_ws(p + 1);
-    } else if (*p == '}') {
-      d->depth--;
-      return p + 1;
-    } else {
-      return fail_at(d, p, "expected ',' or '}'");
+      if (p[0] == 'n' && p[1] == 'u' && p[2] == 'l' && p[3] == 'l') {
+        /* null member: the key is absent (a raw set of nil also clears an
+         * earlier duplicate, so the last occurrence wins as for values) */
+        lua_pushnil(L);
+        p += 4;
+      } else {
+        if ((p = parse_value(d, p, key_slot(k, kn, d->depth))) == NULL)
+          return NULL;
+        n++;
+      }
+      lua_rawset(L, -3);
+      p = skip_ws(p);
+      if (*p == ',')
+        p = skip_ws(p + 1);
+      else if (*p == '}')
+        break;
+      else
+        return fail_at(d, p, "expected ',' or '}'");
     }
   }
+  d->hints[slot].nrec = clamp_hint(n);
+  d->depth--;
+  return p + 1;
 }
 
-static const char *parse_value(decoder *d, const char *p) {
+static const char *parse_value(decoder *d, const char *p, unsigned slot) {
   switch (*p) {
-  case '{': return parse_object(d, p + 1);
-  case '[': return parse_array(d, p + 1);
+  case '{': return parse_object(d, p + 1, slot);
+  case '[': return parse_array(d, p + 1, slot);
   case '"': return parse_string(d, p + 1);
   case 't':
     if (p[1] == 'r' && p[2] == 'u' && p[3] == 'e') {
@@ -475,8 +543,185 @@ static const char *parse_value(decoder *d, const char *p) {
   return fail_at(d, p, "expected a value");
 }
 
+/*
+ * Skipping: the same grammar, checked as strictly (UTF-8, escapes, number
+ * syntax), with nothing built.  Used for what a projection leaves out.
+ */
+static const char *skip_value(decoder *d, const char *p) {
+  const char *s;
+  size_t n;
+  number num;
+  switch (*p) {
+  case '"':
+    return read_string(d, p + 1, &s, &n);
+  case '{':
+  case '[': {
+    char close = *p == '{' ? '}' : ']';
+    int object = *p == '{';
+    if (++d->depth > KP_JSON_MAX_DEPTH)
+      return fail(d, p, "nesting deeper than 1000 levels");
+    p = skip_ws(p + 1);
+    if (*p != close) {
+      for (;;) {
+        if (object) {
+          if (*p != '"')
+            return fail_at(d, p, "expected string key");
+          if ((p = read_string(d, p + 1, &s, &n)) == NULL)
+            return NULL;
+          p = skip_ws(p);
+          if (*p != ':')
+            return fail_at(d, p, "expected ':'");
+          p = skip_ws(p + 1);
+        }
+        if ((p = skip_value(d, p)) == NULL)
+          return NULL;
+        p = skip_ws(p);
+        if (*p == ',')
+          p = skip_ws(p + 1);
+        else if (*p == close)
+          break;
+        else
+          return fail_at(d, p, object ? "expected ',' or '}'"
+                                      : "expected ',' or ']'");
+      }
+    }
+    d->depth--;
+    return p + 1;
+  }
+  case 't':
+    if (p[1] == 'r' && p[2] == 'u' && p[3] == 'e')
+      return p + 4;
+    break;
+  case 'f':
+    if (p[1] == 'a' && p[2] == 'l' && p[3] == 's' && p[4] == 'e')
+      return p + 5;
+    break;
+  case 'n':
+    if (p[1] == 'u' && p[2] == 'l' && p[3] == 'l')
+      return p + 4;
+    break;
+  case '-': case '0': case '1': case '2': case '3': case '4':
+  case '5': case '6': case '7': case '8': case '9':
+    return scan_number(d, p, &num);
+  default:
+    break;
+  }
+  return fail_at(d, p, "expected a value");
+}
+
+/*
+ * Projection.  A trie node says which members of an object to keep: a leaf
+ * keeps the whole value, an inner node descends.  Arrays are transparent:
+ * their elements are projected with the array's node.  Above the first
+ * record (while `envelope` is set) members no path names that hold a
+ * container are descended too, so { "financeOffers": [ … ] } needs no
+ * "financeOffers" in the paths; inside a record, unnamed members are skipped
+ * without building anything.
+ */
+static int find_child(const kp_json_path *t, int node, const char *k, size_t n) {
+  int c;
+  for (c = t[node].child; c >= 0; c = t[c].next)
+    if (t[c].len == n && memcmp(t[c].key, k, n) == 0)
+      return c;
+  return -1;
+}
+
+static const char *proj_array(decoder *d, const char *p, int node);
+
+/* p is just after '{'; always pushes a table. */
+static const char *proj_object(decoder *d, const char *p, int node,
+                               int envelope) {
+  lua_State *L = d->L;
+  const kp_json_path *t = d->paths;
+  if (enter(d, p - 1) == NULL)
+    return NULL;
+  lua_createtable(L, 0, 0);
+  p = skip_ws(p);
+  if (*p != '}') {
+    for (;;) {
+      const char *k;
+      size_t kn;
+      int c;
+      if (*p != '"')
+        return fail_at(d, p, "expected string key");
+      if ((p = read_string(d, p + 1, &k, &kn)) == NULL)
+        return NULL;
+      p = skip_ws(p);
+      if (*p != ':')
+        return fail_at(d, p, "expected ':'");
+      p = skip_ws(p + 1);
+      c = find_child(t, node, k, kn);
+      if (c >= 0 && t[c].leaf && *p != 'n') {
+        lua_pushlstring(L, k, kn);
+        if ((p = parse_value(d, p, key_slot(k, kn, d->depth))) == NULL)
+          return NULL;
+        lua_rawset(L, -3);
+      } else if ((c >= 0 || envelope) && (*p == '{' || *p == '[')) {
+        int next = c >= 0 ? c : node;
+        lua_pushlstring(L, k, kn);
+        p = *p == '{' ? proj_object(d, p + 1, next, c < 0)
+                      : proj_array(d, p + 1, next);
+        if (p == NULL)
+          return NULL;
+        lua_rawset(L, -3);
+      } else if ((p = skip_value(d, p)) == NULL) {
+        return NULL;
+      }
+      p = skip_ws(p);
+      if (*p == ',')
+        p = skip_ws(p + 1);
+      else if (*p == '}')
+        break;
+      else
+        return fail_at(d, p, "expected ',' or '}'");
+    }
+  }
+  d->depth--;
+  return p + 1;
+}
+
+/* p is just after '['; always pushes a table.  Elements that are not
+ * containers have nothing a path could select, and are skipped. */
+static const char *proj_array(decoder *d, const char *p, int node) {
+  lua_State *L = d->L;
+  lua_Integer n = 0;
+  if (enter(d, p - 1) == NULL)
+    return NULL;
+  lua_createtable(L, 0, 0);
+  p = skip_ws(p);
+  if (*p != ']') {
+    for (;;) {
+      if (*p == '{' || *p == '[') {
+        p = *p == '{' ? proj_object(d, p + 1, node, 0)
+                      : proj_array(d, p + 1, node);
+        if (p == NULL)
+          return NULL;
+        lua_rawseti(L, -2, ++n);
+      } else if ((p = skip_value(d, p)) == NULL) {
+        return NULL;
+      }
+      p = skip_ws(p);
+      if (*p == ',')
+        p = skip_ws(p + 1);
+      else if (*p == ']')
+        break;
+      else
+        return fail_at(d, p, "expected ',' or ']'");
+    }
+  }
+  d->depth--;
+  return p + 1;
+}
+
+/* The top-level value: a scalar is returned as it is under a projection. */
+static const char *root_value(decoder *d, const char *p) {
+  if (d->paths == NULL || (*p != '{' && *p != '['))
+    return parse_value(d, p, 0);
+  return *p == '{' ? proj_object(d, p + 1, 0, 1) : proj_array(d, p + 1, 0);
+}
+
 int kp_json_decode(lua_State *L, const char *text, size_t len,
-                   kp_json_error *err) {
+                   const kp_json_path *paths, kp_json_error *err) {
   decoder d;
   int base = lua_gettop(L);
   const char *p;
@@ -489,10 +734,12 @@ int kp_json_decode(lua_State *L, const char *text, size_t len,
   d.scratch_idx = base + 1;
   d.scratch = NULL;
   d.scratch_cap = 0;
+  d.paths = paths;
   d.err = err;
+  memset(d.hints, 0, sizeof d.hints);
   err->what = NULL;
   err->pos = 0;
-  p = parse_value(&d, skip_ws(text));
+  p = root_value(&d, skip_ws(text));
   if (p != NULL && (p = skip_ws(p)) != d.end)
     p = fail(&d, p, "unexpected data after the value");
   if (p == NULL) {
@@ -507,4 +754,74 @@ const char *kp_json_message(const kp_json_error *err, char *buf, size_t size) {
   snprintf(buf, size, "%s at byte %lu", err->what ? err->what : "error",
            (unsigned long)err->pos);
   return buf;
+}
+
+#define MAX_PATHS 256
+#define MAX_PATH_LEN 1024
+
+/*
+ * Build the trie for a list of dotted paths (the Lua array at idx) in a
+ * userdata pushed on the stack, so the GC owns it.  Keys point into the
+ * path strings, which the caller keeps alive (they are in its argument).
+ */
+const kp_json_path *kp_json_paths(lua_State *L, int idx) {
+  kp_json_path *t;
+  lua_Integer i, npaths;
+  size_t nodes = 1;
+  int used = 1;
+  idx = lua_absindex(L, idx);
+  luaL_checktype(L, idx, LUA_TTABLE);
+  npaths = (lua_Integer)lua_rawlen(L, idx);
+  if (npaths < 1 || npaths > MAX_PATHS)
+    luaL_error(L, "fields: expected a list of 1 to %d paths", MAX_PATHS);
+  for (i = 1; i <= npaths; i++) {
+    size_t n, j;
+    const char *s;
+    if (lua_rawgeti(L, idx, i) != LUA_TSTRING)   /* no number coercion */
+      luaL_error(L, "fields: bad path #%d (string expected)", (int)i);
+    s = lua_tolstring(L, -1, &n);
+    if (n == 0 || n > MAX_PATH_LEN ||
+        s[0] == '.' || s[n - 1] == '.' || strstr(s, "..") != NULL ||
+        strlen(s) != n)
+      luaL_error(L, "fields: bad path #%d (dotted names expected, e.g. "
+                    "\"customer.lastName\")", (int)i);
+    for (j = 0; j < n; j++)
+      nodes += s[j] == '.';
+    nodes++;
+    lua_pop(L, 1);
+  }
+  t = (kp_json_path *)kp_newuserdata(L, nodes * sizeof *t);
+  t[0].key = NULL;
+  t[0].len = 0;
+  t[0].child = t[0].next = -1;
+  t[0].leaf = 0;
+  for (i = 1; i <= npaths; i++) {
+    size_t n;
+    const char *s, *e;
+    int node = 0;
+    lua_rawgeti(L, idx, i);
+    s = lua_tolstring(L, -1, &n);
+    lua_pop(L, 1);              /* still referenced by the list */
+    for (;;) {
+      int c;
+      e = memchr(s, '.', n);
+      size_t seg = e ? (size_t)(e - s) : n;
+      if ((c = find_child(t, node, s, seg)) < 0) {
+        c = used++;
+        t[c].key = s;
+        t[c].len = seg;
+        t[c].child = -1;
+        t[c].leaf = 0;
+        t[c].next = t[node].child;
+        t[node].child = c;
+      }
+      node = c;
+      if (e == NULL)
+        break;
+      n -= seg + 1;
+      s = e + 1;
+    }
+    t[node].leaf = 1;
+  }
+  return t;
 }

@@ -147,7 +147,12 @@ local function get(self, params, level)
   end
   local url, msg = request.url(self.base_url, params, self._defaults)
   if not url then error("kpayment: " .. msg, level) end
-  local status, a, b, c, d = self._core:request(url)
+  local fields = params.fields
+  if fields ~= nil then
+    fields, msg = request.check_fields(fields)
+    if not fields then error("kpayment: " .. msg, level) end
+  end
+  local status, a, b, c, d = self._core:request(url, fields)
   local offers, err
   if status == nil then
     err = response.transport_error(a, b, c, d)
@@ -160,7 +165,8 @@ end
 
 --- Fetch a customer's finance offers.
 -- @tparam table params `customer_uuid`, `dealer_uuid`, and optionally
--- `skin`, `locale` (over the client's defaults)
+-- `skin`, `locale` (over the client's defaults) and `fields` (a list of
+-- dotted paths inside each offer: only those are decoded)
 -- @return an offer list, or nil and an error table
 function Client:get_offers(params)
   local offers, err = get(self, params, 3)

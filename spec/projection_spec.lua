@@ -1,0 +1,146 @@
+-- Field projection: decode(text, { fields = … }) and get_offers{ fields = … }
+-- keep only the listed paths and build nothing else.
+local core = require("kpayment.core")
+local kpayment = require("kpayment")
+local mock = require("support.mock")
+
+local FIELDS = { "id", "status", "foAmount", "expiryDate", "customer.lastName" }
+
+local function keys(t)
+  local out = {}
+  for k in pairs(t) do out[#out + 1] = k end
+  table.sort(out)
+  return out
+end
+
+local function read_fixture(name)
+  local dir = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "./"
+  local f = assert(io.open(dir .. "fixtures/" .. name, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+describe("kpayment.core", function()
+  describe("decode() with fields", function()
+    it("keeps only the listed paths inside each offer, without naming financeOffers", function()
+      local text = read_fixture("example-200.json")
+      local full = core.decode(text)
+      local t = core.decode(text, { fields = FIELDS })
+      assert.same({ "financeOffers" }, keys(t))
+      assert.equal(#full.financeOffers, #t.financeOffers)
+      local o, f = t.financeOffers[1], full.financeOffers[1]
+      assert.same({ "customer", "expiryDate", "foAmount", "id", "status" }, keys(o))
+      assert.same({ "lastName" }, keys(o.customer))
+      assert.equal(f.id, o.id)
+      assert.equal(f.customer.lastName, o.customer.lastName)
+    end)
+
+    it("keeps a listed container whole", function()
+      local t = core.decode('{"financeOffers":[{"lender":{"id":1,"name":"L"},"id":2}]}',
+        { fields = { "lender" } })
+      assert.same({ financeOffers = { { lender = { id = 1, name = "L" } } } }, t)
+    end)
+
+    it("projects through arrays", function()
+      local t = core.decode('{"financeOffers":[{"financeEvents":[{"eventCode":"A","id":1},{"id":2}]}]}',
+        { fields = { "financeEvents.eventCode" } })
+      assert.same({ financeOffers = { { financeEvents = { { eventCode = "A" }, {} } } } }, t)
+    end)
+
+    it("leaves out listed fields that are missing or null", function()
+      local t = core.decode('{"financeOffers":[{"id":1,"status":null},{"customer":{}}]}', { fields = FIELDS })
+      assert.same({ financeOffers = { { id = 1 }, { customer = {} } } }, t)
+    end)
+
+    it("does not select same-named fields of nested records", function()
+      local t = core.decode('{"financeOffers":[{"lender":{"id":7},"financeEvents":[{"id":8}]}]}',
+        { fields = { "id" } })
+      assert.same({ financeOffers = { {} } }, t)
+    end)
+
+    it("keeps integers exact and strings unescaped", function()
+      local t = core.decode('{"financeOffers":[{"id":9007199254740993,"status":"A\\u00e9\\n"}]}',
+        { fields = { "id", "status" } })
+      assert.equal(9007199254740993, t.financeOffers[1].id)
+      assert.equal("integer", math.type(t.financeOffers[1].id))
+      assert.equal("Aé\n", t.financeOffers[1].status)
+    end)
+
+    it("still rejects malformed JSON in the parts it skips", function()
+      for _, bad in ipairs({
+        '{"financeOffers":[{"id":1,"x":[1,2}]}',
+        '{"financeOffers":[{"id":1,"x":"\\q"}]}',
+        '{"financeOffers":[{"id":1,"x":01}]}',
+        '{"financeOffers":[{"id":1,"x":"\192\128"}]}',
+        '{"financeOffers":[{"id":1,"x":tru}]}',
+        '{"financeOffers":[{"id":1}]} x',
+      }) do
+        assert.has_error(function() core.decode(bad, { fields = { "id" } }) end)
+        local ok, msg = pcall(core.decode, bad, { fields = { "id" } })
+        assert.is_false(ok)
+        assert.matches("at byte %d+$", msg)
+      end
+    end)
+
+    it("limits nesting in skipped parts too", function()
+      local deep = '{"financeOffers":[{"x":' .. ("["):rep(1001) .. ("]"):rep(1001) .. "}]}"
+      local ok, msg = pcall(core.decode, deep, { fields = { "id" } })
+      assert.is_false(ok)
+      assert.matches("nesting", msg)
+    end)
+
+    it("rejects a bad list of fields", function()
+      for _, bad in ipairs({ {}, { "" }, { ".a" }, { "a." }, { "a..b" }, { 1 } }) do
+        assert.has_error(function() core.decode("{}", { fields = bad }) end)
+      end
+      assert.has_error(function() core.decode("{}", { fields = "id" }) end)
+    end)
+  end)
+end)
+
+describe("kpayment", function()
+  describe("client:get_offers{ fields = … }", function()
+    local server, client
+
+    lazy_setup(function()
+      server = mock.start({})
+      client = kpayment.new({ base_url = server.url, skin = "s" })
+    end)
+
+    lazy_teardown(function()
+      if client then client:close() end
+      if server then server.stop() end
+    end)
+
+    it("returns projected offers with their accessors", function()
+      local offers = assert(client:get_offers({ customer_uuid = "c", dealer_uuid = "d", fields = FIELDS }))
+      assert.equal(3, #offers)
+      for _, o in ipairs(offers) do
+        for _, k in ipairs(keys(o)) do
+          local listed = { id = true, status = true, foAmount = true, expiryDate = true, customer = true }
+          assert.is_true(listed[k], k)
+        end
+        assert.is_number(o:expires_at())
+        assert.equal("", o:vehicle_label())
+      end
+      assert.equal(9007199254740993, offers[1].id)
+    end)
+
+    it("decodes error bodies whole", function()
+      local _, err = client:get_offers({ customer_uuid = "mock:error500", dealer_uuid = "d",
+                                         fields = FIELDS })
+      assert.equal(500, err.status)
+      assert.is_table(err.errors)
+      assert.is_string(err.errors[1].errorTitle)
+    end)
+
+    it("raises on a bad list of fields before any request", function()
+      server.reset()
+      assert.has_error(function()
+        client:get_offers({ customer_uuid = "c", dealer_uuid = "d", fields = { "a..b" } })
+      end, "kpayment: bad parameter 'fields' (path #1 is not a dotted field path)")
+      assert.equal(0, server.stats().requests)
+    end)
+  end)
+end)
