@@ -34,6 +34,30 @@ typedef struct hint {
   unsigned nrec;
 } hint;
 
+/*
+ * Keys repeat in every record, so each lua_State keeps a small direct-mapped
+ * cache of key strings: a hit is one array read instead of hashing and
+ * interning the bytes again.  The strings live in a table in the registry
+ * (so the GC keeps them, and never moves them: the C pointers below stay
+ * valid while an entry holds them); the hints live beside them, so the
+ * first record of the next response is sized right too.
+ */
+#define KEY_CACHE 1024          /* entries, a power of two */
+#define KEY_MAX 40              /* Lua interns strings up to this length */
+
+typedef struct key_entry {
+  const char *s;                /* the cached string's bytes, or NULL */
+  size_t n;
+} key_entry;
+
+typedef struct memory {
+  hint hints[NHINTS];
+  key_entry keys[KEY_CACHE];
+} memory;
+
+/* Its address is the registry key. */
+static const char memory_key = 'k';
+
 typedef struct decoder {
   lua_State *L;
   const char *start;
@@ -44,7 +68,8 @@ typedef struct decoder {
   size_t scratch_cap;
   const kp_json_path *paths;    /* projection trie, or NULL */
   kp_json_error *err;
-  hint hints[NHINTS];
+  int cache_idx;                /* stack slot of the key-string table */
+  memory *mem;                  /* hints and key cache of this lua_State */
 } decoder;
 
 /* Bytes that a string may hold as they are: printable ASCII except the quote
@@ -58,6 +83,40 @@ static const unsigned char plain[256] = {
 };
 
 #define IS_DIGIT(c) ((unsigned)((unsigned char)(c) - '0') < 10u)
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/*
+ * Skip the bytes a string may hold as they are, stopping at the first quote,
+ * backslash, control or non-ASCII byte.  With SSE2 (every x86-64) sixteen
+ * bytes are tested at once, but only while sixteen remain before the end:
+ * nothing is read past the input.  The byte loop finishes on the sentinel.
+ */
+static const char *skip_plain(const char *p, const char *end) {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i space = _mm_set1_epi8(' ');
+  while (end - p >= 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    /* signed compare: bytes >= 0x80 are negative, so below ' ' too */
+    __m128i stop = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+        _mm_cmplt_epi8(v, space));
+    int mask = _mm_movemask_epi8(stop);
+    if (mask != 0)
+      return p + __builtin_ctz((unsigned)mask);
+    p += 16;
+  }
+#else
+  (void)end;
+#endif
+  while (plain[(unsigned char)*p])
+    p++;
+  return p;
+}
 
 static const char *fail(decoder *d, const char *at, const char *what) {
   if (d->err->what == NULL) {
@@ -245,8 +304,7 @@ static const char *read_string(decoder *d, const char *p, const char **out_s,
   const char *s = p;
   for (;;) {
     unsigned char c;
-    while (plain[(unsigned char)*p])
-      p++;
+    p = skip_plain(p, d->end);
     c = (unsigned char)*p;
     if (c == '"') {
       *out_s = s;
@@ -431,6 +489,58 @@ static unsigned key_slot(const char *k, size_t n, int depth) {
 /* Elements of an array share one position, distinct from the array's. */
 #define ELEMENT_SLOT(slot) (((slot) * 5u + 1u) & (NHINTS - 1))
 
+/* A few bytes stand for the key: collisions only cost a miss. */
+static unsigned key_hash(const char *k, size_t n) {
+  unsigned h = (unsigned)n * 0x9E3779B1u;
+  h ^= (unsigned char)k[0] | (unsigned char)k[n - 1] << 8 |
+       (unsigned char)k[n / 2] << 16 | (unsigned)(unsigned char)k[n / 3] << 24;
+  h ^= h >> 15;
+  h *= 0x2C1B3C6Du;
+  h ^= h >> 12;
+  return h & (KEY_CACHE - 1);
+}
+
+/* Push key k, from the cache when it holds these bytes. */
+static void push_key(decoder *d, const char *k, size_t n) {
+  lua_State *L = d->L;
+  key_entry *e;
+  unsigned h;
+  if (n == 0 || n > KEY_MAX) {
+    lua_pushlstring(L, k, n);
+    return;
+  }
+  h = key_hash(k, n);
+  e = &d->mem->keys[h];
+  if (e->n == n && e->s != NULL && memcmp(e->s, k, n) == 0) {
+    lua_rawgeti(L, d->cache_idx, (lua_Integer)h + 1);
+    return;
+  }
+  lua_pushlstring(L, k, n);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, d->cache_idx, (lua_Integer)h + 1);
+  e->s = lua_tostring(L, -1);
+  e->n = n;
+}
+
+/* Push this state's cache table (made on first use) and find its memory. */
+static void open_memory(decoder *d) {
+  lua_State *L = d->L;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &memory_key) != LUA_TTABLE) {
+    memory *m;
+    lua_pop(L, 1);
+    lua_createtable(L, KEY_CACHE, 1);
+    m = (memory *)kp_newuserdata(L, sizeof *m);
+    memset(m, 0, sizeof *m);
+    lua_rawseti(L, -2, 0);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &memory_key);
+  }
+  lua_rawgeti(L, -1, 0);
+  d->mem = (memory *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  d->cache_idx = lua_gettop(L);
+}
+
 static unsigned clamp_hint(lua_Integer n) {
   return n > HINT_MAX ? HINT_MAX : (unsigned)n;
 }
@@ -444,7 +554,7 @@ static const char *parse_array(decoder *d, const char *p, unsigned slot) {
   unsigned eslot = ELEMENT_SLOT(slot);
   if (enter(d, p - 1) == NULL)
     return NULL;
-  lua_createtable(L, (int)d->hints[slot].narr, 0);
+  lua_createtable(L, (int)d->mem->hints[slot].narr, 0);
   p = skip_ws(p);
   if (*p != ']') {
     for (;;) {
@@ -460,7 +570,7 @@ static const char *parse_array(decoder *d, const char *p, unsigned slot) {
         return fail_at(d, p, "expected ',' or ']'");
     }
   }
-  d->hints[slot].narr = clamp_hint(n);
+  d->mem->hints[slot].narr = clamp_hint(n);
   d->depth--;
   return p + 1;
 }
@@ -471,7 +581,7 @@ static const char *parse_object(decoder *d, const char *p, unsigned slot) {
   lua_Integer n = 0;
   if (enter(d, p - 1) == NULL)
     return NULL;
-  lua_createtable(L, 0, (int)d->hints[slot].nrec);
+  lua_createtable(L, 0, (int)d->mem->hints[slot].nrec);
   p = skip_ws(p);
   if (*p != '}') {
     for (;;) {
@@ -481,7 +591,7 @@ static const char *parse_object(decoder *d, const char *p, unsigned slot) {
         return fail_at(d, p, "expected string key");
       if ((p = read_string(d, p + 1, &k, &kn)) == NULL)
         return NULL;
-      lua_pushlstring(L, k, kn);
+      push_key(d, k, kn);
       p = skip_ws(p);
       if (*p != ':')
         return fail_at(d, p, "expected ':'");
@@ -506,7 +616,7 @@ static const char *parse_object(decoder *d, const char *p, unsigned slot) {
         return fail_at(d, p, "expected ',' or '}'");
     }
   }
-  d->hints[slot].nrec = clamp_hint(n);
+  d->mem->hints[slot].nrec = clamp_hint(n);
   d->depth--;
   return p + 1;
 }
@@ -652,13 +762,13 @@ static const char *proj_object(decoder *d, const char *p, int node,
       p = skip_ws(p + 1);
       c = find_child(t, node, k, kn);
       if (c >= 0 && t[c].leaf && *p != 'n') {
-        lua_pushlstring(L, k, kn);
+        push_key(d, k, kn);
         if ((p = parse_value(d, p, key_slot(k, kn, d->depth))) == NULL)
           return NULL;
         lua_rawset(L, -3);
       } else if ((c >= 0 || envelope) && (*p == '{' || *p == '[')) {
         int next = c >= 0 ? c : node;
-        lua_pushlstring(L, k, kn);
+        push_key(d, k, kn);
         p = *p == '{' ? proj_object(d, p + 1, next, c < 0)
                       : proj_array(d, p + 1, next);
         if (p == NULL)
@@ -725,7 +835,7 @@ int kp_json_decode(lua_State *L, const char *text, size_t len,
   decoder d;
   int base = lua_gettop(L);
   const char *p;
-  luaL_checkstack(L, 4, "kpayment.decode");
+  luaL_checkstack(L, 8, "kpayment.decode");
   lua_pushnil(L);               /* the scratch slot, filled on demand */
   d.L = L;
   d.start = text;
@@ -736,7 +846,7 @@ int kp_json_decode(lua_State *L, const char *text, size_t len,
   d.scratch_cap = 0;
   d.paths = paths;
   d.err = err;
-  memset(d.hints, 0, sizeof d.hints);
+  open_memory(&d);
   err->what = NULL;
   err->pos = 0;
   p = root_value(&d, skip_ws(text));
@@ -746,7 +856,8 @@ int kp_json_decode(lua_State *L, const char *text, size_t len,
     lua_settop(L, base);
     return 0;
   }
-  lua_remove(L, base + 1);      /* the scratch slot goes; the value stays */
+  lua_replace(L, base + 1);     /* scratch and cache slots go; the value */
+  lua_settop(L, base + 1);      /* stays */
   return 1;
 }
 
