@@ -50,9 +50,19 @@ typedef struct key_entry {
   size_t n;
 } key_entry;
 
+/*
+ * Shapes: objects at one position usually list the same keys in the same
+ * order, so each position remembers which cached key its i-th member had.
+ * The next object's i-th key is then checked against the input with one
+ * byte comparison, with no scanning or hashing.  Only keys read without
+ * escapes enter a shape, so equal raw bytes always mean the same string.
+ */
+#define SHAPE_MAX 48
+
 typedef struct memory {
   hint hints[NHINTS];
   key_entry keys[KEY_CACHE];
+  unsigned short shapes[NHINTS][SHAPE_MAX];   /* cache index + 1, or 0 */
 } memory;
 
 /* Its address is the registry key. */
@@ -500,26 +510,66 @@ static unsigned key_hash(const char *k, size_t n) {
   return h & (KEY_CACHE - 1);
 }
 
-/* Push key k, from the cache when it holds these bytes. */
-static void push_key(decoder *d, const char *k, size_t n) {
+/* Byte comparison for short keys, without a library call. */
+static int same_bytes(const char *a, const char *b, size_t n) {
+  uint64_t x, y;
+  while (n >= 8) {
+    memcpy(&x, a, 8);
+    memcpy(&y, b, 8);
+    if (x != y)
+      return 0;
+    a += 8;
+    b += 8;
+    n -= 8;
+  }
+  while (n > 0) {
+    if (*a++ != *b++)
+      return 0;
+    n--;
+  }
+  return 1;
+}
+
+/* Push key k, from the cache when it holds these bytes.  Returns the cache
+ * index + 1 now holding k, or 0 when k is not cached. */
+static unsigned push_key(decoder *d, const char *k, size_t n) {
   lua_State *L = d->L;
   key_entry *e;
   unsigned h;
   if (n == 0 || n > KEY_MAX) {
     lua_pushlstring(L, k, n);
-    return;
+    return 0;
   }
   h = key_hash(k, n);
   e = &d->mem->keys[h];
-  if (e->n == n && e->s != NULL && memcmp(e->s, k, n) == 0) {
+  if (e->n == n && e->s != NULL && same_bytes(e->s, k, n)) {
     lua_rawgeti(L, d->cache_idx, (lua_Integer)h + 1);
-    return;
+    return h + 1;
   }
   lua_pushlstring(L, k, n);
   lua_pushvalue(L, -1);
   lua_rawseti(L, d->cache_idx, (lua_Integer)h + 1);
   e->s = lua_tostring(L, -1);
   e->n = n;
+  return h + 1;
+}
+
+/*
+ * The member key at p (on its opening quote), predicted by the shape of
+ * this position: on a hit the cached string is pushed, *k / *n give its
+ * bytes and the cursor after the closing quote is returned; NULL on a miss
+ * (nothing pushed, nothing consumed).
+ */
+static const char *predicted_key(decoder *d, const char *p, unsigned short at,
+                                 const char **k, size_t *n) {
+  const key_entry *e = &d->mem->keys[at - 1];
+  if (e->s == NULL || (size_t)(d->end - p) <= e->n + 1 ||
+      p[e->n + 1] != '"' || !same_bytes(p + 1, e->s, e->n))
+    return NULL;
+  lua_rawgeti(d->L, d->cache_idx, (lua_Integer)at);
+  *k = e->s;
+  *n = e->n;
+  return p + e->n + 2;
 }
 
 /* Push this state's cache table (made on first use) and find its memory. */
@@ -578,20 +628,31 @@ static const char *parse_array(decoder *d, const char *p, unsigned slot) {
 /* p is just after '{'. */
 static const char *parse_object(decoder *d, const char *p, unsigned slot) {
   lua_State *L = d->L;
-  lua_Integer n = 0;
+  lua_Integer n = 0;            /* members set (nulls are not) */
+  int i = 0;                    /* members read */
+  unsigned short *shape = d->mem->shapes[slot];
   if (enter(d, p - 1) == NULL)
     return NULL;
   lua_createtable(L, 0, (int)d->mem->hints[slot].nrec);
   p = skip_ws(p);
   if (*p != '}') {
     for (;;) {
-      const char *k;
+      const char *k, *q;
       size_t kn;
       if (*p != '"')
         return fail_at(d, p, "expected string key");
-      if ((p = read_string(d, p + 1, &k, &kn)) == NULL)
-        return NULL;
-      push_key(d, k, kn);
+      if (i < SHAPE_MAX && shape[i] != 0 &&
+          (q = predicted_key(d, p, shape[i], &k, &kn)) != NULL) {
+        p = q;
+      } else {
+        unsigned at;
+        if ((p = read_string(d, p + 1, &k, &kn)) == NULL)
+          return NULL;
+        at = push_key(d, k, kn);
+        if (i < SHAPE_MAX)      /* a key with escapes, decoded into the */
+          shape[i] = (unsigned short)(k == d->scratch ? 0 : at);  /* scratch */
+      }
+      i++;
       p = skip_ws(p);
       if (*p != ':')
         return fail_at(d, p, "expected ':'");
