@@ -4,6 +4,7 @@
 #   make demo     build, start the mock API, print its offers, stop it
 #   make test     build and run every spec under Lua 5.4
 #   make deps     install missing Debian packages (or print the command)
+#   make bench    decoder benchmark beside lua-cjson and dkjson (bench/)
 
 LUA_VERSION ?= 5.4
 LUA         ?= lua$(LUA_VERSION)
@@ -94,3 +95,5 @@ rock:
 
 clean:
 	rm -rf build
+
+include bench/bench.mk
