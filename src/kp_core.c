@@ -14,15 +14,22 @@
 
 #define KP_VERSION "0.1.0"
 #define KP_CLIENT "kpayment.Client"
+#define KP_REQUEST "kpayment.Request"
 #define KP_SNIPPET 512          /* bytes of an undecodable body kept */
 
 typedef struct client {
-  kp_http http;                 /* http.easy == NULL: closed */
+  kp_transport tp;              /* tp.multi == NULL: closed */
+  kp_transfer sync;             /* reused by every blocking request */
 } client;
+
+typedef struct request {
+  kp_transfer t;
+  int taken;                    /* result() was called */
+} request;
 
 static client *check_open(lua_State *L) {
   client *c = (client *)luaL_checkudata(L, 1, KP_CLIENT);
-  if (c->http.easy == NULL)
+  if (c->tp.multi == NULL)
     luaL_error(L, "attempt to use a closed kpayment client");
   return c;
 }
@@ -104,81 +111,178 @@ static int core_new(lua_State *L) {
   c = (client *)kp_newuserdata(L, sizeof *c);
   memset(c, 0, sizeof *c);
   luaL_setmetatable(L, KP_CLIENT);
-  if ((rc = kp_http_open(&c->http, &cfg)) != CURLE_OK) {
-    kp_http_close(&c->http);
+  if ((rc = kp_transport_open(&c->tp, &cfg)) != CURLE_OK) {
+    kp_transport_close(&c->tp);
     return luaL_error(L, "cannot set up libcurl: %s", curl_easy_strerror(rc));
   }
   return 1;
 }
 
 /*
- * client:request(url [, fields]) performs one GET and reports, without
- * raising (fields: a list of paths projecting a 2xx body; error bodies are
- * always decoded whole):
+ * A finished transfer as plain values, without raising (paths: a
+ * projection for a 2xx body; error bodies are always decoded whole):
  *   nil, kind, message, curl_code, status|nil   the transfer failed
  *   status, value                               the body decoded as JSON
  *   status, nil, decode_message, snippet        it did not
- * The body is decoded straight from the client's receive buffer.
+ * The body is decoded straight from the receive buffer, then released.
  */
-static int client_request(lua_State *L) {
-  client *c = check_open(L);
-  size_t len;
-  const char *url = luaL_checklstring(L, 2, &len);
-  kp_http *h = &c->http;
+static int push_outcome(lua_State *L, kp_transfer *t, const kp_json_path *paths) {
   kp_json_error jerr;
   char msg[128];
-  long status;
-  CURLcode rc;
-  const kp_json_path *paths;
-  luaL_argcheck(L, strlen(url) == len, 2, "URL contains a NUL byte");
-  paths = opt_fields(L, 3);     /* before the transfer: misuse raises now */
   luaL_checkstack(L, 6, NULL);
-  rc = kp_http_get(h, url, &status);
-  if (h->oom) {
-    kp_http_release_body(h);
+  if (t->oom) {
+    kp_transfer_release_body(t);
     return luaL_error(L, "not enough memory");
   }
-  if (rc != CURLE_OK) {
+  if (t->state != KP_DONE || t->rc != CURLE_OK) {
     lua_pushnil(L);
-    lua_pushstring(L, kp_http_failure_kind(h, rc));
-    lua_pushstring(L, kp_http_failure_message(h, rc));
-    lua_pushinteger(L, (lua_Integer)rc);
-    if (status > 0)
-      lua_pushinteger(L, status);
+    lua_pushstring(L, kp_transfer_failure_kind(t));
+    lua_pushstring(L, kp_transfer_failure_message(t));
+    lua_pushinteger(L, (lua_Integer)t->rc);
+    if (t->status > 0)
+      lua_pushinteger(L, t->status);
     else
       lua_pushnil(L);
-    kp_http_release_body(h);
+    kp_transfer_release_body(t);
     return 5;
   }
-  lua_pushinteger(L, status);
-  if (status < 200 || status > 299)
+  lua_pushinteger(L, t->status);
+  if (t->status < 200 || t->status > 299)
     paths = NULL;
-  if (kp_json_decode(L, h->body.data ? h->body.data : "", h->body.len, paths,
+  if (kp_json_decode(L, t->body.data ? t->body.data : "", t->body.len, paths,
                      &jerr)) {
-    kp_http_release_body(h);
+    kp_transfer_release_body(t);
     return 2;
   }
   lua_pushnil(L);
   lua_pushstring(L, kp_json_message(&jerr, msg, sizeof msg));
-  lua_pushlstring(L, h->body.data ? h->body.data : "",
-                  h->body.len < KP_SNIPPET ? h->body.len : KP_SNIPPET);
-  kp_http_release_body(h);
+  lua_pushlstring(L, t->body.data ? t->body.data : "",
+                  t->body.len < KP_SNIPPET ? t->body.len : KP_SNIPPET);
+  kp_transfer_release_body(t);
   return 4;
 }
 
-/* close(), __gc and __close: idempotent. */
+static const char *check_url(lua_State *L, int idx) {
+  size_t len;
+  const char *url = luaL_checklstring(L, idx, &len);
+  luaL_argcheck(L, strlen(url) == len, idx, "URL contains a NUL byte");
+  return url;
+}
+
+/* client:request(url [, fields]) -> outcome: one GET, waiting for it.  It
+ * runs on the client's multi handle, so it reuses the connections of
+ * every other request of this client (and drives them along). */
+static int client_request(lua_State *L) {
+  client *c = check_open(L);
+  const char *url = check_url(L, 2);
+  const kp_json_path *paths = opt_fields(L, 3);  /* misuse raises first */
+  CURLcode rc;
+  if ((rc = kp_transfer_start(&c->tp, &c->sync, url)) != CURLE_OK)
+    return luaL_error(L, "cannot start a request: %s", curl_easy_strerror(rc));
+  while (c->sync.state == KP_RUNNING) {
+    if (kp_transport_poll(&c->tp, 1000) < 0) {
+      kp_transfer_cancel(&c->sync);
+      return luaL_error(L, "kpayment: libcurl's multi handle failed");
+    }
+  }
+  return push_outcome(L, &c->sync, paths);
+}
+
+/*
+ * client:start(url [, fields]) -> request, at once.  The request keeps its
+ * client (and fields) alive through its user value, so the client is
+ * finalized after it.
+ */
+static int client_start(lua_State *L) {
+  client *c = check_open(L);
+  const char *url = check_url(L, 2);
+  request *r;
+  CURLcode rc;
+  lua_settop(L, 3);
+  if (!lua_isnil(L, 3)) {
+    (void)kp_json_paths(L, 3);  /* validate now, not when it is done */
+    lua_pop(L, 1);
+  }
+  r = (request *)kp_newuserdata1(L, sizeof *r);
+  memset(r, 0, sizeof *r);
+  luaL_setmetatable(L, KP_REQUEST);
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, 3);
+  lua_rawseti(L, -2, 2);
+  kp_setuservalue(L, -2);
+  if ((rc = kp_transfer_start(&c->tp, &r->t, url)) != CURLE_OK)
+    return luaL_error(L, "cannot start a request: %s", curl_easy_strerror(rc));
+  return 1;
+}
+
+/* client:poll([ms]) -> number of transfers still running.  Does the
+ * network work that is ready, waiting up to ms (default 0) for some. */
+static int client_poll(lua_State *L) {
+  client *c = check_open(L);
+  lua_Integer ms = luaL_optinteger(L, 2, 0);
+  int running;
+  luaL_argcheck(L, ms >= 0 && ms <= 86400000, 2, "milliseconds from 0 to 86400000");
+  if ((running = kp_transport_poll(&c->tp, (int)ms)) < 0)
+    return luaL_error(L, "kpayment: libcurl's multi handle failed");
+  lua_pushinteger(L, running);
+  return 1;
+}
+
+/* close(), __gc and __close: idempotent; running requests are cancelled. */
 static int client_close(lua_State *L) {
   client *c = (client *)luaL_checkudata(L, 1, KP_CLIENT);
-  kp_http_close(&c->http);
+  kp_transfer_cancel(&c->sync);
+  kp_transport_close(&c->tp);
   return 0;
 }
 
 static int client_tostring(lua_State *L) {
   client *c = (client *)luaL_checkudata(L, 1, KP_CLIENT);
-  if (c->http.easy == NULL)
+  if (c->tp.multi == NULL)
     lua_pushliteral(L, KP_CLIENT " (closed)");
   else
     lua_pushfstring(L, KP_CLIENT " (%p)", (void *)c);
+  return 1;
+}
+
+static request *check_request(lua_State *L) {
+  return (request *)luaL_checkudata(L, 1, KP_REQUEST);
+}
+
+/* request:done() -> true once finished, failed or cancelled. */
+static int request_done(lua_State *L) {
+  lua_pushboolean(L, check_request(L)->t.state != KP_RUNNING);
+  return 1;
+}
+
+/* request:result() -> outcome (as client:request), once. */
+static int request_result(lua_State *L) {
+  request *r = check_request(L);
+  const kp_json_path *paths;
+  if (r->t.state == KP_RUNNING)
+    return luaL_error(L, "request still running (poll until done())");
+  if (r->taken)
+    return luaL_error(L, "request result already taken");
+  lua_settop(L, 1);
+  kp_getuservalue(L, 1);
+  lua_rawgeti(L, 2, 2);         /* the fields list, or nil */
+  paths = opt_fields(L, 3);
+  r->taken = 1;
+  return push_outcome(L, &r->t, paths);
+}
+
+/* request:cancel(), __gc and __close: stop it and free its buffer. */
+static int request_cancel(lua_State *L) {
+  kp_transfer_cancel(&check_request(L)->t);
+  return 0;
+}
+
+static int request_tostring(lua_State *L) {
+  static const char *const names[] = {"new", "running", "done", "cancelled"};
+  request *r = check_request(L);
+  lua_pushfstring(L, KP_REQUEST " (%s)", names[r->t.state]);
   return 1;
 }
 
@@ -205,6 +309,8 @@ static int core_decode(lua_State *L) {
 
 static const luaL_Reg client_methods[] = {
   {"request", client_request},
+  {"start", client_start},
+  {"poll", client_poll},
   {"close", client_close},
   {NULL, NULL}
 };
@@ -217,6 +323,33 @@ static const luaL_Reg client_meta[] = {
   {"__tostring", client_tostring},
   {NULL, NULL}
 };
+
+static const luaL_Reg request_methods[] = {
+  {"done", request_done},
+  {"result", request_result},
+  {"cancel", request_cancel},
+  {NULL, NULL}
+};
+
+static const luaL_Reg request_meta[] = {
+  {"__gc", request_cancel},
+#if LUA_VERSION_NUM >= 504
+  {"__close", request_cancel},
+#endif
+  {"__tostring", request_tostring},
+  {NULL, NULL}
+};
+
+static void new_type(lua_State *L, const char *name, const luaL_Reg *meta,
+                     const luaL_Reg *methods) {
+  if (luaL_newmetatable(L, name)) {
+    luaL_setfuncs(L, meta, 0);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+}
 
 static const luaL_Reg core_funcs[] = {
   {"new", core_new},
@@ -233,12 +366,8 @@ KP_EXPORT int luaopen_kpayment_core(lua_State *L) {
     return luaL_error(L, "kpayment: libcurl global init failed: %s",
                       curl_easy_strerror((CURLcode)rc));
   cv = curl_version_info(CURLVERSION_NOW);
-  if (luaL_newmetatable(L, KP_CLIENT)) {
-    luaL_setfuncs(L, client_meta, 0);
-    luaL_newlib(L, client_methods);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  new_type(L, KP_CLIENT, client_meta, client_methods);
+  new_type(L, KP_REQUEST, request_meta, request_methods);
   luaL_newlib(L, core_funcs);
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");

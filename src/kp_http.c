@@ -5,8 +5,8 @@
 #include <string.h>
 #include "kp_http.h"
 
-/* A body buffer up to this size is kept between calls; a larger one is
- * freed after use so an idle client does not pin a huge response. */
+/* A body buffer up to this size is kept between uses; a larger one is
+ * freed so an idle client does not pin a huge response. */
 #define KP_BODY_KEEP (1024 * 1024)
 
 /* Process-wide and written once, under pthread_once: libcurl's global init
@@ -23,26 +23,26 @@ int kp_http_global_init(void) {
   return (int)global_rc;
 }
 
-/* Runs inside curl_easy_perform: touches only our buffer.  Returning less
- * than given makes libcurl abort the transfer (CURLE_WRITE_ERROR). */
+/* Runs inside libcurl: touches only the transfer.  Returning less than
+ * given makes libcurl abort the transfer (CURLE_WRITE_ERROR). */
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
-  kp_http *h = (kp_http *)ud;
+  kp_transfer *t = (kp_transfer *)ud;
   size_t n = size * nmemb;
-  if (n > h->max_body - h->body.len) {
-    h->too_large = 1;
+  if (n > t->max_body - t->body.len) {
+    t->too_large = 1;
     return 0;
   }
-  if (h->body.len == 0) {
+  if (t->body.len == 0) {
     /* Size the buffer once from Content-Length (a hint: it may be the
      * compressed size, and the server may lie). */
     curl_off_t cl = -1;
-    if (curl_easy_getinfo(h->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) ==
+    if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) ==
             CURLE_OK &&
-        cl > 0 && (curl_off_t)h->max_body >= cl)
-      (void)kp_buf_reserve(&h->body, (size_t)cl);
+        cl > 0 && (curl_off_t)t->max_body >= cl)
+      (void)kp_buf_reserve(&t->body, (size_t)cl);
   }
-  if (kp_buf_append(&h->body, data, n) != 0) {
-    h->oom = 1;
+  if (kp_buf_append(&t->body, data, n) != 0) {
+    t->oom = 1;
     return 0;
   }
   return n;
@@ -50,24 +50,17 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
 
 #define SET(opt, val)                                                      \
   do {                                                                     \
-    if ((rc = curl_easy_setopt(h->easy, opt, val)) != CURLE_OK)            \
+    if ((rc = curl_easy_setopt(e, opt, val)) != CURLE_OK)                  \
       return rc;                                                           \
   } while (0)
 
-CURLcode kp_http_open(kp_http *h, const kp_http_config *cfg) {
+/* The options every transfer of this client carries. */
+static CURLcode configure(kp_transport *tp, CURL *e, const kp_http_config *cfg) {
   CURLcode rc;
-  struct curl_slist *l;
-  h->max_body = cfg->max_body;
-  if ((h->easy = curl_easy_init()) == NULL)
-    return CURLE_FAILED_INIT;
-  if ((l = curl_slist_append(NULL, "Accept: application/json")) == NULL)
-    return CURLE_OUT_OF_MEMORY;
-  h->headers = l;
-  SET(CURLOPT_HTTPHEADER, h->headers);
-  SET(CURLOPT_ERRORBUFFER, h->errbuf);
+  SET(CURLOPT_SHARE, tp->share);
+  SET(CURLOPT_HTTPHEADER, tp->headers);
   SET(CURLOPT_WRITEFUNCTION, on_body);
-  SET(CURLOPT_WRITEDATA, h);
-  /* No signals: safe in threaded hosts and under nginx.  */
+  /* No signals: safe in threaded hosts and under nginx. */
   SET(CURLOPT_NOSIGNAL, 1L);
   SET(CURLOPT_HTTPGET, 1L);
   /* Every encoding this libcurl can decode. */
@@ -107,42 +100,178 @@ CURLcode kp_http_open(kp_http *h, const kp_http_config *cfg) {
 
 #undef SET
 
-void kp_http_close(kp_http *h) {
-  if (h->easy) {
-    curl_easy_cleanup(h->easy);
-    h->easy = NULL;
-  }
-  curl_slist_free_all(h->headers);
-  h->headers = NULL;
-  kp_buf_free(&h->body);
+CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg) {
+  tp->max_body = cfg->max_body;
+  if ((tp->multi = curl_multi_init()) == NULL ||
+      (tp->share = curl_share_init()) == NULL ||
+      (tp->proto = curl_easy_init()) == NULL)
+    return CURLE_FAILED_INIT;
+  /* Connections and DNS are shared through the multi handle; TLS sessions
+   * need the share object.  One client is used from one thread at a time,
+   * so no lock callbacks. */
+  if (curl_share_setopt(tp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
+      CURLSHE_OK)
+    return CURLE_FAILED_INIT;
+  if ((tp->headers = curl_slist_append(NULL, "Accept: application/json")) == NULL)
+    return CURLE_OUT_OF_MEMORY;
+  return configure(tp, tp->proto, cfg);
 }
 
-CURLcode kp_http_get(kp_http *h, const char *url, long *status) {
+static void unlink_active(kp_transfer *t) {
+  if (t->prev)
+    t->prev->next = t->next;
+  else if (t->tp)
+    t->tp->active = t->next;
+  if (t->next)
+    t->next->prev = t->prev;
+  t->prev = t->next = NULL;
+}
+
+/* Take t's easy handle out of the multi and keep it for another transfer,
+ * with nothing of t left in it. */
+static void detach(kp_transfer *t) {
+  kp_transport *tp = t->tp;
+  CURL *e = t->easy;
+  if (tp == NULL)
+    return;
+  unlink_active(t);
+  curl_multi_remove_handle(tp->multi, e);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
+  if (tp->nidle < KP_IDLE_MAX)
+    tp->idle[tp->nidle++] = e;
+  else
+    curl_easy_cleanup(e);
+  t->easy = NULL;
+  t->tp = NULL;
+}
+
+void kp_transport_close(kp_transport *tp) {
+  while (tp->active) {
+    kp_transfer *t = tp->active;
+    detach(t);
+    t->state = KP_CANCELLED;
+  }
+  while (tp->nidle > 0)
+    curl_easy_cleanup(tp->idle[--tp->nidle]);
+  if (tp->proto) {
+    curl_easy_cleanup(tp->proto);
+    tp->proto = NULL;
+  }
+  if (tp->multi) {
+    curl_multi_cleanup(tp->multi);
+    tp->multi = NULL;
+  }
+  if (tp->share) {
+    curl_share_cleanup(tp->share);
+    tp->share = NULL;
+  }
+  curl_slist_free_all(tp->headers);
+  tp->headers = NULL;
+}
+
+CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url) {
+  CURL *e;
   CURLcode rc;
-  h->body.len = 0;
-  h->too_large = 0;
-  h->oom = 0;
-  h->errbuf[0] = '\0';
-  *status = 0;
-  if ((rc = curl_easy_setopt(h->easy, CURLOPT_URL, url)) != CURLE_OK)
+  kp_transfer_cancel(t);
+  t->body.len = 0;
+  t->too_large = t->oom = 0;
+  t->rc = CURLE_OK;
+  t->status = 0;
+  t->errbuf[0] = '\0';
+  t->max_body = tp->max_body;
+  if (tp->nidle > 0) {
+    e = tp->idle[--tp->nidle];
+  } else {
+    if ((e = curl_easy_duphandle(tp->proto)) == NULL)
+      return CURLE_OUT_OF_MEMORY;
+    /* duplicates share nothing by default: name the share object again */
+    if ((rc = curl_easy_setopt(e, CURLOPT_SHARE, tp->share)) != CURLE_OK) {
+      curl_easy_cleanup(e);
+      return rc;
+    }
+  }
+  if ((rc = curl_easy_setopt(e, CURLOPT_URL, url)) != CURLE_OK ||
+      (rc = curl_easy_setopt(e, CURLOPT_WRITEDATA, t)) != CURLE_OK ||
+      (rc = curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf)) != CURLE_OK ||
+      (rc = curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)t)) != CURLE_OK) {
+    curl_easy_cleanup(e);
     return rc;
-  rc = curl_easy_perform(h->easy);
-  (void)curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, status);
-  if (rc == CURLE_OK && kp_buf_terminate(&h->body) != 0) {
-    h->oom = 1;
+  }
+  if (curl_multi_add_handle(tp->multi, e) != CURLM_OK) {
+    curl_easy_cleanup(e);
+    return CURLE_FAILED_INIT;
+  }
+  t->easy = e;
+  t->tp = tp;
+  t->state = KP_RUNNING;
+  t->prev = NULL;
+  t->next = tp->active;
+  if (tp->active)
+    tp->active->prev = t;
+  tp->active = t;
+  return CURLE_OK;
+}
+
+static void finish(kp_transfer *t, CURLcode rc) {
+  (void)curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
+  detach(t);
+  if (rc == CURLE_OK && kp_buf_terminate(&t->body) != 0) {
+    t->oom = 1;
     rc = CURLE_OUT_OF_MEMORY;
   }
-  return rc;
+  t->rc = rc;
+  t->state = KP_DONE;
 }
 
-void kp_http_release_body(kp_http *h) {
-  kp_buf_reset(&h->body, KP_BODY_KEEP);
+/* Hand every finished transfer its result. */
+static void collect(kp_transport *tp) {
+  CURLMsg *m;
+  int left;
+  while ((m = curl_multi_info_read(tp->multi, &left)) != NULL) {
+    char *priv = NULL;
+    if (m->msg != CURLMSG_DONE)
+      continue;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+    if (priv != NULL)
+      finish((kp_transfer *)(void *)priv, m->data.result);
+  }
 }
 
-const char *kp_http_failure_kind(const kp_http *h, CURLcode rc) {
-  if (h->too_large || rc == CURLE_FILESIZE_EXCEEDED)
+int kp_transport_poll(kp_transport *tp, int timeout_ms) {
+  int running = 0;
+  if (curl_multi_perform(tp->multi, &running) != CURLM_OK)
+    return -1;
+  collect(tp);
+  if (timeout_ms > 0 && running > 0) {
+    int fds;
+    if (curl_multi_poll(tp->multi, NULL, 0, timeout_ms, &fds) != CURLM_OK ||
+        curl_multi_perform(tp->multi, &running) != CURLM_OK)
+      return -1;
+    collect(tp);
+  }
+  return running;
+}
+
+void kp_transfer_cancel(kp_transfer *t) {
+  if (t->state == KP_RUNNING) {
+    detach(t);
+    t->state = KP_CANCELLED;
+  }
+  kp_buf_free(&t->body);
+}
+
+void kp_transfer_release_body(kp_transfer *t) {
+  kp_buf_reset(&t->body, KP_BODY_KEEP);
+}
+
+const char *kp_transfer_failure_kind(const kp_transfer *t) {
+  if (t->state == KP_CANCELLED)
+    return "cancelled";
+  if (t->too_large || t->rc == CURLE_FILESIZE_EXCEEDED)
     return "body_too_large";
-  switch (rc) {
+  switch (t->rc) {
   case CURLE_OPERATION_TIMEDOUT:
     return "timeout";
   case CURLE_SSL_CONNECT_ERROR:
@@ -166,10 +295,12 @@ const char *kp_http_failure_kind(const kp_http *h, CURLcode rc) {
   }
 }
 
-const char *kp_http_failure_message(const kp_http *h, CURLcode rc) {
-  if (h->too_large)
+const char *kp_transfer_failure_message(const kp_transfer *t) {
+  if (t->state == KP_CANCELLED)
+    return "request cancelled";
+  if (t->too_large)
     return "response body larger than max_body";
-  if (rc == CURLE_FILESIZE_EXCEEDED)
+  if (t->rc == CURLE_FILESIZE_EXCEEDED)
     return "Content-Length larger than max_body";
-  return h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc);
+  return t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->rc);
 }

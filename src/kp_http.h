@@ -1,7 +1,10 @@
 /*
- * kp_http.h -- moving bytes with libcurl: one easy handle per client, its
- * options, a GET, and the body collected into a kp_buf.  No Lua API here, so
- * no Lua error can ever unwind through libcurl's frames.
+ * kp_http.h -- moving bytes with libcurl.  Every client owns one transport:
+ * a multi handle (so all its transfers share connections and DNS), a share
+ * object for TLS sessions, a configured template easy handle and a pool of
+ * idle easy handles made from it.  A transfer is one GET into its own body
+ * buffer.  No Lua API here, so no Lua error ever unwinds through libcurl's
+ * frames.
  */
 #ifndef KP_HTTP_H
 #define KP_HTTP_H
@@ -21,35 +24,65 @@ typedef struct kp_http_config {
   size_t max_body;              /* bytes after decompression */
 } kp_http_config;
 
-typedef struct kp_http {
-  CURL *easy;                   /* NULL once closed */
+#define KP_IDLE_MAX 16          /* idle easy handles kept for reuse */
+
+typedef struct kp_transfer kp_transfer;
+
+typedef struct kp_transport {
+  CURLM *multi;                 /* NULL once closed */
+  CURLSH *share;
+  CURL *proto;                  /* configured; duplicated per transfer */
   struct curl_slist *headers;
+  CURL *idle[KP_IDLE_MAX];
+  int nidle;
+  kp_transfer *active;          /* transfers inside the multi */
+  size_t max_body;
+} kp_transport;
+
+enum { KP_IDLE, KP_RUNNING, KP_DONE, KP_CANCELLED };
+
+struct kp_transfer {
+  kp_transport *tp;             /* set while running */
+  CURL *easy;                   /* set while running */
   kp_buf body;
   size_t max_body;
-  int too_large;                /* the last body went over max_body */
-  int oom;                      /* the last body could not be stored */
+  int state;
+  int too_large;                /* the body went over max_body */
+  int oom;                      /* the body could not be stored */
+  CURLcode rc;
+  long status;                  /* 0 when no response arrived */
+  kp_transfer *prev, *next;
   char errbuf[CURL_ERROR_SIZE];
-} kp_http;
+};
 
 /* Once per process (libcurl's global state); returns 0 or a CURLcode. */
 KP_HIDDEN int kp_http_global_init(void);
 
-/* h must be zeroed.  On failure whatever was acquired is released by
- * kp_http_close, which is safe to call any number of times. */
-KP_HIDDEN CURLcode kp_http_open(kp_http *h, const kp_http_config *cfg);
-KP_HIDDEN void kp_http_close(kp_http *h);
+/* tp must be zeroed.  On failure whatever was acquired is released by
+ * kp_transport_close, which is safe to call any number of times and
+ * cancels the transfers still running. */
+KP_HIDDEN CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg);
+KP_HIDDEN void kp_transport_close(kp_transport *tp);
 
-/* GET url into h->body (NUL-terminated on success).  *status is the HTTP
- * status, 0 when none arrived. */
-KP_HIDDEN CURLcode kp_http_get(kp_http *h, const char *url, long *status);
+/* Start t (zeroed or finished) on url. */
+KP_HIDDEN CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t,
+                                     const char *url);
 
-/* Drop the last body; keeps a modest buffer for the next call. */
-KP_HIDDEN void kp_http_release_body(kp_http *h);
+/* Do the network work that is ready, waiting up to timeout_ms for some;
+ * finished transfers become KP_DONE.  Returns the number still running,
+ * or -1 if the multi handle failed. */
+KP_HIDDEN int kp_transport_poll(kp_transport *tp, int timeout_ms);
 
-/* "network", "timeout", "tls" or "body_too_large" for a failed transfer. */
-KP_HIDDEN const char *kp_http_failure_kind(const kp_http *h, CURLcode rc);
+/* Stop t if it runs (KP_CANCELLED) and free its body. */
+KP_HIDDEN void kp_transfer_cancel(kp_transfer *t);
 
-/* The most specific message libcurl gave for rc. */
-KP_HIDDEN const char *kp_http_failure_message(const kp_http *h, CURLcode rc);
+/* Drop t's body; a modest buffer is kept for the next use. */
+KP_HIDDEN void kp_transfer_release_body(kp_transfer *t);
+
+/* "network", "timeout", "tls", "body_too_large" or "cancelled". */
+KP_HIDDEN const char *kp_transfer_failure_kind(const kp_transfer *t);
+
+/* The most specific message libcurl gave. */
+KP_HIDDEN const char *kp_transfer_failure_message(const kp_transfer *t);
 
 #endif
