@@ -125,6 +125,7 @@ function M.new(opts)
     base_url = cfg.base_url,
     _defaults = { skin = cfg.skin, locale = cfg.locale },
     _core = core.new(cfg),
+    _watch = {},   -- started requests with an on_done callback
   }, Client)
   -- Secrets shorter than 4 bytes are not scrubbed: they would match
   -- ordinary words of libcurl's messages.
@@ -140,19 +141,31 @@ function M.new(opts)
   return self
 end
 
--- The body of get_offers, raising at `level` for misuse.
-local function get(self, params, level)
+local monotonic = core.monotonic
+local math_floor = math.floor
+
+-- Keys a parameter table may carry besides the query parameters.
+local GET_KEYS = { fields = true }
+local START_KEYS = { fields = true, on_done = true }
+
+-- The URL and projection of one parameter table; raises at `level`.
+local function prepare(self, params, level, extra, what)
   if getmetatable(self) ~= Client then
-    error("kpayment: get_offers must be called as client:get_offers{…}", level)
+    error("kpayment: " .. what .. " must be called as client:" .. what .. "{…}", level)
   end
-  local url, msg = request.url(self.base_url, params, self._defaults)
+  local url, msg = request.url(self.base_url, params, self._defaults, extra)
   if not url then error("kpayment: " .. msg, level) end
   local fields = params.fields
   if fields ~= nil then
     fields, msg = request.check_fields(fields)
     if not fields then error("kpayment: " .. msg, level) end
   end
-  local status, a, b, c, d = self._core:request(url, fields)
+  return url, fields
+end
+
+-- A core outcome (see kpayment.core's client:request) as offers, or nil
+-- and an error with the client's secrets scrubbed.
+local function outcome(self, status, a, b, c, d)
   local offers, err
   if status == nil then
     err = response.transport_error(a, b, c, d)
@@ -163,6 +176,11 @@ local function get(self, params, level)
   return offers
 end
 
+local function get(self, params, level)
+  local url, fields = prepare(self, params, level + 1, GET_KEYS, "get_offers")
+  return outcome(self, self._core:request(url, fields))
+end
+
 --- Fetch a customer's finance offers.
 -- @tparam table params `customer_uuid`, `dealer_uuid`, and optionally
 -- `skin`, `locale` (over the client's defaults) and `fields` (a list of
@@ -171,6 +189,152 @@ end
 function Client:get_offers(params)
   local offers, err = get(self, params, 3)
   return offers, err
+end
+
+--- A request started by `client:start_offers`.
+local Request = {}
+Request.__index = Request
+Request.__name = "kpayment.Request"
+
+--- True once the request has finished (with offers or an error) or was
+-- cancelled.
+function Request:done()
+  return self._taken or self._core:done()
+end
+
+--- The offers, or nil and an error, once `done()`; decodes the response
+-- on the first call (raises while the request is still running).
+function Request:result()
+  if not self._taken then
+    if not self._core:done() then
+      error("kpayment: request still running (poll the client until done())", 2)
+    end
+    self._offers, self._err = outcome(self._client, self._core:result())
+    self._taken = true
+  end
+  return self._offers, self._err
+end
+
+--- Abandon the request: its transfer stops and its connection is closed;
+-- `result()` then reports an error of kind "cancelled".
+function Request:cancel()
+  self._core:cancel()
+end
+
+Request.__close = Request.cancel
+
+function Request.__tostring(self)
+  return tostring(self._core)
+end
+
+--- Start fetching offers and return at once with a `Request`; the work
+-- happens in `client:poll`.  With `on_done = function(offers, err, req)`
+-- in the parameters the client keeps the request until it is done and
+-- calls it from `poll`; without, the caller keeps the request, and one
+-- that is garbage collected while running is cancelled.
+function Client:start_offers(params)
+  local url, fields = prepare(self, params, 3, START_KEYS, "start_offers")
+  local on_done = params.on_done
+  if on_done ~= nil and type(on_done) ~= "function" then
+    error("kpayment: bad parameter 'on_done' (function expected, got " .. type(on_done) .. ")", 2)
+  end
+  local req = setmetatable({ _core = self._core:start(url, fields), _client = self,
+                             _taken = false, _on_done = on_done }, Request)
+  if on_done then self._watch[#self._watch + 1] = req end
+  return req
+end
+
+--- Do the work that is ready for every request of this client: network
+-- I/O, waiting at most `ms` milliseconds (default 0: never waits) for
+-- some, then decoding finished responses that have an `on_done` callback
+-- and calling it.  One such response is decoded per call, more only while
+-- `ms` has not run out, so `poll(0)` in a frame costs at most one decode.
+-- @treturn integer requests still pending (running, or done with a
+-- callback not yet called)
+function Client:poll(ms)
+  ms = ms or 0
+  if type(ms) ~= "number" or ms ~= ms or ms < 0 then
+    error("kpayment: bad argument #1 to 'poll' (milliseconds >= 0 expected)", 2)
+  end
+  local deadline = monotonic() + ms / 1000
+  local running = self._core:poll(math_floor(ms))
+  local watch, delivered = self._watch, 0
+  local i = 1
+  while i <= #watch do
+    local req = watch[i]
+    if req._core:done() and (delivered == 0 or monotonic() < deadline) then
+      table.remove(watch, i)   -- first: the callback may start new requests
+      delivered = delivered + 1
+      local offers, err = req:result()
+      req._on_done(offers, err, req)
+    else
+      i = i + 1
+    end
+  end
+  local waiting = 0
+  for k = 1, #watch do
+    if watch[k]._core:done() then waiting = waiting + 1 end
+  end
+  return running + waiting
+end
+
+--- Fetch offers for many customers at once over the client's connections:
+-- at most `concurrency` requests in flight (default 8).  Returns a list in
+-- input order of `{ offers = … }` or `{ err = … }`, so one failing customer
+-- never hides the others.  `on_progress(done, total)` is called after each.
+-- @tparam table list parameter tables, as for `get_offers`
+-- @tparam[opt] table opts `concurrency`, `on_progress`
+function Client:get_offers_many(list, opts)
+  if getmetatable(self) ~= Client then
+    error("kpayment: get_offers_many must be called as client:get_offers_many(…)", 2)
+  end
+  if type(list) ~= "table" then
+    error("kpayment: bad argument #1 to 'get_offers_many' (table expected, got " .. type(list) .. ")", 2)
+  end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "concurrency" and k ~= "on_progress" then
+      error("kpayment: unknown option '" .. tostring(k) .. "'", 2)
+    end
+  end
+  local concurrency, on_progress = opts.concurrency or 8, opts.on_progress
+  if math.type(concurrency) ~= "integer" or concurrency < 1 or concurrency > 1024 then
+    error("kpayment: bad option 'concurrency' (an integer from 1 to 1024 expected)", 2)
+  end
+  if on_progress ~= nil and type(on_progress) ~= "function" then
+    error("kpayment: bad option 'on_progress' (function expected)", 2)
+  end
+  -- Every entry is checked before anything is sent.
+  local n = #list
+  local urls, fields = {}, {}
+  for i = 1, n do
+    local ok, url, f = pcall(prepare, self, list[i], 0, GET_KEYS, "get_offers_many")
+    if not ok then error((url:gsub("^kpayment: ", "kpayment: list[" .. i .. "]: ")), 2) end
+    urls[i], fields[i] = url, f
+  end
+  local results, inflight, nextup, finished = {}, {}, 1, 0
+  local core_client = self._core
+  while finished < n do
+    while #inflight < concurrency and nextup <= n do
+      inflight[#inflight + 1] = { nextup, core_client:start(urls[nextup], fields[nextup]) }
+      nextup = nextup + 1
+    end
+    core_client:poll(1000)   -- returns as soon as anything happened
+    local k = 1
+    while k <= #inflight do
+      local entry = inflight[k]
+      if entry[2]:done() then
+        table.remove(inflight, k)
+        local offers, err = outcome(self, entry[2]:result())
+        results[entry[1]] = offers and { offers = offers } or { err = err }
+        finished = finished + 1
+        if on_progress then on_progress(finished, n) end
+      else
+        k = k + 1
+      end
+    end
+  end
+  return results
 end
 
 --- Release the connection and its buffers now rather than at collection.
@@ -202,5 +366,5 @@ function M.get_offers(params)
   return offers, err
 end
 
-M.Client = Client
+M.Client, M.Request = Client, Request
 return M

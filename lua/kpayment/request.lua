@@ -20,7 +20,7 @@ local PARAMS = {
   { "skin", "skin" },
   { "locale", "locale" },
 }
-local KNOWN = { fields = true }   -- fields shapes the decoding, not the query
+local KNOWN = {}
 for _, p in pairs(PARAMS) do KNOWN[p[1]] = true end
 
 local function encode_byte(c)
@@ -91,13 +91,14 @@ end
 -- @tparam string base checked base URL
 -- @tparam table params per-call parameters
 -- @tparam table defaults `skin` / `locale` defaults
+-- @tparam[opt] table extra other keys the caller accepts (e.g. `fields`)
 -- @return url, or nil and a message naming the offending parameter
-function M.url(base, params, defaults)
+function M.url(base, params, defaults, extra)
   if type(params) ~= "table" then
-    return nil, "bad argument #1 to 'get_offers' (table expected, got " .. type(params) .. ")"
+    return nil, "bad parameters (table expected, got " .. type(params) .. ")"
   end
   for k in pairs(params) do
-    if not KNOWN[k] then
+    if not KNOWN[k] and not (extra and extra[k]) then
       return nil, "unknown parameter '" .. tostring(k) .. "'"
     end
   end

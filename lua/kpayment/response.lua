@@ -33,7 +33,7 @@ local REASONS = {
 }
 
 --- The transfer failed before a complete response arrived.
--- @param kind "network", "timeout", "tls" or "body_too_large"
+-- @param kind "network", "timeout", "tls", "body_too_large" or "cancelled"
 function M.transport_error(kind, message, curl_code, status)
   return errors.new({
     kind = kind,

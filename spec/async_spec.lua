@@ -1,0 +1,216 @@
+-- Many customers at once and non-blocking requests for frame loops, over
+-- real HTTP against the mock (slow responses, failures, cancel, GC).
+local kpayment = require("kpayment")
+local core = require("kpayment.core")
+local mock = require("support.mock")
+
+local FRAME = 1 / 60   -- seconds: one frame of a 60 Hz loop
+
+describe("kpayment", function()
+  local server, client
+
+  lazy_setup(function()
+    server = mock.start({})
+    client = kpayment.new({ base_url = server.url, skin = "s", timeout = 10 })
+  end)
+
+  lazy_teardown(function()
+    if client then client:close() end
+    if server then server.stop() end
+  end)
+
+  -- Poll until req is done or `seconds` pass; returns the slowest poll(0).
+  local function drive(c, req, seconds)
+    local slowest, deadline = 0, core.monotonic() + seconds
+    while not req:done() and core.monotonic() < deadline do
+      local t0 = core.monotonic()
+      c:poll(0)
+      slowest = math.max(slowest, core.monotonic() - t0)
+      require("socket").sleep(0.002)
+    end
+    return slowest
+  end
+
+  describe("client:start_offers()", function()
+    it("returns at once and completes in poll", function()
+      local t0 = core.monotonic()
+      local req = client:start_offers({ customer_uuid = "mock:stall:0.3", dealer_uuid = "d" })
+      assert.is_true(core.monotonic() - t0 < 0.25)
+      assert.is_false(req:done())
+      assert.has_error(function() req:result() end,
+        "kpayment: request still running (poll the client until done())")
+      drive(client, req, 5)
+      assert.is_true(req:done())
+      local offers, err = req:result()
+      assert.is_nil(err)
+      assert.equal(3, #offers)
+      assert.equal(offers, (req:result()))
+    end)
+
+    it("never lets poll(0) take a frame while a slow response is in flight", function()
+      local slow = client:start_offers({ customer_uuid = "mock:stall:0.5", dealer_uuid = "d" })
+      local fast = client:start_offers({ customer_uuid = "c-fast", dealer_uuid = "d" })
+      local slowest = drive(client, slow, 5)
+      assert.is_true(fast:done())
+      assert.is_truthy(fast:result())
+      assert.is_truthy(slow:result())
+      assert.is_true(slowest < FRAME, ("a poll(0) took %.1f ms"):format(slowest * 1000))
+    end)
+
+    it("calls on_done only from poll, with offers or an error", function()
+      local got = {}
+      client:start_offers({ customer_uuid = "c-cb", dealer_uuid = "d",
+                            on_done = function(offers, err, req)
+                              got[#got + 1] = { offers = offers, err = err, req = req }
+                            end })
+      client:start_offers({ customer_uuid = "mock:error500", dealer_uuid = "d",
+                            on_done = function(offers, err)
+                              got[#got + 1] = { offers = offers, err = err }
+                            end })
+      require("socket").sleep(0.2)
+      assert.equal(0, #got)
+      local deadline = core.monotonic() + 5
+      while #got < 2 and core.monotonic() < deadline do client:poll(10) end
+      assert.equal(2, #got)
+      local ok_one = got[1].offers and got[1] or got[2]
+      local bad_one = got[1].offers and got[2] or got[1]
+      assert.equal("c-cb", ok_one.offers[1].customerUUID)
+      assert.equal(500, bad_one.err.status)
+      assert.equal(0, client:poll(0))
+    end)
+
+    it("decodes at most one response per poll(0)", function()
+      local n = 0
+      for i = 1, 3 do
+        client:start_offers({ customer_uuid = "c-many-" .. i, dealer_uuid = "d",
+                              on_done = function() n = n + 1 end })
+      end
+      local deadline = core.monotonic() + 5
+      while client:poll(0) > 0 and core.monotonic() < deadline do
+        local before = n
+        client:poll(0)
+        assert.is_true(n - before <= 1)
+      end
+      assert.equal(3, n)
+    end)
+
+    it("cancel() abandons a request, which reports kind 'cancelled'", function()
+      local req = client:start_offers({ customer_uuid = "mock:stall:5", dealer_uuid = "d" })
+      client:poll(0)
+      req:cancel()
+      assert.is_true(req:done())
+      local offers, err = req:result()
+      assert.is_nil(offers)
+      assert.equal("cancelled", err.kind)
+      assert.equal(0, client:poll(0))
+      assert.is_table(client:get_offers({ customer_uuid = "after-cancel", dealer_uuid = "d" }))
+    end)
+
+    it("cancels a running request that is garbage collected", function()
+      local weak = setmetatable({}, { __mode = "v" })
+      do
+        local req = client:start_offers({ customer_uuid = "mock:stall:5", dealer_uuid = "d" })
+        client:poll(0)
+        weak[1] = req
+      end
+      assert.equal(1, client:poll(0))
+      collectgarbage()
+      collectgarbage()
+      assert.is_nil(weak[1])
+      assert.equal(0, client:poll(0))
+    end)
+
+    it("marks running requests cancelled when the client closes", function()
+      local c = kpayment.new({ base_url = server.url, skin = "s" })
+      local req = c:start_offers({ customer_uuid = "mock:stall:5", dealer_uuid = "d" })
+      c:poll(0)
+      c:close()
+      assert.is_true(req:done())
+      assert.equal("cancelled", select(2, req:result()).kind)
+    end)
+
+    it("raises on misuse", function()
+      assert.has_error(function() client:start_offers({ dealer_uuid = "d" }) end,
+        "kpayment: bad parameter 'customer_uuid' (string expected, got no value)")
+      assert.has_error(function()
+        client:start_offers({ customer_uuid = "c", dealer_uuid = "d", on_done = 1 })
+      end,
+        "kpayment: bad parameter 'on_done' (function expected, got number)")
+      assert.has_error(function() client:poll(-1) end,
+        "kpayment: bad argument #1 to 'poll' (milliseconds >= 0 expected)")
+    end)
+  end)
+
+  describe("client:get_offers_many()", function()
+    it("returns results in input order, one failure hiding nothing", function()
+      local list = {}
+      for i = 1, 7 do list[i] = { customer_uuid = "batch-" .. i, dealer_uuid = "d" } end
+      list[3] = { customer_uuid = "mock:error500", dealer_uuid = "d" }
+      list[5] = { customer_uuid = "mock:close", dealer_uuid = "d" }
+      local progress = {}
+      local results = client:get_offers_many(list, {
+        concurrency = 3,
+        on_progress = function(done, total) progress[#progress + 1] = { done, total } end,
+      })
+      assert.equal(7, #results)
+      for i, r in ipairs(results) do
+        if i == 3 then
+          assert.is_nil(r.offers)
+          assert.equal(500, r.err.status)
+        elseif i == 5 then
+          assert.equal("network", r.err.kind)
+        else
+          assert.is_nil(r.err)
+          assert.equal("batch-" .. i, r.offers[1].customerUUID)
+        end
+      end
+      assert.equal(7, #progress)
+      for k, p in ipairs(progress) do assert.same({ k, 7 }, p) end
+    end)
+
+    it("keeps at most `concurrency` connections, reusing them", function()
+      server.reset()
+      local list = {}
+      for i = 1, 24 do list[i] = { customer_uuid = "conc-" .. i, dealer_uuid = "d" } end
+      local results = client:get_offers_many(list, { concurrency = 4 })
+      for _, r in ipairs(results) do assert.is_table(r.offers) end
+      local stats = server.stats()
+      assert.equal(24, stats.requests)
+      assert.is_true(stats.connections <= 4, "connections: " .. stats.connections)
+    end)
+
+    it("runs requests concurrently", function()
+      local list = {}
+      for i = 1, 4 do list[i] = { customer_uuid = "mock:stall:0.4", dealer_uuid = "d" .. i } end
+      local t0 = core.monotonic()
+      local results = client:get_offers_many(list, { concurrency = 4 })
+      for _, r in ipairs(results) do assert.is_table(r.offers) end
+      -- sequentially this would take 1.6 s
+      assert.is_true(core.monotonic() - t0 < 1.4)
+    end)
+
+    it("accepts fields per entry and an empty list", function()
+      local results = client:get_offers_many({
+        { customer_uuid = "f", dealer_uuid = "d", fields = { "id" } },
+      })
+      assert.same({ "id" }, (function()
+        local ks = {}
+        for k in pairs(results[1].offers[1]) do ks[#ks + 1] = k end
+        return ks
+      end)())
+      assert.same({}, client:get_offers_many({}))
+    end)
+
+    it("checks every entry before sending anything", function()
+      server.reset()
+      assert.has_error(function()
+        client:get_offers_many({ { customer_uuid = "ok", dealer_uuid = "d" }, { customer_uuid = "x" } })
+      end, "kpayment: list[2]: bad parameter 'dealer_uuid' (string expected, got no value)")
+      assert.equal(0, server.stats().requests)
+      assert.has_error(function() client:get_offers_many({}, { concurrency = 0 }) end,
+        "kpayment: bad option 'concurrency' (an integer from 1 to 1024 expected)")
+      assert.has_error(function() client:get_offers_many({}, { parallel = 2 }) end,
+        "kpayment: unknown option 'parallel'")
+    end)
+  end)
+end)
