@@ -7,7 +7,9 @@
  * is the Lua side's job (lua/kpayment/response.lua), shared by every
  * transport.
  */
+#include <errno.h>
 #include <string.h>
+#include <time.h>
 #include "kp_compat.h"
 #include "kp_http.h"
 #include "kp_json.h"
@@ -45,6 +47,15 @@ static const char *opt_string(lua_State *L, const char *key) {
   if (strlen(lua_tostring(L, -1)) != lua_rawlen(L, -1))
     luaL_error(L, "option '%s' must not contain NUL bytes", key);
   return lua_tostring(L, -1);
+}
+
+/* Optional boolean: only `true` turns it on. */
+static int opt_flag(lua_State *L, const char *key) {
+  int t = lua_getfield(L, 1, key), on = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (t != LUA_TNIL && t != LUA_TBOOLEAN)
+    luaL_error(L, "option '%s' must be a boolean", key);
+  return on;
 }
 
 /* Optional non-negative number of seconds, as whole milliseconds. */
@@ -103,6 +114,8 @@ static int core_new(lua_State *L) {
   cfg.ca_file = opt_string(L, "ca_file");
   cfg.proxy = opt_string(L, "proxy");
   cfg.user_agent = opt_string(L, "user_agent");
+  cfg.insecure = opt_flag(L, "insecure");
+  cfg.follow_redirects = opt_flag(L, "follow_redirects");
   lua_pushfstring(L, "%s%skpayment/" KP_VERSION " (" LUA_VERSION "; libcurl/%s)",
                   cfg.user_agent ? cfg.user_agent : "",
                   cfg.user_agent ? " " : "", cv->version);
@@ -121,15 +134,31 @@ static int core_new(lua_State *L) {
 /*
  * A finished transfer as plain values, without raising (paths: a
  * projection for a 2xx body; error bodies are always decoded whole):
- *   nil, kind, message, curl_code, status|nil   the transfer failed
- *   status, value                               the body decoded as JSON
- *   status, nil, decode_message, snippet        it did not
+ *   nil, kind, message, curl_code, status|nil, info   the transfer failed
+ *   status, value, nil, nil, nil, info                the body decoded
+ *   status, nil, decode_message, snippet, nil, info   it did not
+ * info: { total_time = s, retry_after = "…"?, request_id = "…"? }
  * The body is decoded straight from the receive buffer, then released.
  */
+/* What else the response said, for retries and result metadata. */
+static void push_info(lua_State *L, const kp_transfer *t) {
+  lua_createtable(L, 0, 3);
+  lua_pushnumber(L, t->total_time);
+  lua_setfield(L, -2, "total_time");
+  if (t->retry_after[0]) {
+    lua_pushstring(L, t->retry_after);
+    lua_setfield(L, -2, "retry_after");
+  }
+  if (t->request_id[0]) {
+    lua_pushstring(L, t->request_id);
+    lua_setfield(L, -2, "request_id");
+  }
+}
+
 static int push_outcome(lua_State *L, kp_transfer *t, const kp_json_path *paths) {
   kp_json_error jerr;
   char msg[128];
-  luaL_checkstack(L, 6, NULL);
+  luaL_checkstack(L, 8, NULL);
   if (t->oom) {
     kp_transfer_release_body(t);
     return luaL_error(L, "not enough memory");
@@ -143,23 +172,30 @@ static int push_outcome(lua_State *L, kp_transfer *t, const kp_json_path *paths)
       lua_pushinteger(L, t->status);
     else
       lua_pushnil(L);
+    push_info(L, t);
     kp_transfer_release_body(t);
-    return 5;
+    return 6;
   }
   lua_pushinteger(L, t->status);
   if (t->status < 200 || t->status > 299)
     paths = NULL;
   if (kp_json_decode(L, t->body.data ? t->body.data : "", t->body.len, paths,
                      &jerr)) {
+    lua_pushnil(L);
+    lua_pushnil(L);
+    lua_pushnil(L);
+    push_info(L, t);
     kp_transfer_release_body(t);
-    return 2;
+    return 6;
   }
   lua_pushnil(L);
   lua_pushstring(L, kp_json_message(&jerr, msg, sizeof msg));
   lua_pushlstring(L, t->body.data ? t->body.data : "",
                   t->body.len < KP_SNIPPET ? t->body.len : KP_SNIPPET);
+  lua_pushnil(L);
+  push_info(L, t);
   kp_transfer_release_body(t);
-  return 4;
+  return 6;
 }
 
 static const char *check_url(lua_State *L, int idx) {
@@ -169,15 +205,23 @@ static const char *check_url(lua_State *L, int idx) {
   return url;
 }
 
-/* client:request(url [, fields]) -> outcome: one GET, waiting for it.  It
+/* client:request(url [, fields [, timeout_ms]]) -> outcome: one GET,
+ * waiting for it.  It
  * runs on the client's multi handle, so it reuses the connections of
  * every other request of this client (and drives them along). */
+static long opt_timeout(lua_State *L, int idx) {
+  lua_Integer ms = luaL_optinteger(L, idx, -1);
+  luaL_argcheck(L, ms >= -1 && ms <= 86400000, idx, "timeout in ms expected");
+  return (long)ms;
+}
+
 static int client_request(lua_State *L) {
   client *c = check_open(L);
   const char *url = check_url(L, 2);
+  long timeout = opt_timeout(L, 4);
   const kp_json_path *paths = opt_fields(L, 3);  /* misuse raises first */
   CURLcode rc;
-  if ((rc = kp_transfer_start(&c->tp, &c->sync, url)) != CURLE_OK)
+  if ((rc = kp_transfer_start(&c->tp, &c->sync, url, timeout)) != CURLE_OK)
     return luaL_error(L, "cannot start a request: %s", curl_easy_strerror(rc));
   while (c->sync.state == KP_RUNNING) {
     if (kp_transport_poll(&c->tp, 1000) < 0) {
@@ -189,13 +233,14 @@ static int client_request(lua_State *L) {
 }
 
 /*
- * client:start(url [, fields]) -> request, at once.  The request keeps its
+ * client:start(url [, fields [, timeout_ms]]) -> request, at once.  The request keeps its
  * client (and fields) alive through its user value, so the client is
  * finalized after it.
  */
 static int client_start(lua_State *L) {
   client *c = check_open(L);
   const char *url = check_url(L, 2);
+  long timeout = opt_timeout(L, 4);
   request *r;
   CURLcode rc;
   lua_settop(L, 3);
@@ -212,7 +257,7 @@ static int client_start(lua_State *L) {
   lua_pushvalue(L, 3);
   lua_rawseti(L, -2, 2);
   kp_setuservalue(L, -2);
-  if ((rc = kp_transfer_start(&c->tp, &r->t, url)) != CURLE_OK)
+  if ((rc = kp_transfer_start(&c->tp, &r->t, url, timeout)) != CURLE_OK)
     return luaL_error(L, "cannot start a request: %s", curl_easy_strerror(rc));
   return 1;
 }
@@ -273,6 +318,15 @@ static int request_result(lua_State *L) {
   return push_outcome(L, &r->t, paths);
 }
 
+/* request:status() -> HTTP status (0 if none), libcurl code, without
+ * decoding or consuming anything: enough to tell success from failure. */
+static int request_status(lua_State *L) {
+  request *r = check_request(L);
+  lua_pushinteger(L, r->t.status);
+  lua_pushinteger(L, r->t.state == KP_CANCELLED ? -1 : (lua_Integer)r->t.rc);
+  return 2;
+}
+
 /* request:cancel(), __gc and __close: stop it and free its buffer. */
 static int request_cancel(lua_State *L) {
   kp_transfer_cancel(&check_request(L)->t);
@@ -326,6 +380,7 @@ static const luaL_Reg client_meta[] = {
 
 static const luaL_Reg request_methods[] = {
   {"done", request_done},
+  {"status", request_status},
   {"result", request_result},
   {"cancel", request_cancel},
   {NULL, NULL}
@@ -351,9 +406,32 @@ static void new_type(lua_State *L, const char *name, const luaL_Reg *meta,
   lua_pop(L, 1);
 }
 
+/* core.monotonic() -> seconds from an arbitrary start, never going back:
+ * for frame budgets and deadlines, unlike os.time or os.clock. */
+static int core_monotonic(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+/* core.sleep(seconds): for waits between retries of a blocking call. */
+static int core_sleep(lua_State *L) {
+  lua_Number s = luaL_checknumber(L, 1);
+  struct timespec ts;
+  luaL_argcheck(L, s >= 0 && s <= 3600, 1, "seconds from 0 to 3600 expected");
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    ;                           /* interrupted: sleep the rest */
+  return 0;
+}
+
 static const luaL_Reg core_funcs[] = {
+  {"sleep", core_sleep},
   {"new", core_new},
   {"decode", core_decode},
+  {"monotonic", core_monotonic},
   {NULL, NULL}
 };
 

@@ -48,6 +48,47 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
   return n;
 }
 
+/* Copy a header's value (trimmed, truncated to fit) into dst. */
+static void header_value(char *dst, size_t size, const char *v, size_t n) {
+  while (n > 0 && (*v == ' ' || *v == '\t')) {
+    v++;
+    n--;
+  }
+  while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
+    n--;
+  if (n >= size)
+    n = size - 1;
+  memcpy(dst, v, n);
+  dst[n] = '\0';
+}
+
+static int header_is(const char *line, size_t n, const char *name) {
+  size_t k = strlen(name), i;
+  if (n <= k || line[k] != ':')
+    return 0;
+  for (i = 0; i < k; i++)
+    if ((line[i] | 0x20) != name[i])
+      return 0;
+  return 1;
+}
+
+/* Runs inside libcurl, once per header line: keeps Retry-After and a
+ * request id.  A new status line (a redirect, a 100) starts over. */
+static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
+  kp_transfer *t = (kp_transfer *)ud;
+  size_t n = size * nmemb;
+  if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+    t->retry_after[0] = t->request_id[0] = '\0';
+  } else if (header_is(line, n, "retry-after")) {
+    header_value(t->retry_after, sizeof t->retry_after, line + 12, n - 12);
+  } else if (header_is(line, n, "x-request-id")) {
+    header_value(t->request_id, sizeof t->request_id, line + 13, n - 13);
+  } else if (t->request_id[0] == '\0' && header_is(line, n, "x-correlation-id")) {
+    header_value(t->request_id, sizeof t->request_id, line + 17, n - 17);
+  }
+  return n;
+}
+
 #define SET(opt, val)                                                      \
   do {                                                                     \
     if ((rc = curl_easy_setopt(e, opt, val)) != CURLE_OK)                  \
@@ -60,18 +101,22 @@ static CURLcode configure(kp_transport *tp, CURL *e, const kp_http_config *cfg) 
   SET(CURLOPT_SHARE, tp->share);
   SET(CURLOPT_HTTPHEADER, tp->headers);
   SET(CURLOPT_WRITEFUNCTION, on_body);
+  SET(CURLOPT_HEADERFUNCTION, on_header);
   /* No signals: safe in threaded hosts and under nginx. */
   SET(CURLOPT_NOSIGNAL, 1L);
   SET(CURLOPT_HTTPGET, 1L);
   /* Every encoding this libcurl can decode. */
   SET(CURLOPT_ACCEPT_ENCODING, "");
   SET(CURLOPT_USERAGENT, cfg->user_agent);
-  /* TLS verification stays on: these are libcurl's defaults, set anyway so
-   * nothing inherited can weaken them. */
-  SET(CURLOPT_SSL_VERIFYPEER, 1L);
-  SET(CURLOPT_SSL_VERIFYHOST, 2L);
-  /* The API does not redirect; never carry credentials elsewhere. */
-  SET(CURLOPT_FOLLOWLOCATION, 0L);
+  /* TLS verification is on unless the caller said `insecure` (the Lua side
+   * then logs a warning with every request). */
+  SET(CURLOPT_SSL_VERIFYPEER, cfg->insecure ? 0L : 1L);
+  SET(CURLOPT_SSL_VERIFYHOST, cfg->insecure ? 0L : 2L);
+  /* The API does not redirect, so by default neither do we.  When asked
+   * to, credentials still go only to the original host. */
+  SET(CURLOPT_FOLLOWLOCATION, cfg->follow_redirects ? 1L : 0L);
+  SET(CURLOPT_MAXREDIRS, 5L);
+  SET(CURLOPT_UNRESTRICTED_AUTH, 0L);
 #if LIBCURL_VERSION_NUM >= 0x075500
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -102,6 +147,7 @@ static CURLcode configure(kp_transport *tp, CURL *e, const kp_http_config *cfg) 
 
 CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg) {
   tp->max_body = cfg->max_body;
+  tp->timeout_ms = cfg->timeout_ms;
   if ((tp->multi = curl_multi_init()) == NULL ||
       (tp->share = curl_share_init()) == NULL ||
       (tp->proto = curl_easy_init()) == NULL)
@@ -137,6 +183,7 @@ static void detach(kp_transfer *t) {
   unlink_active(t);
   curl_multi_remove_handle(tp->multi, e);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
   curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
   if (tp->nidle < KP_IDLE_MAX)
@@ -171,7 +218,8 @@ void kp_transport_close(kp_transport *tp) {
   tp->headers = NULL;
 }
 
-CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url) {
+CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
+                           long timeout_ms) {
   CURL *e;
   CURLcode rc;
   kp_transfer_cancel(t);
@@ -179,7 +227,8 @@ CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url) {
   t->too_large = t->oom = 0;
   t->rc = CURLE_OK;
   t->status = 0;
-  t->errbuf[0] = '\0';
+  t->total_time = 0;
+  t->errbuf[0] = t->retry_after[0] = t->request_id[0] = '\0';
   t->max_body = tp->max_body;
   if (tp->nidle > 0) {
     e = tp->idle[--tp->nidle];
@@ -194,6 +243,9 @@ CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url) {
   }
   if ((rc = curl_easy_setopt(e, CURLOPT_URL, url)) != CURLE_OK ||
       (rc = curl_easy_setopt(e, CURLOPT_WRITEDATA, t)) != CURLE_OK ||
+      (rc = curl_easy_setopt(e, CURLOPT_HEADERDATA, t)) != CURLE_OK ||
+      (rc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                             timeout_ms < 0 ? tp->timeout_ms : timeout_ms)) != CURLE_OK ||
       (rc = curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf)) != CURLE_OK ||
       (rc = curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)t)) != CURLE_OK) {
     curl_easy_cleanup(e);
@@ -215,7 +267,10 @@ CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url) {
 }
 
 static void finish(kp_transfer *t, CURLcode rc) {
+  curl_off_t us = 0;
   (void)curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
+  if (curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK)
+    t->total_time = (double)us / 1e6;
   detach(t);
   if (rc == CURLE_OK && kp_buf_terminate(&t->body) != 0) {
     t->oom = 1;
@@ -225,26 +280,29 @@ static void finish(kp_transfer *t, CURLcode rc) {
   t->state = KP_DONE;
 }
 
-/* Hand every finished transfer its result. */
-static void collect(kp_transport *tp) {
+/* Hand every finished transfer its result; returns how many finished. */
+static int collect(kp_transport *tp) {
   CURLMsg *m;
-  int left;
+  int left, n = 0;
   while ((m = curl_multi_info_read(tp->multi, &left)) != NULL) {
     char *priv = NULL;
     if (m->msg != CURLMSG_DONE)
       continue;
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
-    if (priv != NULL)
+    if (priv != NULL) {
       finish((kp_transfer *)(void *)priv, m->data.result);
+      n++;
+    }
   }
+  return n;
 }
 
 int kp_transport_poll(kp_transport *tp, int timeout_ms) {
   int running = 0;
   if (curl_multi_perform(tp->multi, &running) != CURLM_OK)
     return -1;
-  collect(tp);
-  if (timeout_ms > 0 && running > 0) {
+  /* A transfer that just finished is news enough: do not wait then. */
+  if (collect(tp) == 0 && timeout_ms > 0 && running > 0) {
     int fds;
     if (curl_multi_poll(tp->multi, NULL, 0, timeout_ms, &fds) != CURLM_OK ||
         curl_multi_perform(tp->multi, &running) != CURLM_OK)

@@ -22,6 +22,8 @@ typedef struct kp_http_config {
   long timeout_ms;              /* whole transfer; 0: none */
   long connect_timeout_ms;
   size_t max_body;              /* bytes after decompression */
+  int insecure;                 /* skip TLS verification (explicit only) */
+  int follow_redirects;         /* credentials never go to another host */
 } kp_http_config;
 
 #define KP_IDLE_MAX 16          /* idle easy handles kept for reuse */
@@ -37,6 +39,7 @@ typedef struct kp_transport {
   int nidle;
   kp_transfer *active;          /* transfers inside the multi */
   size_t max_body;
+  long timeout_ms;              /* the configured per-transfer timeout */
 } kp_transport;
 
 enum { KP_IDLE, KP_RUNNING, KP_DONE, KP_CANCELLED };
@@ -51,7 +54,10 @@ struct kp_transfer {
   int oom;                      /* the body could not be stored */
   CURLcode rc;
   long status;                  /* 0 when no response arrived */
+  double total_time;            /* seconds, from libcurl */
   kp_transfer *prev, *next;
+  char retry_after[40];         /* response headers worth keeping, as sent */
+  char request_id[100];
   char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -64,9 +70,10 @@ KP_HIDDEN int kp_http_global_init(void);
 KP_HIDDEN CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg);
 KP_HIDDEN void kp_transport_close(kp_transport *tp);
 
-/* Start t (zeroed or finished) on url. */
+/* Start t (zeroed or finished) on url; timeout_ms < 0: the configured
+ * timeout, otherwise this one (retries shorten it to fit a deadline). */
 KP_HIDDEN CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t,
-                                     const char *url);
+                                     const char *url, long timeout_ms);
 
 /* Do the network work that is ready, waiting up to timeout_ms for some;
  * finished transfers become KP_DONE.  Returns the number still running,
