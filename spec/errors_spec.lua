@@ -28,8 +28,9 @@ describe("kpayment errors", function()
 
   lazy_setup(function()
     server = mock.start({ "--user", USER, "--password", PASSWORD })
+    -- one attempt each: retries are retry_spec's subject
     client = kpayment.new({ base_url = server.url, username = USER, password = PASSWORD,
-                            skin = "spec-skin", timeout = 1.5, max_body = 200000 })
+                            skin = "spec-skin", timeout = 1.5, max_body = 200000, retries = 0 })
   end)
 
   lazy_teardown(function()

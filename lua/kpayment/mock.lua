@@ -67,6 +67,12 @@
 --                     {"financeOffers":[]})
 --     unicode         200 whose names also hold characters outside the BMP,
 --                     written raw and as a `\ud83d\ude97` surrogate pair
+--     flaky:n:mode    the first n requests for this customerUUID and
+--                     dealerUUID get `mode` (any mode above), later ones a
+--                     normal response: for testing retries
+--     redirect:url    302 to url (for testing that redirects are not
+--                     followed, or never carry credentials to another host)
+--   Every API response carries `X-Request-Id: mock-<n>`.
 --   error500 … close answer whatever the parameters are; stall, truncate,
 --   big, offers and unicode first validate the parameters like a normal
 --   request (a stalled request with a missing parameter gets a late 400).
@@ -124,6 +130,7 @@ local HTML = "text/html"
 
 local REASONS = {
   [200] = "OK",
+  [302] = "Found",
   [400] = "Bad Request",
   [401] = "Unauthorized",
   [404] = "Not Found",
@@ -846,6 +853,7 @@ function M.new(opts)
     _connections = 0,
     _epoch = 1, -- bumped by reset, so connections already counted count again
     _log = {},
+    _flaky = {}, -- customer and dealer → requests seen, for flaky:n:mode
     _cache = {},
     _cache_bytes = 0,
   }, Server)
@@ -926,6 +934,7 @@ end
 function Server:_control(path)
   if path == "/_mock/reset" then
     self._requests, self._connections, self._epoch, self._log = 0, 0, self._epoch + 1, {}
+    self._flaky = {}
   elseif path == "/_mock/requests" then
     return { status = 200, ctype = JSON_UTF8, body = encode(self._log) }
   elseif path ~= "/_mock/stats" then
@@ -956,6 +965,18 @@ function Server:_handle(conn, req)
 
   local fault = req.headers["x-mock-fault"]
   if not fault and params.customerUUID then fault = params.customerUUID:match("^mock:(.*)$") end
+  local flaky_n, flaky_rest = (fault or ""):match("^flaky:(%d+):(.+)$")
+  if flaky_n then
+    -- the first n requests for this customer and dealer fail, later ones do not
+    local key = (params.customerUUID or "") .. "\0" .. (params.dealerUUID or "")
+    local seen = (self._flaky[key] or 0) + 1
+    self._flaky[key] = seen
+    fault = seen <= tonumber(flaky_n) and flaky_rest or nil
+  end
+  local target = (fault or ""):match("^redirect:(.+)$")
+  if target then
+    return { status = 302, ctype = HTML, body = "", headers = { { "Location", target } } }
+  end
   local mode, value
   if fault then
     mode, value = parse_fault(fault)
@@ -980,6 +1001,17 @@ function Server:_handle(conn, req)
   end
   res.truncate = mode == "truncate"
   res.delay = mode == "stall" and value or nil
+  return res
+end
+
+--- Every API response carries a request id, as the real API's gateway does.
+local handle = Server._handle
+function Server:_handle(conn, req)
+  local res = handle(self, conn, req)
+  if not res.drop and req.target:find("^" .. M.ENDPOINT) then
+    res.headers = res.headers or {}
+    res.headers[#res.headers + 1] = { "X-Request-Id", "mock-" .. self._requests }
+  end
   return res
 end
 

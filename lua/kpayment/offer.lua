@@ -122,9 +122,27 @@ function Offer:vehicle_label()
   return join({ field(v, "year"), field(v, "make") or field(v, "brand", "brandName"), field(v, "model") })
 end
 
+-- List -> its result metadata, beside the list so that the list itself
+-- stays a plain sequence (pairs and comparisons see only offers).
+local metas = setmetatable({}, { __mode = "k" })
+
+--- Metadata of the call that returned this list: `status`, `attempts`,
+-- `request_id` (when the server sent one), `total_time` (seconds, all
+-- attempts), `warnings` (the body's, if any).
+function OfferList:meta()
+  return metas[self]
+end
+
+--- Attach (or read, without `meta`) the metadata of list.
+function M.meta(list, meta)
+  if meta ~= nil then metas[list] = meta end
+  return metas[list]
+end
+
 --- The offers whose `is_active()` is true, as a new list.
 function OfferList:active()
   local out = setmetatable({}, OfferList)
+  metas[out] = metas[self]
   for _, o in ipairs(self) do
     if o:is_active() then out[#out + 1] = o end
   end

@@ -73,6 +73,23 @@ local function http_error(status, body, decode_msg, snippet)
   return errors.new(e)
 end
 
+local MONTHS = { Jan = "01", Feb = "02", Mar = "03", Apr = "04", May = "05", Jun = "06",
+                 Jul = "07", Aug = "08", Sep = "09", Oct = "10", Nov = "11", Dec = "12" }
+
+--- Seconds a Retry-After header asks to wait: delta-seconds, or an HTTP
+-- date (`Wed, 21 Oct 2015 07:28:00 GMT`) measured from `now` (default
+-- os.time()); nil when absent or unreadable.
+function M.retry_after_seconds(v, now)
+  if type(v) ~= "string" then return nil end
+  local n = v:match("^%s*(%d+)%s*$")
+  if n then return tonumber(n) end
+  local d, mon, y, hms = v:match("^%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d:%d%d:%d%d) GMT$")
+  local t = d and MONTHS[mon] and offer.parse_time(y .. "-" .. MONTHS[mon] .. "-" .. d .. "T" .. hms .. "Z")
+  if not t then return nil end
+  local wait = t - (now or os.time())
+  return wait > 0 and wait or 0
+end
+
 --- A complete response: `body` is the decoded JSON, or nil with
 -- `decode_msg` and the first bytes of the raw body in `snippet`.
 -- @return offers, or nil and an error
@@ -94,7 +111,9 @@ function M.from_response(status, body, decode_msg, snippet)
     return nil, errors.new({ kind = "decode", status = status,
       message = "'financeOffers' is not an array" })
   end
-  return offer.wrap(list)
+  local offers = offer.wrap(list)
+  offer.meta(offers, { status = status, warnings = body.warnings })
+  return offers
 end
 
 return M
