@@ -510,17 +510,32 @@ static unsigned key_hash(const char *k, size_t n) {
   return h & (KEY_CACHE - 1);
 }
 
-/* Byte comparison for short keys, without a library call. */
+/* Byte comparison for short keys, without a library call: words, the
+ * last one overlapping the one before, so no byte loop and no read outside
+ * [a, a + n) or [b, b + n). */
 static int same_bytes(const char *a, const char *b, size_t n) {
   uint64_t x, y;
-  while (n >= 8) {
-    memcpy(&x, a, 8);
-    memcpy(&y, b, 8);
-    if (x != y)
+  uint32_t u, v;
+  if (n >= 8) {
+    size_t i;
+    for (i = 0; i + 8 < n; i += 8) {
+      memcpy(&x, a + i, 8);
+      memcpy(&y, b + i, 8);
+      if (x != y)
+        return 0;
+    }
+    memcpy(&x, a + n - 8, 8);
+    memcpy(&y, b + n - 8, 8);
+    return x == y;
+  }
+  if (n >= 4) {
+    memcpy(&u, a, 4);
+    memcpy(&v, b, 4);
+    if (u != v)
       return 0;
-    a += 8;
-    b += 8;
-    n -= 8;
+    memcpy(&u, a + n - 4, 4);
+    memcpy(&v, b + n - 4, 4);
+    return u == v;
   }
   while (n > 0) {
     if (*a++ != *b++)
@@ -663,7 +678,9 @@ static const char *parse_object(decoder *d, const char *p, unsigned slot) {
         lua_pushnil(L);
         p += 4;
       } else {
-        if ((p = parse_value(d, p, key_slot(k, kn, d->depth))) == NULL)
+        /* only containers use a size hint: the slot costs nothing else */
+        unsigned vslot = (*p == '{' || *p == '[') ? key_slot(k, kn, d->depth) : 0;
+        if ((p = parse_value(d, p, vslot)) == NULL)
           return NULL;
         n++;
       }
