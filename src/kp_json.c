@@ -610,6 +610,45 @@ static unsigned clamp_hint(lua_Integer n) {
   return n > HINT_MAX ? HINT_MAX : (unsigned)n;
 }
 
+/*
+ * After an element or member: past a ',' and the whitespace after it
+ * (*more = 1), or past the closing bracket (*more = 0); NULL on anything
+ * else.
+ */
+static inline const char *separator(decoder *d, const char *p, char close, int *more) {
+  p = skip_ws(p);
+  if (*p == ',') {
+    *more = 1;
+    return skip_ws(p + 1);
+  }
+  if (*p == close) {
+    *more = 0;
+    return p + 1;
+  }
+  return fail_at(d, p, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
+}
+
+/* At a member's opening quote: its key (see read_string) and the cursor
+ * at its value, past the ':' and whitespace. */
+static inline const char *member_key(decoder *d, const char *p, const char **k, size_t *n) {
+  if (*p != '"')
+    return fail_at(d, p, "expected string key");
+  if ((p = read_string(d, p + 1, k, n)) == NULL)
+    return NULL;
+  p = skip_ws(p);
+  if (*p != ':')
+    return fail_at(d, p, "expected ':'");
+  return skip_ws(p + 1);
+}
+
+/* Opening a container: its first element, or past an immediate close
+ * (*more = 0). */
+static inline const char *open_items(const char *p, char close, int *more) {
+  p = skip_ws(p);
+  *more = *p != close;
+  return *more ? p : p + 1;
+}
+
 static const char *parse_value(decoder *d, const char *p, unsigned slot);
 
 /* p is just after '['. */
@@ -617,27 +656,20 @@ static const char *parse_array(decoder *d, const char *p, unsigned slot) {
   lua_State *L = d->L;
   lua_Integer n = 0;
   unsigned eslot = ELEMENT_SLOT(slot);
+  int more;
   if (enter(d, p - 1) == NULL)
     return NULL;
   lua_createtable(L, (int)d->mem->hints[slot].narr, 0);
-  p = skip_ws(p);
-  if (*p != ']') {
-    for (;;) {
-      if ((p = parse_value(d, p, eslot)) == NULL)
-        return NULL;
-      lua_rawseti(L, -2, ++n);
-      p = skip_ws(p);
-      if (*p == ',')
-        p = skip_ws(p + 1);
-      else if (*p == ']')
-        break;
-      else
-        return fail_at(d, p, "expected ',' or ']'");
-    }
+  for (p = open_items(p, ']', &more); more;) {
+    if ((p = parse_value(d, p, eslot)) == NULL)
+      return NULL;
+    lua_rawseti(L, -2, ++n);
+    if ((p = separator(d, p, ']', &more)) == NULL)
+      return NULL;
   }
   d->mem->hints[slot].narr = clamp_hint(n);
   d->depth--;
-  return p + 1;
+  return p;
 }
 
 /* p is just after '{'. */
@@ -645,58 +677,48 @@ static const char *parse_object(decoder *d, const char *p, unsigned slot) {
   lua_State *L = d->L;
   lua_Integer n = 0;            /* members set (nulls are not) */
   int i = 0;                    /* members read */
+  int more;
   unsigned short *shape = d->mem->shapes[slot];
   if (enter(d, p - 1) == NULL)
     return NULL;
   lua_createtable(L, 0, (int)d->mem->hints[slot].nrec);
-  p = skip_ws(p);
-  if (*p != '}') {
-    for (;;) {
-      const char *k, *q;
-      size_t kn;
-      if (*p != '"')
-        return fail_at(d, p, "expected string key");
-      if (i < SHAPE_MAX && shape[i] != 0 &&
-          (q = predicted_key(d, p, shape[i], &k, &kn)) != NULL) {
-        p = q;
-      } else {
-        unsigned at;
-        if ((p = read_string(d, p + 1, &k, &kn)) == NULL)
-          return NULL;
-        at = push_key(d, k, kn);
-        if (i < SHAPE_MAX)      /* a key with escapes, decoded into the */
-          shape[i] = (unsigned short)(k == d->scratch ? 0 : at);  /* scratch */
-      }
-      i++;
-      p = skip_ws(p);
+  for (p = open_items(p, '}', &more); more;) {
+    const char *k, *q;
+    size_t kn;
+    if (i < SHAPE_MAX && shape[i] != 0 && *p == '"' &&
+        (q = predicted_key(d, p, shape[i], &k, &kn)) != NULL) {
+      p = skip_ws(q);
       if (*p != ':')
         return fail_at(d, p, "expected ':'");
       p = skip_ws(p + 1);
-      if (p[0] == 'n' && p[1] == 'u' && p[2] == 'l' && p[3] == 'l') {
-        /* null member: the key is absent (a raw set of nil also clears an
-         * earlier duplicate, so the last occurrence wins as for values) */
-        lua_pushnil(L);
-        p += 4;
-      } else {
-        /* only containers use a size hint: the slot costs nothing else */
-        unsigned vslot = (*p == '{' || *p == '[') ? key_slot(k, kn, d->depth) : 0;
-        if ((p = parse_value(d, p, vslot)) == NULL)
-          return NULL;
-        n++;
-      }
-      lua_rawset(L, -3);
-      p = skip_ws(p);
-      if (*p == ',')
-        p = skip_ws(p + 1);
-      else if (*p == '}')
-        break;
-      else
-        return fail_at(d, p, "expected ',' or '}'");
+    } else {
+      unsigned at;
+      if ((p = member_key(d, p, &k, &kn)) == NULL)
+        return NULL;
+      at = push_key(d, k, kn);
+      if (i < SHAPE_MAX)        /* a key with escapes, decoded into the */
+        shape[i] = (unsigned short)(k == d->scratch ? 0 : at);  /* scratch */
     }
+    i++;
+    if (p[0] == 'n' && p[1] == 'u' && p[2] == 'l' && p[3] == 'l') {
+      /* null member: the key is absent (a raw set of nil also clears an
+       * earlier duplicate, so the last occurrence wins as for values) */
+      lua_pushnil(L);
+      p += 4;
+    } else {
+      /* only containers use a size hint: the slot costs nothing else */
+      unsigned vslot = (*p == '{' || *p == '[') ? key_slot(k, kn, d->depth) : 0;
+      if ((p = parse_value(d, p, vslot)) == NULL)
+        return NULL;
+      n++;
+    }
+    lua_rawset(L, -3);
+    if ((p = separator(d, p, '}', &more)) == NULL)
+      return NULL;
   }
   d->mem->hints[slot].nrec = clamp_hint(n);
   d->depth--;
-  return p + 1;
+  return p;
 }
 
 static const char *parse_value(decoder *d, const char *p, unsigned slot) {
@@ -745,36 +767,18 @@ static const char *skip_value(decoder *d, const char *p) {
   case '{':
   case '[': {
     char close = *p == '{' ? '}' : ']';
-    int object = *p == '{';
+    int more;
     if (++d->depth > KP_JSON_MAX_DEPTH)
       return fail(d, p, "nesting deeper than 1000 levels");
-    p = skip_ws(p + 1);
-    if (*p != close) {
-      for (;;) {
-        if (object) {
-          if (*p != '"')
-            return fail_at(d, p, "expected string key");
-          if ((p = read_string(d, p + 1, &s, &n)) == NULL)
-            return NULL;
-          p = skip_ws(p);
-          if (*p != ':')
-            return fail_at(d, p, "expected ':'");
-          p = skip_ws(p + 1);
-        }
-        if ((p = skip_value(d, p)) == NULL)
-          return NULL;
-        p = skip_ws(p);
-        if (*p == ',')
-          p = skip_ws(p + 1);
-        else if (*p == close)
-          break;
-        else
-          return fail_at(d, p, object ? "expected ',' or '}'"
-                                      : "expected ',' or ']'");
-      }
+    for (p = open_items(p + 1, close, &more); more;) {
+      if (close == '}' && (p = member_key(d, p, &s, &n)) == NULL)
+        return NULL;
+      if ((p = skip_value(d, p)) == NULL ||
+          (p = separator(d, p, close, &more)) == NULL)
+        return NULL;
     }
     d->depth--;
-    return p + 1;
+    return p;
   }
   case 't':
     if (p[1] == 'r' && p[2] == 'u' && p[3] == 'e')
@@ -821,51 +825,38 @@ static const char *proj_object(decoder *d, const char *p, int node,
                                int envelope) {
   lua_State *L = d->L;
   const kp_json_path *t = d->paths;
+  int more;
   if (enter(d, p - 1) == NULL)
     return NULL;
   lua_createtable(L, 0, 0);
-  p = skip_ws(p);
-  if (*p != '}') {
-    for (;;) {
-      const char *k;
-      size_t kn;
-      int c;
-      if (*p != '"')
-        return fail_at(d, p, "expected string key");
-      if ((p = read_string(d, p + 1, &k, &kn)) == NULL)
+  for (p = open_items(p, '}', &more); more;) {
+    const char *k;
+    size_t kn;
+    int c;
+    if ((p = member_key(d, p, &k, &kn)) == NULL)
+      return NULL;
+    c = find_child(t, node, k, kn);
+    if (c >= 0 && t[c].leaf && *p != 'n') {
+      push_key(d, k, kn);
+      if ((p = parse_value(d, p, key_slot(k, kn, d->depth))) == NULL)
         return NULL;
-      p = skip_ws(p);
-      if (*p != ':')
-        return fail_at(d, p, "expected ':'");
-      p = skip_ws(p + 1);
-      c = find_child(t, node, k, kn);
-      if (c >= 0 && t[c].leaf && *p != 'n') {
-        push_key(d, k, kn);
-        if ((p = parse_value(d, p, key_slot(k, kn, d->depth))) == NULL)
-          return NULL;
-        lua_rawset(L, -3);
-      } else if ((c >= 0 || envelope) && (*p == '{' || *p == '[')) {
-        int next = c >= 0 ? c : node;
-        push_key(d, k, kn);
-        p = *p == '{' ? proj_object(d, p + 1, next, c < 0)
-                      : proj_array(d, p + 1, next);
-        if (p == NULL)
-          return NULL;
-        lua_rawset(L, -3);
-      } else if ((p = skip_value(d, p)) == NULL) {
+      lua_rawset(L, -3);
+    } else if ((c >= 0 || envelope) && (*p == '{' || *p == '[')) {
+      int next = c >= 0 ? c : node;
+      push_key(d, k, kn);
+      p = *p == '{' ? proj_object(d, p + 1, next, c < 0)
+                    : proj_array(d, p + 1, next);
+      if (p == NULL)
         return NULL;
-      }
-      p = skip_ws(p);
-      if (*p == ',')
-        p = skip_ws(p + 1);
-      else if (*p == '}')
-        break;
-      else
-        return fail_at(d, p, "expected ',' or '}'");
+      lua_rawset(L, -3);
+    } else if ((p = skip_value(d, p)) == NULL) {
+      return NULL;
     }
+    if ((p = separator(d, p, '}', &more)) == NULL)
+      return NULL;
   }
   d->depth--;
-  return p + 1;
+  return p;
 }
 
 /* p is just after '['; always pushes a table.  Elements that are not
@@ -873,32 +864,25 @@ static const char *proj_object(decoder *d, const char *p, int node,
 static const char *proj_array(decoder *d, const char *p, int node) {
   lua_State *L = d->L;
   lua_Integer n = 0;
+  int more;
   if (enter(d, p - 1) == NULL)
     return NULL;
   lua_createtable(L, 0, 0);
-  p = skip_ws(p);
-  if (*p != ']') {
-    for (;;) {
-      if (*p == '{' || *p == '[') {
-        p = *p == '{' ? proj_object(d, p + 1, node, 0)
-                      : proj_array(d, p + 1, node);
-        if (p == NULL)
-          return NULL;
-        lua_rawseti(L, -2, ++n);
-      } else if ((p = skip_value(d, p)) == NULL) {
+  for (p = open_items(p, ']', &more); more;) {
+    if (*p == '{' || *p == '[') {
+      p = *p == '{' ? proj_object(d, p + 1, node, 0)
+                    : proj_array(d, p + 1, node);
+      if (p == NULL)
         return NULL;
-      }
-      p = skip_ws(p);
-      if (*p == ',')
-        p = skip_ws(p + 1);
-      else if (*p == ']')
-        break;
-      else
-        return fail_at(d, p, "expected ',' or ']'");
+      lua_rawseti(L, -2, ++n);
+    } else if ((p = skip_value(d, p)) == NULL) {
+      return NULL;
     }
+    if ((p = separator(d, p, ']', &more)) == NULL)
+      return NULL;
   }
   d->depth--;
-  return p + 1;
+  return p;
 }
 
 /* The top-level value: a scalar is returned as it is under a projection. */
