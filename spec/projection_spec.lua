@@ -83,6 +83,31 @@ describe("kpayment.core", function()
       end
     end)
 
+    it("rejects a number out of range in the parts it skips", function()
+      for _, bad in ipairs({ "[1e309]", '{"b":1e309}', '{"financeOffers":[{"x":-1e400,"id":1}]}' }) do
+        local ok, msg = pcall(core.decode, bad, { fields = { "a" } })
+        assert.is_false(ok, bad)
+        assert.matches("number out of range at byte %d+$", msg)
+      end
+    end)
+
+    it("lets the last duplicate win, as the full decode does", function()
+      local cases = {
+        { '{"a":1,"a":null}', { "a" } },
+        { '{"a":{"b":1},"a":null}', { "a.b" } },
+        { '{"a":{"b":1},"a":5}', { "a.b" } },
+        { '{"x":[{"a":1}],"x":5}', { "a" } },
+        { '{"a":null,"a":2}', { "a" } },
+      }
+      for _, case in ipairs(cases) do
+        local full = core.decode(case[1])
+        local projected = core.decode(case[1], { fields = case[2] })
+        for k, v in pairs(projected) do assert.same(full[k], v, case[1]) end
+      end
+      assert.same({}, core.decode('{"a":1,"a":null}', { fields = { "a" } }))
+      assert.same({ a = 2 }, core.decode('{"a":null,"a":2}', { fields = { "a" } }))
+    end)
+
     it("limits nesting in skipped parts too", function()
       local deep = '{"financeOffers":[{"x":' .. ("["):rep(1001) .. ("]"):rep(1001) .. "}]}"
       local ok, msg = pcall(core.decode, deep, { fields = { "id" } })

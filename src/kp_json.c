@@ -12,9 +12,11 @@
  * drops whatever was half built with one lua_settop, so no level needs to
  * clean up after itself.
  */
+#include <locale.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "kp_json.h"
 
@@ -421,29 +423,45 @@ static const char *scan_number(decoder *d, const char *p, number *n) {
   return p;
 }
 
-/* The general case: the C library's correctly rounded conversion, through
- * lua_stringtonumber, which also copes with a locale whose decimal point is
- * not '.'.  The token was validated already. */
-static const char *push_float_slow(decoder *d, const char *s, const char *p) {
-  lua_State *L = d->L;
-  char small[64];
+/*
+ * The general case: the C library's correctly rounded strtod, on a copy
+ * of the token (the scratch buffer when it is long).  strtod reads the
+ * locale's decimal point, so when a host has set LC_NUMERIC to a locale
+ * with another one, the '.' is swapped for it.  No Lua stack is used: the
+ * skipper checks ranges with it too.
+ */
+static const char *to_double(decoder *d, const char *s, const char *p,
+                             double *out) {
   size_t n = (size_t)(p - s);
-  lua_Number v;
-  if (n < sizeof small) {
-    memcpy(small, s, n);
-    small[n] = '\0';
-    lua_stringtonumber(L, small);
-  } else {
-    lua_pushlstring(L, s, n);
-    lua_stringtonumber(L, lua_tostring(L, -1));
-    lua_remove(L, -2);
+  char small[64];
+  char *buf = n < sizeof small ? small : scratch(d, n + 1);
+  char *end;
+  memcpy(buf, s, n);
+  buf[n] = '\0';
+  *out = strtod(buf, &end);
+  if (end != buf + n) {
+    char *dot = strchr(buf, '.');
+    const char *dp = localeconv()->decimal_point;
+    if (dot != NULL && dp[0] != '\0' && dp[1] == '\0') {
+      *dot = dp[0];
+      *out = strtod(buf, &end);
+    }
+    if (end != buf + n)
+      return fail(d, s, "number not readable in this locale");
   }
-  v = lua_tonumber(L, -1);
-  lua_pop(L, 1);
-  if (isinf(v))
+  if (isinf(*out))
     return fail(d, s, "number out of range");
-  lua_pushnumber(L, v);
   return p;
+}
+
+/* Whether n is an int64 or a float the fast path computes exactly: either
+ * way it is in range with no conversion needed. */
+static int number_is_simple(const number *n) {
+  if (n->dropped)
+    return 0;
+  if (n->integral && n->m <= (uint64_t)INT64_MAX + 1)
+    return 1;
+  return n->m <= ((uint64_t)1 << 53) && n->exp10 >= -22 && n->exp10 <= 22;
 }
 
 /*
@@ -476,7 +494,12 @@ static const char *parse_number(decoder *d, const char *p) {
     lua_pushnumber(d->L, n.neg ? -v : v);
     return p;
   }
-  return push_float_slow(d, s, p);
+  {
+    double v;
+    if ((p = to_double(d, s, p, &v)) != NULL)
+      lua_pushnumber(d->L, v);
+    return p;
+  }
 }
 
 /* Each container takes a depth step and makes room for itself, a key and a
@@ -793,8 +816,15 @@ static const char *skip_value(decoder *d, const char *p) {
       return p + 4;
     break;
   case '-': case '0': case '1': case '2': case '3': case '4':
-  case '5': case '6': case '7': case '8': case '9':
-    return scan_number(d, p, &num);
+  case '5': case '6': case '7': case '8': case '9': {
+    /* as strict as decoding: a number that does not fit is an error here
+     * too, even though nothing is built */
+    const char *q = scan_number(d, p, &num);
+    double v;
+    if (q != NULL && !number_is_simple(&num))
+      q = to_double(d, p, q, &v);
+    return q;
+  }
   default:
     break;
   }
@@ -836,16 +866,27 @@ static const char *proj_object(decoder *d, const char *p, int node,
     if ((p = member_key(d, p, &k, &kn)) == NULL)
       return NULL;
     c = find_child(t, node, k, kn);
-    if (c >= 0 && t[c].leaf && *p != 'n') {
-      push_key(d, k, kn);
+    if (c >= 0 && t[c].leaf) {
+      push_key(d, k, kn);       /* a null still clears an earlier duplicate */
       if ((p = parse_value(d, p, key_slot(k, kn, d->depth))) == NULL)
         return NULL;
+      if (lua_type(L, -1) == LUA_TLIGHTUSERDATA) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+      }
       lua_rawset(L, -3);
-    } else if ((c >= 0 || envelope) && (*p == '{' || *p == '[')) {
+    } else if (c >= 0 || envelope) {
       int next = c >= 0 ? c : node;
       push_key(d, k, kn);
-      p = *p == '{' ? proj_object(d, p + 1, next, c < 0)
-                    : proj_array(d, p + 1, next);
+      if (*p == '{' || *p == '[') {
+        p = *p == '{' ? proj_object(d, p + 1, next, c < 0)
+                      : proj_array(d, p + 1, next);
+      } else {
+        /* nothing to select in a scalar: like the full decode's last
+         * occurrence, it leaves the key absent */
+        p = skip_value(d, p);
+        lua_pushnil(L);
+      }
       if (p == NULL)
         return NULL;
       lua_rawset(L, -3);

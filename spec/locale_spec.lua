@@ -1,0 +1,53 @@
+-- Numbers decode the same whatever LC_NUMERIC the host has set: a C
+-- library reads "1.5" by the locale's decimal point.  The child process
+-- runs under a de_DE locale (decimal comma) built privately with localedef.
+local function sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("a")
+  local ok = p:close()
+  return ok, out
+end
+
+describe("kpayment.core", function()
+  describe("decode() under a decimal-comma locale", function()
+    local dir
+
+    lazy_setup(function()
+      dir = os.tmpname()
+      os.remove(dir)
+      local ok, out = sh("mkdir -p " .. dir .. " && localedef -i de_DE -f UTF-8 " .. dir .. "/de_DE.UTF-8")
+      assert(ok, "localedef failed (Debian package 'locales' provides its sources): " .. out)
+    end)
+
+    lazy_teardown(function()
+      if dir then os.execute("rm -rf " .. dir) end
+    end)
+
+    it("reads every number exactly as under the C locale", function()
+      local script = [[
+        assert(os.setlocale("de_DE.UTF-8", "numeric"), "no de_DE locale")
+        assert(tostring(1.5) == "1,5", "the locale is not in effect")
+        local core = require("kpayment.core")
+        local long = "0." .. ("1"):rep(300)
+        local t = core.decode("[1.5, -2.25e-3, 123456789012345678901234567890.5, 1e300, " .. long .. "]")
+        assert(#t == 5, "stack damaged: " .. #t)
+        assert(t[1] == 1.5, "1.5")
+        assert(t[2] == -2.25e-3, "-2.25e-3")
+        assert(t[3] == 123456789012345678901234567890.5, "30 digits")
+        assert(t[4] == 1e300, "1e300")
+        assert(t[5] == 0.11111111111111111, "300 digits")
+        assert(not pcall(core.decode, "[1e309]"), "range")
+        local p = core.decode('{"a":[' .. long .. '],"b":1}', { fields = { "b" } })
+        assert(p.b == 1 and next(p.a) == nil, "projection")
+        print("ok")
+      ]]
+      local file = dir .. "/check.lua"
+      local f = assert(io.open(file, "w"))
+      f:write(script)
+      f:close()
+      local ok, out = sh(string.format("LOCPATH=%s LUA_CPATH='%s' lua5.4 %s", dir, package.cpath, file))
+      assert.is_true(ok, out)
+      assert.equal("ok\n", out)
+    end)
+  end)
+end)
