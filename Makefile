@@ -5,6 +5,8 @@
 #   make test     build and run every spec under Lua 5.4
 #   make deps     install missing Debian packages (or print the command)
 #   make bench    decoder benchmark beside lua-cjson and dkjson (bench/)
+#   make fuzz     libFuzzer on the decoder (FUZZ_SECONDS, default 60)
+#   make test-asan  every spec against an ASan+UBSan build
 
 LUA_VERSION ?= 5.4
 LUA         ?= lua$(LUA_VERSION)
@@ -97,3 +99,4 @@ clean:
 	rm -rf build
 
 include bench/bench.mk
+include fuzz/fuzz.mk

@@ -15,7 +15,10 @@ describe("kpayment.core", function()
     lazy_setup(function()
       dir = os.tmpname()
       os.remove(dir)
-      local ok, out = sh("mkdir -p " .. dir .. " && localedef -i de_DE -f UTF-8 " .. dir .. "/de_DE.UTF-8")
+      -- env -u: under the sanitizer suite, localedef (which leaks by design)
+      -- must not inherit the preloaded runtime; the decoding child does
+      local ok, out = sh("mkdir -p " .. dir .. " && env -u LD_PRELOAD localedef -i de_DE -f UTF-8 " ..
+        dir .. "/de_DE.UTF-8")
       assert(ok, "localedef failed (Debian package 'locales' provides its sources): " .. out)
     end)
 

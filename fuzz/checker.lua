@@ -1,0 +1,198 @@
+-- checker.lua -- the Lua half of the fuzz target's oracle (fuzz_decode.c).
+--
+-- Compiled into the fuzzer (fuzz.mk turns it into a C string) and run once
+-- with (core, cjson); returns check, FIELDS and has_projection (the last
+-- only tells the log whether the projection checks run).  C calls
+--   check(text, ok, value, pok, pvalue)
+-- for every input, where ok/value come from core.decode(text) (value is the
+-- error message when ok is false) and pok/pvalue from kp_json_decode with the
+-- projection trie built from FIELDS (pvalue is the bare message on failure).
+-- check returns nil when all is well, else a description of the problem; C
+-- prints it and aborts.  Anything raised in here is a finding too.
+
+local core, cjson = ...
+local type, pairs, ipairs, rawget, tostring, tonumber =
+  type, pairs, ipairs, rawget, tostring, tonumber
+local fmt, abs, max, mtype = string.format, math.abs, math.max, math.type
+
+-- cjson 2.1.0 prints numbers with %.14g, so a round trip may move a number
+-- by up to ~5e-14 relatively; 1e-12 leaves a margin without hiding real
+-- misparses (a dropped digit, a wrong exponent, a wrong sign).
+local function close_enough(a, b)
+  if a == b then return true end
+  local x, y = a + 0.0, b + 0.0
+  return abs(x - y) <= 1e-12 * max(abs(x), abs(y))
+end
+
+-- nil when a and b are the same JSON value, else where they differ.
+local function same(a, b, path)
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then return fmt("%s: %s became %s", path, ta, tb) end
+  if ta == "number" then
+    if not close_enough(a, b) then
+      return fmt("%s: %.17g became %.17g", path, a, b)
+    end
+  elseif ta == "table" then
+    for k, v in pairs(a) do
+      local w = rawget(b, k)
+      if w == nil then return path .. "." .. tostring(k) .. ": lost" end
+      local e = same(v, w, path .. "." .. tostring(k))
+      if e then return e end
+    end
+    for k in pairs(b) do
+      if rawget(a, k) == nil then
+        return path .. "." .. tostring(k) .. ": appeared"
+      end
+    end
+  elseif a ~= b then
+    return fmt("%s: %q became %q", path, tostring(a), tostring(b))
+  end
+end
+
+-- nil when every value in p is also in f at the same place, exactly (the
+-- same decoder read the same bytes).  Arrays are compared as sequences: a
+-- projection keeps only the elements a path can select from (containers),
+-- in order, so p's elements must match a subsequence of f's.  Greedy
+-- matching finds a subsequence when there is one, and tries every element
+-- of f at most once.
+local function subset(p, f, path)
+  if type(p) ~= "table" then
+    if type(p) ~= type(f) or p ~= f or mtype(p) ~= mtype(f) then
+      return fmt("%s: projected %q, full %q", path, tostring(p), tostring(f))
+    end
+    return nil
+  end
+  if type(f) ~= "table" then
+    return path .. ": projected a table where the full value is " .. type(f)
+  end
+  if rawget(f, 1) ~= nil then           -- an array (objects have string keys)
+    local n, j = #p, 1
+    for k in pairs(p) do
+      if mtype(k) ~= "integer" or k < 1 or k > n then
+        return path .. ": projected array has key " .. tostring(k)
+      end
+    end
+    for i = 1, n do
+      repeat
+        local w = rawget(f, j)
+        if w == nil then
+          return fmt("%s[%d]: matches no later element of the full array", path, i)
+        end
+        j = j + 1
+      until subset(p[i], w, path) == nil
+    end
+    return nil
+  end
+  for k, v in pairs(p) do
+    local w = rawget(f, k)
+    if w == nil then return path .. "." .. tostring(k) .. ": not in full result" end
+    local e = subset(v, w, path .. "." .. tostring(k))
+    if e then return e end
+  end
+end
+
+-- Numbers against Lua's own reader (strtod, correctly rounded like the
+-- decoder's fast path): same value and same subtype, bit for bit.  Only
+-- where the text's tokens map to values in order: a lone number, or an
+-- array of numbers.  JSON -0 is the float -0.0 by design, where Lua reads
+-- the integer 0.  tonumber gives nil for a long number under a locale whose
+-- decimal point is not '.' (Lua gives up above 200 bytes): no reference then.
+local function same_number(token, v)
+  local want = tonumber(token)
+  if want == nil then return nil end
+  if want == 0 and v == 0 and mtype(want) == "integer" and 1 / v < 0 then
+    return nil
+  end
+  if mtype(v) ~= mtype(want) or v ~= want then
+    return fmt("number %s decoded as %s %.17g, Lua reads %s %.17g",
+               token, mtype(v), v, mtype(want), want)
+  end
+end
+
+local function check_numbers(text, value)
+  if type(value) == "number" then
+    return same_number(text:match("^%s*(.-)%s*$"), value)
+  end
+  if type(value) ~= "table" or value[1] == nil then return nil end
+  for _, v in ipairs(value) do
+    if type(v) ~= "number" then return nil end
+  end
+  local i = 0
+  for token in text:gmatch("[^%s,%[%]]+") do
+    i = i + 1
+    local e = same_number(token, value[i])
+    if e then return e end
+  end
+  if i ~= #value then return fmt("%d number tokens, %d values", i, #value) end
+end
+
+local function round_trip(value)
+  -- cjson refuses some values (nesting past its depth limit, tables it
+  -- takes for sparse arrays): nothing to compare then.
+  local ok, again = pcall(cjson.encode, value)
+  if not ok then return nil end
+  local ok2, back = pcall(core.decode, again)
+  if not ok2 then
+    return "cjson output rejected: " .. tostring(back) .. "\n  cjson: " .. again:sub(1, 200)
+  end
+  local e = same(value, back, "$")
+  if e then return "round trip through cjson changed " .. e end
+end
+
+-- Projection is probed, not assumed: a decode that ignored its second
+-- argument would pass a probe whose full result holds only "a", so the probe
+-- document also has a member the projection must drop.
+local FIELDS = { "id", "status", "customer.lastName", "a", "a.b" }
+local PROJECTION = { fields = FIELDS }
+local has_projection
+do
+  local ok, v = pcall(core.decode, '{"a":1,"b":2}', { fields = { "a" } })
+  has_projection = ok and type(v) == "table" and v.a == 1 and v.b == nil
+end
+
+-- Skipped parts are checked as strictly as built ones, so projecting must
+-- not change whether, or where, a text is rejected.
+local function projection(text, ok, value, pok, pvalue)
+  if pok ~= ok then
+    return fmt("full decode %s, projected %s", ok and "succeeded" or value,
+               pok and "succeeded" or pvalue)
+  end
+  local aok, av = pcall(core.decode, text, PROJECTION)
+  if aok ~= pok then
+    return "core.decode with fields and kp_json_decode with the trie disagree: "
+      .. tostring(av)
+  end
+  if not ok then
+    if av ~= "kpayment.decode: " .. pvalue then
+      return "projected errors differ: " .. tostring(av) .. " / " .. pvalue
+    end
+    if av ~= value then
+      return "projection moved the error: " .. value .. " became " .. av
+    end
+    return nil
+  end
+  local e = same(av, pvalue, "$")
+  if e then return "core.decode with fields differs from the trie: " .. e end
+  e = subset(pvalue, value, "$")
+  if e then return "projection is not a subset: " .. e end
+end
+
+local function check(text, ok, value, pok, pvalue)
+  if not ok then
+    -- The only acceptable failure: a decode error with a position inside
+    -- the input or just past its end.
+    local pos = type(value) == "string"
+      and value:match("^kpayment%.decode: .+ at byte (%d+)$")
+    if not pos then return "unexpected error: " .. tostring(value) end
+    pos = tonumber(pos)
+    if pos < 1 or pos > #text + 1 then
+      return fmt("error position %d outside 1..%d", pos, #text + 1)
+    end
+  else
+    local e = check_numbers(text, value) or round_trip(value)
+    if e then return e end
+  end
+  if has_projection then return projection(text, ok, value, pok, pvalue) end
+end
+
+return check, FIELDS, has_projection
