@@ -5,6 +5,7 @@
 #   make test     build and run every spec under Lua 5.4
 #   make deps     install missing Debian packages (or print the command)
 #   make bench    decoder benchmark beside lua-cjson and dkjson (bench/)
+#   make bench-http  HTTP benchmark against nginx on loopback (bench/)
 #   make fuzz     libFuzzer on the decoder (FUZZ_SECONDS, default 60)
 #   make test-asan  every spec against an ASan+UBSan build
 
@@ -100,3 +101,4 @@ clean:
 
 include bench/bench.mk
 include fuzz/fuzz.mk
+include bench/http.mk

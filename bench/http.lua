@@ -1,0 +1,501 @@
+--[[
+bench/http.lua -- kpayment's client over real HTTP, beside plain libcurl in C
+(with and without lua-cjson), luasocket + cjson and the curl command.
+
+Run by `make bench-http` through bench/http-run.sh, which starts nginx on
+loopback and sets the variables below.  By hand, from the repository root:
+
+    bench/http-run.sh env LUA_PATH='lua/?.lua;lua/?/init.lua;;' \
+      LUA_CPATH='build/5.4/?.so;;' lua5.4 bench/http.lua
+
+Environment:
+  BENCH_HTTP_N        calls per round of the sequential and concurrent runs
+                      (default 2000); the curl-command and 20 ms runs make a
+                      tenth of that, the 1 000-offer runs a twentieth
+  BENCH_HTTP_ROUNDS   rounds per candidate (default 5; at least 3); the
+                      20 ms runs make 3
+  BENCH_HTTP_ONLY     run only the sections whose title contains this text
+                      (plain, case-sensitive), e.g. "1000 offers"
+  BENCH_HTTP_URL, BENCH_HTTPS_URL, BENCH_DELAY_URL, BENCH_HTTP_STATUS_URL,
+  BENCH_HTTPS_LOG, BENCH_HTTP_CA, BENCH_HTTP_CLIENT, BENCH_HTTP_NGINX
+                      (set by http-run.sh)
+
+Method, and why:
+  * nginx serves recorded responses (bench/gen.lua: 1, 10 and 1 000 offers)
+    as static files, gzip off: every client gets the same identity-encoded
+    bytes, so differences come from the transport and the JSON decoding.
+  * Requests per second are wall-clock: the server shares the machine, and
+    what a caller waits for is the point.
+  * Candidates of a section run in interleaved rounds, the order rotating
+    each round, so the drift of a shared 2-core machine hits all alike.
+    A req/s figure is the median over rounds; a ratio is the median of the
+    per-round ratios (the two runs of a round are close in time).
+  * Sequential runs make one untimed call first (connection, buffers, first
+    decode); concurrent runs time everything from a fresh client, connection
+    set-up included, as an application would see it.
+  * The C reference (bench/http_client.c) runs as a child process; its own
+    clock times only the requests, never its start-up.
+  * "cpu us" is the client process's own CPU time per call (median), for
+    the candidates that run in one process (not the curl command, whose
+    work is in its children).  It moves less than wall-clock rates when
+    neighbours load the machine.
+  * "conns" is how many connections nginx accepted per round (its
+    stub_status counters): 1 for a client that keeps its connection alive.
+    The HTTPS server logs the protocol of every request, so the table says
+    which protocol each client really spoke there.
+Every response is checked (status 200, the expected number of offers); a
+failure aborts the run.
+]]
+
+local kpayment = require("kpayment")
+local cjson = require("cjson")
+local socket = require("socket")
+local http = require("socket.http")
+
+local format, concat = string.format, table.concat
+local getenv = os.getenv
+
+local core_ok, core = pcall(require, "kpayment.core")
+local clock = core_ok and core.monotonic or socket.gettime
+local cpu_clock = os.clock                   -- this process's CPU time
+
+local API = "/payment/kpayment/v1/finance/getFinanceOffersForCustomer"
+local DEALER = "bench-dealer"
+local SKIN, LOCALE = "s", "en-US"
+local CONCURRENCY = 8
+
+local started = clock()
+
+---------------------------------------------------------------------------
+-- Configuration.
+---------------------------------------------------------------------------
+
+local function die(msg)
+  io.stderr:write("bench/http.lua: ", msg, "\n")
+  os.exit(1)
+end
+
+local function need(name)
+  local v = getenv(name)
+  if v == nil or v == "" then die(name .. " is not set (run through bench/http-run.sh)") end
+  return v
+end
+
+local function count_env(name, default, min)
+  local v = getenv(name)
+  if v == nil or v == "" then return default end
+  local n = math.tointeger(tonumber(v))
+  if not n or n < min then die(format("%s must be an integer >= %d (got %q)", name, min, v)) end
+  return n
+end
+
+local N = count_env("BENCH_HTTP_N", 2000, 10)
+local ROUNDS = count_env("BENCH_HTTP_ROUNDS", 5, 3)
+local FEW = math.max(N // 10, 10)            -- curl command, 20 ms server
+local BIG = math.max(N // 20, 5)             -- 1 000 offers: a round is still seconds long
+local FEW_ROUNDS = 3
+
+local HTTP_URL = need("BENCH_HTTP_URL")
+local HTTPS_URL = need("BENCH_HTTPS_URL")
+local DELAY_URL = need("BENCH_DELAY_URL")
+local STATUS_URL = need("BENCH_HTTP_STATUS_URL")
+local CA_FILE = need("BENCH_HTTP_CA")
+local C_CLIENT = need("BENCH_HTTP_CLIENT")
+local NGINX = getenv("BENCH_HTTP_NGINX") or "nginx"
+local HTTPS_LOG = getenv("BENCH_HTTPS_LOG")
+
+---------------------------------------------------------------------------
+-- Helpers.
+---------------------------------------------------------------------------
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function command_output(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  if not p then return nil end
+  local out = p:read("a")
+  local ok = p:close()
+  return (out:gsub("%s+$", "")), ok
+end
+
+local function read_file(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function median(list)
+  local t = {}
+  for i = 1, #list do t[i] = list[i] end
+  table.sort(t)
+  local n = #t
+  if n % 2 == 1 then return t[(n + 1) // 2] end
+  return (t[n // 2] + t[n // 2 + 1]) / 2
+end
+
+local function query(customer)
+  return "?customerUUID=" .. customer .. "&dealerUUID=" .. DEALER .. "&skin=" .. SKIN .. "&locale=" .. LOCALE
+end
+
+local function api_url(base, offers)
+  return base .. API .. query("bench-" .. offers)
+end
+
+-- Connections nginx has accepted so far.  The query itself opens one.
+local function accepted()
+  local body, code = http.request(STATUS_URL)
+  local n = code == 200 and body:match("requests%s+(%d+)")
+  if not n then die("cannot read nginx's stub_status at " .. STATUS_URL) end
+  return tonumber(n)
+end
+
+local function check_offers(offers, err, want, who)
+  if not offers then die(who .. ": " .. tostring(err)) end
+  if #offers ~= want then die(format("%s: %d offers, %d expected", who, #offers, want)) end
+end
+
+---------------------------------------------------------------------------
+-- Candidates.  Each returns requests per second of one round.
+---------------------------------------------------------------------------
+
+local function new_client(base, ca)
+  return kpayment.new{ base_url = base, skin = SKIN, locale = LOCALE, timeout = 60,
+                       ca_file = ca }
+end
+
+-- client:get_offers, `calls` times in a row on one client.
+local function kp_sequential(base, offers, calls, ca)
+  local client = new_client(base, ca)
+  local params = { customer_uuid = "bench-" .. offers, dealer_uuid = DEALER }
+  do
+    local got, err = client:get_offers(params)
+    check_offers(got, err, offers, "get_offers")
+  end
+  collectgarbage()
+  local c0, t0 = cpu_clock(), clock()
+  for _ = 1, calls do
+    local o, e = client:get_offers(params)
+    if not o then die("get_offers: " .. tostring(e)) end
+  end
+  local t, c = clock() - t0, cpu_clock() - c0
+  client:close()
+  return calls / t, c / calls
+end
+
+-- client:get_offers_many over `calls` distinct customers.
+local function kp_many(base, offers, calls, ca)
+  local list = {}
+  for i = 1, calls do
+    list[i] = { customer_uuid = format("bench-%d-%05d", offers, i), dealer_uuid = DEALER }
+  end
+  local client = new_client(base, ca)
+  collectgarbage()
+  local c0, t0 = cpu_clock(), clock()
+  local results = client:get_offers_many(list, { concurrency = CONCURRENCY })
+  local t, c = clock() - t0, cpu_clock() - c0
+  client:close()
+  for i = 1, calls do
+    local r = results[i]
+    check_offers(r and r.offers, r and r.err or "no result", offers, "get_offers_many[" .. i .. "]")
+  end
+  return calls / t, c / calls
+end
+
+-- The C client: discard, cjson, multi-discard or multi-cjson.
+local function c_client(mode, base, offers, calls, ca)
+  local cmd = concat({
+    shell_quote(C_CLIENT), "-k", tostring(CONCURRENCY),
+    ca and "-c " .. shell_quote(ca) or "",
+    mode, shell_quote(api_url(base, offers)), tostring(calls),
+  }, " ")
+  local out, ok = command_output(cmd)
+  if not ok then die("C client failed: " .. cmd .. "\n" .. (out or "")) end
+  local rps = tonumber(out:match("rps=([%d.]+)"))
+  local cpu = tonumber(out:match("cpu=([%d.]+)"))
+  local got = math.tointeger(tonumber(out:match("offers=(%-?%d+)")))
+  if not rps then die("C client: unexpected output: " .. out) end
+  if mode:find("cjson") and got ~= offers then
+    die(format("C client %s: %s offers, %d expected", mode, tostring(got), offers))
+  end
+  return rps, cpu and cpu / calls
+end
+
+-- What Lua code without kpayment does today: luasocket's one-call form
+-- (a new connection per call: it sends Connection: close) and cjson.
+local function luasocket_cjson(base, offers, calls)
+  local url = api_url(base, offers)
+  local function one()
+    local body, code = http.request(url)
+    if code ~= 200 then die("luasocket: " .. tostring(code)) end
+    return cjson.decode(body)
+  end
+  if #one().financeOffers ~= offers then die("luasocket: wrong number of offers") end
+  collectgarbage()
+  local c0, t0 = cpu_clock(), clock()
+  for _ = 1, calls do one() end
+  return calls / (clock() - t0), (cpu_clock() - c0) / calls
+end
+
+-- The curl command per call, its output read through io.popen, then cjson.
+local function curl_command_cjson(base, offers, calls)
+  local cmd = "curl -sS --compressed -H 'Accept: application/json' " .. shell_quote(api_url(base, offers))
+  local function one()
+    local p = assert(io.popen(cmd))
+    local body = p:read("a")
+    if not p:close() then die("curl command failed: " .. cmd) end
+    return cjson.decode(body)
+  end
+  if #one().financeOffers ~= offers then die("curl command: wrong number of offers") end
+  collectgarbage()
+  local t0 = clock()
+  for _ = 1, calls do one() end
+  return calls / (clock() - t0)
+end
+
+---------------------------------------------------------------------------
+-- Sections: candidates run in interleaved rounds.
+---------------------------------------------------------------------------
+
+-- section = { title, tag, rounds, rows = { row… }, https?, note? } with
+-- row = { key, label, calls, run, ref = { { other_key, label, target? }… } };
+-- run(calls) returns req/s and CPU seconds per call (or nil).  Fills
+-- row.rps, row.cpu and row.conns (an entry per round) and row.ratios.
+local function run_section(section)
+  local rows = section.rows
+  for _, row in ipairs(rows) do row.rps, row.conns, row.cpu = {}, {}, {} end
+  io.stderr:write(format("bench-http: %s (%d rounds) ", section.title, section.rounds))
+  for r = 1, section.rounds do
+    for i = 0, #rows - 1 do
+      local row = rows[(i + r - 1) % #rows + 1]
+      collectgarbage()
+      local a0 = accepted()
+      local rps, cpu = row.run(row.calls)
+      row.rps[r], row.cpu[#row.cpu + 1] = rps, cpu
+      row.conns[r] = accepted() - a0 - 1
+    end
+    io.stderr:write(".")
+  end
+  io.stderr:write("\n")
+  local by_key = {}
+  for _, row in ipairs(rows) do by_key[row.key] = row end
+  for _, row in ipairs(rows) do
+    row.ratios = {}
+    for _, ref in ipairs(row.ref or {}) do
+      local other = by_key[ref[1]]
+      local per_round = {}
+      for r = 1, section.rounds do per_round[r] = row.rps[r] / other.rps[r] end
+      row.ratios[#row.ratios + 1] = { label = ref[2], value = median(per_round), target = ref[3] }
+    end
+  end
+end
+
+local function row(key, label, calls, run, ref)
+  return { key = key, label = label, calls = calls, run = run, ref = ref }
+end
+
+local sections = {}
+
+-- Sequential, HTTP/1.1 keep-alive, 10 offers: all five candidates.
+sections[#sections + 1] = {
+  title = "Sequential calls, HTTP/1.1 keep-alive, 10 offers (46 KB)",
+  tag = "10 offers",
+  rounds = ROUNDS,
+  rows = {
+    row("kp", "client:get_offers", N, function(n) return kp_sequential(HTTP_URL, 10, n) end,
+        { { "c_cjson", "C fetch+cjson", 1.3 }, { "luasocket", "luasocket+cjson", 3 } }),
+    row("c_cjson", "C libcurl + cjson (fetch+decode limit)", N,
+        function(n) return c_client("cjson", HTTP_URL, 10, n) end),
+    row("c_discard", "C libcurl, body discarded (transport limit)", N,
+        function(n) return c_client("discard", HTTP_URL, 10, n) end),
+    row("luasocket", "luasocket http.request + cjson.decode", N,
+        function(n) return luasocket_cjson(HTTP_URL, 10, n) end),
+    row("curl", "curl command (io.popen) + cjson.decode", FEW,
+        function(n) return curl_command_cjson(HTTP_URL, 10, n) end),
+  },
+}
+
+-- Sequential, 1 and 1 000 offers: kpayment against the two C limits.
+for _, size in ipairs({ { 1, "4 KB", N, ROUNDS }, { 1000, "4.5 MB", BIG, ROUNDS } }) do
+  local offers, bytes, calls, rounds = size[1], size[2], size[3], size[4]
+  sections[#sections + 1] = {
+    title = format("Sequential calls, HTTP/1.1 keep-alive, %d offer%s (%s)", offers,
+                   offers == 1 and "" or "s", bytes),
+    tag = offers == 1 and "1 offer" or offers .. " offers",
+    rounds = rounds,
+    rows = {
+      row("kp", "client:get_offers", calls, function(n) return kp_sequential(HTTP_URL, offers, n) end,
+          { { "c_cjson", "C fetch+cjson" }, { "c_discard", "transport limit" } }),
+      row("c_cjson", "C libcurl + cjson", calls,
+          function(n) return c_client("cjson", HTTP_URL, offers, n) end),
+      row("c_discard", "C libcurl, body discarded", calls,
+          function(n) return c_client("discard", HTTP_URL, offers, n) end),
+    },
+  }
+end
+
+-- Concurrent: get_offers_many against libcurl multi, over both protocols.
+for _, proto in ipairs({ { "HTTP/1.1", HTTP_URL }, { "HTTPS + HTTP/2", HTTPS_URL, CA_FILE } }) do
+  local name, base, ca = proto[1], proto[2], proto[3]
+  sections[#sections + 1] = {
+    title = format("%d customers, %d in flight, %s, 10 offers", N, CONCURRENCY, name),
+    tag = name,
+    rounds = ROUNDS,
+    rows = {
+      row("kp_many", format("client:get_offers_many, concurrency %d", CONCURRENCY), N,
+          function(n) return kp_many(base, 10, n, ca) end,
+          { { "c_multi_cjson", "C multi+cjson", 0.9 }, { "c_multi_discard", "transport limit" } }),
+      row("c_multi_cjson", format("C libcurl multi, %d transfers + cjson", CONCURRENCY), N,
+          function(n) return c_client("multi-cjson", base, 10, n, ca) end),
+      row("c_multi_discard", format("C libcurl multi, %d transfers, discarded", CONCURRENCY), N,
+          function(n) return c_client("multi-discard", base, 10, n, ca) end),
+    },
+    https = ca ~= nil,
+    note = "get_offers_many returns every result, so all of them stay live until it returns "
+      .. "(the collector keeps walking them); the C reference drops each document once decoded",
+  }
+end
+
+-- Latency hiding: every response 20 ms late.
+sections[#sections + 1] = {
+  title = format("Latency hiding: %d customers, every response 20 ms late, 10 offers", FEW),
+  tag = "20 ms",
+  rounds = FEW_ROUNDS,
+  rows = {
+    row("kp_many", format("client:get_offers_many, concurrency %d", CONCURRENCY), FEW,
+        function(n) return kp_many(DELAY_URL, 10, n) end,
+        { { "kp", "sequential get_offers", 6 }, { "c_multi_cjson", "C multi+cjson" } }),
+    row("kp", "client:get_offers, sequential", FEW,
+        function(n) return kp_sequential(DELAY_URL, 10, n) end),
+    row("c_multi_cjson", format("C libcurl multi, %d transfers + cjson", CONCURRENCY), FEW,
+        function(n) return c_client("multi-cjson", DELAY_URL, 10, n) end),
+  },
+}
+
+---------------------------------------------------------------------------
+-- The machine, then the runs, then the table.
+---------------------------------------------------------------------------
+
+local function machine()
+  local cpuinfo = read_file("/proc/cpuinfo") or ""
+  local model = cpuinfo:match("model name%s*:%s*([^\n]+)") or "unknown CPU"
+  local nproc = command_output("nproc") or "?"
+  local lua_v = command_output(shell_quote(arg[-1] or "lua5.4") .. " -v") or _VERSION
+  local c_v = command_output(shell_quote(C_CLIENT) .. " -V") or ""
+  local curl_v = c_v:match("libcurl=(%S+)") or "?"
+  local tls = c_v:match("(OpenSSL/%S+)") or c_v:match("(GnuTLS/%S+)") or "?"
+  local h2 = c_v:match("(nghttp2/%S+)") or "no nghttp2"
+  local nginx_v = (command_output(shell_quote(NGINX) .. " -v") or "?"):match("nginx/(%S+)") or "?"
+  local curl_cmd = (command_output("curl --version") or ""):match("^curl (%S+)") or "?"
+  local load = (read_file("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)") or "?"
+  local luasocket = socket._VERSION or "LuaSocket"
+  local deb = command_output("dpkg-query -W -f='${Version}' lua-socket")
+  if deb and deb:match("^%d") then luasocket = luasocket .. " (Debian lua-socket " .. deb .. ")" end
+  return {
+    format("machine: %s x %s; load average %s at start; %s", nproc, model, load,
+           (command_output("uname -sr") or "")),
+    format("software: %s; %s (%s, %s); nginx %s; lua-cjson %s; %s; curl command %s; kpayment %s",
+           lua_v:match("^(Lua %S+)") or lua_v, curl_v:gsub("/", " "), tls, h2, nginx_v,
+           cjson._VERSION or "?", luasocket, curl_cmd, kpayment._VERSION or "?"),
+  }
+end
+
+local ONLY = getenv("BENCH_HTTP_ONLY")
+if ONLY and ONLY ~= "" then
+  local kept = {}
+  for _, s in ipairs(sections) do
+    if s.title:find(ONLY, 1, true) then kept[#kept + 1] = s end
+  end
+  if #kept == 0 then die("BENCH_HTTP_ONLY=" .. ONLY .. " matches no section") end
+  sections = kept
+end
+
+local info = machine()
+for _, s in ipairs(sections) do run_section(s) end
+
+-- "kpayment HTTP/2.0 x 10000, C client HTTP/2.0 x 20000, ..." from the
+-- HTTPS server's log (lines: protocol "user agent").
+local function https_protocols()
+  local text = HTTPS_LOG and read_file(HTTPS_LOG)
+  if not text then return "no log" end
+  local counts, order = {}, {}
+  for proto, agent in text:gmatch('(%S+) "([^"\n]*)"\n') do
+    local who = agent:match("^kpayment/") and "kpayment"
+      or agent:match("^curl/") and "curl command"
+      or (agent == "" or agent == "-") and "C client"
+      or agent
+    local k = who .. " " .. proto
+    if not counts[k] then counts[k] = 0; order[#order + 1] = k end
+    counts[k] = counts[k] + 1
+  end
+  local parts = {}
+  for _, k in ipairs(order) do parts[#parts + 1] = k .. " x " .. counts[k] end
+  return #parts > 0 and concat(parts, ", ") or "none logged"
+end
+
+local function fmt_rate(x)
+  if x >= 100 then return format("%.0f", x) end
+  return format("%.1f", x)
+end
+
+local out = {}
+local function line(s) out[#out + 1] = s or "" end
+
+line("kpayment HTTP benchmark (bench/http.lua)")
+for _, s in ipairs(info) do line(s) end
+line(format("nginx on 127.0.0.1, static recorded responses, gzip off (identity bodies: the "
+  .. "comparison is transport + decoding, not compression); %d calls per round unless "
+  .. "noted, req/s = median over rounds, ratio = median of per-round ratios", N))
+
+local W = { 44, 6, 8, 13, 7, 5, 8 }
+local ROW = "%-" .. W[1] .. "s %" .. W[2] .. "s %" .. W[3] .. "s %" .. W[4] .. "s %" .. W[5]
+  .. "s %" .. W[6] .. "s %" .. W[7] .. "s  %s"
+local header = format(ROW, "candidate", "calls", "req/s", "min-max", "cpu us", "conns", "s/round",
+  "ratio (target)")
+
+local verdicts = {}
+for _, s in ipairs(sections) do
+  line()
+  line(format("%s -- %d rounds", s.title, s.rounds))
+  if s.https then line("  (requests by protocol, as nginx logged them: " .. https_protocols() .. ")") end
+  line(header)
+  line(string.rep("-", #header + 10))
+  for _, r in ipairs(s.rows) do
+    local lo, hi = math.huge, 0
+    for _, v in ipairs(r.rps) do lo, hi = math.min(lo, v), math.max(hi, v) end
+    local med = median(r.rps)
+    local ratios = {}
+    for _, q in ipairs(r.ratios) do
+      local t = ""
+      if q.target then
+        local met = q.value >= q.target
+        t = format(" (>= %.1f: %s)", q.target, met and "met" or "NOT met")
+        verdicts[#verdicts + 1] = format("%-56s %5.2fx %-26s target >= %.1fx: %s",
+          r.label .. " [" .. s.tag .. "]", q.value, "vs " .. q.label, q.target,
+          met and "met" or "NOT met")
+      end
+      ratios[#ratios + 1] = format("%.2fx %s%s", q.value, q.label, t)
+    end
+    local label = r.label
+    if r.key == "curl" then label = label .. " *" end
+    local cpu = #r.cpu > 0 and format("%.0f", median(r.cpu) * 1e6) or "-"
+    line(format(ROW, label, r.calls, fmt_rate(med), fmt_rate(lo) .. "-" .. fmt_rate(hi), cpu,
+      format("%g", median(r.conns)), format("%.3f", r.calls / med), concat(ratios, "; ")))
+  end
+  if s.note then line("  note: " .. s.note) end
+  if s.rows[#s.rows].key == "curl" then
+    line(format("  * %d calls per round (a process per call; req/s is per call, so it scales to %d)",
+      FEW, N))
+  end
+end
+
+line()
+line("Targets (reported, not asserted):")
+for _, v in ipairs(verdicts) do line("  " .. v) end
+line()
+line(format("total time %.0f s; load average at the end %s", clock() - started,
+  (read_file("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)") or "?"))
+print(concat(out, "\n"))

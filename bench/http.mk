@@ -1,0 +1,58 @@
+# bench/http.mk -- `make bench-http`: kpayment's client over real HTTP against
+# nginx on loopback, beside plain libcurl (with and without lua-cjson),
+# luasocket + cjson and the curl command (about 1.5 to 3 minutes).
+# Included from the main Makefile, which defines LUA, BUILD, CC, CFLAGS,
+# LUA_CFLAGS, CURL_CFLAGS, CURL_LIBS and the target all.
+#
+#   make bench-http                     the full run
+#   make bench-http BENCH_HTTP_N=500    fewer calls per round, for a quick look
+#   make bench-http BENCH_HTTP_ONLY='1000 offers'   only the sections whose title has it
+#
+# Needs the Debian packages in BENCH_HTTP_PACKAGES; as root the missing ones
+# are installed, otherwise the command to run is printed.  nginx runs from a
+# private prefix under build/bench-http/ on free loopback ports and is
+# stopped at the end (bench/http-run.sh); nothing else on the machine is
+# touched.
+
+BENCH_HTTP_N       ?= 2000
+BENCH_HTTP_ROUNDS  ?= 5
+BENCH_HTTP_ONLY    ?=
+BENCH_HTTP_DIR     := build/bench-http
+BENCH_HTTP_CLIENT  := $(BENCH_HTTP_DIR)/http_client
+BENCH_HTTP_PAYLOADS := $(BENCH_HTTP_DIR)/offers-1.json $(BENCH_HTTP_DIR)/offers-10.json \
+                       $(BENCH_HTTP_DIR)/offers-1000.json
+BENCH_HTTP_PACKAGES := nginx libnginx-mod-http-lua lua-socket lua-cjson openssl curl
+# The C client embeds Lua, so unlike the module it links liblua.
+BENCH_HTTP_LUA_LIBS := $(shell $(or $(PKG_CONFIG),pkg-config) --libs lua$(or $(LUA_VERSION),5.4) 2>/dev/null)
+BENCH_HTTP_CFLAGS  := -std=c99 -Wall -Wextra -Wshadow -Wstrict-prototypes \
+                      -Wmissing-prototypes -Wpointer-arith -Wcast-qual -D_POSIX_C_SOURCE=200809L
+
+.PHONY: bench-http bench-http-deps
+
+bench-http: all bench-http-deps $(BENCH_HTTP_CLIENT) $(BENCH_HTTP_PAYLOADS)
+	LUA=$(LUA) BUILD=$(BUILD) OUT=$(BENCH_HTTP_DIR) BENCH_HTTP_N=$(BENCH_HTTP_N) \
+	  BENCH_HTTP_ROUNDS=$(BENCH_HTTP_ROUNDS) BENCH_HTTP_ONLY='$(BENCH_HTTP_ONLY)' sh bench/http-run.sh
+
+$(BENCH_HTTP_CLIENT): bench/http_client.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(BENCH_HTTP_CFLAGS) $(LUA_CFLAGS) $(CURL_CFLAGS) bench/http_client.c \
+	  -o $@ $(CURL_LIBS) $(BENCH_HTTP_LUA_LIBS)
+
+# Recorded responses: bench/gen.lua's output is fixed for a given N.
+$(BENCH_HTTP_DIR)/offers-%.json: bench/gen.lua
+	@mkdir -p $(dir $@)
+	$(LUA) bench/gen.lua $* > $@.tmp && mv $@.tmp $@
+
+bench-http-deps:
+	@missing=$$(for p in $(BENCH_HTTP_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; \
+	done | tr '\n' ' '); \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "bench-http: installing $$missing"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	else \
+	  echo "bench-http: missing packages; run:"; \
+	  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends $$missing"; \
+	  exit 1; \
+	fi
