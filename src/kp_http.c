@@ -123,6 +123,9 @@ static CURLcode configure(kp_transport *tp, CURL *e, const kp_http_config *cfg) 
   SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
   SET(CURLOPT_TCP_KEEPALIVE, 1L);
+  /* Concurrent transfers to one HTTPS host wait for the first connection's
+   * ALPN and share it when it is HTTP/2, instead of each opening its own. */
+  SET(CURLOPT_PIPEWAIT, 1L);
   SET(CURLOPT_TIMEOUT_MS, cfg->timeout_ms);
   SET(CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
   /* Refuse early when Content-Length already says too much. */
