@@ -19,3 +19,9 @@ $(FLOOR_SO): bench/floor.c
 .PHONY: bench
 bench: all $(FLOOR_SO)
 	$(BENCH_LUA_ENV) $(LUA) bench/decode.lua $(BENCH_ARGS)
+
+# What a frame's poll(0) costs while a 1 000-offer response arrives, beside
+# one decode of the same body (against the mock).
+.PHONY: bench-poll
+bench-poll: all
+	$(BENCH_LUA_ENV) LUA=$(LUA) examples/with-mock.sh $(LUA) bench/poll.lua 1000

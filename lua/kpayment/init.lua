@@ -410,10 +410,11 @@ end
 
 --- Do the work that is ready for every request of this client: network
 -- I/O, waiting at most `ms` milliseconds (default 0: never waits) for
--- some, retry timers, then decoding finished responses that have an
--- `on_done` callback and calling it.  One such response is decoded per
--- call, more only while `ms` has not run out, so `poll(0)` in a frame costs
--- at most one decode.  An error raised by a callback is logged, not raised.
+-- some, retry timers, then decoding responses that had finished before
+-- this call and have an `on_done` callback, and calling it.  One such
+-- response is decoded per call, more only while `ms` has not run out, so a
+-- `poll(0)` in a frame costs its network work or one decode, not both.  An
+-- error raised by a callback is logged, not raised.
 -- @treturn integer requests still pending (running, waiting to retry, or
 -- done with a callback not yet called)
 function Client:poll(ms)
@@ -423,23 +424,30 @@ function Client:poll(ms)
   end
   local deadline = monotonic() + ms / 1000
   local watch = self._watch
+  -- Deliver only what had finished before this call's network work, so a
+  -- poll(0) costs that work or one decode, never both: the call in which a
+  -- large body arrives leaves its decoding to the next one.
+  local ready = {}
+  for i = 1, #watch do
+    if watch[i]:done() then ready[#ready + 1] = watch[i] end
+  end
   local running = self._core:poll(math_floor(ms))
   if running == 0 and ms > 0 then
     -- nothing on the wire: a retry timer is the only thing worth waiting for
     local t = next_timer(watch, self_req)
     if t then core.sleep(math.min(t, deadline - monotonic() > 0 and deadline - monotonic() or 0)) end
   end
-  local delivered, i = 0, 1
-  while i <= #watch do
-    local req = watch[i]
-    if (delivered == 0 or monotonic() < deadline) and req:done() then
-      table.remove(watch, i)   -- first: the callback may start new requests
-      delivered = delivered + 1
-      local offers, err = req:result()
-      call_back(self, "on_done", req._on_done, offers, err, req)
-    else
-      i = i + 1
+  for d = 1, #ready do
+    if d > 1 and monotonic() >= deadline then break end
+    local req = ready[d]
+    for i = 1, #watch do   -- first: the callback may start new requests
+      if watch[i] == req then
+        table.remove(watch, i)
+        break
+      end
     end
+    local offers, err = req:result()
+    call_back(self, "on_done", req._on_done, offers, err, req)
   end
   local pending = running
   for k = 1, #watch do
