@@ -189,6 +189,18 @@ describe("kpayment", function()
       assert.is_true(core.monotonic() - t0 < 1.4)
     end)
 
+    it("does not hold the others back behind a slow first request", function()
+      -- a new client over plain http: nothing may wait for the slow
+      -- request's connection to learn whether it could be shared
+      local c = kpayment.new({ base_url = server.url, skin = "s", timeout = 0.5, retries = 0 })
+      local list = { { customer_uuid = "mock:stall:2", dealer_uuid = "d" } }
+      for i = 2, 8 do list[i] = { customer_uuid = "quick-" .. i, dealer_uuid = "d" } end
+      local results = c:get_offers_many(list, { concurrency = 8 })
+      assert.equal("timeout", results[1].err.kind)
+      for i = 2, 8 do assert.is_table(results[i].offers, tostring(results[i].err)) end
+      c:close()
+    end)
+
     it("accepts fields per entry and an empty list", function()
       local results = client:get_offers_many({
         { customer_uuid = "f", dealer_uuid = "d", fields = { "id" } },

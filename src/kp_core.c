@@ -26,7 +26,7 @@ typedef struct client {
 
 typedef struct request {
   kp_transfer t;
-  int taken;                    /* result() was called */
+  int taken;                    /* the outcome is kept in the user value */
 } request;
 
 static client *check_open(lua_State *L) {
@@ -155,14 +155,14 @@ static void push_info(lua_State *L, const kp_transfer *t) {
   }
 }
 
-static int push_outcome(lua_State *L, kp_transfer *t, const kp_json_path *paths) {
+/* The outcome pushed; the body is kept, so that a caller interrupted by an
+ * out-of-memory error can ask again. */
+static int outcome_values(lua_State *L, kp_transfer *t, const kp_json_path *paths) {
   kp_json_error jerr;
   char msg[128];
   luaL_checkstack(L, 8, NULL);
-  if (t->oom) {
-    kp_transfer_release_body(t);
+  if (t->oom)
     return luaL_error(L, "not enough memory");
-  }
   if (t->state != KP_DONE || t->rc != CURLE_OK) {
     lua_pushnil(L);
     lua_pushstring(L, kp_transfer_failure_kind(t));
@@ -173,7 +173,6 @@ static int push_outcome(lua_State *L, kp_transfer *t, const kp_json_path *paths)
     else
       lua_pushnil(L);
     push_info(L, t);
-    kp_transfer_release_body(t);
     return 6;
   }
   lua_pushinteger(L, t->status);
@@ -185,7 +184,6 @@ static int push_outcome(lua_State *L, kp_transfer *t, const kp_json_path *paths)
     lua_pushnil(L);
     lua_pushnil(L);
     push_info(L, t);
-    kp_transfer_release_body(t);
     return 6;
   }
   lua_pushnil(L);
@@ -194,8 +192,14 @@ static int push_outcome(lua_State *L, kp_transfer *t, const kp_json_path *paths)
                   t->body.len < KP_SNIPPET ? t->body.len : KP_SNIPPET);
   lua_pushnil(L);
   push_info(L, t);
-  kp_transfer_release_body(t);
   return 6;
+}
+
+/* The outcome of a finished transfer, then its body released. */
+static int push_outcome(lua_State *L, kp_transfer *t, const kp_json_path *paths) {
+  int n = outcome_values(L, t, paths);
+  kp_transfer_release_body(t);
+  return n;
 }
 
 static const char *check_url(lua_State *L, int idx) {
@@ -302,20 +306,35 @@ static int request_done(lua_State *L) {
   return 1;
 }
 
-/* request:result() -> outcome (as client:request), once. */
+#define OUTCOME_SLOT 3          /* user value slots 3..8 keep the outcome */
+
+/*
+ * request:result() -> outcome (as client:request).  The first call decodes
+ * and keeps the values in the request's user value; only once they are
+ * kept is the body released.  Any later call, also one after an
+ * out-of-memory error cut the first short, gets the same values.
+ */
 static int request_result(lua_State *L) {
   request *r = check_request(L);
   const kp_json_path *paths;
+  int i, n;
   if (r->t.state == KP_RUNNING)
     return luaL_error(L, "request still running (poll until done())");
-  if (r->taken)
-    return luaL_error(L, "request result already taken");
   lua_settop(L, 1);
-  kp_getuservalue(L, 1);
-  lua_rawgeti(L, 2, 2);         /* the fields list, or nil */
-  paths = opt_fields(L, 3);
-  r->taken = 1;
-  return push_outcome(L, &r->t, paths);
+  kp_getuservalue(L, 1);        /* 2: { client, fields, outcome… } */
+  if (!r->taken) {
+    lua_rawgeti(L, 2, 2);       /* the fields list, or nil */
+    paths = opt_fields(L, 3);   /* 4: trie */
+    n = outcome_values(L, &r->t, paths);
+    for (i = n; i >= 1; i--)    /* keeps (and pops) the values */
+      lua_rawseti(L, 2, OUTCOME_SLOT + i);
+    r->taken = 1;
+    kp_transfer_release_body(&r->t);
+  }
+  luaL_checkstack(L, 6, NULL);
+  for (i = 1; i <= 6; i++)
+    lua_rawgeti(L, 2, OUTCOME_SLOT + i);
+  return 6;
 }
 
 /* request:status() -> HTTP status (0 if none), libcurl code, without

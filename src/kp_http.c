@@ -123,9 +123,6 @@ static CURLcode configure(kp_transport *tp, CURL *e, const kp_http_config *cfg) 
   SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
   SET(CURLOPT_TCP_KEEPALIVE, 1L);
-  /* Concurrent transfers to one HTTPS host wait for the first connection's
-   * ALPN and share it when it is HTTP/2, instead of each opening its own. */
-  SET(CURLOPT_PIPEWAIT, 1L);
   SET(CURLOPT_TIMEOUT_MS, cfg->timeout_ms);
   SET(CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
   /* Refuse early when Content-Length already says too much. */
@@ -250,7 +247,13 @@ CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
       (rc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
                              timeout_ms < 0 ? tp->timeout_ms : timeout_ms)) != CURLE_OK ||
       (rc = curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf)) != CURLE_OK ||
-      (rc = curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)t)) != CURLE_OK) {
+      (rc = curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)t)) != CURLE_OK ||
+      /* Over https, concurrent transfers wait for the first connection's
+       * ALPN and share it when it is HTTP/2, instead of each opening its
+       * own.  Not over http: there the protocol is known only from the
+       * first response, and a slow one would hold every other back. */
+      (rc = curl_easy_setopt(e, CURLOPT_PIPEWAIT,
+                             strncmp(url, "https:", 6) == 0 ? 1L : 0L)) != CURLE_OK) {
     curl_easy_cleanup(e);
     return rc;
   }

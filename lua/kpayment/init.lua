@@ -440,13 +440,15 @@ function Client:poll(ms)
   for d = 1, #ready do
     if d > 1 and monotonic() >= deadline then break end
     local req = ready[d]
-    for i = 1, #watch do   -- first: the callback may start new requests
+    -- the result first: if it raises (out of memory), the request stays
+    -- watched and the next poll delivers it
+    local offers, err = req:result()
+    for i = 1, #watch do
       if watch[i] == req then
         table.remove(watch, i)
         break
       end
     end
-    local offers, err = req:result()
     call_back(self, "on_done", req._on_done, offers, err, req)
   end
   local pending = running
