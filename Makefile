@@ -8,6 +8,9 @@
 #   make bench-http  HTTP benchmark against nginx on loopback (bench/)
 #   make fuzz     libFuzzer on the decoder (FUZZ_SECONDS, default 60)
 #   make test-asan  every spec against an ASan+UBSan build
+#   make memcheck   every spec under valgrind
+#   make oom        out-of-memory sweep of every call (test/)
+#   make soak       20 000 calls against the mock: RSS and fds stay flat
 
 LUA_VERSION ?= 5.4
 LUA         ?= lua$(LUA_VERSION)
@@ -102,3 +105,6 @@ clean:
 include bench/bench.mk
 include fuzz/fuzz.mk
 include bench/http.mk
+include test/oom.mk
+include test/memcheck.mk
+include test/soak.mk

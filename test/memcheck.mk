@@ -1,0 +1,66 @@
+# test/memcheck.mk -- `make memcheck`: the whole busted suite under valgrind
+# memcheck.
+#
+# Included from the main Makefile, or used as
+#   make -f Makefile -f test/memcheck.mk memcheck
+# Uses from the main Makefile: LUA, BUILD and the target all (the module
+# under test is the normal build, $(BUILD)/kpayment/core.so).
+#
+# --keep-debuginfo=yes: Lua unloads kpayment/core.so at exit, before
+# valgrind reports leaks; its frames stay readable.
+#
+# Only the interpreter running the specs is checked (--trace-children=no):
+# the mock server, started by spec/support/mock.lua as a separate process,
+# is not.  valgrind's report goes to build/memcheck/valgrind.log; its error
+# and leak summaries are printed at the end.  Any memory error or definite
+# or indirect leak makes the run fail (exit status 99), as does a failing
+# spec.  KPAYMENT_SLOW=1 is set so that specs can relax checks that only
+# measure speed (valgrind runs code 20 to 50 times slower).
+#
+#   make memcheck                                 the whole suite
+#   make memcheck MEMCHECK_SPECS=spec/json_spec.lua   some spec files only
+#   make memcheck MEMCHECK_VALGRIND_ARGS=--num-callers=40
+
+KP_MEMCHECK_SAVED_GOAL := $(.DEFAULT_GOAL)
+
+MEMCHECK_OUT   := build/memcheck
+MEMCHECK_LOG   := $(MEMCHECK_OUT)/valgrind.log
+MEMCHECK_SPECS ?= spec
+MEMCHECK_LUA    = $(or $(LUA),lua5.4)
+MEMCHECK_BUSTED ?= /usr/bin/busted
+MEMCHECK_CPATH  = $(or $(BUILD),build/5.4)/?.so
+MEMCHECK_VALGRIND_ARGS ?=
+
+MEMCHECK_VALGRIND = valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect --keep-debuginfo=yes \
+  --error-exitcode=99 --trace-children=no --suppressions=test/valgrind.supp \
+  --log-file=$(MEMCHECK_LOG) $(MEMCHECK_VALGRIND_ARGS)
+
+memcheck: all
+	@mkdir -p $(MEMCHECK_OUT)
+	@rm -f $(MEMCHECK_LOG)
+	@echo "memcheck: $(MEMCHECK_LUA) $(MEMCHECK_BUSTED) $(MEMCHECK_SPECS) under valgrind (log: $(MEMCHECK_LOG))"
+	@start=$$(date +%s); rc=0; \
+	KPAYMENT_SLOW=1 $(MEMCHECK_VALGRIND) $(MEMCHECK_LUA) $(MEMCHECK_BUSTED) \
+	  --lpath='lua/?.lua;lua/?/init.lua;spec/?.lua' --cpath='$(MEMCHECK_CPATH)' \
+	  -o spec/support/summary.lua $(MEMCHECK_SPECS) || rc=$$?; \
+	end=$$(date +%s); \
+	echo; echo "memcheck: busted exit status $$rc after $$((end - start)) s under valgrind"; \
+	if [ ! -s $(MEMCHECK_LOG) ]; then echo "memcheck: no valgrind log"; exit 1; fi; \
+	errors=$$(sed -n 's/^==[0-9]*== ERROR SUMMARY: \([0-9]*\) errors.*/\1/p' $(MEMCHECK_LOG) | tail -n 1); \
+	if [ "$${errors:-1}" != 0 ]; then \
+	  echo "memcheck: valgrind's reports:"; \
+	  grep -v -e '^==[0-9]*== *$$' $(MEMCHECK_LOG) | head -n 600; \
+	fi; \
+	echo "memcheck: valgrind summaries:"; \
+	sed -n -e '/HEAP SUMMARY:/,/^==[0-9]*== *$$/p' -e '/LEAK SUMMARY:/,/^==[0-9]*== *$$/p' \
+	  -e '/ERROR SUMMARY:/p' $(MEMCHECK_LOG); \
+	if [ $$rc -eq 99 ] || [ "$${errors:-1}" != 0 ]; then \
+	  echo "memcheck: FAILED: valgrind found memory errors or definite/indirect leaks"; exit 1; \
+	elif [ $$rc -ne 0 ]; then \
+	  echo "memcheck: FAILED: specs failed (exit status $$rc), valgrind found nothing"; exit $$rc; \
+	fi; \
+	echo "memcheck: no memory errors, no definite or indirect leaks"
+
+.PHONY: memcheck
+
+.DEFAULT_GOAL := $(KP_MEMCHECK_SAVED_GOAL)

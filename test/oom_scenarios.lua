@@ -1,0 +1,359 @@
+--- Scenarios for test/oom_host.c, the out-of-memory sweep.
+--
+-- The host loads this file in every fresh lua_State (allocations not
+-- counted), asks `prepare(name, env)` for the scenario's function, and then
+-- runs that function with the failing allocator: everything it allocates is
+-- counted, and the N-th allocation fails.  A run that succeeds hands its
+-- value to `summarize` (again not counted); the host compares that text
+-- with the one from the run without failures, so an allocation failure that
+-- is swallowed and turns into a different result is caught too.
+--
+-- env: url (the mock's base URL, or nil: no network scenarios), fixtures
+-- (a list of JSON file paths) and run (a number unique to each run of the
+-- process, for requests the mock must see for the first time).
+
+local core = require("kpayment.core")
+local kpayment = require("kpayment")
+
+local M = {}
+
+local function read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+local function basename(path)
+  return path:match("([^/]+)$") or path
+end
+
+local FIELDS = { "id", "customer.lastName" }
+
+-- Fields of an error table that say what happened; anything else (timings
+-- a later version may add) does not take part in the comparison.
+local ERROR_FIELDS = { "kind", "status", "code", "message", "retryable", "curl_code", "body",
+  "errors", "warnings" }
+
+--- Scenario names for this environment, in the order they are swept.
+function M.list(env)
+  local names = {}
+  for _, path in ipairs(env.fixtures) do
+    local base = basename(path)
+    names[#names + 1] = "decode:" .. base
+    names[#names + 1] = "decode-fields:" .. base
+    names[#names + 1] = "decode-invalid:" .. base
+  end
+  names[#names + 1] = "recover:decode"
+  if env.url then
+    for _, name in ipairs({ "get:normal", "get:badjson", "get:error500", "log:debug",
+      "retry:flaky-502", "async:start-poll", "async:cancel-close", "many:3", "recover:get",
+      "recover:async", "recover:on-done", "recover:many" }) do
+      names[#names + 1] = name
+    end
+  end
+  return names
+end
+
+local function fixture(env, base)
+  for _, path in ipairs(env.fixtures) do
+    if basename(path) == base then return read_file(path) end
+  end
+  error("no fixture named " .. base)
+end
+
+local function new_client(env, extra)
+  local opts = { base_url = env.url, timeout = 20, connect_timeout = 5, skin = "oom-skin" }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  return kpayment.new(opts)
+end
+
+-- Calls f; after a memory error calls it once more with the same arguments
+-- (only one allocation fails per run, so that call has memory): whatever
+-- the failure left behind must not change the second call's result.
+-- Other errors go through.
+local function again(f, ...)
+  local ok, a, b = pcall(f, ...)
+  if ok then return a, b end
+  if not tostring(a):find("memory") then error(a, 0) end
+  return f(...)
+end
+
+local GET_CUSTOMERS = {
+  ["get:normal"] = "oom-customer-1",
+  ["get:badjson"] = "mock:badjson",
+  ["get:error500"] = "mock:error500",
+}
+
+--- The function to run under the failing allocator.  Work that must not be
+-- counted (reading files, building inputs) happens here, outside it.
+function M.prepare(name, env)
+  local kind, arg = name:match("^([^:]+):(.*)$")
+  if kind == "decode" then
+    local text = fixture(env, arg)
+    return function() return core.decode(text) end
+  elseif kind == "decode-fields" then
+    local text = fixture(env, arg)
+    return function() return core.decode(text, { fields = FIELDS }) end
+  elseif kind == "decode-invalid" then
+    -- cut short inside the document: the decoder builds most of it, then
+    -- fails and must drop what it built
+    local whole = fixture(env, arg)
+    local text = whole:sub(1, #whole * 3 // 4)
+    return function()
+      local ok, msg = pcall(core.decode, text)
+      if ok then error("a truncated document decoded") end
+      if not tostring(msg):find("^kpayment%.decode: ") then error(msg, 0) end
+      return msg
+    end
+  elseif kind == "get" then
+    local customer = assert(GET_CUSTOMERS[name], name)
+    return function()
+      local client = new_client(env)
+      local offers, err = client:get_offers{ customer_uuid = customer, dealer_uuid = "oom-dealer" }
+      client:close()
+      return { offers = offers, err = err }
+    end
+  elseif name == "recover:decode" then
+    local text = fixture(env, basename(env.fixtures[#env.fixtures]))
+    return function()
+      return { again(core.decode, text), again(core.decode, text, { fields = FIELDS }) }
+    end
+  elseif name == "recover:get" then
+    return function()
+      local client = again(new_client, env)
+      local offers, err = again(client.get_offers, client,
+        { customer_uuid = "oom-customer-1", dealer_uuid = "oom-dealer" })
+      client:close()
+      return { offers = offers, err = err }
+    end
+  elseif name == "recover:async" then
+    return function()
+      local client = again(new_client, env)
+      local req = again(client.start_offers, client,
+        { customer_uuid = "oom-async-1", dealer_uuid = "oom-dealer" })
+      local deadline = core.monotonic() + 30
+      while not again(req.done, req) do
+        again(client.poll, client, 5)
+        if core.monotonic() > deadline then error("request still pending after 30 s") end
+      end
+      local offers, err = again(req.result, req)
+      client:close()
+      return { offers = offers, err = err }
+    end
+  elseif name == "recover:on-done" then
+    return function()
+      local client = again(new_client, env)
+      local got = { calls = 0, offers = false, err = false }
+      again(client.start_offers, client, {
+        customer_uuid = "oom-async-2", dealer_uuid = "oom-dealer",
+        on_done = function(offers, err) got.calls, got.offers, got.err = got.calls + 1, offers, err end,
+      })
+      local deadline = core.monotonic() + 30
+      while again(client.poll, client, 5) > 0 do
+        if core.monotonic() > deadline then error("request still pending after 30 s") end
+      end
+      client:close()
+      return got
+    end
+  elseif name == "recover:many" then
+    return function()
+      local client = again(new_client, env)
+      local results = again(client.get_offers_many, client, {
+        { customer_uuid = "oom-many-1", dealer_uuid = "oom-dealer" },
+        { customer_uuid = "oom-many-2", dealer_uuid = "oom-dealer", fields = FIELDS },
+        { customer_uuid = "oom-many-3", dealer_uuid = "oom-dealer", locale = "fr-CA" },
+      })
+      client:close()
+      return results
+    end
+  elseif name == "log:debug" then
+    -- every attempt and response logged (customer data masked); the
+    -- logger only counts, so that it allocates nothing itself
+    local lines = 0
+    local function logger() lines = lines + 1 end
+    return function()
+      local client = new_client(env, { debug = true, logger = logger })
+      local offers, err = client:get_offers{ customer_uuid = "oom-customer-2", dealer_uuid = "oom-dealer" }
+      client:close()
+      return { offers = offers, err = err, lines = lines }
+    end
+  elseif name == "retry:flaky-502" then
+    -- the first request of this customer and dealer gets a 502 page, the
+    -- retry (after a backoff of up to 0.25 s) the offers
+    local dealer = string.format("oom-flaky-%012d", env.run)
+    return function()
+      local client = new_client(env, { retries = 1 })
+      local offers, err = client:get_offers{ customer_uuid = "mock:flaky:1:html502", dealer_uuid = dealer }
+      client:close()
+      return { offers = offers and #offers, attempts = offers and offers:meta().attempts, err = err }
+    end
+  elseif name == "async:cancel-close" then
+    -- a request cancelled while running, one dropped while running (its
+    -- finalizer cancels it), one still running when the client closes
+    return function()
+      local client = new_client(env)
+      local cancelled = client:start_offers{ customer_uuid = "mock:stall:1", dealer_uuid = "oom-dealer" }
+      client:start_offers{ customer_uuid = "mock:stall:1", dealer_uuid = "oom-dropped" }
+      client:poll(0)
+      cancelled:cancel()
+      collectgarbage()
+      local running = client:start_offers{ customer_uuid = "mock:stall:1", dealer_uuid = "oom-closed" }
+      client:poll(0)
+      client:close()
+      local _, err1 = cancelled:result()
+      local _, err2 = running:result()
+      return { cancelled = err1 and err1.kind, closed = err2 and err2.kind }
+    end
+  elseif name == "async:start-poll" then
+    return function()
+      local client = new_client(env)
+      -- the callback must not allocate: kpayment logs and swallows an
+      -- error raised inside a callback, so a failure there would only
+      -- show as a missing result
+      local got = { offers = false, err = false }
+      local plain = client:start_offers{ customer_uuid = "oom-async-1", dealer_uuid = "oom-dealer" }
+      client:start_offers{
+        customer_uuid = "oom-async-2", dealer_uuid = "oom-dealer", fields = FIELDS,
+        on_done = function(offers, err) got.offers, got.err = offers, err end,
+      }
+      local deadline = core.monotonic() + 30
+      while client:poll(5) > 0 or not plain:done() do
+        if core.monotonic() > deadline then error("requests still pending after 30 s") end
+      end
+      local offers, err = plain:result()
+      client:close()
+      return { plain = { offers = offers, err = err }, callback = got }
+    end
+  elseif name == "many:3" then
+    return function()
+      local client = new_client(env)
+      local results = client:get_offers_many({
+        { customer_uuid = "oom-many-1", dealer_uuid = "oom-dealer" },
+        { customer_uuid = "oom-many-2", dealer_uuid = "oom-dealer", fields = FIELDS },
+        { customer_uuid = "oom-many-3", dealer_uuid = "oom-dealer", locale = "fr-CA" },
+      }, { concurrency = 8 })
+      client:close()
+      return results
+    end
+  end
+  error("unknown scenario " .. name)
+end
+
+-- What each scenario must produce when it succeeds, so that a broken
+-- environment (no mock, a wrong URL) cannot pass for a sweep: nil when the
+-- value is right, otherwise what is wrong.
+local function offers_of(v, n)
+  if type(v) ~= "table" or #v ~= n then return false end
+  for i = 1, n do
+    if type(v[i]) ~= "table" or v[i].id == nil then return false end
+  end
+  return true
+end
+
+local function describe(v)
+  if type(v) == "table" and v.err then return tostring(v.err) end
+  return M.summarize(v):sub(1, 200)
+end
+
+local CHECKS = {
+  decode = function(v)
+    return type(v) == "table" and offers_of(v.financeOffers, #v.financeOffers) and #v.financeOffers > 0
+  end,
+  ["decode-fields"] = function(v)
+    return type(v) == "table" and offers_of(v.financeOffers, #v.financeOffers) and #v.financeOffers > 0
+  end,
+  ["decode-invalid"] = function(v) return type(v) == "string" end,
+  ["get:normal"] = function(v)
+    return offers_of(v.offers, 3) and v.offers[1].customerUUID == "oom-customer-1"
+  end,
+  ["get:badjson"] = function(v) return v.err and v.err.kind == "decode" end,
+  ["get:error500"] = function(v) return v.err and v.err.kind == "http" and v.err.status == 500
+    and v.err.code ~= nil end,
+  ["log:debug"] = function(v) return offers_of(v.offers, 3) and v.lines >= 2 end,
+  ["retry:flaky-502"] = function(v) return v.offers == 3 and v.attempts == 2 end,
+  ["async:start-poll"] = function(v)
+    return offers_of(v.plain.offers, 3) and offers_of(v.callback.offers, 3)
+  end,
+  ["async:cancel-close"] = function(v) return v.cancelled == "cancelled" and v.closed == "cancelled" end,
+  ["recover:decode"] = function(v)
+    return type(v[1]) == "table" and type(v[2]) == "table" and #v[1].financeOffers > 0
+      and #v[2].financeOffers == #v[1].financeOffers
+  end,
+  ["recover:get"] = function(v)
+    return offers_of(v.offers, 3) and v.offers[1].customerUUID == "oom-customer-1"
+  end,
+  ["recover:async"] = function(v)
+    return offers_of(v.offers, 3) and v.offers[1].customerUUID == "oom-async-1"
+  end,
+  ["recover:on-done"] = function(v)
+    return v.calls == 1 and offers_of(v.offers, 3) and v.offers[1].customerUUID == "oom-async-2"
+  end,
+  ["recover:many"] = function(v)
+    for i = 1, 3 do
+      if type(v[i]) ~= "table" or not offers_of(v[i].offers, 3) then return false end
+    end
+    return #v == 3
+  end,
+  ["many:3"] = function(v)
+    for i = 1, 3 do
+      if type(v[i]) ~= "table" or not offers_of(v[i].offers, 3) then return false end
+    end
+    return #v == 3
+  end,
+}
+
+--- nil when a successful run of `name` gave the value it must, else a
+-- message.
+function M.check(name, v)
+  local check = CHECKS[name] or CHECKS[name:match("^([^:]+):")]
+  if not check then return "no check for scenario " .. name end
+  if check(v) then return nil end
+  return "unexpected result: " .. describe(v)
+end
+
+-- A canonical text for a value: keys sorted, floats with every digit,
+-- errors reduced to ERROR_FIELDS.
+local function dump(v, out)
+  local t = type(v)
+  if t == "table" then
+    local keys = {}
+    if kpayment.is_error(v) then
+      for _, k in ipairs(ERROR_FIELDS) do
+        if v[k] ~= nil then keys[#keys + 1] = k end
+      end
+    else
+      for k in next, v do keys[#keys + 1] = k end
+      table.sort(keys, function(a, b)
+        local ta, tb = type(a), type(b)
+        if ta ~= tb then return ta < tb end
+        return a < b
+      end)
+    end
+    out[#out + 1] = "{"
+    for _, k in ipairs(keys) do
+      out[#out + 1] = type(k) == "string" and string.format("%q", k) or tostring(k)
+      out[#out + 1] = "="
+      dump(rawget(v, k), out)
+      out[#out + 1] = ","
+    end
+    out[#out + 1] = "}"
+  elseif t == "string" then
+    out[#out + 1] = string.format("%q", v)
+  elseif math.type(v) == "float" then
+    out[#out + 1] = string.format("%.17g", v)
+  elseif v == core.null then
+    out[#out + 1] = "null"
+  else
+    out[#out + 1] = tostring(v)
+  end
+end
+
+--- The text the host compares between runs.
+function M.summarize(v)
+  local out = {}
+  dump(v, out)
+  return table.concat(out)
+end
+
+return M
