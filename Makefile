@@ -86,7 +86,7 @@ test: all
 	  -o spec/support/summary.lua spec
 
 lint:
-	luacheck lua spec examples bin
+	luacheck lua spec examples bin bench test fuzz/checker.lua
 
 # The rockspec builds and installs offline into a private tree (Debian's
 # rocks are not visible to luarocks, hence --deps-mode=none).
