@@ -1,6 +1,7 @@
 -- get_offers() end to end over real HTTP against the bundled mock API.
 local kpayment = require("kpayment")
 local mock = require("support.mock")
+local read_fixture = require("support.fixtures")
 local dkjson = require("dkjson")
 local socket_http = require("socket.http")
 local ltn12 = require("ltn12")
@@ -67,14 +68,6 @@ local function covers_example(ours, raw, example, path)
       end
     end
   end
-end
-
-local function read_fixture(name)
-  local dir = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "./"
-  local f = assert(io.open(dir .. "fixtures/" .. name, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
 end
 
 describe("kpayment", function()

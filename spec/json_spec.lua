@@ -8,8 +8,7 @@
 local core = require("kpayment.core")
 local cjson = require("cjson")
 
-local SPEC_DIR = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "./"
-local FIXTURES = SPEC_DIR .. "fixtures/"
+local fixture = require("support.fixtures")
 
 local NEG_ZERO = -1 / math.huge
 local MAX_DEPTH = 1000
@@ -17,13 +16,6 @@ local MAX_DEPTH = 1000
 ---------------------------------------------------------------------------
 -- helpers
 ---------------------------------------------------------------------------
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("a")
-  f:close()
-  return text
-end
 
 -- A printable rendering of a JSON text for test names and messages.
 local function show(text)
@@ -970,14 +962,7 @@ describe("kpayment.core", function()
       end
 
       local function example_200()
-        local path = FIXTURES .. "example-200.json"
-        local f = io.open(path, "rb")
-        if not f then
-          error("missing fixture " .. path)
-        end
-        local text = f:read("a")
-        f:close()
-        return text
+        return fixture("example-200.json")
       end
 
       it("decodes example-200.json like cjson does", function()
@@ -1002,7 +987,7 @@ describe("kpayment.core", function()
       end)
 
       it("decodes a response with nulls, big ids, amounts and escapes", function()
-        local text = read_file(FIXTURES .. "json/finance-offers-live.json")
+        local text = fixture("json/finance-offers-live.json")
         local d = agrees_with_cjson(cjson.decode(text), core.decode(text), "$")
         assert(d == nil, d)
         local offer = core.decode(text).financeOffers[1]

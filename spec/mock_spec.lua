@@ -8,16 +8,14 @@ local mock = require("kpayment.mock")
 local support = require("support.mock")
 
 local ENDPOINT = mock.ENDPOINT
-local SPEC_DIR = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 local TIMESTAMP = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
 local BASIC = "Authorization: Basic " .. mime.b64("u:p")
 local BEARER = "Authorization: Bearer t0k3n"
 
+local fixture = require("support.fixtures")
+
 local function read_json(name)
-  local f = assert(io.open(SPEC_DIR .. "/fixtures/" .. name, "rb"))
-  local text = f:read("a")
-  f:close()
-  return cjson.decode(text)
+  return cjson.decode(fixture(name))
 end
 
 local function percent_encode(s)

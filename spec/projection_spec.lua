@@ -3,6 +3,7 @@
 local core = require("kpayment.core")
 local kpayment = require("kpayment")
 local mock = require("support.mock")
+local read_fixture = require("support.fixtures")
 
 local FIELDS = { "id", "status", "foAmount", "expiryDate", "customer.lastName" }
 
@@ -11,14 +12,6 @@ local function keys(t)
   for k in pairs(t) do out[#out + 1] = k end
   table.sort(out)
   return out
-end
-
-local function read_fixture(name)
-  local dir = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "./"
-  local f = assert(io.open(dir .. "fixtures/" .. name, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
 end
 
 describe("kpayment.core", function()
