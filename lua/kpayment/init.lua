@@ -18,6 +18,8 @@ local offer = require("kpayment.offer")
 local setmetatable, getmetatable, pairs, type, tostring, error =
   setmetatable, getmetatable, pairs, type, tostring, error
 local os_getenv = os.getenv
+local math_floor = math.floor
+local monotonic = core.monotonic
 
 local M = {
   _VERSION = core._VERSION,
@@ -163,9 +165,6 @@ function M.new(opts)
   return self
 end
 
-local monotonic = core.monotonic
-local math_floor = math.floor
-
 -- Keys a parameter table may carry besides the query parameters.
 local GET_KEYS = { fields = true }
 local START_KEYS = { fields = true, on_done = true }
@@ -202,12 +201,16 @@ end
 local function describe_offers(self, offers)
   local parts = {}
   for i = 1, math.min(#offers, 5) do
-    local o, c = offers[i], offers[i].customer
-    c = type(c) == "table" and c or {}
-    local name, phone, email = o:customer_name(), c.phone, c.email
-    if not self._personal then name, phone, email = mask(name), mask(phone, true), mask(email) end
-    parts[i] = string.format("#%s %s customer=%s phone=%s email=%s", tostring(o.id), tostring(o.status),
-      tostring(name), tostring(phone), tostring(email))
+    local o = offers[i]
+    if type(o) ~= "table" then   -- not an offer: shown as it is, never a failure
+      parts[i] = tostring(o)
+    else
+      local c = type(o.customer) == "table" and o.customer or {}
+      local name, phone, email = o:customer_name(), c.phone, c.email
+      if not self._personal then name, phone, email = mask(name), mask(phone, true), mask(email) end
+      parts[i] = string.format("#%s %s customer=%s phone=%s email=%s", tostring(o.id), tostring(o.status),
+        tostring(name), tostring(phone), tostring(email))
+    end
   end
   return table.concat(parts, "; ")
 end
