@@ -60,7 +60,7 @@ deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; \
 	done | tr '\n' ' '); \
-	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; \
+	if [ -z "$$missing" ]; then [ -n "$(DEPS_QUIET)" ] || echo "deps: all Debian packages present"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  echo "deps: installing $$missing"; \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
@@ -70,11 +70,15 @@ deps:
 	  exit 1; \
 	fi
 
-# Cheap check before building: a missing header gives the install command,
-# not a compiler error.
+# Before building: a missing package gives the install command (or is
+# installed), not a compiler error or a missing Lua module later.  Without
+# dpkg (not Debian), only what the build itself needs is looked for.
 check-deps:
-	@if ! $(PKG_CONFIG) --exists lua$(LUA_VERSION) libcurl 2>/dev/null || ! command -v $(LUA) >/dev/null; then \
-	  $(MAKE) --no-print-directory deps; fi
+	@if command -v dpkg-query >/dev/null; then \
+	  $(MAKE) --no-print-directory deps DEPS_QUIET=1; \
+	elif ! $(PKG_CONFIG) --exists lua$(LUA_VERSION) libcurl 2>/dev/null || ! command -v $(LUA) >/dev/null; then \
+	  echo "check-deps: needs Lua $(LUA_VERSION) and libcurl development files (pkg-config lua$(LUA_VERSION) libcurl)"; \
+	  exit 1; fi
 
 demo: all
 	@$(LUA_ENV) LUA=$(LUA) examples/with-mock.sh $(LUA) examples/get_offers.lua \
