@@ -55,6 +55,35 @@ describe("kpayment.core", function()
       assert.same(want, co())
     end)
 
+    it("stays right when a finalizer decodes in the middle of a decode", function()
+      -- allocation inside a decode can run __gc, and a __gc may decode too:
+      -- both calls share this state's key cache, hints and shapes
+      local doc = '[{"id":1,"name":"A","tags":["x"]},{"id":2,"name":"B","tags":["y"]}]'
+      local want = core.decode(doc)
+      local inner, inner_doc = {}, '{"other":{"name":"Z","id":9},"id":"outer-key?"}'
+      local decoding, nested = false, 0
+      local function arm(n)
+        for _ = 1, n do
+          setmetatable({}, { __gc = function()
+            if decoding then nested = nested + 1 end
+            inner[#inner + 1] = core.decode(inner_doc)
+          end })
+        end
+      end
+      local big = {}
+      for i = 1, 200 do big[i] = doc end
+      local text = "[" .. table.concat(big, ",") .. "]"
+      for _ = 1, 50 do
+        arm(20)
+        decoding = true
+        local got = core.decode(text)
+        decoding = false
+        for i = 1, 200 do assert.same(want, got[i]) end
+      end
+      assert.is_true(nested > 0, "no finalizer ran inside a decode")
+      for _, v in ipairs(inner) do assert.same({ other = { name = "Z", id = 9 }, id = "outer-key?" }, v) end
+    end)
+
     it("keeps keys longer than the cache holds", function()
       local long = string.rep("k", 100)
       local t = core.decode('[{"' .. long .. '":1},{"' .. long .. '":2}]')
