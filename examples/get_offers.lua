@@ -33,4 +33,6 @@ for _, o in ipairs(offers) do
     tostring(o.id), tostring(o.status), tonumber(o.foAmount) or 0, expiry(o),
     o:customer_name(), o:vehicle_label()))
 end
-print(string.format("%d active", #offers:active()))
+local meta = offers:meta()
+print(string.format("%d active; HTTP %d after %d attempt(s) in %.1f ms%s", #offers:active(), meta.status,
+  meta.attempts, meta.total_time * 1000, meta.request_id and (", request " .. meta.request_id) or ""))
