@@ -44,15 +44,4 @@ $(BENCH_HTTP_DIR)/offers-%.json: bench/gen.lua
 	$(LUA) bench/gen.lua $* > $@.tmp && mv $@.tmp $@
 
 bench-http-deps:
-	@missing=$$(for p in $(BENCH_HTTP_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; \
-	done | tr '\n' ' '); \
-	if [ -z "$$missing" ]; then :; \
-	elif [ "$$(id -u)" = 0 ]; then \
-	  echo "bench-http: installing $$missing"; \
-	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
-	else \
-	  echo "bench-http: missing packages; run:"; \
-	  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends $$missing"; \
-	  exit 1; \
-	fi
+	@$(MAKE) --no-print-directory deps DEPS_QUIET=1 DEB_PACKAGES="$(BENCH_HTTP_PACKAGES)"
