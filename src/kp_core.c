@@ -1,7 +1,9 @@
 /*
- * kp_core.c -- the kpayment.core module: the client type (kpayment.Client),
- * core.decode and core.null.  luaopen_kpayment_core is the only exported
- * symbol.
+ * kp_core.c -- the kpayment.core module: the client type (kpayment.Client:
+ * blocking requests, started requests, poll), the request type
+ * (kpayment.Request), core.decode, core.null and the clock and sleep the
+ * Lua side needs for budgets and backoff.  luaopen_kpayment_core is the
+ * only exported symbol.
  *
  * A client returns plain values; turning them into offers or an error table
  * is the Lua side's job (lua/kpayment/response.lua), shared by every
