@@ -949,6 +949,8 @@ int kp_json_decode(lua_State *L, const char *text, size_t len,
   d.scratch_cap = 0;
   d.paths = paths;
   d.err = err;
+  d.cache_idx = 0;              /* both set by open_memory */
+  d.mem = NULL;
   open_memory(&d);
   err->what = NULL;
   err->pos = 0;
