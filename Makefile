@@ -91,6 +91,8 @@ test: all
 
 lint:
 	luacheck lua spec examples bin bench test fuzz/checker.lua
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c99 \
+	  --suppress=toomanyconfigs -I/usr/include/lua$(LUA_VERSION) src
 
 # The rockspec builds and installs offline into a private tree (Debian's
 # rocks are not visible to luarocks, hence --deps-mode=none).
