@@ -32,6 +32,7 @@ Before any timing, kpayment's result must equal cjson's (see compare()); a
 difference aborts the run.
 ]]
 
+local common = require("common")
 local core = require("kpayment.core")
 local cjson = require("cjson")
 local generate = require("gen")
@@ -55,9 +56,6 @@ local started_wall, started_cpu = os.time(), clock()
 -- Small helpers.
 ---------------------------------------------------------------------------
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
 
 -- Errors of the command go to our stderr only when show_errors is set.
 local function command_output(cmd, show_errors)
@@ -69,13 +67,6 @@ local function command_output(cmd, show_errors)
   return out ~= "" and out or nil
 end
 
-local function read_file(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 -- The interpreter this script runs under, for the child processes.
 local function interpreter()
@@ -283,8 +274,8 @@ end
 ---------------------------------------------------------------------------
 
 local function peak_of(lua, candidate, file)
-  local line = command_output(format("%s bench/peak.lua %s %s", shell_quote(lua),
-    candidate, shell_quote(file)), true)
+  local line = command_output(format("%s bench/peak.lua %s %s", common.shell_quote(lua),
+    candidate, common.shell_quote(file)), true)
   if not line then return nil end
   local r = {}
   for k, v in line:gmatch("([%w_]+)=(%S+)") do r[k] = tonumber(v) or v end
@@ -297,16 +288,16 @@ end
 ---------------------------------------------------------------------------
 
 local lua = interpreter()
-local cpu_model = (read_file("/proc/cpuinfo") or ""):match("model name%s*:%s*([^\n]+)") or "unknown"
+local cpu_model = common.cpu_model()
 local gc_mode = collectgarbage("incremental")
 collectgarbage(gc_mode)
 local cjson_deb = command_output("dpkg-query -W -f='${Version}' lua-cjson")
 
 print("kpayment decode benchmark")
 print(format("machine:  %s CPU(s), %s; load average %s", command_output("nproc") or "?", cpu_model,
-  ((read_file("/proc/loadavg") or "?"):match("^(%S+ %S+ %S+)")) or "?"))
+  common.load_average()))
 print(format("software: %s; kpayment %s; lua-cjson %s%s; %s",
-  (command_output(shell_quote(lua) .. " -v") or _VERSION):match("^Lua %S+") or _VERSION,
+  (command_output(common.shell_quote(lua) .. " -v") or _VERSION):match("^Lua %S+") or _VERSION,
   core._VERSION or "?", cjson._VERSION or "?",
   cjson_deb and " (Debian " .. cjson_deb .. ")" or "",
   has_dkjson and "dkjson " .. tostring(dkjson.version):gsub("^dkjson ", "") .. " (pure Lua, no LPeg)"

@@ -133,7 +133,7 @@ export BENCH_HTTPS_LOG=$PREFIX/logs/https-protocols.log
 export BENCH_HTTP_CA=$PREFIX/conf/ca.pem BENCH_HTTP_CLIENT=$OUT/http_client BENCH_HTTP_NGINX=$NGINX_BIN
 
 if [ $# -eq 0 ]; then
-  set -- env LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH="$BUILD/?.so;;" "$LUA" bench/http.lua
+  set -- env LUA_PATH='lua/?.lua;lua/?/init.lua;bench/?.lua;;' LUA_CPATH="$BUILD/?.so;;" "$LUA" bench/http.lua
 fi
 status=0
 "$@" || status=$?

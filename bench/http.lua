@@ -47,6 +47,7 @@ Every response is checked (status 200, the expected number of offers); a
 failure aborts the run.
 ]]
 
+local common = require("common")
 local kpayment = require("kpayment")
 local cjson = require("cjson")
 local socket = require("socket")
@@ -108,9 +109,6 @@ local HTTPS_LOG = getenv("BENCH_HTTPS_LOG")
 -- Helpers.
 ---------------------------------------------------------------------------
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
 
 local function command_output(cmd)
   local p = io.popen(cmd .. " 2>&1")
@@ -120,13 +118,6 @@ local function command_output(cmd)
   return (out:gsub("%s+$", "")), ok
 end
 
-local function read_file(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 local function median(list)
   local t = {}
@@ -208,9 +199,9 @@ end
 -- The C client: discard, cjson, multi-discard or multi-cjson.
 local function c_client(mode, base, offers, calls, ca)
   local cmd = concat({
-    shell_quote(C_CLIENT), "-k", tostring(CONCURRENCY),
-    ca and "-c " .. shell_quote(ca) or "",
-    mode, shell_quote(api_url(base, offers)), tostring(calls),
+    common.shell_quote(C_CLIENT), "-k", tostring(CONCURRENCY),
+    ca and "-c " .. common.shell_quote(ca) or "",
+    mode, common.shell_quote(api_url(base, offers)), tostring(calls),
   }, " ")
   local out, ok = command_output(cmd)
   if not ok then die("C client failed: " .. cmd .. "\n" .. (out or "")) end
@@ -242,7 +233,8 @@ end
 
 -- The curl command per call, its output read through io.popen, then cjson.
 local function curl_command_cjson(base, offers, calls)
-  local cmd = "curl -sS --compressed -H 'Accept: application/json' " .. shell_quote(api_url(base, offers))
+  local cmd = "curl -sS --compressed -H 'Accept: application/json' " ..
+    common.shell_quote(api_url(base, offers))
   local function one()
     local p = assert(io.popen(cmd))
     local body = p:read("a")
@@ -380,17 +372,16 @@ sections[#sections + 1] = {
 ---------------------------------------------------------------------------
 
 local function machine()
-  local cpuinfo = read_file("/proc/cpuinfo") or ""
-  local model = cpuinfo:match("model name%s*:%s*([^\n]+)") or "unknown CPU"
+  local model = common.cpu_model()
   local nproc = command_output("nproc") or "?"
-  local lua_v = command_output(shell_quote(arg[-1] or "lua5.4") .. " -v") or _VERSION
-  local c_v = command_output(shell_quote(C_CLIENT) .. " -V") or ""
+  local lua_v = command_output(common.shell_quote(arg[-1] or "lua5.4") .. " -v") or _VERSION
+  local c_v = command_output(common.shell_quote(C_CLIENT) .. " -V") or ""
   local curl_v = c_v:match("libcurl=(%S+)") or "?"
   local tls = c_v:match("(OpenSSL/%S+)") or c_v:match("(GnuTLS/%S+)") or "?"
   local h2 = c_v:match("(nghttp2/%S+)") or "no nghttp2"
-  local nginx_v = (command_output(shell_quote(NGINX) .. " -v") or "?"):match("nginx/(%S+)") or "?"
+  local nginx_v = (command_output(common.shell_quote(NGINX) .. " -v") or "?"):match("nginx/(%S+)") or "?"
   local curl_cmd = (command_output("curl --version") or ""):match("^curl (%S+)") or "?"
-  local load = (read_file("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)") or "?"
+  local load = common.load_average()
   local luasocket = socket._VERSION or "LuaSocket"
   local deb = command_output("dpkg-query -W -f='${Version}' lua-socket")
   if deb and deb:match("^%d") then luasocket = luasocket .. " (Debian lua-socket " .. deb .. ")" end
@@ -419,7 +410,7 @@ for _, s in ipairs(sections) do run_section(s) end
 -- "kpayment HTTP/2.0 x 10000, C client HTTP/2.0 x 20000, ..." from the
 -- HTTPS server's log (lines: protocol "user agent").
 local function https_protocols()
-  local text = HTTPS_LOG and read_file(HTTPS_LOG)
+  local text = HTTPS_LOG and common.read_file(HTTPS_LOG)
   if not text then return "no log" end
   local counts, order = {}, {}
   for proto, agent in text:gmatch('(%S+) "([^"\n]*)"\n') do
@@ -497,5 +488,5 @@ line("Targets (reported, not asserted):")
 for _, v in ipairs(verdicts) do line("  " .. v) end
 line()
 line(format("total time %.0f s; load average at the end %s", clock() - started,
-  (read_file("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)") or "?"))
+  common.load_average()))
 print(concat(out, "\n"))

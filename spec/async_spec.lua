@@ -3,6 +3,7 @@
 local kpayment = require("kpayment")
 local core = require("kpayment.core")
 local mock = require("support.mock")
+local drive = require("support.poll")
 
 local FRAME = 1 / 60   -- seconds: one frame of a 60 Hz loop
 
@@ -18,18 +19,6 @@ describe("kpayment", function()
     if client then client:close() end
     if server then server.stop() end
   end)
-
-  -- Poll until req is done or `seconds` pass; returns the slowest poll(0).
-  local function drive(c, req, seconds)
-    local slowest, deadline = 0, core.monotonic() + seconds
-    while not req:done() and core.monotonic() < deadline do
-      local t0 = core.monotonic()
-      c:poll(0)
-      slowest = math.max(slowest, core.monotonic() - t0)
-      require("socket").sleep(0.002)
-    end
-    return slowest
-  end
 
   describe("client:start_offers()", function()
     it("returns at once and completes in poll", function()
