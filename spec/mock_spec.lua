@@ -496,6 +496,24 @@ describe("kpayment.mock", function()
       assert.matches("'stall'", body.errors[1].errorMessage)
       assert_error_body(fault("error500:1"), 400, example_error)
     end)
+
+    it("lists every mode when the mode is unknown", function()
+      local body = assert_error_body(fault("nope"), 400, example_error)
+      assert.are.equal("unknown fault mode 'nope' (known: error500, html500, html502, 503, 429, "
+        .. "empty502, badjson, close, stall, truncate, big, offers, unicode, flaky, redirect)",
+        body.errors[1].errorMessage)
+    end)
+
+    it("says how flaky and redirect are written when they are misspelt", function()
+      for text, message in pairs({
+        ["flaky"] = "fault mode 'flaky' is written flaky:n:mode",
+        ["flaky:x:error500"] = "fault mode 'flaky' is written flaky:n:mode",
+        ["redirect"] = "fault mode 'redirect' is written redirect:url",
+      }) do
+        local body = assert_error_body(fault(text), 400, example_error)
+        assert.are.equal(message, body.errors[1].errorMessage, text)
+      end
+    end)
   end)
 
   describe("connections", function()

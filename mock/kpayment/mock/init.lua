@@ -1,0 +1,390 @@
+--- kpayment.mock: a mock of myKaarma's finance-offers API.
+--
+-- A small HTTP/1.1 server in pure Lua on luasocket, for kpayment's tests,
+-- examples and benchmarks. It answers
+--
+--     GET /payment/kpayment/v1/finance/getFinanceOffersForCustomer
+--         ?customerUUID=…&dealerUUID=…&skin=…&locale=…
+--
+-- with `{"financeOffers":[…]}`: schema-complete offers (every field of the
+-- API reference) with realistic values. The same customerUUID always gets
+-- the same offers; every offer echoes the received customerUUID, dealerUUID
+-- and locale (`customer.preferredLocale`) and carries an extra field
+-- `"skin"` (the received skin) that the reference does not list. On purpose
+-- the body contains: the first offer's `id` 9007199254740993 (above 2^53),
+-- `null`s (fundedTS/docSignedTS of unfunded offers, middleName, company),
+-- non-ASCII UTF-8 names, JSON escapes (`\"`, `\\`, `\n`, `\u00e9`), active
+-- and inactive offers, and expiry dates in the past (2020) and the future
+-- (2099).
+--
+-- Query values are percent-decoded (`%XX`, and `+` as a space); when a
+-- parameter repeats, its first occurrence counts.
+--
+-- Authentication
+--   With `user` and `password` configured, requests need
+--   `Authorization: Basic base64(user:password)`; with `token` configured,
+--   `Authorization: Bearer <token>` is accepted too. With neither, every
+--   request is accepted. Otherwise: 401 with a JSON error body and
+--   `WWW-Authenticate: Basic realm="kpayment-mock"`.
+--
+-- Responses of the endpoint, in the order they are decided
+--   404  any other path (JSON error body)
+--   405  any method other than GET (with `Allow: GET`)
+--   401  missing or wrong credentials
+--   fault mode, when one is asked for (below)
+--   400  absent or empty parameters: one error per missing parameter, in
+--        the order customerUUID, dealerUUID, skin, locale, each naming it
+--        ("customerUUID is required")
+--   200  `application/json;charset=UTF-8`, `offers` offers (default 3)
+--   A malformed request gets 400 and the connection is closed. Error bodies
+--   have the API's shape:
+--   {"errors":[{"errorCode":…,"errorTitle":…,"errorMessage":…,
+--   "errorDescription":…}],"warnings":[]}
+--
+-- Fault modes
+--   Asked for per request, either with the header `X-Mock-Fault: <mode>` or
+--   with `customerUUID=mock:<mode>` (so that tests can trigger them through
+--   the normal client API); the header wins when both are present. A mode
+--   may take an argument after a colon, e.g. `mock:stall:0.5`.
+--     error500        500, JSON error body
+--     html500         500, text/html page, as a gateway would send
+--     html502         502, text/html page
+--     503[:s]         503, JSON error body, `Retry-After: s` (default 1)
+--     429[:s]         429, JSON error body, `Retry-After: s` (default 1)
+--     empty502        502 with an empty body (Content-Length: 0)
+--     badjson         200 application/json with an invalid JSON body
+--     close           the connection is closed without a response
+--     stall[:s]       the response is sent after s seconds (default 5,
+--                     fractions allowed, at most 3600); other connections
+--                     are served meanwhile
+--     truncate        200 whose Content-Length announces the whole body but
+--                     only about half of it is sent, then the connection is
+--                     closed
+--     big[:bytes]     200 with a valid body of at least `bytes` bytes
+--                     (default 1048576, at most 268435456): the first offer
+--                     carries an extra "padding" string
+--     offers:n        200 with n offers (0 to 10000; 0 gives
+--                     {"financeOffers":[]})
+--     unicode         200 whose names also hold characters outside the BMP,
+--                     written raw and as a `\ud83d\ude97` surrogate pair
+--     flaky:n:mode    the first n requests for this customerUUID and
+--                     dealerUUID get `mode` (any mode above), later ones a
+--                     normal response: for testing retries
+--     redirect:url    302 to url (for testing that redirects are not
+--                     followed, or never carry credentials to another host)
+--   Every API response carries `X-Request-Id: mock-<n>`.
+--   error500 … close answer whatever the parameters are; stall, truncate,
+--   big, offers and unicode first validate the parameters like a normal
+--   request (a stalled request with a missing parameter gets a late 400).
+--   An unknown mode or a bad argument gets 400 with a JSON error naming it
+--   (an unknown mode's error lists every mode).
+--
+-- Control endpoints (no authentication, never counted or logged)
+--   GET /_mock/stats     {"connections":N,"requests":N}: requests to the API
+--                        endpoint (any status) and the connections that
+--                        carried at least one of them
+--   GET /_mock/reset     zeroes the counters and empties the request log
+--   GET /_mock/requests  the last 50 API requests, oldest first:
+--                        [{"method":…,"target":…,"params":{…},"headers":{…}}]
+--                        with lower-cased header names; the value of
+--                        Authorization is replaced by its scheme alone
+--
+-- Module API
+--   local mock = require("kpayment.mock")
+--   local srv = mock.new{ host = "127.0.0.1", port = 0, user = nil,
+--                         password = nil, token = nil, offers = 3 }
+--   srv:url()        base URL, e.g. "http://127.0.0.1:43127"
+--   srv:step(t)      one select-loop iteration waiting at most t seconds
+--                    (nil: until something happens)
+--   srv:run()        serve until srv:close()
+--   srv:close()
+--   srv:stats()      { connections = n, requests = n }
+--   mock.offers_json(params, n [, opts])  the 200 body as a string, for
+--                    params {customerUUID=, dealerUUID=, skin=, locale=};
+--                    opts.unicode, opts.min_bytes as the faults above
+--   mock.check_options(opts)  true, or nil and a message
+--   mock.ENDPOINT, mock.MAX_OFFERS, mock._VERSION
+--
+-- This module routes requests; beside it: kpayment.mock.http (HTTP/1.1
+-- framing, keep-alive), kpayment.mock.data (the generated offers and the
+-- error bodies), kpayment.mock.faults (the fault modes),
+-- kpayment.mock.json (the JSON writer).
+
+local socket = require("socket")
+local mime = require("mime")
+local http = require("kpayment.mock.http")
+local json = require("kpayment.mock.json")
+local data = require("kpayment.mock.data")
+local faults = require("kpayment.mock.faults")
+
+local M = {
+  _VERSION = "kpayment.mock 0.1.0",
+  ENDPOINT = "/payment/kpayment/v1/finance/getFinanceOffersForCustomer",
+  MAX_OFFERS = data.MAX_OFFERS,
+  offers_json = data.offers_json,
+}
+
+local format, concat = string.format, table.concat
+local gettime = socket.gettime
+local obj, encode = json.object, json.encode
+local error_response = data.error_response
+local JSON, JSON_UTF8 = http.JSON, http.JSON_UTF8
+
+local PARAMS = { "customerUUID", "dealerUUID", "skin", "locale" }
+local LOG_SIZE = 50
+local CACHE_BYTES = 256 * 1024 * 1024
+
+---------------------------------------------------------------------------
+-- Server
+
+local Server = {}
+Server.__index = Server
+
+function M.check_options(opts)
+  if type(opts) ~= "table" then return nil, "options must be a table" end
+  for _, key in ipairs({ "host", "user", "password", "token" }) do
+    if opts[key] ~= nil and type(opts[key]) ~= "string" then
+      return nil, key .. " must be a string"
+    end
+  end
+  if (opts.user == nil) ~= (opts.password == nil) then
+    return nil, "user and password go together"
+  end
+  local port = opts.port
+  if port ~= nil and (math.type(port) ~= "integer" or port < 0 or port > 65535) then
+    return nil, "port must be an integer from 0 to 65535"
+  end
+  local offers = opts.offers
+  if offers ~= nil and (math.type(offers) ~= "integer" or offers < 0 or offers > M.MAX_OFFERS) then
+    return nil, "offers must be an integer from 0 to " .. M.MAX_OFFERS
+  end
+  return true
+end
+
+--- Creates a server listening at once; raises when it cannot.
+function M.new(opts)
+  opts = opts or {}
+  local ok, why = M.check_options(opts)
+  if not ok then error("kpayment.mock: " .. why, 2) end
+  local host, port = opts.host or "127.0.0.1", opts.port or 0
+  local server, err = socket.bind(host, port, 128)
+  if not server then
+    error(format("kpayment.mock: cannot listen on %s:%d: %s", host, port, err), 2)
+  end
+  server:settimeout(0)
+  local srv = setmetatable({
+    _server = server,
+    _offers = opts.offers or 3,
+    _basic = opts.user and (mime.b64(opts.user .. ":" .. opts.password)),
+    _token = opts.token,
+    _conns = {}, -- socket → connection (kpayment.mock.http)
+    _requests = 0,
+    _connections = 0,
+    _epoch = 1, -- bumped by reset, so connections already counted count again
+    _log = {},
+    _flaky = {}, -- customer and dealer → requests seen, for flaky:n:mode
+    _cache = {},
+    _cache_bytes = 0,
+  }, Server)
+  -- what the connections call for each request
+  srv._respond = function(conn, req, malformed) return srv:_respond_to(conn, req, malformed) end
+  return srv
+end
+
+function Server:url()
+  local ip, port = self._server:getsockname()
+  if ip == "0.0.0.0" then ip = "127.0.0.1" elseif ip == "::" then ip = "::1" end
+  if ip:find(":", 1, true) then ip = "[" .. ip .. "]" end
+  return format("http://%s:%d", ip, port)
+end
+
+function Server:stats()
+  return { connections = self._connections, requests = self._requests }
+end
+
+function Server:close()
+  for sock in pairs(self._conns) do sock:close() end
+  self._conns = {}
+  if self._server then self._server:close() end
+  self._server = nil
+end
+
+function Server:run()
+  while self._server do self:step() end
+end
+
+---------------------------------------------------------------------------
+-- Routing
+
+function Server:_body(params, n, opts)
+  local key = concat({ params.customerUUID, params.dealerUUID, params.skin, params.locale, n,
+    opts.unicode and "u" or "", opts.min_bytes or "" }, "\0")
+  local body = self._cache[key]
+  if not body then
+    body = M.offers_json(params, n, opts)
+    if self._cache_bytes + #body > CACHE_BYTES then
+      self._cache, self._cache_bytes = {}, 0
+    end
+    if #body <= CACHE_BYTES then
+      self._cache[key], self._cache_bytes = body, self._cache_bytes + #body
+    end
+  end
+  return body
+end
+
+function Server:_authorized(value)
+  if not self._basic and not self._token then return true end
+  local scheme, credentials = (value or ""):match("^(%S+)[ \t]+(.-)[ \t]*$")
+  scheme = scheme and scheme:lower()
+  return (scheme == "basic" and credentials == self._basic)
+    or (scheme == "bearer" and self._token ~= nil and credentials == self._token)
+end
+
+function Server:_record(conn, req, params, names)
+  self._requests = self._requests + 1
+  if conn.epoch ~= self._epoch then
+    conn.epoch = self._epoch
+    self._connections = self._connections + 1
+  end
+  local logged_params, logged_headers = {}, {}
+  for _, name in ipairs(names) do
+    logged_params[#logged_params + 1] = name
+    logged_params[#logged_params + 1] = params[name]
+  end
+  for _, name in ipairs(req.header_order) do
+    local value = req.headers[name]
+    if name == "authorization" or name == "proxy-authorization" then
+      value = value:match("^%S*") -- the scheme only: never echo credentials
+    end
+    logged_headers[#logged_headers + 1] = name
+    logged_headers[#logged_headers + 1] = value
+  end
+  local log = self._log
+  log[#log + 1] = obj("method", req.method, "target", req.target,
+    "params", json.object_of(logged_params), "headers", json.object_of(logged_headers))
+  if #log > LOG_SIZE then table.remove(log, 1) end
+end
+
+function Server:_control(path)
+  if path == "/_mock/reset" then
+    self._requests, self._connections, self._epoch, self._log = 0, 0, self._epoch + 1, {}
+    self._flaky = {}
+  elseif path == "/_mock/requests" then
+    return { status = 200, ctype = JSON_UTF8, body = encode(self._log) }
+  elseif path ~= "/_mock/stats" then
+    return error_response(404, "Not found", "No mock control endpoint at " .. path)
+  end
+  return { status = 200, ctype = JSON_UTF8,
+    body = encode(obj("connections", self._connections, "requests", self._requests)) }
+end
+
+--- The response to a complete request.
+function Server:_route(conn, req)
+  local path, query = req.target:match("^([^?]*)%??(.*)$")
+  if path:find("^/_mock/") then return self:_control(path) end
+  if path ~= M.ENDPOINT then
+    return error_response(404, "Not found", "No resource at " .. path)
+  end
+  local params, names = http.parse_query(query)
+  self:_record(conn, req, params, names)
+  if req.method ~= "GET" then
+    return error_response(405, "Method " .. req.method .. " not allowed",
+      "getFinanceOffersForCustomer only supports GET.", { { "Allow", "GET" } })
+  end
+  if not self:_authorized(req.headers.authorization) then
+    return error_response(401, "Full authentication is required to access this resource",
+      "Send HTTP Basic credentials of a service subscriber, or a bearer token.",
+      { { "WWW-Authenticate", 'Basic realm="kpayment-mock"' } })
+  end
+
+  local mode, value
+  local fault = faults.requested(req.headers, params)
+  if fault then
+    local res
+    res, mode, value = faults.apply(fault, params, self._flaky)
+    if res then return res end
+  end
+
+  local missing = {}
+  for _, name in ipairs(PARAMS) do
+    if (params[name] or "") == "" then
+      missing[#missing + 1] = { name .. " is required",
+        "Query parameter " .. name .. " must be a non-empty string." }
+    end
+  end
+  local res
+  if #missing > 0 then
+    res = { status = 400, ctype = JSON, body = data.error_body(400, missing) }
+  else
+    local opts, n = faults.body_options(mode, value)
+    res = { status = 200, ctype = JSON_UTF8, body = self:_body(params, n or self._offers, opts) }
+  end
+  return faults.shape(res, mode, value)
+end
+
+--- The response to a request, or to a malformed one (req nil). Every API
+-- response carries a request id, as the real API's gateway does.
+function Server:_respond_to(conn, req, malformed)
+  if not req then return error_response(400, "Malformed request", malformed) end
+  local res = self:_route(conn, req)
+  if not res.drop and req.target:find("^" .. M.ENDPOINT) then
+    res.headers = res.headers or {}
+    res.headers[#res.headers + 1] = { "X-Request-Id", "mock-" .. self._requests }
+  end
+  return res
+end
+
+---------------------------------------------------------------------------
+-- The loop
+
+function Server:_drop(conn)
+  conn.sock:close()
+  self._conns[conn.sock] = nil
+end
+
+function Server:_accept()
+  while true do
+    local sock = self._server:accept()
+    if not sock then return end
+    self._conns[sock] = http.connection(sock)
+  end
+end
+
+--- One iteration of the loop: waits at most timeout seconds (nil: until
+-- something happens), then accepts, reads, writes and fires stall timers.
+function Server:step(timeout)
+  assert(self._server, "kpayment.mock: server is closed")
+  local recvt, sendt = { self._server }, {}
+  local wake
+  for sock, conn in pairs(self._conns) do
+    if conn.wake_at then
+      wake = math.min(wake or math.huge, conn.wake_at)
+    elseif conn:reading() then
+      recvt[#recvt + 1] = sock
+    end
+    if conn:writing() then sendt[#sendt + 1] = sock end
+  end
+  if wake then
+    local until_wake = math.max(0, wake - gettime())
+    timeout = timeout and math.min(timeout, until_wake) or until_wake
+  end
+  local readable, writable = socket.select(recvt, sendt, timeout)
+  for _, sock in ipairs(readable) do
+    if sock == self._server then
+      self:_accept()
+    elseif self._conns[sock] then
+      local conn = self._conns[sock]
+      if conn:receive(self._respond) then self:_drop(conn) end
+    end
+  end
+  for _, sock in ipairs(writable) do
+    local conn = self._conns[sock]
+    if conn and conn:flush() then self:_drop(conn) end
+  end
+  local now = gettime()
+  for _, conn in pairs(self._conns) do
+    if conn:wake(now, self._respond) then self:_drop(conn) end
+  end
+end
+
+return M
