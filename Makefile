@@ -94,16 +94,45 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c99 \
 	  --suppress=toomanyconfigs -I/usr/include/lua$(LUA_VERSION) src
 
-# The rockspec builds and installs offline into a private tree (Debian's
-# rocks are not visible to luarocks, hence --deps-mode=none).
+# Both rockspecs (the runtime, and the mock server) build and install
+# offline into a private tree (Debian's rocks are not visible to luarocks,
+# hence --deps-mode=none).  They build from a temporary copy of the
+# checkout's files, because the builtin backend writes its objects next to
+# the sources.  The mock's copy leaves out lua/: the backend installs any
+# lua/ directory it finds wholesale, which would put the runtime's modules
+# in the mock's rock too.  Then both load, and the installed script runs,
+# from /tmp.
+ROCK_TREE := $(CURDIR)/build/rock-tree
+# The paths of the private tree alone (a versioned LUA_PATH_5_4 would win).
+ROCK_ENV = env -u LUA_PATH_$(subst .,_,$(LUA_VERSION)) -u LUA_CPATH_$(subst .,_,$(LUA_VERSION)) \
+  LUA_PATH='$(ROCK_TREE)/share/lua/$(LUA_VERSION)/?.lua;$(ROCK_TREE)/share/lua/$(LUA_VERSION)/?/init.lua;;' \
+  LUA_CPATH='$(ROCK_TREE)/lib/lua/$(LUA_VERSION)/?.so;;'
+ROCK_CHECK = local tree = "$(ROCK_TREE)/"; \
+  for _, name in ipairs({ "kpayment", "kpayment.mock" }) do \
+    local file = assert(package.searchpath(name, package.path)); \
+    assert(file:find(tree, 1, true) == 1, name .. " found outside the rock tree: " .. file); \
+  end; \
+  local k, m = require("kpayment"), require("kpayment.mock"); \
+  print("rock: kpayment " .. k._VERSION .. " and " .. m._VERSION .. " load from the rock tree")
 rock:
 	rm -rf build/rock-tree
-	luarocks --lua-version=$(LUA_VERSION) --tree=build/rock-tree make --deps-mode=none \
-	  CURL_INCDIR=$$($(PKG_CONFIG) --variable=includedir libcurl) \
-	  kpayment-scm-1.rockspec
-	cd /tmp && LUA_PATH='$(CURDIR)/build/rock-tree/share/lua/$(LUA_VERSION)/?.lua;$(CURDIR)/build/rock-tree/share/lua/$(LUA_VERSION)/?/init.lua;;' \
-	  LUA_CPATH='$(CURDIR)/build/rock-tree/lib/lua/$(LUA_VERSION)/?.so;;' \
-	  $(LUA) -e 'local k = require("kpayment"); assert(require("kpayment.mock")); print("rock: kpayment " .. k._VERSION .. " loads from the rock tree")'
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT INT TERM && \
+	for rock in kpayment kpayment-mock; do \
+	  mkdir "$$tmp/$$rock" && \
+	  git ls-files -z --cached --others --exclude-standard | \
+	    if [ $$rock = kpayment-mock ]; then grep -zv '^lua/'; else cat; fi | \
+	    tar --null --files-from=- --ignore-failed-read --warning=no-failed-read -cf - | \
+	    tar -xf - -C "$$tmp/$$rock" && \
+	  echo "rock: luarocks make $$rock-scm-1.rockspec (from a copy in $$tmp/$$rock)" && \
+	  (cd "$$tmp/$$rock" && luarocks --lua-version=$(LUA_VERSION) --tree=$(ROCK_TREE) make \
+	    --deps-mode=none CURL_INCDIR=$$($(PKG_CONFIG) --variable=includedir libcurl) \
+	    $$rock-scm-1.rockspec) || exit 1; \
+	done
+	@clash=$$(ls -d $(ROCK_TREE)/share/lua/$(LUA_VERSION)/*_scm_*-* 2>/dev/null); \
+	if [ -n "$$clash" ]; then echo "rock: the two rocks install the same files: $$clash"; exit 1; fi
+	cd /tmp && $(ROCK_ENV) $(LUA) -e '$(ROCK_CHECK)'
+	cd /tmp && $(ROCK_ENV) $(ROCK_TREE)/bin/kpayment-mock --help >/dev/null
+	@echo "rock: the installed kpayment-mock --help runs"
 
 clean:
 	rm -rf build

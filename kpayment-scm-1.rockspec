@@ -16,11 +16,11 @@ description = {
 }
 dependencies = {
   "lua >= 5.4",
-  "luasocket",   -- the mock server only
 }
 test_dependencies = {
   "busted",
   "lua-cjson",
+  "luasocket",   -- the specs' mock server (mock/, kpayment-mock-scm-1.rockspec)
 }
 external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
@@ -40,9 +40,5 @@ build = {
     ["kpayment.response"] = "lua/kpayment/response.lua",
     ["kpayment.errors"] = "lua/kpayment/errors.lua",
     ["kpayment.offer"] = "lua/kpayment/offer.lua",
-    ["kpayment.mock"] = "lua/kpayment/mock.lua",
-  },
-  install = {
-    bin = { ["kpayment-mock"] = "bin/kpayment-mock" },
   },
 }
