@@ -41,7 +41,7 @@ HDRS    := $(wildcard src/*.h)
 # One list, shared with CI.
 DEB_PACKAGES := $(shell cat .ci/debian-packages)
 
-LUA_ENV := LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
+LUA_ENV := LUA_PATH='lua/?.lua;lua/?/init.lua;mock/?.lua;mock/?/init.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 
 .PHONY: all deps check-deps demo test lint rock clean
 
@@ -86,7 +86,7 @@ demo: all
 
 test: all
 	@command -v $(BUSTED) >/dev/null || $(MAKE) --no-print-directory deps
-	$(LUA) $(BUSTED) --lpath='lua/?.lua;lua/?/init.lua;spec/?.lua' --cpath='$(BUILD)/?.so' \
+	$(LUA) $(BUSTED) --lpath='lua/?.lua;lua/?/init.lua;mock/?.lua;mock/?/init.lua;spec/?.lua' --cpath='$(BUILD)/?.so' \
 	  -o spec/support/summary.lua spec
 
 lint:

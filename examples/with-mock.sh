@@ -3,22 +3,37 @@
 # free port, exports KPAYMENT_BASE_URL (and demo credentials), runs the
 # command, stops the mock whatever happens.
 #   examples/with-mock.sh lua5.4 examples/get_offers.lua CUSTOMER DEALER
+# When the mock does not start, its error goes to stderr and the status is 1.
 set -eu
 LUA=${LUA:-lua5.4}
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=$(mktemp)
-"$LUA" "$here/bin/kpayment-mock" --port 0 --user demo-user --password demo-password >"$out" 2>&1 &
+err=$(mktemp)
+"$LUA" "$here/bin/kpayment-mock" --port 0 --user demo-user --password demo-password \
+  </dev/null >"$out" 2>"$err" &
 pid=$!
-trap 'kill $pid 2>/dev/null; rm -f "$out"' EXIT INT TERM
+trap 'kill $pid 2>/dev/null; rm -f "$out" "$err"' EXIT
+trap 'exit 1' INT TERM
+# The mock prints its base URL as its first line once it listens; anything
+# else (or nothing, or an early exit) means it did not start.
 i=0
-while [ "$(head -n 1 "$out")" = "" ]; do
+why="no URL after 5 s"
+while [ "$(wc -l <"$out")" -eq 0 ]; do
+  if ! kill -0 $pid 2>/dev/null; then why="it exited"; break; fi
   i=$((i + 1))
-  if [ $i -gt 100 ] || ! kill -0 $pid 2>/dev/null; then
-    echo "with-mock: the mock did not start:" >&2; cat "$out" >&2; exit 1
-  fi
+  [ $i -le 100 ] || break
   sleep 0.05
 done
 KPAYMENT_BASE_URL=$(head -n 1 "$out")
+case $KPAYMENT_BASE_URL in
+  http://*) ;;
+  *)
+    [ -z "$KPAYMENT_BASE_URL" ] || why="it printed something other than its URL"
+    echo "with-mock: the mock did not start ($why):" >&2
+    cat "$err" "$out" >&2
+    exit 1
+    ;;
+esac
 KPAYMENT_USERNAME=demo-user
 KPAYMENT_PASSWORD=demo-password
 KPAYMENT_SKIN=${KPAYMENT_SKIN:-demo}
