@@ -20,6 +20,9 @@ dependencies = {
   "lua >= 5.4",
   "luasocket",
 }
+-- The builtin backend also installs any lua/ directory next to this
+-- rockspec: build from a copy without lua/ (the runtime's modules), as
+-- `make rock` does.
 build = {
   type = "builtin",
   modules = {
