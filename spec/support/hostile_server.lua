@@ -1,0 +1,254 @@
+--- A misbehaving HTTP/1.1 server (and HTTP proxy) for the specs: it echoes
+-- the credentials it receives back in every place an error can carry them,
+-- and answers 2xx bodies of every wrong shape.
+--
+--   lua5.4 spec/support/hostile_server.lua [seconds]
+--
+-- Prints its base URL (http://127.0.0.1:PORT) as the first line of stdout,
+-- then serves one connection at a time, each closed after one response,
+-- until killed or for `seconds` (default 600).
+--
+-- The scenario is the request's customerUUID query parameter. A request
+-- line with an absolute target (`GET http://host/… HTTP/1.1`) is a proxy
+-- request: the same scenarios apply to the target's query, plus the proxy's
+-- own pages "proxy-407" and "proxy-502". Scenarios:
+--
+--   ok            200, three ordinary offers
+--   shadow        200, offers with fields named like the client's accessors
+--   shape-NAME    200 application/json, a body of a wrong or odd shape (SHAPES)
+--   echo          401 API error body echoing every credential received, in
+--                 messages, codes, nested objects, warnings and keys
+--   echo-400      the same with status 400
+--   echo-html     500 text/html page echoing them; one copy of the first
+--                 secret (password, else token) starts at byte STRADDLE_AT
+--   echo-html-200 the same page with status 200
+--   proxy-407     407 page from the proxy echoing Proxy-Authorization, the
+--                 decoded credentials and the password (straddling as above)
+--   proxy-502     502 page from the proxy, the same echoes
+--
+-- Only luasocket is needed: this runs as its own process.
+
+local socket = require("socket")
+local mime = require("mime")
+
+local LIFETIME = tonumber(arg and arg[1]) or 600   -- seconds, then exit
+local READ_TIMEOUT = 5        -- seconds for a request's head
+local MAX_HEAD = 65536        -- bytes of request line + headers
+local STRADDLE_AT = 505       -- 1-based byte where a secret crosses byte 512
+
+local REASONS = {
+  [200] = "OK", [400] = "Bad Request", [401] = "Unauthorized", [404] = "Not Found",
+  [407] = "Proxy Authentication Required", [500] = "Internal Server Error", [502] = "Bad Gateway",
+}
+
+local SHAPES = {
+  ["top-array"] = '[{"id":1}]',
+  ["object"] = '{"financeOffers":{"id":1}}',
+  ["null-element"] = '{"financeOffers":[{"id":1},null]}',
+  ["number-element"] = '{"financeOffers":[1]}',
+  ["string-element"] = '{"financeOffers":["x"]}',
+  ["array-element"] = '{"financeOffers":[[]]}',
+  ["null"] = '{"financeOffers":null}',
+  ["empty"] = "{}",
+  ["string"] = '"str"',
+  ["number"] = "42",
+}
+
+local OK_BODY = [[{"financeOffers":[
+{"id":1,"guid":"g-1","status":"ACTIVE","isActive":true,
+ "customer":{"firstName":"Ann","lastName":"Lee","phone":"5551234567","email":"ann@example.com"},
+ "dealerOrder":{"vehicle":{"year":2021,"make":"Toyota","model":"Camry"}}},
+{"id":2,"guid":"g-2","status":"EXPIRED","isActive":false,"customer":{"firstName":"Bo"}},
+{"id":3,"guid":"g-3","status":"ACTIVE","isActive":true}
+],"warnings":[]}]]
+
+-- Every accessor name of an offer or offer list as a field, holding
+-- strings and numbers, beside the fields the accessors read.
+local SHADOW_BODY = [[{"financeOffers":[
+{"id":1,"guid":"g-1","status":"ACTIVE","isActive":true,
+ "customer_name":"Mallory","is_active":"yes","vehicle_label":7,"attribute":"attr","meta":"m",
+ "active":"a","find":"f","expires_at":"soon","is_expired":0,
+ "customer":{"firstName":"Ann","lastName":"Lee","phone":"5551234567","email":"ann@example.com"},
+ "dealerOrder":{"vehicle":{"year":2021,"make":"Toyota","model":"Camry"}},
+ "financeOfferAttributes":[{"option":"term","value":"36"}],"expiryDate":"2099-01-01T00:00:00Z"},
+{"id":2,"guid":"g-2","status":"EXPIRED","isActive":false,
+ "customer_name":42,"is_active":1,"vehicle_label":"x","attribute":0,"meta":1,"active":true,"find":"2",
+ "customer":{"firstName":"Bo","lastName":"Ng"}},
+{"id":3,"guid":"g-3","status":"ACTIVE","isActive":true,"customer_name":"","is_active":false,
+ "active":"no","find":3,"meta":{"status":0}}
+]}]]
+
+local function unescape(s)
+  s = s:gsub("%+", " ")
+  return (s:gsub("%%(%x%x)", function(hex) return string.char(tonumber(hex, 16)) end))
+end
+
+local function percent_encode(s)
+  return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+local function json_string(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    return string.format("\\u%04x", c:byte())
+  end) .. '"'
+end
+
+-- Every form of the credentials in the Authorization and
+-- Proxy-Authorization headers, and the first secret (to straddle byte 512).
+local function credentials(headers)
+  local list, seen, first = {}, {}, nil
+  local function add(s)
+    if s and s ~= "" and not seen[s] then
+      seen[s] = true
+      list[#list + 1] = s
+    end
+  end
+  for _, name in ipairs({ "authorization", "proxy-authorization" }) do
+    local value = headers[name]
+    if value then
+      add(value)
+      local scheme, rest = value:match("^(%S+)%s+(.*)$")
+      scheme = scheme and scheme:lower()
+      if scheme == "basic" then
+        add(rest)
+        local decoded = mime.unb64(rest) or ""
+        add(decoded)
+        local user, pass = decoded:match("^([^:]*):(.*)$")
+        if pass then
+          add(user .. ":" .. percent_encode(pass))
+          add(pass)
+          add(percent_encode(pass))
+          first = first or pass
+        end
+      elseif scheme == "bearer" then
+        add(rest)
+        first = first or rest
+      end
+    end
+  end
+  return list, first or "no-credentials-received"
+end
+
+-- The API's error shape with the credentials everywhere: codes, titles,
+-- messages, nested objects at depth 3 and more, warnings, and keys.
+local function echo_json(creds)
+  local all = table.concat(creds, " | ")
+  local first = creds[1] or "none"
+  local keyed, deep = {}, {}
+  for i, s in ipairs(creds) do
+    keyed[#keyed + 1] = json_string(s) .. ":" .. json_string("value " .. i .. " " .. s)
+    deep[#deep + 1] = string.format('{"level":{"deeper":{%s:[%s,{%s:%d}]}}}',
+      json_string(s), json_string(s), json_string("key " .. s), i)
+  end
+  local strings = {}
+  for i, s in ipairs(creds) do strings[i] = json_string("seen " .. s) end
+  return string.format(
+    '{"errors":[{"errorCode":%s,"errorTitle":%s,"errorMessage":%s,"errorDescription":%s,' ..
+    '"details":{"request":{"headers":{%s},"echo":[%s]}}},{"errorCode":%s,"errorMessage":%s}],' ..
+    '"warnings":[{"warningCode":%s,"warningMessage":%s,"context":{"a":{"b":{%s}}}},%s]}',
+    json_string("AUTH:" .. first), json_string("Rejected " .. all),
+    json_string("Credentials rejected: " .. all), json_string("Received " .. all),
+    table.concat(keyed, ","), table.concat(deep, ","),
+    json_string(first), json_string(all),
+    json_string("W:" .. first), json_string("Warning about " .. all), table.concat(keyed, ","),
+    table.concat(strings, ","))
+end
+
+-- An HTML page echoing the credentials in its first bytes, with one copy of
+-- `straddle` starting at byte STRADDLE_AT (so that it crosses byte 512).
+local function echo_html(title, creds, straddle)
+  local head = "<!DOCTYPE html><html><head><title>" .. title .. "</title></head><body><h1>" ..
+    title .. "</h1><pre>" .. table.concat(creds, "\n") .. "</pre><p>"
+  local pad = STRADDLE_AT - 1 - #head
+  if pad < 0 then
+    -- too many echoes to fit before the cut: keep the straddle, echo after it
+    head = "<!DOCTYPE html><html><body><p>"
+    pad = STRADDLE_AT - 1 - #head
+  end
+  return head .. string.rep(".", pad) .. straddle .. "</p><pre>" .. table.concat(creds, "\n") ..
+    "</pre></body></html>\n"
+end
+
+local function respond(conn, status, ctype, body, extra)
+  local head = {
+    string.format("HTTP/1.1 %d %s", status, REASONS[status] or "Status"),
+    "Content-Type: " .. ctype,
+    "Content-Length: " .. #body,
+    "Connection: close",
+  }
+  for _, line in ipairs(extra or {}) do head[#head + 1] = line end
+  conn:send(table.concat(head, "\r\n") .. "\r\n\r\n" .. body)
+end
+
+-- Reads the request line and headers: method, target, headers (lower-case
+-- names), or nil on a broken or slow request.
+local function read_request(conn)
+  conn:settimeout(READ_TIMEOUT)
+  local line = conn:receive("*l")
+  if not line then return nil end
+  local method, target = line:match("^(%u+) (%S+) HTTP/1%.[01]$")
+  if not method then return nil end
+  local headers, size = {}, #line
+  while true do
+    local h = conn:receive("*l")
+    if not h then return nil end
+    size = size + #h
+    if h == "" then break end
+    if size > MAX_HEAD then return nil end
+    local name, value = h:match("^([^:]+):%s*(.-)%s*$")
+    if name then headers[name:lower()] = value end
+  end
+  return method, target, headers
+end
+
+local function serve(conn)
+  local method, target, headers = read_request(conn)
+  if not method then return end
+  local proxied = target:match("^%a[%w+.-]*://") ~= nil
+  local query = target:match("%?([^#]*)") or ""
+  local scenario
+  for pair in query:gmatch("[^&]+") do
+    local name, value = pair:match("^([^=]*)=?(.*)$")
+    if unescape(name) == "customerUUID" then scenario = unescape(value) break end
+  end
+  scenario = scenario or ""
+  local creds, straddle = credentials(headers)
+  local JSON, HTML = "application/json", "text/html; charset=utf-8"
+
+  if proxied and (scenario == "proxy-407" or scenario == "proxy-502") then
+    local status = scenario == "proxy-407" and 407 or 502
+    respond(conn, status, HTML, echo_html(status .. " " .. REASONS[status], creds, straddle),
+      status == 407 and { 'Proxy-Authenticate: Basic realm="hostile"' } or nil)
+  elseif scenario == "ok" then
+    respond(conn, 200, JSON, OK_BODY)
+  elseif scenario == "shadow" then
+    respond(conn, 200, JSON, SHADOW_BODY)
+  elseif scenario:match("^shape%-") and SHAPES[scenario:sub(7)] then
+    respond(conn, 200, JSON, SHAPES[scenario:sub(7)])
+  elseif scenario == "echo" or scenario == "echo-400" then
+    respond(conn, scenario == "echo" and 401 or 400, JSON, echo_json(creds))
+  elseif scenario == "echo-html" or scenario == "echo-html-200" then
+    local status = scenario == "echo-html" and 500 or 200
+    respond(conn, status, HTML, echo_html(status .. " " .. REASONS[status], creds, straddle))
+  else
+    respond(conn, 404, JSON, '{"errors":[{"errorCode":"NOT_FOUND","errorMessage":' ..
+      json_string("no scenario " .. scenario) .. "}]}")
+  end
+end
+
+local server = assert(socket.bind("127.0.0.1", 0))
+local _, port = server:getsockname()
+io.stdout:write("http://127.0.0.1:", port, "\n")
+io.stdout:flush()
+
+server:settimeout(0.5)
+local stop_at = socket.gettime() + LIFETIME
+while socket.gettime() < stop_at do
+  local conn = server:accept()
+  if conn then
+    local ok, why = pcall(serve, conn)
+    if not ok then io.stderr:write("hostile server: ", tostring(why), "\n") end
+    conn:close()
+  end
+end
+server:close()
