@@ -2,8 +2,9 @@
 -- 5.4 may interrupt with `__gc` inside any allocation.
 --
 --   local gc = require("support.gc")
---   local seen = gc.storm(function(fin) ... end, function() return client:get_offers{…} end)
---   -- seen.fired, seen.errors, seen.results (what the call returned, packed)
+--   local fin = gc.storm(function(fin) … end, function(fin) return client:get_offers{…} end,
+--                        { phase = "decode" })
+--   -- fin.ok, fin.results (what the call returned, packed), fin.n, fin.errors
 --
 -- `storm(on_fire, call, opts)` leaves `opts.width` (default 20) garbage
 -- objects with finalizers, tunes the collector to run often, then runs
@@ -12,10 +13,13 @@
 -- every collection for as long as `call` allocates (a large decode fires
 -- them many times).  `fin` is a table shared by the finalizers of one
 -- storm: `fin.n` counts the firings, `fin.phase` is whatever the spec sets
--- (e.g. "decode" once the response is on its way), `fin.in_phase` counts the
--- firings in the current phase.  What `on_fire` raises is recorded in
--- `fin.errors` (Lua itself would only warn).  The collector's mode and
--- parameters are restored afterwards, whatever `call` did.
+-- (`opts.phase`, default "call", then `fin.set_phase("decode")` once the
+-- response is on its way), `fin.in_phase` counts the firings in the
+-- current phase.  What `on_fire` raises is recorded in
+-- `fin.errors` (Lua itself would only warn).  `call(fin)` runs protected;
+-- the collector's mode and parameters are restored afterwards, whatever it
+-- did.  Finalizers cannot query or drive the collector (Lua 5.4 refuses
+-- collectgarbage inside them), hence the phase the spec keeps.
 
 local M = {}
 
@@ -26,7 +30,7 @@ local table_pack, table_unpack = table.pack, table.unpack
 -- its error).
 function M.storm(on_fire, call, opts)
   opts = opts or {}
-  local fin = { n = 0, in_phase = 0, phase = opts.phase or "call", errors = {}, log = {} }
+  local fin = { n = 0, in_phase = 0, phase = opts.phase or "call", errors = {} }
   local armed = true
   local function arm()
     setmetatable({}, { __gc = function()
