@@ -1,6 +1,10 @@
 /*
  * kp_json.h -- JSON text to native Lua values (Lua C API only, no network),
  * so it can be tested, fuzzed and benchmarked on its own.
+ *
+ * Sources: kp_json.c (the strict parser and these entry points), kp_json_proj.c (projection: the trie and the projecting
+ * walk), kp_json_cache.h (per-state speed caches), kp_json_int.h (what the
+ * parser and the projection share).
  */
 #ifndef KP_JSON_H
 #define KP_JSON_H
@@ -38,8 +42,8 @@ KP_HIDDEN int kp_json_decode(lua_State *L, const char *text, size_t len,
 /*
  * The projection trie for the list of dotted paths at stack index idx
  * (`{ "id", "customer.lastName" }`), pushed as a userdata; raises on a bad
- * list.  Decoding with it keeps only those members (see kp_json.c).  The
- * path strings must stay alive while the trie is used.
+ * list.  Decoding with it keeps only those members (see kp_json_proj.c).
+ * The path strings must stay alive while the trie is used.
  */
 KP_HIDDEN const kp_json_path *kp_json_paths(lua_State *L, int idx);
 

@@ -1,0 +1,93 @@
+/*
+ * kp_json_int.h -- what the strict parser (kp_json.c) and the projection
+ * (kp_json_proj.c) share: the decoder's state, the small grammar steps both
+ * walk with.  Internal: nothing here is part of kp_json.h's interface.
+ */
+#ifndef KP_JSON_INT_H
+#define KP_JSON_INT_H
+
+#include <string.h>
+#include "kp_json.h"
+#include "kp_json_cache.h"
+
+typedef struct kpj_decoder {
+  lua_State *L;
+  const char *start;
+  const char *end;              /* *end == '\0' */
+  int depth;
+  int scratch_idx;              /* stack slot holding the unescape buffer */
+  char *scratch;
+  size_t scratch_cap;
+  const kp_json_path *paths;    /* projection trie, or NULL */
+  kp_json_error *err;
+  int cache_idx;                /* stack slot of the key-string table */
+  kpj_memory *mem;              /* hints and key cache of this lua_State */
+} kpj_decoder;
+
+/* kp_json.c: the grammar.  Each takes the cursor and returns the cursor
+ * after what it read, or NULL once the first error is recorded. */
+KP_HIDDEN const char *kpj_fail(kpj_decoder *d, const char *at, const char *what);
+KP_HIDDEN const char *kpj_enter(kpj_decoder *d, const char *at);
+KP_HIDDEN const char *kpj_read_string(kpj_decoder *d, const char *p,
+                                      const char **out_s, size_t *out_n);
+KP_HIDDEN const char *kpj_parse_value(kpj_decoder *d, const char *p, unsigned slot);
+KP_HIDDEN const char *kpj_skip_value(kpj_decoder *d, const char *p);
+
+/* kp_json_proj.c: a top-level object or array under d->paths (p on its
+ * opening bracket). */
+KP_HIDDEN const char *kpj_proj_root(kpj_decoder *d, const char *p);
+
+static inline const char *kpj_skip_ws(const char *p) {
+  while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+    p++;
+  return p;
+}
+
+/* End of input and a stray byte deserve different words. */
+static inline const char *kpj_fail_at(kpj_decoder *d, const char *p,
+                                      const char *expected) {
+  return kpj_fail(d, p, p == d->end ? "unexpected end of input" : expected);
+}
+
+/*
+ * After an element or member: past a ',' and the whitespace after it
+ * (*more = 1), or past the closing bracket (*more = 0); NULL on anything
+ * else.
+ */
+static inline const char *kpj_separator(kpj_decoder *d, const char *p,
+                                        char close, int *more) {
+  p = kpj_skip_ws(p);
+  if (*p == ',') {
+    *more = 1;
+    return kpj_skip_ws(p + 1);
+  }
+  if (*p == close) {
+    *more = 0;
+    return p + 1;
+  }
+  return kpj_fail_at(d, p, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
+}
+
+/* At a member's opening quote: its key (see kpj_read_string) and the
+ * cursor at its value, past the ':' and whitespace. */
+static inline const char *kpj_member_key(kpj_decoder *d, const char *p,
+                                         const char **k, size_t *n) {
+  if (*p != '"')
+    return kpj_fail_at(d, p, "expected string key");
+  if ((p = kpj_read_string(d, p + 1, k, n)) == NULL)
+    return NULL;
+  p = kpj_skip_ws(p);
+  if (*p != ':')
+    return kpj_fail_at(d, p, "expected ':'");
+  return kpj_skip_ws(p + 1);
+}
+
+/* Opening a container: its first element, or past an immediate close
+ * (*more = 0). */
+static inline const char *kpj_open_items(const char *p, char close, int *more) {
+  p = kpj_skip_ws(p);
+  *more = *p != close;
+  return *more ? p : p + 1;
+}
+
+#endif
