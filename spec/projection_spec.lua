@@ -115,6 +115,65 @@ describe("kpayment.core", function()
       assert.has_error(function() core.decode("{}", { fields = "id" }) end)
     end)
   end)
+
+  -- In Lua 5.4 any allocation may run a finalizer, and a finalizer may change
+  -- the list of fields or drop its strings while the trie is built or used.
+  describe("decode() with fields, while finalizers change the list", function()
+    -- Runs f with a collector that completes a whole cycle, finalizers
+    -- included, at every allocation check (pause 0, unbounded step; the
+    -- full collection first puts it in step): a finalizer left as garbage
+    -- just before core.decode runs at the first allocation inside it, the
+    -- trie's, once the list has been read.
+    local function eager_gc(f)
+      local mode = collectgarbage("incremental", 1, 100, 63)
+      collectgarbage()
+      local ok, res = pcall(f)
+      collectgarbage("incremental", 200, 100, 13)   -- Lua 5.4's defaults
+      if mode == "generational" then collectgarbage("generational") end
+      assert(ok, res)
+      return res
+    end
+
+    -- Leaves one object with finalizer fin as garbage; in a frame of its
+    -- own, so that no register of the caller keeps it alive.
+    local function garbage(fin)
+      setmetatable({}, { __gc = fin })
+    end
+
+    it("reads each path once: a list changed after that does not count", function()
+      local text = '{"financeOffers":[{"id":1,"x":{"x":2}}]}'
+      local deep = ("x."):rep(450) .. "x"   -- 451 nodes where "id" needs 1
+      local list = { "id" }
+      local opts = { fields = list }
+      local fired = false
+      local t = eager_gc(function()
+        garbage(function() list[1] = deep; fired = true end)
+        return core.decode(text, opts)
+      end)
+      assert.is_true(fired)
+      assert.equal(deep, list[1])
+      assert.same({ financeOffers = { { id = 1 } } }, t)
+    end)
+
+    it("keeps its own copy of the paths while it decodes", function()
+      local key = ("k"):rep(60)
+      local text = '{"financeOffers":[{"a":{}},{"a":{}},{"' .. key .. '":7}]}'
+      local list = { ("k"):rep(60) }       -- a string only the list holds
+      local opts = { fields = list }
+      local fired = false
+      local t = eager_gc(function()
+        -- the first finalizer runs at the trie's allocation and leaves a
+        -- second one, which runs at the next allocation, inside the decode:
+        -- the list's string is then garbage, freed by the cycle after
+        garbage(function()
+          garbage(function() list[1] = "other"; fired = true end)
+        end)
+        return core.decode(text, opts)
+      end)
+      assert.is_true(fired)
+      assert.same({ financeOffers = { {}, {}, { [key] = 7 } } }, t)
+    end)
+  end)
 end)
 
 describe("kpayment", function()

@@ -43,7 +43,8 @@ KP_HIDDEN int kp_json_decode(lua_State *L, const char *text, size_t len,
  * The projection trie for the list of dotted paths at stack index idx
  * (`{ "id", "customer.lastName" }`), pushed as a userdata; raises on a bad
  * list.  Decoding with it keeps only those members (see kp_json_proj.c).
- * The path strings must stay alive while the trie is used.
+ * The trie holds its own copy of the paths: the list may change or be
+ * collected afterwards.  Each entry of the list is read once.
  */
 KP_HIDDEN const kp_json_path *kp_json_paths(lua_State *L, int idx);
 

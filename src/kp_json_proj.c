@@ -109,20 +109,30 @@ const char *kpj_proj_root(kpj_decoder *d, const char *p) {
 }
 
 /*
- * Build the trie for a list of dotted paths (the Lua array at idx) in a
- * userdata pushed on the stack, so the GC owns it.  Keys point into the
- * path strings, which the caller keeps alive (they are in its argument).
+ * Build the trie for a list of dotted paths (the Lua array at idx) in one
+ * userdata pushed on the stack, so the GC owns it: the nodes, then a copy
+ * of the segments' bytes that the nodes' keys point into.
+ *
+ * Any allocation may run a finalizer, and a finalizer may change the list
+ * or drop its strings.  So each entry is read once, with no allocation in
+ * between: the strings stay on the stack (anchored) while the nodes are
+ * counted, the userdata is allocated, and the trie is built from them.
+ * Nothing is kept that points into the caller's strings.
  */
 const kp_json_path *kp_json_paths(lua_State *L, int idx) {
   kp_json_path *t;
+  char *bytes;
   lua_Integer i, npaths;
-  size_t nodes = 1;
-  int used = 1;
+  size_t nodes = 1, nbytes = 0;
+  int base, used = 1;
   idx = lua_absindex(L, idx);
   luaL_checktype(L, idx, LUA_TTABLE);
   npaths = (lua_Integer)lua_rawlen(L, idx);
   if (npaths < 1 || npaths > MAX_PATHS)
     luaL_error(L, "fields: expected a list of 1 to %d paths", MAX_PATHS);
+  /* May allocate: done before any entry is read. */
+  luaL_checkstack(L, (int)npaths + 2, "fields");
+  base = lua_gettop(L);
   for (i = 1; i <= npaths; i++) {
     size_t n, j;
     const char *s;
@@ -137,27 +147,27 @@ const kp_json_path *kp_json_paths(lua_State *L, int idx) {
     for (j = 0; j < n; j++)
       nodes += s[j] == '.';
     nodes++;
-    lua_pop(L, 1);
+    nbytes += n;
   }
-  t = (kp_json_path *)kp_newuserdata(L, nodes * sizeof *t);
+  t = (kp_json_path *)kp_newuserdata(L, nodes * sizeof *t + nbytes);
+  bytes = (char *)(t + nodes);
   t[0].key = NULL;
   t[0].len = 0;
   t[0].child = t[0].next = -1;
   t[0].leaf = 0;
   for (i = 1; i <= npaths; i++) {
     size_t n;
-    const char *s, *e;
+    const char *s = lua_tolstring(L, base + (int)i, &n);
     int node = 0;
-    lua_rawgeti(L, idx, i);
-    s = lua_tolstring(L, -1, &n);
-    lua_pop(L, 1);              /* still referenced by the list */
     for (;;) {
-      int c;
-      e = memchr(s, '.', n);
+      const char *e = (const char *)memchr(s, '.', n);
       size_t seg = e ? (size_t)(e - s) : n;
+      int c;
       if ((c = find_child(t, node, s, seg)) < 0) {
         c = used++;
-        t[c].key = s;
+        memcpy(bytes, s, seg);
+        t[c].key = bytes;
+        bytes += seg;
         t[c].len = seg;
         t[c].child = -1;
         t[c].leaf = 0;
@@ -172,5 +182,7 @@ const kp_json_path *kp_json_paths(lua_State *L, int idx) {
     }
     t[node].leaf = 1;
   }
+  lua_replace(L, base + 1);     /* the trie takes the first string's slot; */
+  lua_settop(L, base + 1);      /* the others go */
   return t;
 }
