@@ -1033,4 +1033,124 @@ describe("kpayment.core", function()
       end
     end)
   end)
+
+  -- The shape of a response, checked while decoding (where {} and [] still
+  -- differ): records names the member that must hold an array of objects.
+  describe("decode() with records", function()
+    local RECORDS = { records = "financeOffers" }
+    local OPTIONS = {
+      { "without fields", RECORDS },
+      { "with fields", { records = "financeOffers", fields = { "id" } } },
+      { "with the records member as a field", { records = "financeOffers", fields = { "financeOffers" } } },
+      { "with a path through it", { records = "financeOffers", fields = { "financeOffers.id" } } },
+    }
+
+    local function rejects(text, opts, message)
+      local ok, err = pcall(core.decode, text, opts)
+      assert(not ok, "accepted " .. show(text))
+      assert.equal("kpayment.decode: " .. message, err)
+    end
+
+    -- "{"financeOffers":" is 17 bytes: its value starts at byte 18.
+    for _, o in ipairs(OPTIONS) do
+      local opts = o[2]
+      describe(o[1], function()
+        it("accepts an object whose records member is an array of objects", function()
+          local t = core.decode('{"meta":[1,"x"],"n":5,"financeOffers":[{"id":1},{}]}', opts)
+          assert.equal(2, #t.financeOffers)
+          assert.equal(1, t.financeOffers[1].id)
+          assert.same({}, t.financeOffers[2])
+        end)
+
+        it("accepts an absent, null or empty records member", function()
+          assert.same({}, core.decode("{}", opts))
+          assert.same({}, core.decode('{"financeOffers":null}', opts))
+          assert.same({ financeOffers = {} }, core.decode('{"financeOffers":[]}', opts))
+        end)
+
+        it("rejects a top-level value that is not an object", function()
+          for _, text in ipairs({ "[]", '[{"id":1}]', '"x"', "5", "-1", "true", "false", "null" }) do
+            rejects(text, opts, "top-level value is not an object at byte 1")
+          end
+          rejects(" \n [] ", opts, "top-level value is not an object at byte 4")
+        end)
+
+        it("rejects a records member that is not an array", function()
+          for _, value in ipairs({ "{}", '{"id":1}', '"offers"', "0", "-2.5", "true", "false" }) do
+            rejects('{"financeOffers":' .. value .. "}", opts, "'financeOffers' is not an array at byte 18")
+          end
+          rejects('{"financeOffers":  {"a":1}}', opts, "'financeOffers' is not an array at byte 20")
+        end)
+
+        it("rejects an element of the records array that is not an object", function()
+          for _, value in ipairs({ "1", "[]", '[{"id":1}]', "null", '"x"', "true" }) do
+            rejects('{"financeOffers":[{},' .. value .. "]}", opts,
+              "'financeOffers' element is not an object at byte 22")
+          end
+          rejects('{"financeOffers":[ 7 ]}', opts, "'financeOffers' element is not an object at byte 20")
+        end)
+
+        it("checks every occurrence of a duplicated records member", function()
+          rejects('{"financeOffers":[{}],"financeOffers":5}', opts,
+            "'financeOffers' is not an array at byte 39")
+          rejects('{"financeOffers":5,"financeOffers":[{}]}', opts,
+            "'financeOffers' is not an array at byte 18")
+          rejects('{"financeOffers":[{}],"financeOffers":[{},2]}', opts,
+            "'financeOffers' element is not an object at byte 43")
+          assert.same({}, core.decode('{"financeOffers":[{}],"financeOffers":null}', opts))
+        end)
+
+        it("reports a syntax error before the offending value", function()
+          rejects('{"a":tru,"financeOffers":5}', opts, "expected a value at byte 6")
+          rejects('{"a" 1,"financeOffers":5}', opts, "expected ':' at byte 6")
+          rejects('{"financeOffers":[{"id":1 2},3]}', opts, "expected ',' or '}' at byte 27")
+        end)
+
+        it("takes a value's kind from its first byte", function()
+          rejects('{"financeOffers":tru}', opts, "'financeOffers' is not an array at byte 18")
+          rejects('{"financeOffers":01}', opts, "'financeOffers' is not an array at byte 18")
+          rejects('{"financeOffers":[{},nul]}', opts, "'financeOffers' element is not an object at byte 22")
+          rejects("tru", opts, "top-level value is not an object at byte 1")
+          rejects("1e999", opts, "top-level value is not an object at byte 1")
+          -- 'n' is null, which the records member may be
+          rejects('{"financeOffers":nul}', opts, "expected a value at byte 18")
+        end)
+
+        it("leaves a byte that starts no value to the grammar", function()
+          rejects('{"financeOffers":x}', opts, "expected a value at byte 18")
+          rejects('{"financeOffers":[{},x]}', opts, "expected a value at byte 22")
+          rejects('{"financeOffers":[{},]}', opts, "expected a value at byte 22")
+          rejects("", opts, "unexpected end of input at byte 1")
+          rejects('{"financeOffers":', opts, "unexpected end of input at byte 18")
+        end)
+
+        it("reports the offending value before a later syntax error", function()
+          rejects('{"financeOffers":5,"a":tru}', opts, "'financeOffers' is not an array at byte 18")
+          rejects('{"financeOffers":{"a":tru}}', opts, "'financeOffers' is not an array at byte 18")
+          rejects('{"financeOffers":[{},"\\q"]}', opts, "'financeOffers' element is not an object at byte 22")
+          rejects('{"financeOffers":[{},-x]}', opts, "'financeOffers' element is not an object at byte 22")
+          rejects("[1,", opts, "top-level value is not an object at byte 1")
+        end)
+
+        it("checks only the top-level member, matched after unescaping", function()
+          assert.is_table(core.decode('{"data":{"financeOffers":5}}', opts))
+          assert.is_table(core.decode('{"financeOffers":[{"financeOffers":5}]}', opts))
+          rejects('{"finance\\u004Fffers":5}', opts, "'financeOffers' is not an array at byte 23")
+        end)
+      end)
+    end
+
+    it("names the member it was given", function()
+      rejects('{"items":5}', { records = "items" }, "'items' is not an array at byte 10")
+      rejects('{"items":[1]}', { records = "items" }, "'items' element is not an object at byte 11")
+      assert.same({ financeOffers = 5 }, core.decode('{"financeOffers":5}', { records = "items" }))
+    end)
+
+    it("keeps the projection's result", function()
+      local text = '{"financeOffers":[{"id":1,"x":2},{"id":3,"y":{"z":4}}]}'
+      assert.same(core.decode(text, { fields = { "id" } }),
+        core.decode(text, { records = "financeOffers", fields = { "id" } }))
+      assert.same(core.decode(text), core.decode(text, RECORDS))
+    end)
+  end)
 end)

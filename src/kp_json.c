@@ -1,7 +1,7 @@
 /*
  * kp_json.c -- a strict RFC 8259 decoder that builds Lua values directly,
- * and the entry points.  Projection lives in kp_json_proj.c, the speed
- * caches in kp_json_cache.h.
+ * the response-shape checks (kp_json_opts.records) and the entry points.
+ * Projection lives in kp_json_proj.c, the speed caches in kp_json_cache.h.
  *
  * Objects become tables with string keys, arrays sequences, integral numbers
  * that fit in 64 bits Lua integers (exactly), other numbers floats.  null is
@@ -439,8 +439,16 @@ const char *kpj_enter(kpj_decoder *d, const char *at) {
   return at;
 }
 
-/* p is just after '['. */
-static const char *parse_array(kpj_decoder *d, const char *p, unsigned slot) {
+/*
+ * Containers.  Each body is written once and specialized by a constant
+ * flag: 0 in the hot recursive path, where the shape checks vanish at
+ * compile time, 1 only for the top-level object and the records array when
+ * opts->records is set.
+ */
+
+/* p is just after '['.  records: every element must be an object. */
+static KPJ_FLATTEN const char *array_body(kpj_decoder *d, const char *p,
+                                          unsigned slot, int records) {
   lua_State *L = d->L;
   lua_Integer n = 0;
   unsigned eslot = KPJ_ELEMENT_SLOT(slot);
@@ -449,6 +457,8 @@ static const char *parse_array(kpj_decoder *d, const char *p, unsigned slot) {
     return NULL;
   lua_createtable(L, (int)d->mem->hints[slot].narr, 0);
   for (p = kpj_open_items(p, ']', &more); more;) {
+    if (records && kpj_check_record(d, p) == NULL)
+      return NULL;
     if ((p = kpj_parse_value(d, p, eslot)) == NULL)
       return NULL;
     lua_rawseti(L, -2, ++n);
@@ -460,8 +470,10 @@ static const char *parse_array(kpj_decoder *d, const char *p, unsigned slot) {
   return p;
 }
 
-/* p is just after '{'. */
-static const char *parse_object(kpj_decoder *d, const char *p, unsigned slot) {
+/* p is just after '{'.  root: the top-level object, whose records member
+ * (d->records) must be an array of objects or null. */
+static KPJ_FLATTEN const char *object_body(kpj_decoder *d, const char *p,
+                                           unsigned slot, int root) {
   lua_State *L = d->L;
   lua_Integer n = 0;            /* members set (nulls are not) */
   int i = 0;                    /* members read */
@@ -473,6 +485,7 @@ static const char *parse_object(kpj_decoder *d, const char *p, unsigned slot) {
   for (p = kpj_open_items(p, '}', &more); more;) {
     const char *k, *q;
     size_t kn;
+    int rec;
     if (i < KPJ_SHAPE_MAX && shape[i] != 0 && *p == '"' &&
         (q = kpj_predicted_key(L, d->mem, d->cache_idx, p, d->end, shape[i],
                                &k, &kn)) != NULL) {
@@ -489,6 +502,9 @@ static const char *parse_object(kpj_decoder *d, const char *p, unsigned slot) {
         shape[i] = (unsigned short)(k == d->scratch ? 0 : at);  /* scratch */
     }
     i++;
+    rec = root && kpj_is_records(d, k, kn);
+    if (rec && kpj_check_records(d, p) == NULL)
+      return NULL;
     if (p[0] == 'n' && p[1] == 'u' && p[2] == 'l' && p[3] == 'l') {
       /* null member: the key is absent (a raw set of nil also clears an
        * earlier duplicate, so the last occurrence wins as for values) */
@@ -497,7 +513,11 @@ static const char *parse_object(kpj_decoder *d, const char *p, unsigned slot) {
     } else {
       /* only containers use a size hint: the slot costs nothing else */
       unsigned vslot = (*p == '{' || *p == '[') ? kpj_key_slot(k, kn, d->depth) : 0;
-      if ((p = kpj_parse_value(d, p, vslot)) == NULL)
+      if (rec && *p == '[')
+        p = array_body(d, p + 1, vslot, 1);
+      else
+        p = kpj_parse_value(d, p, vslot);
+      if (p == NULL)
         return NULL;
       n++;
     }
@@ -508,6 +528,18 @@ static const char *parse_object(kpj_decoder *d, const char *p, unsigned slot) {
   d->mem->hints[slot].nrec = kpj_clamp_hint(n);
   d->depth--;
   return p;
+}
+
+static const char *parse_array(kpj_decoder *d, const char *p, unsigned slot) {
+  return array_body(d, p, slot, 0);
+}
+
+static const char *parse_object(kpj_decoder *d, const char *p, unsigned slot) {
+  return object_body(d, p, slot, 0);
+}
+
+const char *kpj_parse_records(kpj_decoder *d, const char *p, unsigned slot) {
+  return array_body(d, p, slot, 1);
 }
 
 const char *kpj_parse_value(kpj_decoder *d, const char *p, unsigned slot) {
@@ -597,16 +629,22 @@ const char *kpj_skip_value(kpj_decoder *d, const char *p) {
   return kpj_fail_at(d, p, "expected a value");
 }
 
-/* The top-level value: a projection walks containers itself; a scalar is
- * returned as it is either way. */
+/*
+ * The top-level value.  Under records it must be an object; a projection
+ * walks containers itself; a scalar is returned as it is either way.
+ */
 static const char *root_value(kpj_decoder *d, const char *p) {
+  if (d->records != NULL && *p != '{' && kpj_starts_value(p))
+    return kpj_fail(d, p, "top-level value is not an object");
   if (d->paths != NULL && (*p == '{' || *p == '['))
     return kpj_proj_root(d, p);
+  if (d->records != NULL && *p == '{')
+    return object_body(d, p + 1, 0, 1);
   return kpj_parse_value(d, p, 0);
 }
 
-int kp_json_decode(lua_State *L, const char *text, size_t len,
-                   const kp_json_path *paths, kp_json_error *err) {
+int kp_json_decode_opts(lua_State *L, const char *text, size_t len,
+                        const kp_json_opts *opts, kp_json_error *err) {
   kpj_decoder d;
   int base = lua_gettop(L);
   const char *p;
@@ -619,11 +657,14 @@ int kp_json_decode(lua_State *L, const char *text, size_t len,
   d.scratch_idx = base + 1;
   d.scratch = NULL;
   d.scratch_cap = 0;
-  d.paths = paths;
+  d.paths = opts != NULL ? opts->paths : NULL;
+  d.records = opts != NULL ? opts->records : NULL;
+  d.records_len = d.records != NULL ? strlen(d.records) : 0;
   d.err = err;
   d.mem = kpj_open_memory(L);   /* pushes the key-string table */
   d.cache_idx = base + 2;
   err->what = NULL;
+  err->member = NULL;
   err->pos = 0;
   p = root_value(&d, kpj_skip_ws(text));
   if (p != NULL && (p = kpj_skip_ws(p)) != d.end)
@@ -637,8 +678,20 @@ int kp_json_decode(lua_State *L, const char *text, size_t len,
   return 1;
 }
 
+int kp_json_decode(lua_State *L, const char *text, size_t len,
+                   const kp_json_path *paths, kp_json_error *err) {
+  kp_json_opts opts;
+  opts.paths = paths;
+  opts.records = NULL;
+  return kp_json_decode_opts(L, text, len, &opts, err);
+}
+
 const char *kp_json_message(const kp_json_error *err, char *buf, size_t size) {
-  snprintf(buf, size, "%s at byte %lu", err->what ? err->what : "error",
-           (unsigned long)err->pos);
+  if (err->member != NULL)
+    snprintf(buf, size, "'%s' %s at byte %lu", err->member,
+             err->what ? err->what : "error", (unsigned long)err->pos);
+  else
+    snprintf(buf, size, "%s at byte %lu", err->what ? err->what : "error",
+             (unsigned long)err->pos);
   return buf;
 }

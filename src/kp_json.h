@@ -2,7 +2,8 @@
  * kp_json.h -- JSON text to native Lua values (Lua C API only, no network),
  * so it can be tested, fuzzed and benchmarked on its own.
  *
- * Sources: kp_json.c (the strict parser and these entry points), kp_json_proj.c (projection: the trie and the projecting
+ * Sources: kp_json.c (the strict parser, the response-shape checks and these
+ * entry points), kp_json_proj.c (projection: the trie and the projecting
  * walk), kp_json_cache.h (per-state speed caches), kp_json_int.h (what the
  * parser and the projection share).
  */
@@ -17,6 +18,7 @@
 typedef struct kp_json_error {
   size_t pos;           /* 1-based byte position of the offending byte */
   const char *what;     /* static text: what was wrong or expected */
+  const char *member;   /* a shape error's member (opts->records), else NULL */
 } kp_json_error;
 
 /* A node of the projection trie (see kp_json_paths). */
@@ -28,14 +30,36 @@ typedef struct kp_json_path {
   int leaf;             /* a listed path ends here: keep the whole value */
 } kp_json_path;
 
+typedef struct kp_json_opts {
+  const kp_json_path *paths;    /* projection trie, or NULL */
+  const char *records;          /* NUL-terminated member name, or NULL */
+} kp_json_opts;
+
 /*
  * Decode text[0..len).  text[len] must be '\0' (true of every Lua string and
  * of a terminated kp_buf): the scanner stops on it instead of bounds-checking
  * every byte.  On success pushes one value and returns 1; on malformed input
  * pushes nothing, fills *err and returns 0.  Raises only for out-of-memory,
- * and then holds nothing that could leak.  paths: NULL to decode everything,
- * or a projection trie from kp_json_paths.
+ * and then holds nothing that could leak.
+ *
+ * opts (NULL for the defaults):
+ *   paths    NULL to decode everything, or a projection trie from
+ *            kp_json_paths.
+ *   records  the response's shape, checked while decoding: the top-level
+ *            value must be an object, its member of this name, when present
+ *            and not null, an array, and every element of that array an
+ *            object.  A violation is a decode error at the first byte of the
+ *            offending value, with err->member set to records (so it must
+ *            outlive *err).  A value's first byte gives its kind, so the
+ *            check needs nothing after it; the first error in the text wins
+ *            (a syntax error before that byte, not one inside the value).
+ *            Same with and without paths; each occurrence of a duplicated
+ *            member is checked.
  */
+KP_HIDDEN int kp_json_decode_opts(lua_State *L, const char *text, size_t len,
+                                  const kp_json_opts *opts, kp_json_error *err);
+
+/* kp_json_decode_opts with paths only (no shape check). */
 KP_HIDDEN int kp_json_decode(lua_State *L, const char *text, size_t len,
                              const kp_json_path *paths, kp_json_error *err);
 
@@ -48,7 +72,7 @@ KP_HIDDEN int kp_json_decode(lua_State *L, const char *text, size_t len,
  */
 KP_HIDDEN const kp_json_path *kp_json_paths(lua_State *L, int idx);
 
-/* "what at byte N" into buf; returns buf. */
+/* "what at byte N" (or "'member' what at byte N") into buf; returns buf. */
 KP_HIDDEN const char *kp_json_message(const kp_json_error *err, char *buf,
                                       size_t size);
 

@@ -1,7 +1,8 @@
 /*
  * kp_json_int.h -- what the strict parser (kp_json.c) and the projection
  * (kp_json_proj.c) share: the decoder's state, the small grammar steps both
- * walk with.  Internal: nothing here is part of kp_json.h's interface.
+ * walk with, and the response-shape checks (kp_json_opts.records).
+ * Internal: nothing here is part of kp_json.h's interface.
  */
 #ifndef KP_JSON_INT_H
 #define KP_JSON_INT_H
@@ -9,6 +10,14 @@
 #include <string.h>
 #include "kp_json.h"
 #include "kp_json_cache.h"
+
+/* For the few bodies written once and specialized by a constant flag, so a
+ * flag that is 0 costs nothing at all. */
+#if defined(__GNUC__)
+#define KPJ_FLATTEN inline __attribute__((always_inline))
+#else
+#define KPJ_FLATTEN inline
+#endif
 
 typedef struct kpj_decoder {
   lua_State *L;
@@ -19,6 +28,8 @@ typedef struct kpj_decoder {
   char *scratch;
   size_t scratch_cap;
   const kp_json_path *paths;    /* projection trie, or NULL */
+  const char *records;          /* the records member's name, or NULL */
+  size_t records_len;
   kp_json_error *err;
   int cache_idx;                /* stack slot of the key-string table */
   kpj_memory *mem;              /* hints and key cache of this lua_State */
@@ -32,6 +43,8 @@ KP_HIDDEN const char *kpj_read_string(kpj_decoder *d, const char *p,
                                       const char **out_s, size_t *out_n);
 KP_HIDDEN const char *kpj_parse_value(kpj_decoder *d, const char *p, unsigned slot);
 KP_HIDDEN const char *kpj_skip_value(kpj_decoder *d, const char *p);
+/* The records array, built whole (p just after '['). */
+KP_HIDDEN const char *kpj_parse_records(kpj_decoder *d, const char *p, unsigned slot);
 
 /* kp_json_proj.c: a top-level object or array under d->paths (p on its
  * opening bracket). */
@@ -88,6 +101,53 @@ static inline const char *kpj_open_items(const char *p, char close, int *more) {
   p = kpj_skip_ws(p);
   *more = *p != close;
   return *more ? p : p + 1;
+}
+
+/*
+ * Response shape.  A value's first byte says its kind ('{' object, '['
+ * array, 'n' null, ...), so a value of the wrong kind is rejected there,
+ * before anything inside it is read: the first error in text order wins,
+ * and at one byte the kind goes first.  A byte that starts no value is left
+ * to the grammar.
+ */
+static inline int kpj_starts_value(const char *p) {
+  switch (*p) {
+  case '{': case '[': case '"': case '-': case '0': case '1': case '2':
+  case '3': case '4': case '5': case '6': case '7': case '8': case '9':
+  case 't': case 'f': case 'n':
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/* Whether member key k is the records member. */
+static inline int kpj_is_records(const kpj_decoder *d, const char *k, size_t n) {
+  return n == d->records_len && memcmp(k, d->records, n) == 0;
+}
+
+/* A shape error about the records member (kp_json_message names it). */
+static inline const char *kpj_fail_shape(kpj_decoder *d, const char *at,
+                                         const char *what) {
+  if (d->err->what == NULL)
+    d->err->member = d->records;
+  return kpj_fail(d, at, what);
+}
+
+/* At the records member's value: p, unless it is a value other than an
+ * array or null. */
+static inline const char *kpj_check_records(kpj_decoder *d, const char *p) {
+  if (*p == '[' || *p == 'n' || !kpj_starts_value(p))
+    return p;
+  return kpj_fail_shape(d, p, "is not an array");
+}
+
+/* At an element of the records array: p, unless it is a value other than
+ * an object. */
+static inline const char *kpj_check_record(kpj_decoder *d, const char *p) {
+  if (*p == '{' || !kpj_starts_value(p))
+    return p;
+  return kpj_fail_shape(d, p, "element is not an object");
 }
 
 #endif

@@ -25,11 +25,18 @@ static int find_child(const kp_json_path *t, int node, const char *k, size_t n) 
   return -1;
 }
 
-static const char *proj_array(kpj_decoder *d, const char *p, int node);
-
-/* p is just after '{'; always pushes a table. */
 static const char *proj_object(kpj_decoder *d, const char *p, int node,
-                               int envelope) {
+                               int envelope);
+static const char *proj_array(kpj_decoder *d, const char *p, int node);
+static const char *proj_records(kpj_decoder *d, const char *p, int node);
+
+/*
+ * p is just after '{'; always pushes a table.  root: the top-level object
+ * under d->records (a constant, as in kp_json.c's object_body), whose
+ * records member must be an array of objects or null.
+ */
+static KPJ_FLATTEN const char *object_body(kpj_decoder *d, const char *p,
+                                           int node, int envelope, int root) {
   lua_State *L = d->L;
   const kp_json_path *t = d->paths;
   int more;
@@ -39,14 +46,20 @@ static const char *proj_object(kpj_decoder *d, const char *p, int node,
   for (p = kpj_open_items(p, '}', &more); more;) {
     const char *k;
     size_t kn;
-    int c;
+    int c, rec;
     if ((p = kpj_member_key(d, p, &k, &kn)) == NULL)
+      return NULL;
+    rec = root && kpj_is_records(d, k, kn);
+    if (rec && kpj_check_records(d, p) == NULL)
       return NULL;
     c = find_child(t, node, k, kn);
     if (c >= 0 && t[c].leaf) {
+      unsigned slot = kpj_key_slot(k, kn, d->depth);
       /* a null still clears an earlier duplicate */
       kpj_push_key(L, d->mem, d->cache_idx, k, kn);
-      if ((p = kpj_parse_value(d, p, kpj_key_slot(k, kn, d->depth))) == NULL)
+      p = rec && *p == '[' ? kpj_parse_records(d, p + 1, slot)
+                           : kpj_parse_value(d, p, slot);
+      if (p == NULL)
         return NULL;
       if (lua_type(L, -1) == LUA_TLIGHTUSERDATA) {
         lua_pop(L, 1);
@@ -56,9 +69,10 @@ static const char *proj_object(kpj_decoder *d, const char *p, int node,
     } else if (c >= 0 || envelope) {
       int next = c >= 0 ? c : node;
       kpj_push_key(L, d->mem, d->cache_idx, k, kn);
-      if (*p == '{' || *p == '[') {
-        p = *p == '{' ? proj_object(d, p + 1, next, c < 0)
-                      : proj_array(d, p + 1, next);
+      if (*p == '{') {
+        p = proj_object(d, p + 1, next, c < 0);
+      } else if (*p == '[') {
+        p = rec ? proj_records(d, p + 1, next) : proj_array(d, p + 1, next);
       } else {
         /* nothing to select in a scalar: like the full decode's last
          * occurrence, it leaves the key absent */
@@ -79,8 +93,10 @@ static const char *proj_object(kpj_decoder *d, const char *p, int node,
 }
 
 /* p is just after '['; always pushes a table.  Elements that are not
- * containers have nothing a path could select, and are skipped. */
-static const char *proj_array(kpj_decoder *d, const char *p, int node) {
+ * containers have nothing a path could select, and are skipped, unless
+ * records is set: then every element must be an object. */
+static KPJ_FLATTEN const char *array_body(kpj_decoder *d, const char *p,
+                                          int node, int records) {
   lua_State *L = d->L;
   lua_Integer n = 0;
   int more;
@@ -88,6 +104,8 @@ static const char *proj_array(kpj_decoder *d, const char *p, int node) {
     return NULL;
   lua_createtable(L, 0, 0);
   for (p = kpj_open_items(p, ']', &more); more;) {
+    if (records && kpj_check_record(d, p) == NULL)
+      return NULL;
     if (*p == '{' || *p == '[') {
       p = *p == '{' ? proj_object(d, p + 1, node, 0)
                     : proj_array(d, p + 1, node);
@@ -104,8 +122,24 @@ static const char *proj_array(kpj_decoder *d, const char *p, int node) {
   return p;
 }
 
+static const char *proj_object(kpj_decoder *d, const char *p, int node,
+                               int envelope) {
+  return object_body(d, p, node, envelope, 0);
+}
+
+static const char *proj_array(kpj_decoder *d, const char *p, int node) {
+  return array_body(d, p, node, 0);
+}
+
+static const char *proj_records(kpj_decoder *d, const char *p, int node) {
+  return array_body(d, p, node, 1);
+}
+
 const char *kpj_proj_root(kpj_decoder *d, const char *p) {
-  return *p == '{' ? proj_object(d, p + 1, 0, 1) : proj_array(d, p + 1, 0);
+  if (*p == '[')
+    return proj_array(d, p + 1, 0);
+  return d->records != NULL ? object_body(d, p + 1, 0, 1, 1)
+                            : proj_object(d, p + 1, 0, 1);
 }
 
 /*
