@@ -1,12 +1,15 @@
 -- checker.lua -- the Lua half of the fuzz target's oracle (fuzz_decode.c).
 --
 -- Compiled into the fuzzer (fuzz.mk turns it into a C string) and run once
--- with (core, cjson); returns check, FIELDS and has_projection (the last
--- only tells the log whether the projection checks run).  C calls
---   check(text, ok, value, pok, pvalue)
+-- with (core, cjson); returns check, FIELDS, has_projection and has_records
+-- (the last two only tell the log which core.decode options are checked).
+-- C calls
+--   check(text, ok, value, pok, pvalue, rok, rvalue, rpok, rpvalue)
 -- for every input, where ok/value come from core.decode(text) (value is the
--- error message when ok is false) and pok/pvalue from kp_json_decode with the
--- projection trie built from FIELDS (pvalue is the bare message on failure).
+-- error message when ok is false), pok/pvalue from kp_json_decode with the
+-- projection trie built from FIELDS (pvalue is the bare message on failure),
+-- rok/rvalue and rpok/rpvalue from kp_json_decode_opts with records =
+-- RECORDS, without and with the trie.
 -- check returns nil when all is well, else a description of the problem; C
 -- prints it and aborts.  Anything raised in here is a finding too.
 
@@ -14,6 +17,7 @@ local core, cjson = ...
 local type, pairs, ipairs, rawget, tostring, tonumber =
   type, pairs, ipairs, rawget, tostring, tonumber
 local fmt, abs, max, mtype = string.format, math.abs, math.max, math.type
+local find = string.find
 
 -- cjson 2.1.0 prints numbers with %.14g, so a round trip may move a number
 -- by up to ~5e-14 relatively; 1e-12 leaves a margin without hiding real
@@ -177,7 +181,185 @@ local function projection(text, ok, value, pok, pvalue)
   if e then return "projection is not a subset: " .. e end
 end
 
-local function check(text, ok, value, pok, pvalue)
+-- Records: the top level must be an object, its member RECORDS an array
+-- (or null, or absent), that array's elements objects.  A value's first byte
+-- gives its kind, and the first error in text order wins: a shape error is
+-- reported at the first byte of the offending value, so against the plain
+-- decode it may only come first (at one byte, the kind goes first); a syntax
+-- error must be the plain decode's own.
+local RECORDS = "financeOffers"
+local R_OPTIONS = { records = RECORDS }
+local RP_OPTIONS = { records = RECORDS, fields = FIELDS }
+local TOP = "top-level value is not an object"
+local NOT_ARRAY = "'" .. RECORDS .. "' is not an array"
+local NOT_OBJECT = "'" .. RECORDS .. "' element is not an object"
+local has_records
+do
+  local ok, err = pcall(core.decode, "[]", R_OPTIONS)
+  has_records = not ok and find(tostring(err), TOP, 1, true) ~= nil
+end
+
+local function where(msg)
+  local what, pos = msg:match("^(.-) at byte (%d+)$")
+  return what, tonumber(pos)
+end
+
+-- Whether the text agrees with a shape error: the byte at pos starts the
+-- wrong kind of value, at the right place (after the leading whitespace,
+-- after a ':' or after '[' or ',').
+local function shape_fits(text, what, pos)
+  local c = text:sub(pos, pos)
+  local before = text:sub(1, pos - 1):match("([^ \t\r\n]?)[ \t\r\n]*$")
+  if what == TOP then
+    return before == "" and c ~= "{"
+  elseif what == NOT_ARRAY then
+    return before == ":" and c ~= "[" and c ~= "n"
+  elseif what == NOT_OBJECT then
+    return (before == "[" or before == ",") and c ~= "{"
+  end
+  return false
+end
+
+-- A second opinion on valid JSON, from the text itself (Lua cannot tell {}
+-- from [] in the decoded value): the shape error records must report, as
+-- what and byte, or nil.  Only for texts the plain decode accepts, so the
+-- scanning below needs no error handling.
+local WS = "[^ \t\r\n]"
+
+local function string_end(text, p)      -- p on the opening quote
+  local i = p + 1
+  while true do
+    local q = text:find('["\\]', i)
+    if text:sub(q, q) == '"' then return q end
+    i = q + 2
+  end
+end
+
+local function value_end(text, p)       -- p on the value's first byte
+  local c = text:sub(p, p)
+  if c == '"' then return string_end(text, p) end
+  if c ~= "{" and c ~= "[" then
+    return (text:find("[,%]} \t\r\n]", p) or #text + 1) - 1
+  end
+  local depth, i = 0, p
+  while true do
+    i = text:find('[%[%]{}"]', i)
+    c = text:sub(i, i)
+    if c == '"' then
+      i = string_end(text, i)
+    elseif c == "{" or c == "[" then
+      depth = depth + 1
+    else
+      depth = depth - 1
+      if depth == 0 then return i end
+    end
+    i = i + 1
+  end
+end
+
+local function expected_shape(text)
+  local p = text:find(WS)
+  if text:sub(p, p) ~= "{" then return TOP, p end
+  p = text:find(WS, p + 1)
+  while text:sub(p, p) ~= "}" do
+    local kend = string_end(text, p)
+    local key = core.decode(text:sub(p, kend))
+    p = text:find(WS, text:find(":", kend + 1, true) + 1)
+    local c = text:sub(p, p)
+    if key == RECORDS and c ~= "n" then
+      if c ~= "[" then return NOT_ARRAY, p end
+      local q = text:find(WS, p + 1)
+      while text:sub(q, q) ~= "]" do
+        if text:sub(q, q) ~= "{" then return NOT_OBJECT, q end
+        q = text:find(WS, value_end(text, q) + 1)
+        if text:sub(q, q) == "," then q = text:find(WS, q + 1) end
+      end
+    end
+    p = text:find(WS, value_end(text, p) + 1)
+    if text:sub(p, p) == "," then p = text:find(WS, p + 1) end
+  end
+end
+
+-- nil when value is a list of tables (what records lets through).
+local function list_of_tables(list)
+  local n = #list
+  for k, v in pairs(list) do
+    if mtype(k) ~= "integer" or k < 1 or k > n then
+      return "financeOffers has key " .. tostring(k)
+    end
+    if type(v) ~= "table" then return fmt("financeOffers[%d] is a %s", k, type(v)) end
+  end
+end
+
+local function records(text, ok, value, pok, pvalue, rok, rvalue, rpok, rpvalue)
+  if ok then
+    local what, pos = expected_shape(text)
+    local want = what and fmt("%s at byte %d", what, pos)
+    if rok and want then
+      return "records accepted what breaks the shape: " .. want
+    elseif not rok and rvalue ~= want then
+      return fmt("records: %s, expected %s", rvalue, want or "success")
+    end
+  end
+  if rok then
+    if not ok then return "records accepted what the plain decode rejects: " .. value end
+    if type(value) ~= "table" or not text:match("^[ \t\r\n]*{") then
+      return "records accepted a top-level value that is not an object"
+    end
+    local e = same(value, rvalue, "$")
+    if e then return "records changed the value: " .. e end
+    local list = rawget(value, RECORDS)
+    if list ~= nil then
+      if type(list) ~= "table" then return "records accepted financeOffers, a " .. type(list) end
+      e = list_of_tables(list)
+      if e then return "records accepted " .. e end
+    end
+  else
+    local what, pos = where(rvalue)
+    if not what then return "records: unexpected error " .. tostring(rvalue) end
+    if what == TOP or what == NOT_ARRAY or what == NOT_OBJECT then
+      if not shape_fits(text, what, pos) then
+        return fmt("records: %q at byte %d does not fit the text", what, pos)
+      end
+      if not ok then
+        local _, ppos = where(value)
+        if pos > ppos then
+          return fmt("records: %s at byte %d, but the text is malformed at byte %d (%s)",
+                     what, pos, ppos, value)
+        end
+      end
+    elseif ok or value ~= "kpayment.decode: " .. rvalue then
+      return "records changed the syntax error: " .. rvalue .. " / " .. tostring(ok and "(success)" or value)
+    end
+  end
+  -- A projection changes neither whether nor where records rejects a text,
+  -- and records does not change what a projection keeps.
+  if rpok ~= rok or (not rok and rpvalue ~= rvalue) then
+    return "records with and without the trie disagree: " .. tostring(rok and "(success)" or rvalue)
+      .. " / " .. tostring(rpok and "(success)" or rpvalue)
+  end
+  if rpok then
+    if not pok then return "records with the trie accepted what the trie rejects" end
+    local e = same(pvalue, rpvalue, "$")
+    if e then return "records changed the projection: " .. e end
+  end
+  if has_records then
+    local aok, av = pcall(core.decode, text, R_OPTIONS)
+    if aok ~= rok or (not aok and av ~= "kpayment.decode: " .. rvalue) then
+      return "core.decode with records and kp_json_decode_opts disagree: " .. tostring(av)
+    end
+    if aok then
+      local e = same(rvalue, av, "$")
+      if e then return "core.decode with records differs: " .. e end
+    end
+    aok, av = pcall(core.decode, text, RP_OPTIONS)
+    if aok ~= rpok or (not aok and av ~= "kpayment.decode: " .. rpvalue) then
+      return "core.decode with records and fields and kp_json_decode_opts disagree: " .. tostring(av)
+    end
+  end
+end
+
+local function check(text, ok, value, pok, pvalue, rok, rvalue, rpok, rpvalue)
   if not ok then
     -- The only acceptable failure: a decode error with a position inside
     -- the input or just past its end.
@@ -192,7 +374,11 @@ local function check(text, ok, value, pok, pvalue)
     local e = check_numbers(text, value) or round_trip(value)
     if e then return e end
   end
-  if has_projection then return projection(text, ok, value, pok, pvalue) end
+  if has_projection then
+    local e = projection(text, ok, value, pok, pvalue)
+    if e then return e end
+  end
+  return records(text, ok, value, pok, pvalue, rok, rvalue, rpok, rpvalue)
 end
 
-return check, FIELDS, has_projection
+return check, FIELDS, has_projection, has_records

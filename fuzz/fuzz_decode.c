@@ -1,19 +1,23 @@
 /*
  * fuzz_decode.c -- libFuzzer target for the JSON decoder (kp_json.c).
  *
- * Every input is decoded four ways:
+ * Every input is decoded six ways or more:
  *   - kp_json_decode() called directly, whole and with a projection trie,
- *     to hold it to the stack contract in kp_json.h (one value pushed on
- *     success, nothing on failure, a sane error position), which
- *     core.decode would hide behind lua_pcall;
+ *     and kp_json_decode_opts() with records = "financeOffers", whole and
+ *     with the trie, to hold them to the stack contract in kp_json.h (one
+ *     value pushed on success, nothing on failure, a sane error position,
+ *     err->member set only by a shape error), which core.decode would hide
+ *     behind lua_pcall;
  *   - core.decode(text) and core.decode(text, { fields = ... }), the public
  *     entry point, loaded the way a script gets it (luaL_requiref of
- *     luaopen_kpayment_core).
+ *     luaopen_kpayment_core), and with { records = ... } when core.decode
+ *     takes that option.
  * The C side checks that the direct and the public full decodes agree;
  * fuzz/checker.lua checks the rest: error messages, numbers against
- * tonumber, a round trip through lua-cjson, and that a projection agrees
- * with the full decode on validity and keeps only values the full decode
- * has.
+ * tonumber, a round trip through lua-cjson, that a projection agrees with
+ * the full decode on validity and keeps only values the full decode has,
+ * and that the records check rejects only what breaks the shape, in text
+ * order with syntax errors.
  *
  * One lua_State serves every input: building a state with the standard
  * libraries, the module and cjson costs more than decoding a typical input.
@@ -71,6 +75,9 @@ static int decode_ref = LUA_NOREF;      /* core.decode */
 static int check_ref = LUA_NOREF;       /* the function CHECKER returns */
 static int trie_ref = LUA_NOREF;        /* PROJECTION's trie, a userdata */
 
+/* The member the records checks name, as kpayment passes it. */
+#define RECORDS "financeOffers"
+
 static void die(const char *what, const char *detail) {
   fprintf(stderr, "fuzz_decode: %s%s%s\n", what, detail ? ": " : "",
           detail ? detail : "");
@@ -78,9 +85,10 @@ static void die(const char *what, const char *detail) {
 }
 
 /*
- * direct_decode(text [, trie]) -> true, value | false, message
- * Runs kp_json_decode itself (not through core.decode) and checks the
- * promises in kp_json.h that a Lua caller cannot see.  A C function so that
+ * direct_decode(text, trie|nil, records) -> true, value | false, message
+ * Runs kp_json_decode itself (not through core.decode), or with records
+ * kp_json_decode_opts, and checks the promises in kp_json.h that a Lua
+ * caller cannot see.  A C function so that
  * it runs under lua_pcall: the decoder may raise (out of memory only), and
  * an unprotected raise would end in Lua's panic handler instead of a report.
  */
@@ -88,16 +96,27 @@ static int direct_decode(lua_State *S) {
   size_t len;
   const char *text = lua_tolstring(S, 1, &len);
   const kp_json_path *paths = (const kp_json_path *)lua_touserdata(S, 2);
+  const char *records = lua_toboolean(S, 3) ? RECORDS : NULL;
+  const char *how = paths ? (records ? "projected, records" : "projected")
+                          : (records ? "full, records" : "full");
   kp_json_error err;
-  char msg[160];
+  char msg[200];
   int top = lua_gettop(S);
   int ok;
   err.what = "sentinel: the decoder did not reset err";
+  err.member = "sentinel";
   err.pos = (size_t)-1;
-  ok = kp_json_decode(S, text, len, paths, &err);
+  if (records != NULL) {
+    kp_json_opts opts;
+    opts.paths = paths;
+    opts.records = records;
+    ok = kp_json_decode_opts(S, text, len, &opts, &err);
+  } else {
+    ok = kp_json_decode(S, text, len, paths, &err);
+  }
   if (lua_gettop(S) != top + (ok ? 1 : 0)) {
     snprintf(msg, sizeof msg, "%s: stack height %d after decode returned %d, expected %d",
-             paths ? "projected" : "full", lua_gettop(S), ok, top + (ok ? 1 : 0));
+             how, lua_gettop(S), ok, top + (ok ? 1 : 0));
     die("kp_json_decode broke its stack contract", msg);
   }
   if (ok) {
@@ -105,9 +124,11 @@ static int direct_decode(lua_State *S) {
     lua_insert(S, -2);
     return 2;
   }
-  if (err.what == NULL || err.pos < 1 || err.pos > len + 1) {
-    snprintf(msg, sizeof msg, "%s: what=%s pos=%lu len=%lu",
-             paths ? "projected" : "full", err.what ? err.what : "(null)",
+  if (err.what == NULL || err.pos < 1 || err.pos > len + 1 ||
+      (err.member != NULL && err.member != records)) {
+    snprintf(msg, sizeof msg, "%s: what=%s member=%s pos=%lu len=%lu",
+             how, err.what ? err.what : "(null)",
+             err.member ? err.member : "(null)",
              (unsigned long)err.pos, (unsigned long)len);
     die("kp_json_decode failed without a sane error", msg);
   }
@@ -116,13 +137,11 @@ static int direct_decode(lua_State *S) {
   return 2;
 }
 
-/* make_trie(list) -> trie, list: kp_json_paths raises on a bad list, so it
- * runs protected too.  The trie points into the list's strings; the caller
- * keeps both. */
+/* make_trie(list) -> trie: kp_json_paths raises on a bad list, so it runs
+ * protected too.  The trie holds its own copy of the paths. */
 static int make_trie(lua_State *S) {
   kp_json_paths(S, 1);
-  lua_pushvalue(S, 1);
-  return 2;
+  return 1;
 }
 
 static void setup(void) {
@@ -160,33 +179,36 @@ static void setup(void) {
       die("checker does not compile", lua_tostring(L, -1));
   }
   lua_insert(L, -3);                    /* checker, core, cjson */
-  if (lua_pcall(L, 2, 3, 0) != LUA_OK)
+  if (lua_pcall(L, 2, 4, 0) != LUA_OK)
     die("checker setup failed", lua_tostring(L, -1));
   /* Said once, so a log shows whether projection was covered at all. */
   fprintf(stderr, "fuzz_decode: core.decode projection checks %s\n",
-          lua_toboolean(L, -1) ? "on" : "off (core.decode has no fields option)");
-  lua_pop(L, 1);
-  /* The checker returns check() and the list of projected paths, so C and
-   * Lua project on the very same list. */
+          lua_toboolean(L, -2) ? "on" : "off (core.decode has no fields option)");
+  fprintf(stderr, "fuzz_decode: core.decode records checks %s\n",
+          lua_toboolean(L, -1) ? "on" : "off (core.decode has no records option)");
+  lua_pop(L, 2);
+  /* The checker returns check() and the list of projected paths (so C and
+   * Lua project on the very same list), then whether core.decode takes
+   * fields and records, said above. */
   lua_pushcfunction(L, make_trie);
   lua_insert(L, -2);
-  if (lua_pcall(L, 1, 2, 0) != LUA_OK)
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK)
     die("cannot build the projection trie", lua_tostring(L, -1));
-  lua_rawsetp(L, LUA_REGISTRYINDEX, (void *)&trie_ref);  /* keeps the list */
   trie_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   check_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_settop(L, 0);
 }
 
 /* Pushes ok, value|message from direct_decode on text (at index t). */
-static void run_direct(int t, int with_trie) {
+static void run_direct(int t, int with_trie, int records) {
   lua_pushcfunction(L, direct_decode);
   lua_pushvalue(L, t);
   if (with_trie)
     lua_rawgeti(L, LUA_REGISTRYINDEX, trie_ref);
   else
     lua_pushnil(L);
-  if (lua_pcall(L, 2, 2, 0) != LUA_OK)
+  lua_pushboolean(L, records);
+  if (lua_pcall(L, 3, 2, 0) != LUA_OK)
     die("kp_json_decode raised", lua_tostring(L, -1));
 }
 
@@ -201,7 +223,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lua_pushlstring(L, (const char *)data, size);
   t = base + 1;
 
-  run_direct(t, 0);                                 /* t+1, t+2 */
+  run_direct(t, 0, 0);                              /* t+1, t+2 */
   direct_ok = lua_toboolean(L, t + 1);
 
   lua_rawgeti(L, LUA_REGISTRYINDEX, decode_ref);
@@ -224,7 +246,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
           api ? api : "(not a string)");
   }
 
-  run_direct(t, 1);                                 /* t+4, t+5 */
+  run_direct(t, 1, 0);                              /* t+4, t+5 */
+  run_direct(t, 0, 1);                              /* t+6, t+7 */
+  run_direct(t, 1, 1);                              /* t+8, t+9 */
 
   lua_rawgeti(L, LUA_REGISTRYINDEX, check_ref);
   lua_pushvalue(L, t);
@@ -232,16 +256,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lua_pushvalue(L, t + 3);
   lua_pushvalue(L, t + 4);
   lua_pushvalue(L, t + 5);
-  if (lua_pcall(L, 5, 1, 0) != LUA_OK)
+  lua_pushvalue(L, t + 6);
+  lua_pushvalue(L, t + 7);
+  lua_pushvalue(L, t + 8);
+  lua_pushvalue(L, t + 9);
+  if (lua_pcall(L, 9, 1, 0) != LUA_OK)
     die("checker raised", lua_tostring(L, -1));
   if (!lua_isnil(L, -1))
     die("check failed", lua_tostring(L, -1));
 
   /* Everything pushed above, and nothing else: a leftover or a missing slot
    * means some call broke its stack discipline. */
-  if (lua_gettop(L) != t + 6) {
+  if (lua_gettop(L) != t + 10) {
     char msg[64];
-    snprintf(msg, sizeof msg, "height %d, expected %d", lua_gettop(L), t + 6);
+    snprintf(msg, sizeof msg, "height %d, expected %d", lua_gettop(L), t + 10);
     die("Lua stack out of balance", msg);
   }
   lua_settop(L, base);
