@@ -43,9 +43,15 @@ DEB_PACKAGES := $(shell cat .ci/debian-packages)
 
 LUA_ENV := LUA_PATH='lua/?.lua;lua/?/init.lua;mock/?.lua;mock/?/init.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 
-.PHONY: all deps check-deps demo test lint rock clean
+.PHONY: all build deps check-deps demo test lint rock clean
 
-all: check-deps $(SO)
+# The build runs in a second make: the pkg-config flags above are read when
+# make starts, so on a fresh machine they must be read after check-deps has
+# installed the packages, not before.
+all: check-deps
+	@$(MAKE) --no-print-directory build
+
+build: $(SO)
 
 $(OBJDIR)/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
