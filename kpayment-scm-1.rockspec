@@ -9,7 +9,7 @@ description = {
   detailed = [[
     kpayment fetches finance offers with libcurl and decodes the JSON
     response straight into Lua tables in C (exact 64-bit integers, strict
-    RFC 8259). It ships a mock API server for prototyping and tests.
+    RFC 8259). The mock API server is its own rock (kpayment-mock).
   ]],
   license = "MIT",
   labels = { "http", "json", "payments", "curl" },
@@ -29,13 +29,19 @@ build = {
   type = "builtin",
   modules = {
     ["kpayment.core"] = {
-      sources = { "src/kp_core.c", "src/kp_http.c", "src/kp_json.c", "src/kp_buf.c" },
+      sources = { "src/kp_core.c", "src/kp_client.c", "src/kp_request.c", "src/kp_outcome.c",
+                  "src/kp_http.c", "src/kp_json.c", "src/kp_buf.c" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
       defines = { "_POSIX_C_SOURCE=200809L" },
     },
     ["kpayment"] = "lua/kpayment/init.lua",
+    ["kpayment.config"] = "lua/kpayment/config.lua",
+    ["kpayment.client"] = "lua/kpayment/client.lua",
+    ["kpayment.async"] = "lua/kpayment/async.lua",
+    ["kpayment.retry"] = "lua/kpayment/retry.lua",
+    ["kpayment.log"] = "lua/kpayment/log.lua",
     ["kpayment.request"] = "lua/kpayment/request.lua",
     ["kpayment.response"] = "lua/kpayment/response.lua",
     ["kpayment.errors"] = "lua/kpayment/errors.lua",

@@ -126,7 +126,7 @@ describe("kpayment", function()
       end,
         "kpayment: bad parameter 'on_done' (function expected, got number)")
       assert.has_error(function() client:poll(-1) end,
-        "kpayment: bad argument #1 to 'poll' (milliseconds >= 0 expected)")
+        "kpayment: bad argument #1 to 'poll' (milliseconds from 0 to 86400000 expected)")
     end)
   end)
 

@@ -267,7 +267,7 @@ describe("kpayment", function()
       c:close()
       c:close()
       assert.has_error(function() c:get_offers({ customer_uuid = CUSTOMER, dealer_uuid = DEALER }) end,
-        "attempt to use a closed kpayment client")
+        "kpayment: attempt to use a closed client")
     end)
 
     it("closes at the end of a <close> scope", function()

@@ -2,14 +2,15 @@
  * kp_buf.h -- a growable byte buffer for response bodies.
  *
  * Plain malloc memory: libcurl's write callback fills it and must not touch
- * the Lua API.  The buffer always lives inside a userdata (the client), whose
- * __gc frees it, so a Lua error between two calls cannot leak it.
+ * the Lua API.  A buffer always lives inside a userdata (a request, a body
+ * box, a client's spare), whose __gc frees it, so a Lua error between two
+ * calls cannot leak it.
  */
 #ifndef KP_BUF_H
 #define KP_BUF_H
 
 #include <stddef.h>
-#include "kp_compat.h"
+#include "kp_common.h"
 
 typedef struct kp_buf {
   char *data;   /* NUL-terminated after data[len] once kp_buf_terminate ran */

@@ -8,25 +8,12 @@
 
 #include <lua.h>
 #include <lauxlib.h>
+#include "kp_common.h"
 
 #if LUA_VERSION_NUM < 503
 #include "compat-5.3.h"
 #endif
 
-/* Functions shared between our own files stay out of the exported ABI:
- * only luaopen_kpayment_core is public. */
-#if defined(__GNUC__) && !defined(_WIN32)
-#define KP_HIDDEN __attribute__((visibility("hidden")))
-#else
-#define KP_HIDDEN
-#endif
-
-/* The one exported symbol; the Makefile builds with -fvisibility=hidden. */
-#if defined(__GNUC__) && !defined(_WIN32)
-#define KP_EXPORT __attribute__((visibility("default")))
-#else
-#define KP_EXPORT
-#endif
 
 /* 5.4's userdata with no user values: one less allocation per userdata.
  * kp_newuserdata1 makes one with a single user value, which is always a

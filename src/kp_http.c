@@ -13,14 +13,23 @@
  * is not thread-safe on every version we may meet. */
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_OK;
+/* curl_version_info writes libcurl's static data: read it once, here. */
+static const char *curl_version_string = "unknown";
 
 static void global_init(void) {
+  const curl_version_info_data *cv;
   global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (global_rc == CURLE_OK && (cv = curl_version_info(CURLVERSION_NOW)) != NULL)
+    curl_version_string = cv->version;
 }
 
 int kp_http_global_init(void) {
   pthread_once(&global_once, global_init);
   return (int)global_rc;
+}
+
+const char *kp_http_curl_version(void) {
+  return curl_version_string;
 }
 
 /* Runs inside libcurl: touches only the transfer.  Returning less than
@@ -29,7 +38,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
   kp_transfer *t = (kp_transfer *)ud;
   size_t n = size * nmemb;
   if (n > t->max_body - t->body.len) {
-    t->too_large = 1;
+    t->res.too_large = 1;
     return 0;
   }
   if (t->body.len == 0) {
@@ -42,7 +51,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
       (void)kp_buf_reserve(&t->body, (size_t)cl);
   }
   if (kp_buf_append(&t->body, data, n) != 0) {
-    t->oom = 1;
+    t->res.oom = 1;
     return 0;
   }
   return n;
@@ -75,16 +84,16 @@ static int header_is(const char *line, size_t n, const char *name) {
 /* Runs inside libcurl, once per header line: keeps Retry-After and a
  * request id.  A new status line (a redirect, a 100) starts over. */
 static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
-  kp_transfer *t = (kp_transfer *)ud;
+  kp_result *r = &((kp_transfer *)ud)->res;
   size_t n = size * nmemb;
   if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
-    t->retry_after[0] = t->request_id[0] = '\0';
+    r->retry_after[0] = r->request_id[0] = '\0';
   } else if (header_is(line, n, "retry-after")) {
-    header_value(t->retry_after, sizeof t->retry_after, line + 12, n - 12);
+    header_value(r->retry_after, sizeof r->retry_after, line + 12, n - 12);
   } else if (header_is(line, n, "x-request-id")) {
-    header_value(t->request_id, sizeof t->request_id, line + 13, n - 13);
-  } else if (t->request_id[0] == '\0' && header_is(line, n, "x-correlation-id")) {
-    header_value(t->request_id, sizeof t->request_id, line + 17, n - 17);
+    header_value(r->request_id, sizeof r->request_id, line + 13, n - 13);
+  } else if (r->request_id[0] == '\0' && header_is(line, n, "x-correlation-id")) {
+    header_value(r->request_id, sizeof r->request_id, line + 17, n - 17);
   }
   return n;
 }
@@ -147,6 +156,7 @@ static CURLcode configure(kp_transport *tp, CURL *e, const kp_http_config *cfg) 
 
 CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg) {
   tp->max_body = cfg->max_body;
+  tp->snippet = cfg->snippet;
   tp->timeout_ms = cfg->timeout_ms;
   if ((tp->multi = curl_multi_init()) == NULL ||
       (tp->share = curl_share_init()) == NULL ||
@@ -198,8 +208,9 @@ void kp_transport_close(kp_transport *tp) {
   while (tp->active) {
     kp_transfer *t = tp->active;
     detach(t);
-    t->state = KP_CANCELLED;
+    t->res.state = KP_CANCELLED;
   }
+  kp_buf_free(&tp->spare);
   while (tp->nidle > 0)
     curl_easy_cleanup(tp->idle[--tp->nidle]);
   if (tp->proto) {
@@ -223,13 +234,12 @@ CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
   CURL *e;
   CURLcode rc;
   kp_transfer_cancel(t);
-  t->body.len = 0;
-  t->too_large = t->oom = 0;
-  t->rc = CURLE_OK;
-  t->status = 0;
-  t->total_time = 0;
-  t->errbuf[0] = t->retry_after[0] = t->request_id[0] = '\0';
+  memset(&t->res, 0, sizeof t->res);
   t->max_body = tp->max_body;
+  if (t->body.data == NULL) {   /* take the spare: no malloc per request */
+    t->body = tp->spare;
+    memset(&tp->spare, 0, sizeof tp->spare);
+  }
   if (tp->nidle > 0) {
     e = tp->idle[--tp->nidle];
   } else {
@@ -246,7 +256,7 @@ CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
       (rc = curl_easy_setopt(e, CURLOPT_HEADERDATA, t)) != CURLE_OK ||
       (rc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
                              timeout_ms < 0 ? tp->timeout_ms : timeout_ms)) != CURLE_OK ||
-      (rc = curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf)) != CURLE_OK ||
+      (rc = curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->res.errbuf)) != CURLE_OK ||
       (rc = curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)t)) != CURLE_OK ||
       /* Over https, concurrent transfers wait for the first connection's
        * ALPN and share it when it is HTTP/2, instead of each opening its
@@ -263,7 +273,7 @@ CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
   }
   t->easy = e;
   t->tp = tp;
-  t->state = KP_RUNNING;
+  t->res.state = KP_RUNNING;
   t->prev = NULL;
   t->next = tp->active;
   if (tp->active)
@@ -274,16 +284,16 @@ CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
 
 static void finish(kp_transfer *t, CURLcode rc) {
   curl_off_t us = 0;
-  (void)curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
+  (void)curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->res.status);
   if (curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK)
-    t->total_time = (double)us / 1e6;
+    t->res.total_time = (double)us / 1e6;
   detach(t);
   if (rc == CURLE_OK && kp_buf_terminate(&t->body) != 0) {
-    t->oom = 1;
+    t->res.oom = 1;
     rc = CURLE_OUT_OF_MEMORY;
   }
-  t->rc = rc;
-  t->state = KP_DONE;
+  t->res.rc = rc;
+  t->res.state = KP_DONE;
 }
 
 /* Hand every finished transfer its result; returns how many finished. */
@@ -319,23 +329,49 @@ int kp_transport_poll(kp_transport *tp, int timeout_ms) {
 }
 
 void kp_transfer_cancel(kp_transfer *t) {
-  if (t->state == KP_RUNNING) {
+  if (t->res.state == KP_RUNNING) {
     detach(t);
-    t->state = KP_CANCELLED;
+    t->res.state = KP_CANCELLED;
   }
   kp_buf_free(&t->body);
 }
 
-void kp_transfer_release_body(kp_transfer *t) {
-  kp_buf_reset(&t->body, KP_BODY_KEEP);
+void kp_transport_recycle(kp_transport *tp, kp_buf *b) {
+  if (tp != NULL && tp->multi != NULL && tp->spare.data == NULL &&
+      b->cap <= KP_BODY_KEEP) {
+    b->len = 0;
+    tp->spare = *b;
+    memset(b, 0, sizeof *b);
+  } else {
+    kp_buf_free(b);
+  }
 }
 
-const char *kp_transfer_failure_kind(const kp_transfer *t) {
-  if (t->state == KP_CANCELLED)
+/* libcurl failures that another attempt may well fix. */
+static int curl_retryable(CURLcode rc) {
+  switch (rc) {
+  case CURLE_COULDNT_RESOLVE_PROXY:
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_CONNECT:
+  case CURLE_HTTP2:
+  case CURLE_PARTIAL_FILE:      /* a truncated body */
+  case CURLE_OPERATION_TIMEDOUT:
+  case CURLE_GOT_NOTHING:
+  case CURLE_SEND_ERROR:
+  case CURLE_RECV_ERROR:
+  case CURLE_HTTP2_STREAM:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+const char *kp_result_failure_kind(const kp_result *r) {
+  if (r->state == KP_CANCELLED)
     return "cancelled";
-  if (t->too_large || t->rc == CURLE_FILESIZE_EXCEEDED)
+  if (r->too_large || r->rc == CURLE_FILESIZE_EXCEEDED)
     return "body_too_large";
-  switch (t->rc) {
+  switch (r->rc) {
   case CURLE_OPERATION_TIMEDOUT:
     return "timeout";
   case CURLE_SSL_CONNECT_ERROR:
@@ -359,12 +395,29 @@ const char *kp_transfer_failure_kind(const kp_transfer *t) {
   }
 }
 
-const char *kp_transfer_failure_message(const kp_transfer *t) {
-  if (t->state == KP_CANCELLED)
+int kp_result_failure_retryable(const kp_result *r) {
+  if (r->state == KP_CANCELLED || r->too_large)
+    return 0;
+  return curl_retryable(r->rc);
+}
+
+const char *kp_result_failure_message(const kp_result *r) {
+  if (r->state == KP_CANCELLED)
     return "request cancelled";
-  if (t->too_large)
+  if (r->too_large)
     return "response body larger than max_body";
-  if (t->rc == CURLE_FILESIZE_EXCEEDED)
+  if (r->rc == CURLE_FILESIZE_EXCEEDED)
     return "Content-Length larger than max_body";
-  return t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->rc);
+  return r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->rc);
+}
+
+int kp_status_retryable(long status, int api_error) {
+  switch (status) {
+  case 408: case 429: case 502: case 503: case 504:
+    return 1;
+  case 500:                     /* a gateway's page, not the API's answer */
+    return !api_error;
+  default:
+    return 0;
+  }
 }

@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 #include "kp_buf.h"
+#include "kp_common.h"
 
 typedef struct kp_http_config {
   const char *user_agent;       /* the complete User-Agent value */
@@ -22,6 +23,7 @@ typedef struct kp_http_config {
   long timeout_ms;              /* whole transfer; 0: none */
   long connect_timeout_ms;
   size_t max_body;              /* bytes after decompression */
+  size_t snippet;               /* bytes of an error body kept (kp_outcome) */
   int insecure;                 /* skip TLS verification (explicit only) */
   int follow_redirects;         /* credentials never go to another host */
 } kp_http_config;
@@ -38,31 +40,42 @@ typedef struct kp_transport {
   CURL *idle[KP_IDLE_MAX];
   int nidle;
   kp_transfer *active;          /* transfers inside the multi */
+  kp_buf spare;                 /* a body buffer kept for the next transfer */
   size_t max_body;
+  size_t snippet;
   long timeout_ms;              /* the configured per-transfer timeout */
 } kp_transport;
 
 enum { KP_IDLE, KP_RUNNING, KP_DONE, KP_CANCELLED };
 
-struct kp_transfer {
-  kp_transport *tp;             /* set while running */
-  CURL *easy;                   /* set while running */
-  kp_buf body;
-  size_t max_body;
+/* What a transfer ended with, apart from its body: plain values, so a
+ * caller can copy them before running any Lua code. */
+typedef struct kp_result {
   int state;
   int too_large;                /* the body went over max_body */
   int oom;                      /* the body could not be stored */
   CURLcode rc;
   long status;                  /* 0 when no response arrived */
   double total_time;            /* seconds, from libcurl */
-  kp_transfer *prev, *next;
   char retry_after[40];         /* response headers worth keeping, as sent */
   char request_id[100];
   char errbuf[CURL_ERROR_SIZE];
+} kp_result;
+
+struct kp_transfer {
+  kp_transport *tp;             /* set while running */
+  CURL *easy;                   /* set while running */
+  kp_buf body;
+  size_t max_body;
+  kp_result res;                /* res.state: KP_IDLE ... KP_CANCELLED */
+  kp_transfer *prev, *next;
 };
 
 /* Once per process (libcurl's global state); returns 0 or a CURLcode. */
 KP_HIDDEN int kp_http_global_init(void);
+
+/* libcurl's version string, read once by kp_http_global_init. */
+KP_HIDDEN const char *kp_http_curl_version(void);
 
 /* tp must be zeroed.  On failure whatever was acquired is released by
  * kp_transport_close, which is safe to call any number of times and
@@ -70,8 +83,9 @@ KP_HIDDEN int kp_http_global_init(void);
 KP_HIDDEN CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg);
 KP_HIDDEN void kp_transport_close(kp_transport *tp);
 
-/* Start t (zeroed or finished) on url; timeout_ms < 0: the configured
- * timeout, otherwise this one (retries shorten it to fit a deadline). */
+/* Start t (zeroed) on url; timeout_ms < 0: the configured timeout,
+ * otherwise this one (retries shorten it to fit a deadline).  The body
+ * buffer comes from the transport's spare when it has one. */
 KP_HIDDEN CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t,
                                      const char *url, long timeout_ms);
 
@@ -83,13 +97,25 @@ KP_HIDDEN int kp_transport_poll(kp_transport *tp, int timeout_ms);
 /* Stop t if it runs (KP_CANCELLED) and free its body. */
 KP_HIDDEN void kp_transfer_cancel(kp_transfer *t);
 
-/* Drop t's body; a modest buffer is kept for the next use. */
-KP_HIDDEN void kp_transfer_release_body(kp_transfer *t);
+/* Give a body buffer back to the transport for its next transfer when it
+ * is modest and the transport open and without one; otherwise free it.
+ * *b is empty afterwards either way. */
+KP_HIDDEN void kp_transport_recycle(kp_transport *tp, kp_buf *b);
 
-/* "network", "timeout", "tls", "body_too_large" or "cancelled". */
-KP_HIDDEN const char *kp_transfer_failure_kind(const kp_transfer *t);
+/* Whether r is a complete response (any status). */
+#define kp_result_complete(r) ((r)->state == KP_DONE && (r)->rc == CURLE_OK && !(r)->oom)
+
+/* The one classification of transfer failures (r not complete):
+ * "network", "timeout", "tls", "body_too_large" or "cancelled", and
+ * whether another attempt may succeed. */
+KP_HIDDEN const char *kp_result_failure_kind(const kp_result *r);
+KP_HIDDEN int kp_result_failure_retryable(const kp_result *r);
 
 /* The most specific message libcurl gave. */
-KP_HIDDEN const char *kp_transfer_failure_message(const kp_transfer *t);
+KP_HIDDEN const char *kp_result_failure_message(const kp_result *r);
+
+/* Whether another attempt may fix a complete response with this status
+ * (api_error: the body is the API's own error, which a retry won't change). */
+KP_HIDDEN int kp_status_retryable(long status, int api_error);
 
 #endif

@@ -1,8 +1,12 @@
---- The error object returned as the second value when a call fails.
+--- The error object returned as the second value when a call fails, and
+-- the scrubbing of secrets from it.
 -- @module kpayment.errors
 
-local setmetatable, getmetatable, tostring, type, ipairs = setmetatable, getmetatable, tostring, type, ipairs
-local string_gsub, string_byte, string_sub = string.gsub, string.byte, string.sub
+local setmetatable, getmetatable, tostring, type, pairs, next =
+  setmetatable, getmetatable, tostring, type, pairs, next
+local string_gsub, string_byte, string_sub, string_find =
+  string.gsub, string.byte, string.sub, string.find
+local table_concat = table.concat
 local math_floor = math.floor
 
 local M = {}
@@ -14,7 +18,7 @@ Error.__name = "kpayment.Error"
 --- One readable line: kind, HTTP status, API code and message.
 function Error.__tostring(e)
   local s = "kpayment: " .. tostring(e.kind) .. " error"
-  if e.status then s = s .. " (HTTP " .. e.status .. ")" end
+  if e.status then s = s .. " (HTTP " .. tostring(e.status) .. ")" end
   if e.message then s = s .. ": " .. string_gsub(tostring(e.message), "[%c]+", " ") end
   if e.code ~= nil and e.kind == "http" then s = s .. " [code " .. tostring(e.code) .. "]" end
   return s
@@ -32,21 +36,50 @@ function M.is(v)
   return type(v) == "table" and getmetatable(v) == Error
 end
 
-local function escape_pattern(s)
-  return (string_gsub(s, "[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
+local REDACTED = "[redacted]"
+
+--- `s` with every occurrence of each secret (a list, longest first)
+-- replaced by "[redacted]".
+function M.scrub(s, secrets)
+  for i = 1, #secrets do
+    local secret = secrets[i]
+    if string_find(s, secret, 1, true) then
+      local out, at = {}, 1
+      while true do
+        local b, e = string_find(s, secret, at, true)
+        if not b then break end
+        out[#out + 1] = string_sub(s, at, b - 1)
+        out[#out + 1] = REDACTED
+        at = e + 1
+      end
+      out[#out + 1] = string_sub(s, at)
+      s = table_concat(out)
+    end
+  end
+  return s
 end
 
---- Remove every occurrence of the given secrets from the error's text
--- fields, so credentials cannot leak through a server's echo or a library
--- message.
+-- v scrubbed: strings directly, tables (decoded JSON, so no cycles) as
+-- copies with their keys and values scrubbed at any depth.
+local function scrub_value(v, secrets)
+  local t = type(v)
+  if t == "string" then return M.scrub(v, secrets) end
+  if t ~= "table" or next(v) == nil then return v end
+  local copy = {}
+  for k, x in pairs(v) do
+    copy[scrub_value(k, secrets)] = scrub_value(x, secrets)
+  end
+  return setmetatable(copy, getmetatable(v))
+end
+
+--- Scrub every string the error carries (message, code, errors and
+-- warnings at any depth, body, …) of the given secrets, in place.
 function M.redact(e, secrets)
-  for i = 1, #secrets do
-    local pat = escape_pattern(secrets[i])
-    for _, k in ipairs({ "message", "body" }) do
-      if type(e[k]) == "string" then
-        e[k] = string_gsub(e[k], pat, "[redacted]")
-      end
-    end
+  if #secrets == 0 then return e end
+  local fields = {}
+  for k, v in pairs(e) do fields[k] = v end
+  for k, v in pairs(fields) do
+    e[k] = scrub_value(v, secrets)
   end
   return e
 end
@@ -65,7 +98,7 @@ function M.base64(s)
     if c == nil then out[#out] = "=" end
     if b == nil then out[#out - 1] = "=" end
   end
-  return table.concat(out)
+  return table_concat(out)
 end
 
 M.Error = Error

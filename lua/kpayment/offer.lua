@@ -144,7 +144,8 @@ function OfferList:active()
   local out = setmetatable({}, OfferList)
   metas[out] = metas[self]
   for _, o in ipairs(self) do
-    if o:is_active() then out[#out + 1] = o end
+    -- through the module, never o:is_active(): server data may shadow it
+    if type(o) == "table" and Offer.is_active(o) then out[#out + 1] = o end
   end
   return out
 end
@@ -152,7 +153,7 @@ end
 --- The offer whose `id` (or `guid`) equals `id`, or nil.
 function OfferList:find(id)
   for _, o in ipairs(self) do
-    if o.id == id or o.guid == id then return o end
+    if type(o) == "table" and (o.id == id or o.guid == id) then return o end
   end
   return nil
 end

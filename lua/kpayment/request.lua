@@ -71,22 +71,6 @@ function M.check_base_url(url)
   return (string_gsub(url, "/+$", ""))
 end
 
---- Check a projection: a non-empty list of dotted field paths.
--- @return the list, or nil and a message
-function M.check_fields(fields)
-  if type(fields) ~= "table" or #fields == 0 then
-    return nil, "bad parameter 'fields' (a list of field paths expected)"
-  end
-  for i = 1, #fields do
-    local f = fields[i]
-    if type(f) ~= "string" or f == "" or f:find("^%.") or f:find("%.$") or f:find("..", 1, true)
-        or f:find("%z") then
-      return nil, "bad parameter 'fields' (path #" .. i .. " is not a dotted field path)"
-    end
-  end
-  return fields
-end
-
 --- Build the request URL from call parameters over client defaults.
 -- @tparam string base checked base URL
 -- @tparam table params per-call parameters

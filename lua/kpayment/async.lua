@@ -1,0 +1,327 @@
+--- kpayment.Request: the one state machine every request goes through,
+-- blocking or not, and the loops that drive requests (`poll`, the batch,
+-- the wait of a blocking call).
+--
+-- States: "running" (an attempt is on the wire), "waiting" (for a retry
+-- timer), "finished" (the last attempt ended; its outcome not yet taken),
+-- "delivered" (the outcome was taken by `result()` or the callback) and
+-- "cancelled" (ended by `cancel()` or `client:close()` before that).  The
+-- outcome is fixed by the first of delivery or cancellation and never
+-- changes after; a request with `on_done` gets exactly one call either way.
+--
+-- User code (loggers, callbacks, finalizers inside any allocation) can run
+-- at every step and may cancel a request or close its client: every step
+-- re-reads the state after anything that can run it.
+-- @module kpayment.async
+
+local core = require("kpayment.core")
+local response = require("kpayment.response")
+local retry = require("kpayment.retry")
+local log = require("kpayment.log")
+local offer = require("kpayment.offer")
+local errors = require("kpayment.errors")
+
+local setmetatable, pairs, error = setmetatable, pairs, error
+local math_floor, math_min, math_max = math.floor, math.min, math.max
+local table_sort, table_remove = table.sort, table.remove
+local monotonic, sleep = core.monotonic, core.sleep
+
+local RUNNING, WAITING, FINISHED, DELIVERED, CANCELLED =
+  "running", "waiting", "finished", "delivered", "cancelled"
+
+local M = {}
+
+local Request = {}
+Request.__index = Request
+Request.__name = "kpayment.Request"
+
+local function ended(req)
+  local st = req._state
+  return st == DELIVERED or st == CANCELLED
+end
+
+-- Forget a request that the client no longer needs to track.
+local function untrack(req)
+  req._client._live[req] = nil
+end
+
+-- The request's callback, once: marked before it runs, so a callback that
+-- polls, cancels or closes cannot have it called again.
+local function notify(req)
+  if not req._on_done or req._notified then return end
+  req._notified = true
+  local client = req._client
+  local watch = client._watch
+  for i = 1, #watch do
+    if watch[i] == req then
+      table_remove(watch, i)
+      break
+    end
+  end
+  log.call(client, "on_done", req._on_done, req._offers, req._err, req)
+end
+
+-- Send the next attempt.  The client may be closed already (by a finalizer
+-- or a logger): the request then ends cancelled.
+local function launch(req)
+  local client = req._client
+  req._attempts = req._attempts + 1
+  req._state = RUNNING
+  local timeout = retry.attempt_timeout(client._timeout, req._deadline_at)
+  req._core = client._core:start(req._url, req._fields, timeout)
+  if req._core == nil then return req:cancel() end
+  log.attempt(client, req._url, req._attempts)
+end
+
+-- The core's outcome of the current attempt as offers or an error, with
+-- the request's bookkeeping.  Runs Lua code (decoding allocates).
+local function take_outcome(req)
+  local client = req._client
+  local o = req._core:outcome()
+  local offers, err = response.from_outcome(o, client._secrets)
+  local meta = offers and offer.meta(offers) or err
+  meta.attempts = req._attempts
+  -- a server's header, so scrubbed like the rest of what it sent
+  meta.request_id = o.request_id and errors.scrub(o.request_id, client._secrets)
+  meta.total_time = monotonic() - req._started
+  return offers, err, o
+end
+
+-- Move the request along without delivering it: start a retry whose timer
+-- ran out, or look at an attempt that ended.  A failure is turned into its
+-- error here (to decide on a retry); a 2xx is decoded only on delivery.
+local function step(req)
+  local st = req._state
+  if st == WAITING then
+    if monotonic() >= req._retry_at then launch(req) end
+    return
+  end
+  if st ~= RUNNING then return end
+  local done, success = req._core:done()
+  if not done then return end
+  if success then
+    req._state = FINISHED
+    return
+  end
+  local _, err, o = take_outcome(req)
+  if req._state ~= RUNNING then return end   -- cancelled meanwhile
+  local wait = retry.backoff(req._client._retries, err, req._attempts, o.retry_after, req._deadline_at)
+  if wait then
+    req._state, req._retry_at = WAITING, monotonic() + wait
+  else
+    req._state, req._err = FINISHED, err
+  end
+  log.outcome(req._client, nil, err)
+end
+
+--- A new request on `client`, its first attempt started.
+function M.new(client, url, fields, on_done)
+  local now = monotonic()
+  client._seq = client._seq + 1
+  local req = setmetatable({ _client = client, _url = url, _fields = fields, _on_done = on_done,
+                             _attempts = 0, _started = now, _deadline_at = now + client._deadline,
+                             _seq = client._seq, _state = RUNNING }, Request)
+  client._live[req] = true
+  if on_done then client._watch[#client._watch + 1] = req end
+  launch(req)
+  return req
+end
+
+--- True once the request has finished (with offers or an error) or was
+-- cancelled.  Never blocks: a failed attempt that is worth retrying waits
+-- for its backoff here, as a timer, and starts again when it has run out.
+function Request:done()
+  step(self)
+  local st = self._state
+  return st ~= RUNNING and st ~= WAITING
+end
+
+--- The offers, or nil and an error, once `done()`; decodes the response
+-- on the first call (raises while the request is still running).
+function Request:result()
+  if not ended(self) then
+    step(self)
+    local st = self._state
+    if st == RUNNING or st == WAITING then
+      error("kpayment: request still running (poll the client until done())", 2)
+    end
+    if st == FINISHED then
+      local offers, err
+      if self._err == nil then offers, err = take_outcome(self) end
+      if self._state == FINISHED then      -- not cancelled or taken meanwhile
+        if self._err == nil then self._offers, self._err = offers, err end
+        self._state = DELIVERED
+        untrack(self)
+        if offers then log.outcome(self._client, offers, nil, offer.meta(offers).total_time) end
+      end
+    end
+  end
+  return self._offers, self._err
+end
+
+--- Abandon the request: its transfer stops and its connection is closed.
+-- A request whose outcome was not taken yet ends with an error of kind
+-- "cancelled" (its `on_done`, if any, is called with it now); one already
+-- delivered is left as it is.
+function Request:cancel()
+  if ended(self) then return end
+  self._state = CANCELLED
+  self._offers, self._err = nil, response.cancelled(self._attempts)
+  untrack(self)
+  if self._core then self._core:cancel() end
+  notify(self)
+end
+
+Request.__close = Request.cancel
+
+local SHOWN = { [RUNNING] = "running", [WAITING] = "waiting to retry", [FINISHED] = "done",
+                [DELIVERED] = "done", [CANCELLED] = "cancelled" }
+
+function Request.__tostring(self)
+  return "kpayment.Request (" .. SHOWN[self._state] .. ")"
+end
+
+-- Seconds until the earliest retry timer among reqs, or nil.
+local function next_timer(reqs)
+  local soonest
+  for i = 1, #reqs do
+    local at = reqs[i]._retry_at
+    if reqs[i]._state == WAITING and (not soonest or at < soonest) then soonest = at end
+  end
+  return soonest and math_max(soonest - monotonic(), 0)
+end
+
+-- The client's live requests in start order (a copy: stepping them may
+-- start or end others).
+local function live_list(client)
+  local list = {}
+  for req in pairs(client._live) do list[#list + 1] = req end
+  table_sort(list, function(a, b) return a._seq < b._seq end)
+  return list
+end
+
+--- Wait for one request as a blocking call does: network work (returning
+-- as soon as any transfer ends) or the sleep to its retry timer.
+function M.wait(req)
+  local client = req._client
+  while true do
+    step(req)
+    local st = req._state
+    if st ~= RUNNING and st ~= WAITING then return end
+    if st == WAITING then
+      sleep(math_max(req._retry_at - monotonic(), 0))
+    else
+      client._core:poll(1000)
+    end
+  end
+end
+
+--- client:poll(ms): see kpayment.Client.
+function M.poll(client, ms)
+  if client._closed then return 0 end
+  local deadline = monotonic() + ms / 1000
+  -- Deliver only what had finished before this call's network work, so a
+  -- poll(0) costs that work or one decode, never both.
+  local ready = {}
+  local live = live_list(client)
+  for i = 1, #live do
+    local req = live[i]
+    step(req)
+    if req._on_done and req._state ~= RUNNING and req._state ~= WAITING then ready[#ready + 1] = req end
+  end
+  local watch = client._watch
+  for i = 1, #watch do   -- delivered by result() but not called back yet
+    if ended(watch[i]) and not watch[i]._notified then ready[#ready + 1] = watch[i] end
+  end
+  local running = client._core:poll(math_floor(ms))
+  if running == 0 and ms > 0 then
+    -- nothing on the wire: a retry timer is the only thing worth waiting for
+    local t = next_timer(live)
+    if t then sleep(math_min(t, math_max(deadline - monotonic(), 0))) end
+  end
+  for d = 1, #ready do
+    if client._closed or (d > 1 and monotonic() >= deadline) then break end
+    local req = ready[d]
+    if not req._notified then
+      -- the result first: if it raises (out of memory), the request stays
+      -- watched and the next poll delivers it
+      req:result()
+      notify(req)
+    end
+  end
+  return M.pending(client)
+end
+
+--- Requests not yet delivered: watched ones until their callback ran,
+-- others while they run or wait for a retry.
+function M.pending(client)
+  if client._closed then return 0 end
+  local n = 0
+  for req in pairs(client._live) do
+    if not req._on_done and (req._state == RUNNING or req._state == WAITING) then n = n + 1 end
+  end
+  local watch = client._watch
+  for i = 1, #watch do
+    if not watch[i]._notified then n = n + 1 end
+  end
+  return n
+end
+
+--- End every request of a closed client as cancelled, calling each
+-- pending `on_done` once, in start order.
+function M.close_all(client)
+  local live = live_list(client)
+  for i = 1, #live do live[i]:cancel() end
+  local watch = client._watch
+  local pending = {}
+  for i = 1, #watch do pending[i] = watch[i] end
+  for i = 1, #pending do notify(pending[i]) end
+end
+
+--- client:get_offers_many after its checks: urls and fields per entry.
+function M.many(client, urls, fields, concurrency, on_progress)
+  local n = #urls
+  local results, inflight, nextup, finished = {}, {}, 1, 0
+  while finished < n and not client._closed do
+    while #inflight < concurrency and nextup <= n and not client._closed do
+      inflight[#inflight + 1] = M.new(client, urls[nextup], fields[nextup])
+      inflight[#inflight]._index = nextup
+      nextup = nextup + 1
+    end
+    -- Wait for the wire (returning as soon as anything happened), but no
+    -- longer than the next retry timer; with nothing on the wire, sleep to it.
+    local t = next_timer(inflight)
+    local running = client._core:poll(t and math_floor(math_min(t, 1) * 1000) or 1000)
+    if running == 0 and t then
+      t = next_timer(inflight)
+      if t then sleep(t) end
+    end
+    local k = 1
+    while k <= #inflight and not client._closed do   -- a callback may close it
+      local req = inflight[k]
+      if req:done() then
+        table_remove(inflight, k)
+        local offers, err = req:result()
+        results[req._index] = offers and { offers = offers } or { err = err }
+        finished = finished + 1
+        if on_progress then log.call(client, "on_progress", on_progress, finished, n) end
+      else
+        k = k + 1
+      end
+    end
+  end
+  -- Closed under us: what had not finished ends cancelled, one entry each.
+  for i = 1, #inflight do
+    local req = inflight[i]
+    req:cancel()
+    local _, err = req:result()
+    results[req._index] = results[req._index] or { err = err }
+  end
+  for i = 1, n do
+    if results[i] == nil then results[i] = { err = response.cancelled(0) } end
+  end
+  return results
+end
+
+M.Request = Request
+return M

@@ -1,0 +1,159 @@
+--- Client options: the one place that validates them, resolves the
+-- environment and defaults, and derives the secrets to keep out of every
+-- error and log line.
+-- @module kpayment.config
+
+local core = require("kpayment.core")
+local request = require("kpayment.request")
+local errors = require("kpayment.errors")
+
+local pairs, ipairs, type, tostring, error = pairs, ipairs, type, tostring, error
+local os_getenv = os.getenv
+local math_type = math.type
+local string_format = string.format
+
+local LIMITS = core.LIMITS
+
+local M = {}
+
+M.DEFAULT_BASE_URL = "https://api.mykaarma.com"
+
+-- Every option new{} accepts, with its type; anything else raises.
+local OPTIONS = {
+  base_url = "string", username = "string", password = "string", bearer_token = "string",
+  skin = "string", locale = "string", timeout = "number", connect_timeout = "number",
+  max_body = "number", ca_file = "string", proxy = "string", user_agent = "string",
+  retries = "number", deadline = "number", insecure = "boolean", follow_redirects = "boolean",
+  debug = "boolean", log_personal_data = "boolean", logger = "function",
+}
+
+local ENV = {
+  base_url = "KPAYMENT_BASE_URL", skin = "KPAYMENT_SKIN", locale = "KPAYMENT_LOCALE",
+}
+local ENV_AUTH = {
+  username = "KPAYMENT_USERNAME", password = "KPAYMENT_PASSWORD", bearer_token = "KPAYMENT_BEARER_TOKEN",
+}
+-- Where libcurl finds a proxy when none is given: its credentials are
+-- secrets too.
+local ENV_PROXY = { "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY" }
+
+-- Secrets shorter than this are not scrubbed: they would match ordinary
+-- words of libcurl's messages.
+M.MIN_SECRET = 4
+
+local function from_env(cfg, names)
+  for k, var in pairs(names) do
+    local v = os_getenv(var)
+    if cfg[k] == nil and v ~= nil and v ~= "" then cfg[k] = v end
+  end
+end
+
+local function bad(level, fmt, ...)
+  error("kpayment: " .. string_format(fmt, ...), level + 1)
+end
+
+--- Options (a table or nil) over the environment over defaults, checked;
+-- raises at `level` (as `error` counts) naming the option.
+-- @return the resolved configuration
+function M.resolve(opts, level)
+  level = level + 1
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    bad(level, "bad argument #1 to 'new' (table expected, got %s)", type(opts))
+  end
+  local cfg = {}
+  for k, v in pairs(opts) do
+    local want = OPTIONS[k]
+    if want == nil then bad(level, "unknown option '%s'", tostring(k)) end
+    if type(v) ~= want then bad(level, "bad option '%s' (%s expected, got %s)", k, want, type(v)) end
+    cfg[k] = v
+  end
+  from_env(cfg, ENV)
+  -- Credentials come as a set: explicit ones replace the environment's.
+  if cfg.username == nil and cfg.password == nil and cfg.bearer_token == nil then
+    from_env(cfg, ENV_AUTH)
+  end
+  local base, msg = request.check_base_url(cfg.base_url or M.DEFAULT_BASE_URL)
+  if not base then bad(level, "%s", msg) end
+  cfg.base_url = base
+  if cfg.locale == nil then cfg.locale = "en-US" end
+  for _, k in ipairs({ "skin", "locale" }) do
+    if cfg[k] ~= nil then
+      local ok, why = request.check_value(k, cfg[k])
+      if not ok then bad(level, "%s", (why:gsub("parameter", "option"))) end
+    end
+  end
+  if cfg.bearer_token and (cfg.username or cfg.password) then
+    bad(level, "give either username/password or bearer_token, not both")
+  end
+  if (cfg.username == nil) ~= (cfg.password == nil) then
+    bad(level, "username and password go together")
+  end
+  for _, k in ipairs({ "username", "password", "bearer_token", "proxy", "ca_file", "user_agent" }) do
+    if cfg[k] ~= nil and cfg[k]:find("[%z\1-\31\127]") then
+      bad(level, "bad option '%s' (contains control characters)", k)
+    end
+  end
+  for _, k in ipairs({ "timeout", "connect_timeout" }) do
+    if cfg[k] ~= nil and not (cfg[k] >= 0 and cfg[k] <= LIMITS.seconds) then
+      bad(level, "bad option '%s' (seconds from 0 to %d expected)", k, LIMITS.seconds)
+    end
+  end
+  if cfg.deadline ~= nil and not (cfg.deadline > 0 and cfg.deadline <= LIMITS.seconds) then
+    bad(level, "bad option 'deadline' (seconds above 0, up to %d expected)", LIMITS.seconds)
+  end
+  if cfg.max_body ~= nil and not (cfg.max_body >= 1 and cfg.max_body <= LIMITS.max_body) then
+    bad(level, "bad option 'max_body' (bytes from 1 to 2^52 expected)")
+  end
+  if cfg.retries ~= nil and (math_type(cfg.retries) ~= "integer" or cfg.retries < 0 or cfg.retries > 100) then
+    bad(level, "bad option 'retries' (an integer from 0 to 100 expected)")
+  end
+  return cfg
+end
+
+local function percent_decode(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- user:password of a proxy URL, in every form a message may show it.
+local function proxy_secrets(url, out)
+  if type(url) ~= "string" then return end
+  local userinfo = url:match("^[%w+.-]+://([^/@]*)@") or url:match("^([^/@]*)@")
+  if not userinfo then return end
+  local user, pass = userinfo:match("^([^:]*):(.*)$")
+  if not user then return end
+  for _, form in ipairs({ pass, percent_decode(pass), userinfo, percent_decode(userinfo),
+                          errors.base64(percent_decode(user) .. ":" .. percent_decode(pass)) }) do
+    out[#out + 1] = form
+  end
+end
+
+--- The strings to scrub from errors and log lines for this configuration:
+-- password, bearer token, the Basic header value, proxy credentials (the
+-- option's, or the environment's that libcurl would use), longest first so
+-- a secret inside another is scrubbed with it.
+function M.secrets(cfg)
+  local found = {}
+  if cfg.password then found[#found + 1] = cfg.password end
+  if cfg.bearer_token then found[#found + 1] = cfg.bearer_token end
+  if cfg.username and cfg.password then
+    found[#found + 1] = errors.base64(cfg.username .. ":" .. cfg.password)
+  end
+  if cfg.proxy then
+    proxy_secrets(cfg.proxy, found)
+  else
+    for _, var in ipairs(ENV_PROXY) do proxy_secrets(os_getenv(var), found) end
+  end
+  local list, seen = {}, {}
+  for i = 1, #found do
+    local s = found[i]
+    if #s >= M.MIN_SECRET and not seen[s] then
+      seen[s] = true
+      list[#list + 1] = s
+    end
+  end
+  table.sort(list, function(a, b) return #a > #b end)
+  return list
+end
+
+return M

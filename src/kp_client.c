@@ -1,0 +1,164 @@
+/*
+ * kp_client.c -- kpayment.Client: one libcurl transport (connections, DNS,
+ * TLS sessions) shared by every request of a Lua client.  core.new, and the
+ * methods start, poll and close.
+ *
+ * The userdata exists, closed, before any resource is taken, so a raise in
+ * the middle of core.new leaks nothing: __gc releases what was acquired.
+ * Every method re-checks the closed state after its last Lua allocation
+ * (a finalizer may have closed the client in between).
+ */
+#include <string.h>
+#include "kp_client.h"
+
+static kp_client *to_client(lua_State *L) {
+  return (kp_client *)luaL_checkudata(L, 1, KP_CLIENT);
+}
+
+/* Optional string field of the options table, left on the stack so the
+ * pointer stays valid until the caller is done. */
+static const char *opt_string(lua_State *L, const char *key) {
+  size_t len;
+  const char *s;
+  int t = lua_getfield(L, 1, key);
+  if (t == LUA_TNIL)
+    return NULL;
+  if (t != LUA_TSTRING)
+    luaL_error(L, "option '%s' must be a string", key);
+  s = lua_tolstring(L, -1, &len);
+  if (strlen(s) != len)
+    luaL_error(L, "option '%s' must not contain NUL bytes", key);
+  return s;
+}
+
+/* Optional boolean: only `true` turns it on. */
+static int opt_flag(lua_State *L, const char *key) {
+  int t = lua_getfield(L, 1, key), on = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (t != LUA_TNIL && t != LUA_TBOOLEAN)
+    luaL_error(L, "option '%s' must be a boolean", key);
+  return on;
+}
+
+/* Optional number within [lo, hi] (the limits the Lua side checks too). */
+static lua_Number opt_number(lua_State *L, const char *key, lua_Number dflt,
+                             lua_Number lo, lua_Number hi) {
+  int t = lua_getfield(L, 1, key);
+  lua_Number n = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  if (t == LUA_TNIL)
+    return dflt;
+  if (t != LUA_TNUMBER || !(n >= lo && n <= hi))
+    luaL_error(L, "option '%s' must be a number from %f to %f", key, lo, hi);
+  return n;
+}
+
+/* Seconds as whole milliseconds; KP_MAX_SECONDS keeps it within a long. */
+static long opt_ms(lua_State *L, const char *key, long dflt_ms) {
+  lua_Number s = opt_number(L, key, (lua_Number)dflt_ms / 1000, 0, KP_MAX_SECONDS);
+  return (long)(s * 1000 + 0.5);
+}
+
+static size_t max_body_limit(void) {
+  return (lua_Number)((size_t)-1 / 2) < KP_MAX_BODY ? (size_t)-1 / 2
+                                                    : (size_t)KP_MAX_BODY;
+}
+
+/*
+ * core.new(options) -> client.  Options are those of kpayment.new after
+ * the Lua side resolved and validated them; the checks here only keep a
+ * direct caller of kpayment.core from passing nonsense to libcurl.
+ */
+static int core_new(lua_State *L) {
+  kp_http_config cfg;
+  kp_client *c;
+  CURLcode rc;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  luaL_checkstack(L, 16, NULL);
+  memset(&cfg, 0, sizeof cfg);
+  cfg.timeout_ms = opt_ms(L, "timeout", 30000);
+  cfg.connect_timeout_ms = opt_ms(L, "connect_timeout", 10000);
+  cfg.max_body = (size_t)opt_number(L, "max_body", 64.0 * 1024 * 1024, 1,
+                                    (lua_Number)max_body_limit());
+  cfg.snippet = (size_t)opt_number(L, "snippet", KP_SNIPPET, 0, KP_MAX_SNIPPET);
+  cfg.username = opt_string(L, "username");
+  cfg.password = opt_string(L, "password");
+  cfg.bearer_token = opt_string(L, "bearer_token");
+  cfg.ca_file = opt_string(L, "ca_file");
+  cfg.proxy = opt_string(L, "proxy");
+  cfg.user_agent = opt_string(L, "user_agent");
+  cfg.insecure = opt_flag(L, "insecure");
+  cfg.follow_redirects = opt_flag(L, "follow_redirects");
+  lua_pushfstring(L, "%s%skpayment/%s (" LUA_VERSION "; libcurl/%s)",
+                  cfg.user_agent ? cfg.user_agent : "", cfg.user_agent ? " " : "",
+                  KP_VERSION, kp_http_curl_version());
+  cfg.user_agent = lua_tostring(L, -1);
+
+  c = (kp_client *)kp_newuserdata(L, sizeof *c);
+  memset(c, 0, sizeof *c);
+  luaL_setmetatable(L, KP_CLIENT);
+  if ((rc = kp_transport_open(&c->tp, &cfg)) != CURLE_OK) {
+    kp_transport_close(&c->tp);
+    return luaL_error(L, "cannot set up libcurl: %s", curl_easy_strerror(rc));
+  }
+  return 1;
+}
+
+/* client:poll([ms]) -> transfers still running (0 once closed).  Does the
+ * network work that is ready, waiting up to ms (default 0) for some.  No
+ * Lua code runs inside: libcurl's callbacks only fill buffers. */
+static int client_poll(lua_State *L) {
+  kp_client *c = to_client(L);
+  lua_Integer ms = luaL_optinteger(L, 2, 0);
+  int running = 0;
+  luaL_argcheck(L, ms >= 0 && ms <= (lua_Integer)KP_MAX_SECONDS * 1000, 2,
+                "milliseconds from 0 to 86400000 expected");
+  if (c->tp.multi != NULL && (running = kp_transport_poll(&c->tp, (int)ms)) < 0)
+    return luaL_error(L, "kpayment: libcurl's multi handle failed");
+  lua_pushinteger(L, running);
+  return 1;
+}
+
+/* close(), __gc and __close: idempotent; running transfers are cancelled. */
+static int client_close(lua_State *L) {
+  kp_transport_close(&to_client(L)->tp);
+  return 0;
+}
+
+static int client_closed(lua_State *L) {
+  lua_pushboolean(L, to_client(L)->tp.multi == NULL);
+  return 1;
+}
+
+static int client_tostring(lua_State *L) {
+  kp_client *c = to_client(L);
+  if (c->tp.multi == NULL)
+    lua_pushliteral(L, KP_CLIENT " (closed)");
+  else
+    lua_pushfstring(L, KP_CLIENT " (%p)", (void *)c);
+  return 1;
+}
+
+static const luaL_Reg client_methods[] = {
+  {"start", kp_request_start},
+  {"poll", client_poll},
+  {"close", client_close},
+  {"closed", client_closed},
+  {NULL, NULL}
+};
+
+static const luaL_Reg client_meta[] = {
+  {"__gc", client_close},
+#if LUA_VERSION_NUM >= 504
+  {"__close", client_close},
+#endif
+  {"__tostring", client_tostring},
+  {NULL, NULL}
+};
+
+void kp_client_register(lua_State *L) {
+  kp_new_type(L, KP_CLIENT, client_meta, client_methods);
+  lua_pushcfunction(L, core_new);
+  lua_setfield(L, -2, "new");
+}

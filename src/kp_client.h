@@ -1,0 +1,35 @@
+/*
+ * kp_client.h -- the C types behind kpayment.Client and kpayment.Request,
+ * and the registration of their metatables.
+ */
+#ifndef KP_CLIENT_H
+#define KP_CLIENT_H
+
+#include "kp_compat.h"
+#include "kp_http.h"
+
+#define KP_CLIENT "kpayment.Client"
+#define KP_REQUEST "kpayment.Request"
+#define KP_BODY "kpayment.Body"         /* a body buffer owned by the GC */
+#define KP_FIELDS "kpayment.Fields"     /* a projection trie */
+
+typedef struct kp_client {
+  kp_transport tp;              /* tp.multi == NULL: closed */
+} kp_client;
+
+/* Metatables of the client and its requests (kp_client.c, kp_request.c). */
+KP_HIDDEN void kp_client_register(lua_State *L);
+KP_HIDDEN void kp_request_register(lua_State *L);
+
+/* client:start(url, fields, timeout_ms) -> request (kp_request.c). */
+KP_HIDDEN int kp_request_start(lua_State *L);
+
+/* A kpayment.Fields at idx, or NULL for nil/none; raises on anything else. */
+KP_HIDDEN const void *kp_fields_check(lua_State *L, int idx);
+
+/* Register a metatable `name` with metamethods `meta` and an __index
+ * table of `methods` (kp_core.c). */
+KP_HIDDEN void kp_new_type(lua_State *L, const char *name, const luaL_Reg *meta,
+                           const luaL_Reg *methods);
+
+#endif

@@ -1,0 +1,112 @@
+/*
+ * kp_outcome.c -- a finished transfer as one outcome table (see
+ * kp_outcome.h).  Lua turns it into offers or an error object without
+ * re-deriving anything from raw numbers.
+ */
+#include <string.h>
+#include "kp_outcome.h"
+
+static void set_string(lua_State *L, const char *key, const char *v) {
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, key);
+}
+
+static void set_integer(lua_State *L, const char *key, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, key);
+}
+
+static void set_bool(lua_State *L, const char *key, int v) {
+  lua_pushboolean(L, v);
+  lua_setfield(L, -2, key);
+}
+
+/* The first bytes of the body, for an error to show. */
+static void set_snippet(lua_State *L, const kp_buf *body, size_t snippet) {
+  lua_pushlstring(L, body->data ? body->data : "",
+                  body->len < snippet ? body->len : snippet);
+  lua_setfield(L, -2, "body");
+}
+
+/* Move member `key` of the table at -1 into the outcome at -2 when it is
+ * a table; returns whether it was. */
+static int move_table(lua_State *L, const char *key) {
+  int is_table = lua_getfield(L, -1, key) == LUA_TTABLE;
+  if (is_table)
+    lua_setfield(L, -3, key);
+  else
+    lua_pop(L, 1);
+  return is_table;
+}
+
+/* A complete response: outcome at -1. */
+static void response(lua_State *L, const kp_result *r, const kp_buf *body,
+                     const kp_json_path *paths, size_t snippet) {
+  int ok2xx = r->status >= 200 && r->status <= 299;
+  kp_json_opts opts;
+  kp_json_error jerr;
+  char msg[160];
+  int decoded;
+  opts.paths = ok2xx ? paths : NULL;      /* error bodies are decoded whole */
+  opts.records = ok2xx ? KP_RECORDS : NULL;
+  set_integer(L, "status", r->status);
+  if (!ok2xx)
+    set_string(L, "kind", "http");
+  decoded = kp_json_decode_opts(L, body->data ? body->data : "", body->len,
+                                &opts, &jerr);
+  if (ok2xx) {
+    if (decoded) {
+      lua_setfield(L, -2, "value");
+      set_bool(L, "retryable", 0);
+      return;
+    }
+    set_string(L, "kind", "decode");
+    set_string(L, "message", kp_json_message(&jerr, msg, sizeof msg));
+    set_snippet(L, body, snippet);
+    set_bool(L, "retryable", 0);
+    return;
+  }
+  if (decoded) {
+    /* the API's own error: { "errors": [...], "warnings": [...] } */
+    int api = lua_type(L, -1) == LUA_TTABLE;
+    if (api) {
+      int has_errors = move_table(L, "errors");
+      int has_warnings = move_table(L, "warnings");
+      api = has_errors || has_warnings;
+    }
+    lua_pop(L, 1);
+    if (api) {
+      set_bool(L, "retryable", kp_status_retryable(r->status, 1));
+      return;
+    }
+  } else {
+    set_string(L, "decode_message", kp_json_message(&jerr, msg, sizeof msg));
+  }
+  set_snippet(L, body, snippet);
+  set_bool(L, "retryable", kp_status_retryable(r->status, 0));
+}
+
+void kp_outcome_push(lua_State *L, const kp_result *r, const kp_buf *body,
+                     const kp_json_path *paths, size_t snippet) {
+  luaL_checkstack(L, 8, NULL);
+  if (r->oom)
+    luaL_error(L, "not enough memory");
+  lua_createtable(L, 0, 8);
+  lua_pushnumber(L, r->total_time);
+  lua_setfield(L, -2, "total_time");
+  if (r->retry_after[0])
+    set_string(L, "retry_after", r->retry_after);
+  if (r->request_id[0])
+    set_string(L, "request_id", r->request_id);
+  if (kp_result_complete(r)) {
+    response(L, r, body, paths, snippet);
+    return;
+  }
+  set_string(L, "kind", kp_result_failure_kind(r));
+  set_string(L, "message", kp_result_failure_message(r));
+  set_bool(L, "retryable", kp_result_failure_retryable(r));
+  if (r->state != KP_CANCELLED)
+    set_integer(L, "curl_code", (lua_Integer)r->rc);
+  if (r->status > 0)
+    set_integer(L, "status", r->status);
+}

@@ -1,0 +1,39 @@
+/*
+ * kp_outcome.h -- a finished transfer as one named Lua value: the single
+ * place that decides what happened (success, or which kind of failure and
+ * whether another attempt may help) and decodes the body.
+ */
+#ifndef KP_OUTCOME_H
+#define KP_OUTCOME_H
+
+#include "kp_compat.h"
+#include "kp_http.h"
+#include "kp_json.h"
+
+/* The member of a 2xx body that holds the offers: it must be an array of
+ * objects when present, and the body an object. */
+#define KP_RECORDS "financeOffers"
+
+/*
+ * Push the outcome table of a transfer that ended with *r and whose body
+ * is *body (r and body must stay valid across Lua allocations: the caller
+ * copies r and keeps body in a userdata anchored on the stack).  paths: a
+ * projection for a 2xx body, or NULL.  snippet: bytes of an undecodable body
+ * kept.  Fields:
+ *   kind        nil on success; "network", "timeout", "tls",
+ *               "body_too_large", "cancelled", "http" or "decode"
+ *   retryable   whether another attempt may succeed
+ *   status      HTTP status, when a response arrived
+ *   value       the decoded body of a 2xx
+ *   errors, warnings  the API's arrays from an error body
+ *   message     libcurl's or the decoder's message, for those kinds
+ *   curl_code   libcurl's code, for transport failures
+ *   body        the first bytes of a body that did not decode or is not the
+ *               API's error
+ *   total_time, retry_after, request_id   what the response said
+ * Raises only for out-of-memory (a body that could not be stored too).
+ */
+KP_HIDDEN void kp_outcome_push(lua_State *L, const kp_result *r, const kp_buf *body,
+                               const kp_json_path *paths, size_t snippet);
+
+#endif
