@@ -61,15 +61,18 @@ local function notify(req)
   log.call(client, "on_done", req._on_done, req._offers, req._err, req)
 end
 
--- Send the next attempt.  The client may be closed already (by a finalizer
--- or a logger): the request then ends cancelled.
+-- Send the next attempt.  Until it is on the wire the request counts as
+-- waiting with its timer run out, so an out-of-memory error in here leaves
+-- it to be sent again by the next step.  The client may be closed already
+-- (by a finalizer or a logger): the request then ends cancelled.
 local function launch(req)
   local client = req._client
-  req._attempts = req._attempts + 1
-  req._state = RUNNING
+  req._state, req._retry_at = WAITING, monotonic()
   local timeout = retry.attempt_timeout(client._timeout, req._deadline_at)
-  req._core = client._core:start(req._url, req._fields, timeout)
-  if req._core == nil then return req:cancel() end
+  local attempt = client._core:start(req._url, req._fields, timeout)
+  if attempt == nil then return req:cancel() end
+  req._attempts = req._attempts + 1
+  req._state, req._retry_at, req._core = RUNNING, nil, attempt
   log.attempt(client, req._url, req._attempts)
 end
 
@@ -118,12 +121,25 @@ end
 function M.new(client, url, fields, on_done)
   local now = monotonic()
   client._seq = client._seq + 1
-  local req = setmetatable({ _client = client, _url = url, _fields = fields, _on_done = on_done,
+  local req = setmetatable({ _client = client, _url = url, _fields = fields,
                              _attempts = 0, _started = now, _deadline_at = now + client._deadline,
                              _seq = client._seq, _state = RUNNING }, Request)
-  client._live[req] = true
-  if on_done then client._watch[#client._watch + 1] = req end
+  -- Sent before the client tracks it: if sending raises (out of memory),
+  -- the caller gets the error and no half-made request stays behind.
   launch(req)
+  if not ended(req) then
+    client._live[req] = true
+    if on_done then
+      client._watch[#client._watch + 1] = req
+      -- only now: had the line above raised, no callback may be pending for
+      -- a request its caller never got
+      req._on_done = on_done
+    end
+    if client._closed then req:cancel() end   -- closed meanwhile
+  elseif on_done then   -- the client was closed before it could be sent
+    req._on_done = on_done
+    notify(req)
+  end
   return req
 end
 

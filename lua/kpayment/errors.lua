@@ -36,6 +36,13 @@ function M.is(v)
   return type(v) == "table" and getmetatable(v) == Error
 end
 
+--- True for the error Lua raises when an allocation fails.  Code that
+-- contains user functions (pcall) passes it on: running out of memory is
+-- nobody's mistake to log and carry on from.
+function M.is_memory_error(why)
+  return why == "not enough memory"
+end
+
 local REDACTED = "[redacted]"
 
 --- `s` with every occurrence of each secret (a list, longest first)

@@ -21,12 +21,14 @@ function M.stderr(level, message)
 end
 
 --- Log one line through the client's logger, scrubbed of its secrets.  A
--- logger that raises is reported once on stderr, with the line.
+-- logger that raises is reported once on stderr, with the line (running
+-- out of memory is passed on, as everywhere).
 function M.line(client, level, message)
   local secrets = client._secrets
   message = errors.scrub(message, secrets)
   local logger = client._logger
   local ok, why = pcall(logger, level, message)
+  if not ok and errors.is_memory_error(why) then error(why, 0) end
   if not ok then
     M.stderr("error", "logger raised (" .. errors.scrub(tostring(why), secrets) .. ") on: "
       .. level .. ": " .. message)
@@ -37,6 +39,7 @@ end
 -- further, so the client and the other requests carry on.
 function M.call(client, what, fn, ...)
   local ok, why = pcall(fn, ...)
+  if not ok and errors.is_memory_error(why) then error(why, 0) end
   if not ok then M.line(client, "error", what .. " callback failed: " .. tostring(why)) end
 end
 
