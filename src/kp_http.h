@@ -105,6 +105,10 @@ KP_HIDDEN void kp_transport_recycle(kp_transport *tp, kp_buf *b);
 /* Whether r is a complete response (any status). */
 #define kp_result_complete(r) ((r)->state == KP_DONE && (r)->rc == CURLE_OK && !(r)->oom)
 
+/* The one 2xx test: a complete response whose body is the API's answer. */
+#define kp_result_success(r) \
+  (kp_result_complete(r) && (r)->status >= 200 && (r)->status <= 299)
+
 /* The one classification of transfer failures (r not complete):
  * "network", "timeout", "tls", "body_too_large" or "cancelled", and
  * whether another attempt may succeed. */

@@ -42,7 +42,7 @@ static int move_table(lua_State *L, const char *key) {
 /* A complete response: outcome at -1. */
 static void response(lua_State *L, const kp_result *r, const kp_buf *body,
                      const kp_json_path *paths, size_t snippet) {
-  int ok2xx = r->status >= 200 && r->status <= 299;
+  int ok2xx = kp_result_success(r);
   kp_json_opts opts;
   kp_json_error jerr;
   char msg[160];

@@ -73,8 +73,7 @@ int kp_request_start(lua_State *L) {
 static int request_done(lua_State *L) {
   const kp_result *res = &to_request(L)->t.res;
   lua_pushboolean(L, res->state != KP_RUNNING);
-  lua_pushboolean(L, kp_result_complete(res) && res->status >= 200 &&
-                         res->status <= 299);
+  lua_pushboolean(L, kp_result_success(res));
   return 2;
 }
 
