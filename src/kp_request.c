@@ -18,7 +18,8 @@ enum { UV_CLIENT = 1, UV_FIELDS, UV_OUTCOME, UV_BOX, UV_SLOTS = UV_BOX };
 
 typedef struct request {
   kp_transfer t;
-  int taken;                    /* UV_OUTCOME holds the outcome */
+  int taken;                    /* UV_OUTCOME holds the outcome... */
+  int released;                 /* ...unless the caller let it go */
   int decoding;                 /* UV_BOX holds the body being decoded */
 } request;
 
@@ -96,6 +97,8 @@ static int request_outcome(lua_State *L) {
   int outer;
   if (r->t.res.state == KP_RUNNING)
     return luaL_error(L, "request still running (poll until done())");
+  if (r->released)
+    return luaL_error(L, "outcome already released");
   lua_settop(L, 1);
   kp_getuservalue(L, 1);                        /* 2: user value */
   if (r->taken) {
@@ -143,6 +146,23 @@ static int request_outcome(lua_State *L) {
   return 1;
 }
 
+/*
+ * request:release(): forget the kept outcome once the caller has it.  A
+ * request has a finalizer, so the collector keeps it (and all it refers
+ * to) one cycle longer than plain data: without this, every response's
+ * tables would too.
+ */
+static int request_release(lua_State *L) {
+  request *r = to_request(L);
+  if (r->taken && !r->decoding) {
+    kp_getuservalue(L, 1);
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, UV_OUTCOME);     /* an existing slot: no allocation */
+    r->released = 1;
+  }
+  return 0;
+}
+
 /* request:cancel(), __gc and __close: stop it and free its body.  A
  * finished request whose outcome was not built yet becomes cancelled. */
 static int request_cancel(lua_State *L) {
@@ -162,6 +182,7 @@ static int request_tostring(lua_State *L) {
 static const luaL_Reg request_methods[] = {
   {"done", request_done},
   {"outcome", request_outcome},
+  {"release", request_release},
   {"cancel", request_cancel},
   {NULL, NULL}
 };

@@ -77,7 +77,8 @@ local function launch(req)
 end
 
 -- The core's outcome of the current attempt as offers or an error, with
--- the request's bookkeeping.  Runs Lua code (decoding allocates).
+-- the request's bookkeeping.  Runs Lua code (decoding allocates).  Once
+-- the request has fixed what it keeps, `settle` lets the core forget it.
 local function take_outcome(req)
   local client = req._client
   local o = req._core:outcome()
@@ -88,6 +89,10 @@ local function take_outcome(req)
   meta.request_id = o.request_id and errors.scrub(o.request_id, client._secrets)
   meta.total_time = monotonic() - req._started
   return offers, err, o
+end
+
+local function settle(req)
+  if req._core then req._core:release() end
 end
 
 -- Move the request along without delivering it: start a retry whose timer
@@ -114,6 +119,7 @@ local function step(req)
   else
     req._state, req._err = FINISHED, err
   end
+  settle(req)
   log.outcome(req._client, nil, err)
 end
 
@@ -167,6 +173,7 @@ function Request:result()
       if self._state == FINISHED then      -- not cancelled or taken meanwhile
         if self._err == nil then self._offers, self._err = offers, err end
         self._state = DELIVERED
+        settle(self)
         untrack(self)
         if offers then log.outcome(self._client, offers, nil, offer.meta(offers).total_time) end
       end
