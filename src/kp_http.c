@@ -9,27 +9,53 @@
  * freed so an idle client does not pin a huge response. */
 #define KP_BODY_KEEP (1024 * 1024)
 
-/* Process-wide and written once, under pthread_once: libcurl's global init
- * is not thread-safe on every version we may meet. */
-static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+/* The one process-wide state: who initialised libcurl, and its version
+ * string.  Written once, under a mutex rather than pthread_once: helgrind
+ * does not model pthread_once and would report every later read, ours and
+ * libcurl's, of what the once-routine wrote.  A mutex orders them for TSan
+ * and helgrind alike, and costs one uncontended lock per client. */
+static pthread_mutex_t global_lock = PTHREAD_MUTEX_INITIALIZER;
+static int global_owner = KP_CURL_UNSET;
 static CURLcode global_rc = CURLE_OK;
 /* curl_version_info writes libcurl's static data: read it once, here. */
 static const char *curl_version_string = "unknown";
 
-static void global_init(void) {
+/* With global_lock held, the first time only. */
+static void global_init(int owner) {
   const curl_version_info_data *cv;
-  global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+  global_owner = owner;
+  if (owner == KP_CURL_OURS)
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
   if (global_rc == CURLE_OK && (cv = curl_version_info(CURLVERSION_NOW)) != NULL)
     curl_version_string = cv->version;
 }
 
 int kp_http_global_init(void) {
-  pthread_once(&global_once, global_init);
-  return (int)global_rc;
+  CURLcode rc;
+  pthread_mutex_lock(&global_lock);
+  if (global_owner == KP_CURL_UNSET)
+    global_init(KP_CURL_OURS);
+  rc = global_rc;
+  pthread_mutex_unlock(&global_lock);
+  return (int)rc;
+}
+
+int kp_http_curl_by_host(void) {
+  int owner;
+  pthread_mutex_lock(&global_lock);
+  if (global_owner == KP_CURL_UNSET)
+    global_init(KP_CURL_HOST);
+  owner = global_owner;
+  pthread_mutex_unlock(&global_lock);
+  return owner == KP_CURL_HOST;
 }
 
 const char *kp_http_curl_version(void) {
-  return curl_version_string;
+  const char *v;
+  pthread_mutex_lock(&global_lock);
+  v = curl_version_string;
+  pthread_mutex_unlock(&global_lock);
+  return v;
 }
 
 /* Runs inside libcurl: touches only the transfer.  Returning less than

@@ -71,10 +71,20 @@ struct kp_transfer {
   kp_transfer *prev, *next;
 };
 
-/* Once per process (libcurl's global state); returns 0 or a CURLcode. */
+/* Who owns libcurl's global state (curl_global_init/cleanup): decided
+ * once per process, by whichever of the two calls below comes first. */
+enum { KP_CURL_UNSET, KP_CURL_OURS, KP_CURL_HOST };
+
+/* Once per process: curl_global_init, unless the host said it owns
+ * libcurl; returns 0 or a CURLcode.  Called by luaopen_kpayment_core.
+ * kpayment never calls curl_global_cleanup. */
 KP_HIDDEN int kp_http_global_init(void);
 
-/* libcurl's version string, read once by kp_http_global_init. */
+/* The host owns libcurl (kpayment_curl_by_host in include/kpayment.h):
+ * returns 1 if so from now on, 0 if kpayment had already initialised it. */
+KP_HIDDEN int kp_http_curl_by_host(void);
+
+/* libcurl's version string, read once by whichever call above came first. */
 KP_HIDDEN const char *kp_http_curl_version(void);
 
 /* tp must be zeroed.  On failure whatever was acquired is released by
