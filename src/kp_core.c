@@ -10,10 +10,12 @@
  * (lua/kpayment/).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 #include "kp_client.h"
 #include "kp_json.h"
+#include "kp_outcome.h"
 
 void kp_new_type(lua_State *L, const char *name, const luaL_Reg *meta,
                  const luaL_Reg *methods) {
@@ -112,6 +114,87 @@ static int core_sleep(lua_State *L) {
   return 0;
 }
 
+/* Copy an optional string argument into a fixed field, cut to fit. */
+static void copy_opt(lua_State *L, int idx, char *dst, size_t size) {
+  size_t n = 0;
+  const char *s = luaL_optlstring(L, idx, "", &n);
+  if (n >= size)
+    n = size - 1;
+  memcpy(dst, s, n);
+  dst[n] = '\0';
+}
+
+static size_t check_snippet(lua_State *L, int idx) {
+  lua_Integer n = luaL_optinteger(L, idx, KP_SNIPPET);
+  luaL_argcheck(L, n >= 0 && n <= KP_MAX_SNIPPET, idx, "snippet length out of range");
+  return (size_t)n;
+}
+
+/*
+ * core.response_outcome(status, body [, fields [, snippet [, retry_after
+ * [, request_id [, total_time]]]]]) -> the outcome table of a complete
+ * response that another HTTP client (nginx, a user's transport) received:
+ * the same table, kind and retry decision as request:outcome() gives for
+ * libcurl's.  The body is read in place: a Lua string ends in '\0', as the
+ * decoder needs, and stays anchored on the stack while it runs.
+ */
+static int core_response_outcome(lua_State *L) {
+  kp_result r;
+  kp_buf body;
+  size_t len;
+  lua_Integer status = luaL_checkinteger(L, 1);
+  const char *text = luaL_checklstring(L, 2, &len);
+  const kp_json_path *paths = (const kp_json_path *)kp_fields_check(L, 3);
+  size_t snippet = check_snippet(L, 4);
+  luaL_argcheck(L, status >= 100 && status <= 999, 1, "HTTP status expected");
+  memset(&r, 0, sizeof r);
+  r.state = KP_DONE;
+  r.rc = CURLE_OK;
+  r.status = (long)status;
+  copy_opt(L, 5, r.retry_after, sizeof r.retry_after);
+  copy_opt(L, 6, r.request_id, sizeof r.request_id);
+  r.total_time = (double)luaL_optnumber(L, 7, 0);
+  memset(&body, 0, sizeof body);
+  body.data = (char *)(uintptr_t)text;          /* only read */
+  body.len = len;
+  kp_outcome_push(L, &r, &body, paths, snippet);
+  return 1;
+}
+
+/*
+ * core.failure_outcome(kind [, message [, status [, retry_after
+ * [, request_id [, total_time]]]]]) -> the outcome table of an attempt that
+ * got no usable response (status: of one refused for its size): kind is
+ * "network", "timeout", "tls", "body_too_large" or "cancelled", stood for
+ * by the libcurl code the transport would have met, so the one
+ * classification (kp_http.c) decides the message and whether to retry.
+ */
+static int core_failure_outcome(lua_State *L) {
+  static const char *const kinds[] = {"network", "timeout", "tls", "body_too_large",
+                                      "cancelled", NULL};
+  static const CURLcode codes[] = {CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT,
+                                   CURLE_PEER_FAILED_VERIFICATION, CURLE_WRITE_ERROR,
+                                   CURLE_OK};
+  kp_result r;
+  kp_buf body;
+  int kind = luaL_checkoption(L, 1, NULL, kinds);
+  lua_Integer status = luaL_optinteger(L, 3, 0);
+  luaL_argcheck(L, status == 0 || (status >= 100 && status <= 999), 3,
+                "HTTP status expected");
+  memset(&r, 0, sizeof r);
+  r.state = codes[kind] == CURLE_OK ? KP_CANCELLED : KP_DONE;
+  r.rc = codes[kind];
+  r.too_large = codes[kind] == CURLE_WRITE_ERROR;
+  r.status = (long)status;
+  copy_opt(L, 2, r.errbuf, sizeof r.errbuf);
+  copy_opt(L, 4, r.retry_after, sizeof r.retry_after);
+  copy_opt(L, 5, r.request_id, sizeof r.request_id);
+  r.total_time = (double)luaL_optnumber(L, 6, 0);
+  memset(&body, 0, sizeof body);
+  kp_outcome_push(L, &r, &body, NULL, 0);
+  return 1;
+}
+
 /* The limits the C side enforces, for the Lua validator to use as well. */
 static void push_limits(lua_State *L) {
   lua_createtable(L, 0, 4);
@@ -130,6 +213,8 @@ static const luaL_Reg core_funcs[] = {
   {"decode", core_decode},
   {"fields", core_fields},
   {"monotonic", core_monotonic},
+  {"response_outcome", core_response_outcome},
+  {"failure_outcome", core_failure_outcome},
   {NULL, NULL}
 };
 

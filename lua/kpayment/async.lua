@@ -35,6 +35,12 @@ local Request = {}
 Request.__index = Request
 Request.__name = "kpayment.Request"
 
+-- The core's own sleep when it has one (inside nginx it yields instead
+-- of blocking the worker).
+local function pause(client, seconds)
+  (client._core.sleep or sleep)(seconds)
+end
+
 local function ended(req)
   local st = req._state
   return st == DELIVERED or st == CANCELLED
@@ -232,7 +238,7 @@ function M.wait(req)
     local st = req._state
     if st ~= RUNNING and st ~= WAITING then return end
     if st == WAITING then
-      sleep(math_max(req._retry_at - monotonic(), 0))
+      pause(client, math_max(req._retry_at - monotonic(), 0))
     else
       client._core:poll(1000)
     end
@@ -260,7 +266,7 @@ function M.poll(client, ms)
   if running == 0 and ms > 0 then
     -- nothing on the wire: a retry timer is the only thing worth waiting for
     local t = next_timer(live)
-    if t then sleep(math_min(t, math_max(deadline - monotonic(), 0))) end
+    if t then pause(client, math_min(t, math_max(deadline - monotonic(), 0))) end
   end
   for d = 1, #ready do
     if client._closed or (d > 1 and monotonic() >= deadline) then break end
@@ -317,7 +323,7 @@ function M.many(client, urls, fields, concurrency, on_progress)
     local running = client._core:poll(t and math_floor(math_min(t, 1) * 1000) or 1000)
     if running == 0 and t then
       t = next_timer(inflight)
-      if t then sleep(t) end
+      if t then pause(client, t) end
     end
     local k = 1
     while k <= #inflight and not client._closed do   -- a callback may close it

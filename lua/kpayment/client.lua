@@ -7,6 +7,7 @@ local core = require("kpayment.core")
 local config = require("kpayment.config")
 local request = require("kpayment.request")
 local async = require("kpayment.async")
+local transport = require("kpayment.transport")
 local log = require("kpayment.log")
 local errors = require("kpayment.errors")
 
@@ -32,7 +33,7 @@ function M.new(cfg)
   return setmetatable({
     base_url = cfg.base_url,
     _defaults = { skin = cfg.skin, locale = cfg.locale },
-    _core = core.new(core_cfg),
+    _core = transport.select(core_cfg),   -- libcurl, nginx or the `transport` option
     _closed = false,
     _live = setmetatable({}, { __mode = "k" }),   -- requests not yet ended
     _watch = {},   -- requests with on_done not yet called back, in start order

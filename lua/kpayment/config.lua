@@ -25,6 +25,7 @@ local OPTIONS = {
   max_body = "number", ca_file = "string", proxy = "string", user_agent = "string",
   retries = "number", deadline = "number", insecure = "boolean", follow_redirects = "boolean",
   debug = "boolean", log_personal_data = "boolean", logger = "function",
+  transport = "function", ngx_location = "string",
 }
 
 local ENV = {
@@ -93,6 +94,10 @@ function M.resolve(opts, level)
     if cfg[k] ~= nil and cfg[k]:find("[%z\1-\31\127]") then
       bad(level, "bad option '%s' (contains control characters)", k)
     end
+  end
+  -- an nginx location: a path, no query, nothing nginx would rewrite
+  if cfg.ngx_location ~= nil and not cfg.ngx_location:find("^/[%w_./~-]*$") then
+    bad(level, "bad option 'ngx_location' (a location path such as \"/_kpayment\" expected)")
   end
   for _, k in ipairs({ "timeout", "connect_timeout" }) do
     if cfg[k] ~= nil and not (cfg[k] >= 0 and cfg[k] <= LIMITS.seconds) then
