@@ -150,3 +150,4 @@ include bench/http.mk
 include test/oom.mk
 include test/memcheck.mk
 include test/soak.mk
+include examples/host/host.mk
