@@ -3,6 +3,8 @@
 #   make          build build/5.4/kpayment/core.so
 #   make demo     build, start the mock API, print its offers, stop it
 #   make test     build and run every spec under Lua 5.4
+#   make test LUA_VERSION=5.1   the same under 5.1 (5.2, 5.3, luajit too)
+#   make test-all   make test under every Lua installed
 #   make deps     install missing Debian packages (or print the command)
 #   make bench    decoder benchmark beside lua-cjson and dkjson (bench/)
 #   make bench-http  HTTP benchmark against nginx on loopback (bench/)
@@ -12,13 +14,24 @@
 #   make oom        out-of-memory sweep of every call (test/)
 #   make soak       20 000 calls against the mock: RSS and fds stay flat
 
+# LUA_VERSION: 5.1, 5.2, 5.3, 5.4 or luajit (LuaJIT 2.1, Debian's luajit2).
 LUA_VERSION ?= 5.4
-LUA         ?= lua$(LUA_VERSION)
 BUSTED      ?= /usr/bin/busted
 CC          ?= cc
 PKG_CONFIG  ?= pkg-config
 
+ifeq ($(LUA_VERSION),luajit)
+LUA         ?= luajit
+LUA_PC      := luajit
+# compat-5.3.h (lua-compat53-dev) sits beside PUC 5.1's lua.h: that
+# directory is searched after LuaJIT's own headers, never before.
+COMPAT53_INCDIR ?= /usr/include/lua5.1
+LUA_CFLAGS  := $(shell $(PKG_CONFIG) --cflags luajit 2>/dev/null) -idirafter $(COMPAT53_INCDIR)
+else
+LUA         ?= lua$(LUA_VERSION)
+LUA_PC      := lua$(LUA_VERSION)
 LUA_CFLAGS  := $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) 2>/dev/null)
+endif
 CURL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
 CURL_LIBS   := $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null)
 
@@ -44,7 +57,7 @@ DEB_PACKAGES := $(shell cat .ci/debian-packages)
 
 LUA_ENV := LUA_PATH='lua/?.lua;lua/?/init.lua;mock/?.lua;mock/?/init.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 
-.PHONY: all build deps check-deps demo test lint rock clean
+.PHONY: all build deps check-deps demo test test-all lint rock clean
 
 # The build runs in a second make: the pkg-config flags above are read when
 # make starts, so on a fresh machine they must be read after check-deps has
@@ -83,18 +96,42 @@ deps:
 check-deps:
 	@if command -v dpkg-query >/dev/null; then \
 	  $(MAKE) --no-print-directory deps DEPS_QUIET=1; \
-	elif ! $(PKG_CONFIG) --exists lua$(LUA_VERSION) libcurl 2>/dev/null || ! command -v $(LUA) >/dev/null; then \
-	  echo "check-deps: needs Lua $(LUA_VERSION) and libcurl development files (pkg-config lua$(LUA_VERSION) libcurl)"; \
+	elif ! $(PKG_CONFIG) --exists $(LUA_PC) libcurl 2>/dev/null || ! command -v $(LUA) >/dev/null; then \
+	  echo "check-deps: needs Lua $(LUA_VERSION) and libcurl development files (pkg-config $(LUA_PC) libcurl)"; \
 	  exit 1; fi
 
 demo: all
 	@$(LUA_ENV) LUA=$(LUA) examples/with-mock.sh $(LUA) examples/get_offers.lua \
 	  4f1c2a7e-demo-customer 9b3d5e11-demo-dealer
 
+# Specs that only Lua 5.3+ parses (integer operators, utf8, string.pack):
+# other versions run the rest, the number rules of spec/numbers_spec.lua
+# included.  spec/mock_spec.lua tests the mock server, which runs on 5.4.
+SPECS_53 := spec/json_spec.lua spec/mock_spec.lua
+ifneq ($(filter 5.3 5.4,$(LUA_VERSION)),)
+TEST_SPECS := spec
+else
+TEST_SPECS := $(filter-out $(SPECS_53),$(sort $(wildcard spec/*_spec.lua)))
+endif
+# Tests of 5.4-only features (<close>) carry the tag #lua54.
+TEST_TAGS := $(if $(filter 5.4,$(LUA_VERSION)),,--exclude-tags=lua54)
+
+# Subprocesses of the specs run the interpreter under test (KPAYMENT_LUA);
+# the mock server stays on Lua 5.4 (KPAYMENT_MOCK_LUA, spec/support/server.lua).
 test: all
 	@command -v $(BUSTED) >/dev/null || $(MAKE) --no-print-directory deps
-	$(LUA) $(BUSTED) --lpath='lua/?.lua;lua/?/init.lua;mock/?.lua;mock/?/init.lua;spec/?.lua' --cpath='$(BUILD)/?.so' \
-	  -o spec/support/summary.lua spec
+	KPAYMENT_LUA=$(LUA) $(LUA) $(BUSTED) --lpath='lua/?.lua;lua/?/init.lua;mock/?.lua;mock/?/init.lua;spec/?.lua' \
+	  --cpath='$(BUILD)/?.so' $(TEST_TAGS) -o spec/support/summary.lua $(TEST_SPECS)
+
+# Every spec under every Lua installed here (CI installs all five).
+LUA_VERSIONS := 5.1 5.2 5.3 5.4 luajit
+test-all:
+	@for v in $(LUA_VERSIONS); do \
+	  if [ $$v = luajit ]; then lua=luajit pc=luajit; else lua=lua$$v pc=lua$$v; fi; \
+	  if command -v $$lua >/dev/null && $(PKG_CONFIG) --exists $$pc; then \
+	    echo "test-all: Lua $$v"; $(MAKE) --no-print-directory test LUA_VERSION=$$v || exit 1; \
+	  else echo "test-all: Lua $$v not installed, skipped"; fi; \
+	done
 
 lint:
 	luacheck lua spec examples bin bench test fuzz/checker.lua

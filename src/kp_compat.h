@@ -1,7 +1,9 @@
 /*
  * kp_compat.h -- every Lua version difference kpayment's C code cares about,
  * in one place.  The sources use the Lua 5.3 C API subset; on 5.1/5.2 and
- * LuaJIT the header from Debian's lua-compat53-dev fills the gaps.
+ * LuaJIT the header from Debian's lua-compat53-dev fills the gaps.  It is
+ * used header-only (no COMPAT53_PREFIX), so its functions are static in
+ * each object and nothing is exported.
  */
 #ifndef KP_COMPAT_H
 #define KP_COMPAT_H
@@ -11,7 +13,25 @@
 #include "kp_common.h"
 
 #if LUA_VERSION_NUM < 503
+/* Its bundled source casts const away; not our code to warn about. */
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wcast-qual"
+#endif
 #include "compat-5.3.h"
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+/* Whether lua_Integer holds every int64 (5.3 and 5.4 as Debian builds
+ * them).  Without it (5.1, 5.2, LuaJIT: integers are doubles underneath)
+ * the decoder gives integral values above 2^53 in magnitude as strings of
+ * their JSON digits rather than rounding them. */
+#if LUA_VERSION_NUM >= 503 && defined(LUA_MAXINTEGER) && LUA_MAXINTEGER >= 9223372036854775807LL
+#define KP_LUA_INT64 1
+#else
+#define KP_LUA_INT64 0
 #endif
 
 

@@ -382,8 +382,14 @@ static const char *to_double(kpj_decoder *d, const char *s, const char *p,
 }
 
 /* Whether n is an int64 or a float the fast path computes exactly: either
- * way it is in range with no conversion needed. */
+ * way it is in range with no conversion needed.  Without 64-bit integers
+ * every integral token decodes (long ones as strings), so none is out of
+ * range. */
 static int number_is_simple(const number *n) {
+#if !KP_LUA_INT64
+  if (n->integral)
+    return 1;
+#endif
   if (n->dropped)
     return 0;
   if (n->integral && n->m <= (uint64_t)INT64_MAX + 1)
@@ -395,13 +401,16 @@ static int number_is_simple(const number *n) {
  * Integral values that fit in int64 become Lua integers; decimals with a
  * mantissa up to 2^53 and a power of ten up to 10^22 are computed exactly
  * with one rounding (Clinger's fast path); the rest take the library's
- * conversion.
+ * conversion.  Where Lua has no 64-bit integers (kp_compat.h), integral
+ * tokens up to 2^53 in magnitude are exact as numbers, and longer ones
+ * come back as the token's own text: a string, never a rounded value.
  */
 static const char *parse_number(kpj_decoder *d, const char *p) {
   const char *s = p;
   number n;
   if ((p = scan_number(d, p, &n)) == NULL)
     return NULL;
+#if KP_LUA_INT64
   if (n.integral && !n.dropped) {
     if (!n.neg && n.m <= (uint64_t)INT64_MAX) {
       lua_pushinteger(d->L, (lua_Integer)n.m);
@@ -414,6 +423,12 @@ static const char *parse_number(kpj_decoder *d, const char *p) {
       return p;
     }
   }
+#else
+  if (n.integral && (n.dropped || n.m > ((uint64_t)1 << 53))) {
+    lua_pushlstring(d->L, s, (size_t)(p - s));
+    return p;
+  }
+#endif
   if (!n.dropped && n.m <= ((uint64_t)1 << 53) && n.exp10 >= -22 &&
       n.exp10 <= 22) {
     double v = (double)n.m;
