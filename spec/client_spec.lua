@@ -5,6 +5,7 @@ local read_fixture = require("support.fixtures")
 local dkjson = require("dkjson")
 local socket_http = require("socket.http")
 local ltn12 = require("ltn12")
+local version = require("support.version")
 
 local USER, PASSWORD, TOKEN = "spec-user", "spec-password-7f3a", "spec-token-91c2e"
 local CUSTOMER, DEALER = "0b5e3c1a-customer", "7d2f9a40-dealer"
@@ -36,14 +37,19 @@ local function same(ours, raw, path)
     assert.is_nil(ours, path .. " should be absent (null)")
     return
   end
-  assert.equal(type(raw), type(ours), path)
+  if not (type(raw) == "number" and type(ours) == "string" and not version.int64) then
+    assert.equal(type(raw), type(ours), path)
+  end
   if type(raw) == "table" then
     for k, v in pairs(raw) do same(ours[k], v, path .. "." .. tostring(k)) end
     for k in pairs(ours) do
       assert.is_true(raw[k] ~= nil, path .. "." .. tostring(k) .. " is extra")
     end
+  elseif type(raw) == "number" and type(ours) == "string" and not version.int64 then
+    -- above 2^53 without 64-bit integers: the exact digits, which dkjson rounds
+    assert.is_true(math.abs(raw) >= 2^53 and ours:find("^%-?%d+$") and tonumber(ours) == raw, path)
   elseif type(raw) == "number" then
-    assert.equal(math.type(raw), math.type(ours), path)
+    assert.equal(version.subtype(raw), version.subtype(ours), path)
     assert.equal(raw, ours, path)
   else
     assert.equal(raw, ours, path)
@@ -61,8 +67,12 @@ local function covers_example(ours, raw, example, path)
         for i = 1, #raw[k] do covers_example(ours[k][i], raw[k][i], ev[1], p .. "[" .. i .. "]") end
       elseif type(ev) == "table" then
         covers_example(ours[k], raw[k], ev, p)
-      elseif type(ev) == "number" and INTEGER_FIELDS[k] then
+      elseif type(ev) == "number" and INTEGER_FIELDS[k] and version.int64 then
         assert.equal("integer", math.type(ours[k]), p)
+      elseif type(ev) == "number" and INTEGER_FIELDS[k] then
+        local v = ours[k]
+        assert.is_true(type(v) == "number" and v == math.floor(v)
+          or type(v) == "string" and v:find("^%-?%d+$") ~= nil, p)
       else
         assert.equal(type(ev), type(ours[k]), p)
       end
@@ -98,9 +108,11 @@ describe("kpayment", function()
 
     it("keeps 64-bit integers exact", function()
       local offers = assert(client:get_offers({ customer_uuid = CUSTOMER, dealer_uuid = DEALER }))
-      assert.equal(9007199254740993, offers[1].id)
-      assert.equal("integer", math.type(offers[1].id))
-      assert.is_not_nil(offers:find(9007199254740993))
+      assert.equal(version.integer("9007199254740993"), offers[1].id)
+      if version.int64 then assert.equal("integer", math.type(offers[1].id)) end
+      assert.equal(offers[1], offers:find("9007199254740993"))
+      if version.int64 then assert.equal(offers[1], offers:find(version.integer("9007199254740993"))) end
+      assert.is_nil(offers:find(9007199254740992))
     end)
 
     it("keeps fields the reference does not list", function()
@@ -196,11 +208,12 @@ describe("kpayment", function()
         "KPAYMENT_BASE_URL='" .. server.url .. "'", "KPAYMENT_USERNAME=" .. USER,
         "KPAYMENT_PASSWORD=" .. PASSWORD, "KPAYMENT_SKIN=env-skin", "KPAYMENT_LOCALE=de-DE",
         "LUA_PATH='lua/?.lua;lua/?/init.lua;;'", "LUA_CPATH='" .. package.cpath .. "'",
-        "lua5.4 -e \"local o = assert(require('kpayment').get_offers{customer_uuid='c1', dealer_uuid='d1'})",
+        version.lua,
+        "-e \"local o = assert(require('kpayment').get_offers{customer_uuid='c1', dealer_uuid='d1'})",
         "print(o[1].skin, o[1].customer.preferredLocale)\"",
       }, " ")
       local p = assert(io.popen(cmd))
-      local out = p:read("a")
+      local out = p:read("*a")
       p:close()
       assert.equal("env-skin\tde-DE\n", out)
     end)
@@ -270,7 +283,7 @@ describe("kpayment", function()
         "kpayment: attempt to use a closed client")
     end)
 
-    it("closes at the end of a <close> scope", function()
+    it("closes at the end of a <close> scope #lua54", function()
       local f = assert(load([[
         local kpayment, url = ...
         local core

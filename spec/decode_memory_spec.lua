@@ -2,6 +2,7 @@
 -- key order of objects at each position.  None of that may ever change a
 -- result: these cases try to make a stale memory lie.
 local core = require("kpayment.core")
+local gc = require("support.gc")
 
 local function decode_all(docs)
   local out = {}
@@ -64,10 +65,10 @@ describe("kpayment.core", function()
       local decoding, nested = false, 0
       local function arm(n)
         for _ = 1, n do
-          setmetatable({}, { __gc = function()
+          gc.garbage(function()
             if decoding then nested = nested + 1 end
             inner[#inner + 1] = core.decode(inner_doc)
-          end })
+          end)
         end
       end
       local big = {}

@@ -49,7 +49,7 @@ describe("kpayment under finalizers", function()
     for _, n in ipairs({ BIG, SMALL }) do
       local offers = assert(c:get_offers(params("mock:offers:" .. n)))
       want[n] = {}
-      for _, pos in ipairs({ 1, 2, n // 2, n }) do want[n][pos] = offers[pos].id end
+      for _, pos in ipairs({ 1, 2, math.floor(n / 2), n }) do want[n][pos] = offers[pos].id end
     end
     c:close()
   end)
@@ -162,7 +162,7 @@ describe("kpayment under finalizers", function()
       assert.is_nil(fin.results[2])
       check_full(fin.results[1], SMALL)
       assert.equal(3, #started)
-      for _, n in ipairs(polls) do assert.is_true(math.type(n) == "integer" and n >= 0) end
+      for _, n in ipairs(polls) do assert.is_true(n == math.floor(n) and n >= 0) end
       local t0 = os.time()
       while c:poll(10) > 0 and os.time() - t0 < TIMEOUT do end
       for k = 1, 3 do
@@ -222,7 +222,7 @@ describe("kpayment under finalizers", function()
       local req, calls = arrived_with_callback(c, SMALL)
       local fin = gc.storm(function(f)
         if f.in_phase >= ACT_AT and not f.nested then
-          f.nested = table.pack(pcall(req.result, req))
+          f.nested = gc.pack(pcall(req.result, req))
         end
       end, function() return c:poll(0) end, { phase = "decode" })
       check_storm(fin)
@@ -258,7 +258,7 @@ describe("kpayment under finalizers", function()
       local fin = gc.storm(function(f)
         if f.in_phase >= ACT_AT and not f.nested then
           req:cancel()
-          f.nested = table.pack(pcall(req.result, req))
+          f.nested = gc.pack(pcall(req.result, req))
         end
       end, function() return req:result() end, { phase = "decode" })
       check_storm(fin)

@@ -3,7 +3,7 @@
 -- runs under a de_DE locale (decimal comma) built privately with localedef.
 local function sh(cmd)
   local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
+  local out = p:read("*a")
   local ok = p:close()
   return ok, out
 end
@@ -29,7 +29,9 @@ describe("kpayment.core", function()
     it("reads every number exactly as under the C locale", function()
       local script = [[
         assert(os.setlocale("de_DE.UTF-8", "numeric"), "no de_DE locale")
-        assert(tostring(1.5) == "1,5", "the locale is not in effect")
+        -- LuaJIT formats numbers itself, whatever the locale
+        assert(tostring(1.5) == "1,5" or jit and os.setlocale(nil, "numeric") == "de_DE.UTF-8",
+          "the locale is not in effect")
         local core = require("kpayment.core")
         local long = "0." .. ("1"):rep(300)
         local t = core.decode("[1.5, -2.25e-3, 123456789012345678901234567890.5, 1e300, " .. long .. "]")
@@ -48,7 +50,8 @@ describe("kpayment.core", function()
       local f = assert(io.open(file, "w"))
       f:write(script)
       f:close()
-      local ok, out = sh(string.format("LOCPATH=%s LUA_CPATH='%s' lua5.4 %s", dir, package.cpath, file))
+      local ok, out = sh(string.format("LOCPATH=%s LUA_CPATH='%s' %s %s", dir, package.cpath,
+        require("support.version").lua, file))
       assert.is_true(ok, out)
       assert.equal("ok\n", out)
     end)

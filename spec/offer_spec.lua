@@ -1,6 +1,10 @@
 -- Offer and offer-list accessors (kpayment.offer), on decoded JSON.
 local kpayment = require("kpayment")
 local offer = require("kpayment.offer")
+local version = require("support.version")
+
+-- 9007199254740993 as this Lua decodes it (a string without 64-bit integers).
+local BIG = version.integer("9007199254740993")
 
 local function wrap(json)
   return offer.wrap(kpayment.decode(json).financeOffers)
@@ -100,15 +104,18 @@ describe("kpayment.offer", function()
       local a = offers:active()
       assert.equal(2, #a)
       assert.equal(1, a[1].id)
-      assert.equal(9007199254740993, a[2].id)
+      assert.equal(BIG, a[2].id)
       assert.equal(a[1], a:find(1))
     end)
 
     it("find() looks up by id (exactly, above 2^53) or guid", function()
       assert.equal(2, offers:find(2).id)
       assert.equal(2, offers:find("g2").id)
-      assert.equal(9007199254740993, offers:find(9007199254740993).id)
+      assert.equal(BIG, offers:find(BIG).id)
+      assert.equal(BIG, offers:find("9007199254740993").id)
       assert.is_nil(offers:find(9007199254740992))
+      assert.is_nil(offers:find("9007199254740992"))
+      assert.equal(1, offers:find("1").id)
       assert.is_nil(offers:find(42))
     end)
 

@@ -4,6 +4,8 @@ local core = require("kpayment.core")
 local kpayment = require("kpayment")
 local mock = require("support.mock")
 local read_fixture = require("support.fixtures")
+local version = require("support.version")
+local gc = require("support.gc")
 
 local FIELDS = { "id", "status", "foAmount", "expiryDate", "customer.lastName" }
 
@@ -55,8 +57,8 @@ describe("kpayment.core", function()
     it("keeps integers exact and strings unescaped", function()
       local t = core.decode('{"financeOffers":[{"id":9007199254740993,"status":"A\\u00e9\\n"}]}',
         { fields = { "id", "status" } })
-      assert.equal(9007199254740993, t.financeOffers[1].id)
-      assert.equal("integer", math.type(t.financeOffers[1].id))
+      assert.equal(version.integer("9007199254740993"), t.financeOffers[1].id)
+      if version.int64 then assert.equal("integer", math.type(t.financeOffers[1].id)) end
       assert.equal("Aé\n", t.financeOffers[1].status)
     end)
 
@@ -125,11 +127,21 @@ describe("kpayment.core", function()
     -- just before core.decode runs at the first allocation inside it, the
     -- trie's, once the list has been read.
     local function eager_gc(f)
-      local mode = collectgarbage("incremental", 1, 100, 63)
+      local mode, pause, stepmul
+      if version.lua54 then
+        mode = collectgarbage("incremental", 1, 100, 63)
+      else
+        pause, stepmul = collectgarbage("setpause", 1), collectgarbage("setstepmul", 1e6)
+      end
       collectgarbage()
       local ok, res = pcall(f)
-      collectgarbage("incremental", 200, 100, 13)   -- Lua 5.4's defaults
-      if mode == "generational" then collectgarbage("generational") end
+      if version.lua54 then
+        collectgarbage("incremental", 200, 100, 13)   -- Lua 5.4's defaults
+        if mode == "generational" then collectgarbage("generational") end
+      else
+        collectgarbage("setpause", pause)
+        collectgarbage("setstepmul", stepmul)
+      end
       assert(ok, res)
       return res
     end
@@ -137,10 +149,14 @@ describe("kpayment.core", function()
     -- Leaves one object with finalizer fin as garbage; in a frame of its
     -- own, so that no register of the caller keeps it alive.
     local function garbage(fin)
-      setmetatable({}, { __gc = fin })
+      gc.garbage(fin)
     end
 
-    it("reads each path once: a list changed after that does not count", function()
+    -- Lua 5.2's collector runs no finalizer at the first allocation of the
+    -- decode, however it is tuned: there these cases cannot be set up.
+    local it_gc = _VERSION == "Lua 5.2" and pending or it
+
+    it_gc("reads each path once: a list changed after that does not count", function()
       local text = '{"financeOffers":[{"id":1,"x":{"x":2}}]}'
       local deep = ("x."):rep(450) .. "x"   -- 451 nodes where "id" needs 1
       local list = { "id" }
@@ -155,7 +171,7 @@ describe("kpayment.core", function()
       assert.same({ financeOffers = { { id = 1 } } }, t)
     end)
 
-    it("keeps its own copy of the paths while it decodes", function()
+    it_gc("keeps its own copy of the paths while it decodes", function()
       local key = ("k"):rep(60)
       local text = '{"financeOffers":[{"a":{}},{"a":{}},{"' .. key .. '":7}]}'
       local list = { ("k"):rep(60) }       -- a string only the list holds
@@ -201,7 +217,7 @@ describe("kpayment", function()
         assert.is_number(o:expires_at())
         assert.equal("", o:vehicle_label())
       end
-      assert.equal(9007199254740993, offers[1].id)
+      assert.equal(version.integer("9007199254740993"), offers[1].id)
     end)
 
     it("decodes error bodies whole", function()

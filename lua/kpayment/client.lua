@@ -13,7 +13,7 @@ local errors = require("kpayment.errors")
 
 local setmetatable, getmetatable, pairs, type, tostring, error, pcall =
   setmetatable, getmetatable, pairs, type, tostring, error, pcall
-local math_type, math_huge = math.type, math.huge
+local math_type, math_huge = config.math_type, math.huge
 
 local M = {}
 

@@ -9,7 +9,12 @@ local errors = require("kpayment.errors")
 
 local pairs, ipairs, type, tostring, error = pairs, ipairs, type, tostring, error
 local os_getenv = os.getenv
-local math_type = math.type
+local math_floor, math_huge = math.floor, math.huge
+-- math.type before 5.3: an integral, finite number counts as an integer.
+local math_type = math.type or function(v)
+  if type(v) ~= "number" then return nil end
+  return (v == math_floor(v) and v > -math_huge and v < math_huge) and "integer" or "float"
+end
 local string_format = string.format
 
 local LIMITS = core.LIMITS
@@ -17,6 +22,7 @@ local LIMITS = core.LIMITS
 local M = {}
 
 M.DEFAULT_BASE_URL = "https://api.mykaarma.com"
+M.math_type = math_type
 
 -- Every option new{} accepts, with its type; anything else raises.
 local OPTIONS = {

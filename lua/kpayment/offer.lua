@@ -6,7 +6,8 @@
 -- @module kpayment.offer
 
 local setmetatable, type, tonumber, ipairs = setmetatable, type, tonumber, ipairs
-local math_floor, os_time = math.floor, os.time
+local math_floor, math_type, os_time = math.floor, math.type, os.time
+local string_format = string.format
 local table_concat = table.concat
 
 local M = {}
@@ -150,10 +151,29 @@ function OfferList:active()
   return out
 end
 
---- The offer whose `id` (or `guid`) equals `id`, or nil.
+-- The decimal digits of an integral number held exactly (any integer on
+-- 5.3+, up to 2^53 in magnitude otherwise), or nil.
+local function digits(n)
+  if math_type and math_type(n) == "integer" then return string_format("%d", n) end
+  if n == math_floor(n) and n >= -2^53 and n <= 2^53 then return string_format("%.0f", n) end
+  return nil
+end
+
+-- Ids compare as numbers or as their digits: without 64-bit integers the
+-- decoder gives ids above 2^53 as strings, so "9007199254740993" finds the
+-- offer on every Lua, and 9007199254740993 on 5.3+.
+local function same_id(a, b)
+  if a == b then return true end
+  if type(a) == "number" and type(b) == "string" then return digits(a) == b end
+  if type(a) == "string" and type(b) == "number" then return digits(b) == a end
+  return false
+end
+
+--- The offer whose `id` (or `guid`) equals `id` (a number, or a string of
+-- digits), or nil.
 function OfferList:find(id)
   for _, o in ipairs(self) do
-    if type(o) == "table" and (o.id == id or o.guid == id) then return o end
+    if type(o) == "table" and (same_id(o.id, id) or o.guid == id) then return o end
   end
   return nil
 end

@@ -8,7 +8,7 @@ local DIR = (debug.getinfo(1, "S").source:match("^@(.*[/\\])support[/\\]") or "s
 
 return function(name)
   local f = assert(io.open(DIR .. name, "rb"))
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
   return text
 end

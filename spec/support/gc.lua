@@ -23,7 +23,28 @@
 
 local M = {}
 
-local table_pack, table_unpack = table.pack, table.unpack
+local table_pack = table.pack or function(...) return { n = select("#", ...), ... } end
+local table_unpack = table.unpack or unpack
+
+M.pack = table_pack
+
+--- Leave one garbage object whose finalizer is `fn`: a table on 5.2+,
+-- a proxy userdata on 5.1 and LuaJIT (their tables have no __gc).
+function M.garbage(fn)
+  if newproxy then
+    local p = newproxy(true)
+    getmetatable(p).__gc = fn
+  else
+    setmetatable({}, { __gc = fn })
+  end
+end
+
+--- Set the collector's mode ("incremental" or "generational") where Lua
+-- has modes (5.4); returns the previous one, or nil.
+function M.mode(mode)
+  if _VERSION ~= "Lua 5.4" then return nil end
+  return collectgarbage(mode)
+end
 
 --- Run `call` under a storm of finalizers; returns the shared `fin` table,
 -- with `fin.ok` and `fin.results` (a packed list: what `call` returned, or
@@ -33,14 +54,14 @@ function M.storm(on_fire, call, opts)
   local fin = { n = 0, in_phase = 0, phase = opts.phase or "call", errors = {} }
   local armed = true
   local function arm()
-    setmetatable({}, { __gc = function()
+    M.garbage(function()
       if not armed then return end
       fin.n = fin.n + 1
       fin.in_phase = fin.in_phase + 1
       local ok, why = pcall(on_fire, fin)
       if not ok then fin.errors[#fin.errors + 1] = tostring(why) end
       arm()
-    end })
+    end)
   end
   function fin.set_phase(phase)
     fin.phase, fin.in_phase = phase, 0
@@ -49,9 +70,9 @@ function M.storm(on_fire, call, opts)
   -- a short pause and a high step multiplier make collections, and so
   -- rounds of finalizers, follow each other every few hundred kilobytes.
   -- The step starts the first cycle now.
-  local mode = collectgarbage("incremental")
-  local pause = collectgarbage("setpause", opts.pause or 110)
-  local stepmul = collectgarbage("setstepmul", opts.stepmul or 400)
+  local mode = M.mode("incremental")
+  local pause = collectgarbage("setpause", opts.pause or (_VERSION == "Lua 5.4" and 110 or 100))
+  local stepmul = collectgarbage("setstepmul", opts.stepmul or (_VERSION == "Lua 5.4" and 400 or 1000))
   collectgarbage("collect")
   fin.base_kb = collectgarbage("count")
   collectgarbage("step")
@@ -60,7 +81,7 @@ function M.storm(on_fire, call, opts)
   armed = false
   collectgarbage("setpause", pause)
   collectgarbage("setstepmul", stepmul)
-  collectgarbage(mode)
+  if mode then M.mode(mode) end
   collectgarbage("collect")
   fin.ok = packed[1]
   fin.results = table_pack(table_unpack(packed, 2, packed.n))

@@ -23,13 +23,14 @@ end
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then return "" end
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
   return text
 end
 
 local function alive(pid)
-  return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
+  local ok = os.execute("kill -0 " .. pid .. " 2>/dev/null")
+  return ok == true or ok == 0 -- 5.1 and LuaJIT give the exit status
 end
 
 --- Starts `script` with `args` (a list of words); returns { url, pid, stop }
@@ -43,7 +44,7 @@ function M.start(script, args, what, level)
     os.getenv("KPAYMENT_MOCK_LUA") or "lua5.4", shell_quote(script), table.concat(words, " "),
     shell_quote(out), shell_quote(err))
   local shell = assert(io.popen(command, "r"))
-  local pid = tonumber(shell:read("l"))
+  local pid = tonumber(shell:read("*l"))
   shell:close()
 
   local stopped = false

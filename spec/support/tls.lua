@@ -26,7 +26,7 @@ function M.start()
   local port = free_port()
   local p = assert(io.popen(("openssl s_server -quiet -www -accept 127.0.0.1:%d -cert %s -key %s " ..
     "</dev/null >/dev/null 2>&1 & echo $!"):format(port, cert, key)))
-  local pid = tonumber(p:read("l"))
+  local pid = tonumber(p:read("*l"))
   p:close()
   local function stop()
     if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
