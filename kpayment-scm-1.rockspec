@@ -15,7 +15,7 @@ description = {
   labels = { "http", "json", "payments", "curl" },
 }
 dependencies = {
-  "lua >= 5.4",
+  "lua >= 5.1",   -- 5.1, 5.2, 5.3, 5.4 and LuaJIT (5.1 and 5.2 build with lua-compat53-dev)
 }
 test_dependencies = {
   "busted",

@@ -2,8 +2,8 @@
  * kp_buf.h -- a growable byte buffer for response bodies.
  *
  * Plain malloc memory: libcurl's write callback fills it and must not touch
- * the Lua API.  A buffer always lives inside a userdata (a request, a body
- * box, a client's spare), whose __gc frees it, so a Lua error between two
+ * the Lua API.  A buffer always lives inside a userdata (a request or a
+ * client, as its spare), whose __gc frees it, so a Lua error between two
  * calls cannot leak it.
  */
 #ifndef KP_BUF_H

@@ -10,7 +10,6 @@
 
 #define KP_CLIENT "kpayment.Client"
 #define KP_REQUEST "kpayment.Request"
-#define KP_BODY "kpayment.Body"         /* a body buffer owned by the GC */
 #define KP_FIELDS "kpayment.Fields"     /* a projection trie */
 
 typedef struct kp_client {

@@ -5,22 +5,23 @@
  * Lua code can run inside any allocation (finalizers), and such code may
  * cancel this request, close its client or ask for the same outcome again.
  * So the outcome is built from a copy of the transfer's result and from a
- * body moved into a GC-owned box before the first allocation; the user
- * value table is made with every slot it will ever use, so storing into it
- * allocates nothing; and state is re-checked after each allocation.
+ * body that nothing may free while the decoding flag is set (the request
+ * itself, anchored on the stack, owns it); the user value table is made
+ * with every slot it will ever use, so storing into it allocates nothing;
+ * and state is re-checked after each allocation.
  */
 #include <string.h>
 #include "kp_client.h"
 #include "kp_outcome.h"
 
 /* User value slots. */
-enum { UV_CLIENT = 1, UV_FIELDS, UV_OUTCOME, UV_BOX, UV_SLOTS = UV_BOX };
+enum { UV_CLIENT = 1, UV_FIELDS, UV_OUTCOME, UV_SLOTS = UV_OUTCOME };
 
 typedef struct request {
   kp_transfer t;
   int taken;                    /* UV_OUTCOME holds the outcome... */
   int released;                 /* ...unless the caller let it go */
-  int decoding;                 /* UV_BOX holds the body being decoded */
+  int decoding;                 /* the body is being decoded in place */
 } request;
 
 static request *to_request(lua_State *L) {
@@ -78,22 +79,15 @@ static int request_done(lua_State *L) {
   return 2;
 }
 
-/* Box for a body: its __gc frees what it still holds. */
-static int body_gc(lua_State *L) {
-  kp_buf_free((kp_buf *)luaL_checkudata(L, 1, KP_BODY));
-  return 0;
-}
-
 /*
  * request:outcome() -> the outcome table (kp_outcome.h), built on the first
  * call and kept; raises while the request runs.  A call made by a finalizer
- * while the first one decodes decodes the same box and whichever finishes
+ * while the first one decodes decodes the same body and whichever finishes
  * first is kept, so every caller sees one outcome.
  */
 static int request_outcome(lua_State *L) {
   request *r = to_request(L);
   kp_result res;
-  kp_buf *box;
   int outer;
   if (r->t.res.state == KP_RUNNING)
     return luaL_error(L, "request still running (poll until done())");
@@ -105,36 +99,18 @@ static int request_outcome(lua_State *L) {
     lua_rawgeti(L, 2, UV_OUTCOME);
     return 1;
   }
+  /* While decoding is set, cancel() leaves the body alone: it is read in
+   * place, and nothing else frees or moves a finished transfer's body. */
   outer = !r->decoding;
-  if (outer) {
-    box = (kp_buf *)kp_newuserdata(L, sizeof *box);   /* 3 */
-    memset(box, 0, sizeof *box);
-    luaL_setmetatable(L, KP_BODY);
-    if (r->taken) {             /* a finalizer built it meanwhile */
-      lua_rawgeti(L, 2, UV_OUTCOME);
-      return 1;
-    }
-    /* From here the body is the box's: cancel() or close() can no longer
-     * free it under the decoder. */
-    *box = r->t.body;
-    memset(&r->t.body, 0, sizeof r->t.body);
-    lua_pushvalue(L, 3);
-    lua_rawseti(L, 2, UV_BOX);
-    r->decoding = 1;
-  } else {
-    lua_rawgeti(L, 2, UV_BOX);                  /* 3 */
-    box = (kp_buf *)lua_touserdata(L, 3);
-  }
+  r->decoding = 1;
   res = r->t.res;               /* a copy: cancel() may change the original */
-  lua_rawgeti(L, 2, UV_FIELDS);                 /* 4: anchors the trie */
-  lua_rawgeti(L, 2, UV_CLIENT);                 /* 5 */
-  kp_outcome_push(L, &res, box, (const kp_json_path *)lua_touserdata(L, 4),
-                  ((kp_client *)lua_touserdata(L, 5))->tp.snippet);
+  lua_rawgeti(L, 2, UV_FIELDS);                 /* 3: anchors the trie */
+  lua_rawgeti(L, 2, UV_CLIENT);                 /* 4 */
+  kp_outcome_push(L, &res, &r->t.body, (const kp_json_path *)lua_touserdata(L, 3),
+                  ((kp_client *)lua_touserdata(L, 4))->tp.snippet);
   if (outer) {
     r->decoding = 0;
-    lua_pushboolean(L, 0);
-    lua_rawseti(L, 2, UV_BOX);
-    kp_transport_recycle(&((kp_client *)lua_touserdata(L, 5))->tp, box);
+    kp_transport_recycle(&((kp_client *)lua_touserdata(L, 4))->tp, &r->t.body);
   }
   if (r->taken) {               /* a nested call finished first */
     lua_rawgeti(L, 2, UV_OUTCOME);
@@ -163,13 +139,21 @@ static int request_release(lua_State *L) {
   return 0;
 }
 
-/* request:cancel(), __gc and __close: stop it and free its body.  A
- * finished request whose outcome was not built yet becomes cancelled. */
+/* request:cancel() and __close: stop it and free its body (unless it is
+ * being decoded: the decoder recycles it when done).  A finished request
+ * whose outcome was not built yet becomes cancelled. */
 static int request_cancel(lua_State *L) {
   request *r = to_request(L);
-  kp_transfer_cancel(&r->t);
+  if (!r->decoding)
+    kp_transfer_cancel(&r->t);
   if (!r->taken && r->t.res.state != KP_IDLE)
     r->t.res.state = KP_CANCELLED;
+  return 0;
+}
+
+/* __gc: no decode can be running on an unreachable request. */
+static int request_gc(lua_State *L) {
+  kp_transfer_cancel(&to_request(L)->t);
   return 0;
 }
 
@@ -188,7 +172,7 @@ static const luaL_Reg request_methods[] = {
 };
 
 static const luaL_Reg request_meta[] = {
-  {"__gc", request_cancel},
+  {"__gc", request_gc},
 #if LUA_VERSION_NUM >= 504
   {"__close", request_cancel},
 #endif
@@ -196,12 +180,6 @@ static const luaL_Reg request_meta[] = {
   {NULL, NULL}
 };
 
-static const luaL_Reg body_meta[] = {
-  {"__gc", body_gc},
-  {NULL, NULL}
-};
-
 void kp_request_register(lua_State *L) {
   kp_new_type(L, KP_REQUEST, request_meta, request_methods);
-  kp_new_type(L, KP_BODY, body_meta, NULL);
 }
