@@ -13,6 +13,8 @@
 #   make memcheck   every spec under valgrind
 #   make oom        out-of-memory sweep of every call (test/)
 #   make soak       20 000 calls against the mock: RSS and fds stay flat
+#   make demo-openresty  kpayment inside nginx against the mock: one answer
+#   make test-openresty  nginx with examples/openresty/nginx.conf, for real
 
 # LUA_VERSION: 5.1, 5.2, 5.3, 5.4 or luajit (LuaJIT 2.1, Debian's luajit2).
 LUA_VERSION ?= 5.4
@@ -198,3 +200,4 @@ include test/oom.mk
 include test/memcheck.mk
 include test/soak.mk
 include examples/host/host.mk
+include examples/openresty/openresty.mk

@@ -46,5 +46,7 @@ build = {
     ["kpayment.response"] = "lua/kpayment/response.lua",
     ["kpayment.errors"] = "lua/kpayment/errors.lua",
     ["kpayment.offer"] = "lua/kpayment/offer.lua",
+    ["kpayment.transport"] = "lua/kpayment/transport.lua",
+    ["kpayment.transport_ngx"] = "lua/kpayment/transport_ngx.lua",
   },
 }

@@ -28,9 +28,10 @@
  *   process (in any thread) calls curl_global_init(CURL_GLOBAL_DEFAULT),
  *   once, under a mutex.  kpayment never calls curl_global_cleanup: it
  *   cannot know when the last client in the process is gone, and libcurl
- *   releases nothing that matters at exit.  A host that also uses libcurl
- *   itself need not initialise it again (a second curl_global_init is
- *   harmless though: libcurl counts them).
+ *   releases nothing that matters at exit.  A host that uses libcurl
+ *   directly as well had better own it (below): curl_global_init and
+ *   curl_global_cleanup are not safe to call while other threads use
+ *   libcurl.
  *
  * - A host that initialises and cleans up libcurl itself calls
  *   kpayment_curl_by_host() after its own curl_global_init and before the

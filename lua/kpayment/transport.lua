@@ -71,10 +71,11 @@ local function can_yield()
   return phase ~= nil and M.YIELDING_PHASES[phase] == true
 end
 
--- Blocks the process outside nginx's yielding phases; yields there.
+-- Blocks the process outside nginx's yielding phases; yields there (for a
+-- millisecond at least: nginx's timers count whole ones).
 local function sleep(seconds)
   if can_yield() then
-    M.ngx().sleep(seconds)
+    M.ngx().sleep(math_max(seconds, 0.001))
   else
     core.sleep(seconds)
   end

@@ -1,0 +1,23 @@
+# kpayment inside nginx (Debian's nginx + libnginx-mod-http-lua), from the
+# Makefile:
+#   make demo-openresty   examples/openresty/run.sh against the mock: one answer
+#   make test-openresty   spec/openresty_nginx.lua: nginx with the example
+#                         configuration, pointed at the mock and at TLS servers
+# Both build kpayment for LuaJIT (nginx's Lua) and for Lua 5.4 (the mock's
+# side and the spec's).
+
+OPENRESTY_LPATH := lua/?.lua;lua/?/init.lua;mock/?.lua;mock/?/init.lua;spec/?.lua
+
+.PHONY: demo-openresty test-openresty openresty-build
+
+openresty-build:
+	@$(MAKE) --no-print-directory LUA_VERSION=luajit all
+	@$(MAKE) --no-print-directory LUA_VERSION=5.4 all
+
+demo-openresty: openresty-build
+	@LUA=lua5.4 examples/with-mock.sh sh examples/openresty/demo.sh \
+	  4f1c2a7e-demo-customer 9b3d5e11-demo-dealer
+
+test-openresty: openresty-build
+	lua5.4 $(BUSTED) --lpath='$(OPENRESTY_LPATH)' --cpath='build/5.4/?.so' \
+	  -o spec/support/summary.lua --pattern=openresty_nginx spec/openresty_nginx.lua

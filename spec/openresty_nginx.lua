@@ -1,0 +1,201 @@
+-- kpayment inside nginx, for real: examples/openresty/run.sh starts Debian's
+-- nginx + libnginx-mod-http-lua with examples/openresty/nginx.conf as is,
+-- pointed at the mock (or at a TLS server), and these checks talk HTTP to
+-- it.  Run by `make test-openresty` (needs build/luajit: the module as
+-- nginx's LuaJIT loads it); not part of `make test`, whose file pattern
+-- this name does not match.
+local mock = require("support.mock")
+local tls = require("support.tls")
+local kpayment = require("kpayment")
+local socket = require("socket")
+local socket_http = require("socket.http")
+local ltn12 = require("ltn12")
+
+local USER, PASSWORD = "nginx-user", "nginx-password-5c1d"
+
+local function free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return port
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+local function quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- run.sh API_BASE_URL PORT with `env` (a table) on top of ours; returns
+-- { url, stop, log() } once it printed its URL.
+local function start_nginx(base_url, env)
+  local port = free_port()
+  local out, err = os.tmpname(), os.tmpname()
+  local vars = { KPAYMENT_USERNAME = USER, KPAYMENT_PASSWORD = PASSWORD, KPAYMENT_SKIN = "nginx-spec",
+                 KPAYMENT_TIMEOUT = "5" }
+  for k, v in pairs(env or {}) do vars[k] = v end
+  local words = {}
+  for k, v in pairs(vars) do words[#words + 1] = k .. "=" .. quote(v) end
+  local shell = assert(io.popen(("env %s sh examples/openresty/run.sh %s %d </dev/null >%s 2>%s & echo $!")
+    :format(table.concat(words, " "), quote(base_url), port, out, err)))
+  local pid = tonumber(shell:read("l"))
+  shell:close()
+  local function stop()
+    if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+    -- run.sh stops nginx and removes its prefix on the way out
+    local deadline = socket.gettime() + 5
+    while pid and os.execute("kill -0 " .. pid .. " 2>/dev/null") == true and socket.gettime() < deadline do
+      socket.sleep(0.05)
+    end
+    pid = nil
+    os.remove(out)
+    os.remove(err)
+  end
+  local deadline = socket.gettime() + 15
+  while true do
+    local url = read_file(out):match("^(http://[^\n]+)\n")
+    if url then
+      local prefix = read_file(err):match("nginx prefix (%S+)")
+      return { url = url, stop = stop,
+               log = function() return prefix and read_file(prefix .. "/logs/error.log") or "" end }
+    end
+    if os.execute("kill -0 " .. pid .. " 2>/dev/null") ~= true or socket.gettime() > deadline then
+      local why = read_file(err)
+      stop()
+      error("run.sh did not start nginx: " .. why, 2)
+    end
+    socket.sleep(0.05)
+  end
+end
+
+local function get(url)
+  local chunks = {}
+  local t0 = socket.gettime()
+  local _, status = socket_http.request({ url = url, sink = ltn12.sink.table(chunks) })
+  return status, table.concat(chunks), socket.gettime() - t0
+end
+
+-- The ids of an answer's JSON text, as the digits (or strings) sent.
+local function ids_of(body)
+  local list = body:match('"ids":%[(.-)%]')
+  local ids = {}
+  for token in (list or ""):gmatch("[^,]+") do ids[#ids + 1] = (token:gsub('"', "")) end
+  return ids
+end
+
+describe("kpayment inside nginx", function()
+  local m, ngx_server
+  setup(function()
+    m = mock.start({ "--user", USER, "--password", PASSWORD })
+    ngx_server = start_nginx(m.url)
+  end)
+  teardown(function()
+    if ngx_server then ngx_server.stop() end
+    if m then m.stop() end
+  end)
+
+  it("answers /offers with the decoded offers, ids exact", function()
+    local status, body = get(ngx_server.url .. "/offers?customer=c-1&dealer=d-1")
+    assert.equal(200, status, body)
+    -- the same call over libcurl, from this Lua 5.4
+    local c = kpayment.new({ base_url = m.url, username = USER, password = PASSWORD, skin = "nginx-spec" })
+    local offers = assert(c:get_offers({ customer_uuid = "c-1", dealer_uuid = "d-1" }))
+    local want = {}
+    for i = 1, #offers do want[i] = tostring(math.tointeger(offers[i].id) or offers[i].id) end
+    assert.equal(#offers, tonumber(body:match('"count":(%d+)')))
+    assert.same(want, ids_of(body))
+  end)
+
+  it("answers an API error as the error object", function()
+    local status, body = get(ngx_server.url .. "/offers?customer=mock:error500&dealer=d-1")
+    assert.equal(502, status)
+    assert.equal('{"error":{"kind":"http","status":500}}\n', body)
+    status, body = get(ngx_server.url .. "/offers?customer=mock:html502&dealer=d-1")
+    assert.equal('{"error":{"kind":"http","status":502}}\n', body, "the API's own 502 is an http error")
+  end)
+
+  it("keeps credentials out of its logs", function()
+    get(ngx_server.url .. "/offers?customer=mock:error500&dealer=d-1")
+    assert.is_nil(ngx_server.log():find(PASSWORD, 1, true))
+  end)
+
+  it("answers 50 concurrent requests in about one API delay, /ping at once meanwhile", function()
+    local DELAY, N = 2, 50
+    local host, port = ngx_server.url:match("^http://([^:/]+):(%d+)")
+    local conns = {}
+    local t0 = socket.gettime()
+    for i = 1, N do
+      local c = assert(socket.connect(host, tonumber(port)))
+      c:send(("GET /offers?customer=mock:stall:%d&dealer=d-%d HTTP/1.0\r\nHost: x\r\n\r\n"):format(DELAY, i))
+      c:settimeout(0)
+      conns[i] = { sock = c, data = {} }
+    end
+    socket.sleep(0.3)
+    local ping_status, ping_body, ping_time = get(ngx_server.url .. "/ping")
+    assert.equal(200, ping_status)
+    assert.equal("pong\n", ping_body)
+    assert.is_true(ping_time < 0.25, "/ping took " .. ping_time .. " s")
+    local open = N
+    while open > 0 and socket.gettime() - t0 < 60 do
+      local socks = {}
+      for _, c in ipairs(conns) do if not c.done then socks[#socks + 1] = c.sock end end
+      local ready = socket.select(socks, nil, 1)
+      for _, s in ipairs(ready) do
+        for _, c in ipairs(conns) do
+          if c.sock == s then
+            local chunk, err, partial = s:receive(65536)
+            local got = chunk or partial
+            if got and #got > 0 then c.data[#c.data + 1] = got end
+            if err == "closed" then
+              c.done = true
+              open = open - 1
+              s:close()
+            end
+          end
+        end
+      end
+    end
+    local elapsed = socket.gettime() - t0
+    for i, c in ipairs(conns) do
+      assert.matches('^HTTP/1%.%d 200.*"count":3', table.concat(c.data), "request " .. i)
+    end
+    -- one worker blocking per call would take N / 2 workers * DELAY = 50 s
+    assert.is_true(elapsed < DELAY * 2.5, N .. " requests took " .. elapsed .. " s")
+  end)
+
+  it("tells an unreachable API (network) and a timeout from the API's answers", function()
+    local gone = start_nginx("http://127.0.0.1:" .. free_port())
+    local status, body = get(gone.url .. "/offers?customer=c&dealer=d")
+    gone.stop()
+    assert.equal(502, status)
+    assert.equal('{"error":{"kind":"network","status":null}}\n', body)
+    local slow = start_nginx(m.url, { KPAYMENT_TIMEOUT = "0.5" })
+    local t
+    status, body, t = get(slow.url .. "/offers?customer=mock:stall:3&dealer=d")
+    slow.stop()
+    assert.equal('{"error":{"kind":"timeout","status":null}}\n', body)
+    assert.is_true(t < 2, "the deadline held: " .. t .. " s")
+  end)
+
+  it("verifies TLS against its CA file, and fails as tls with another", function()
+    local server = tls.start()
+    finally(server.stop)
+    -- openssl s_server -www answers with an HTML page: a response, so TLS
+    -- verified and the body does not decode
+    local good = start_nginx(server.url, { KPAYMENT_CA_FILE = server.ca_file })
+    local _, body = get(good.url .. "/offers?customer=c&dealer=d")
+    good.stop()
+    assert.equal('{"error":{"kind":"decode","status":200}}\n', body)
+    local wrong = start_nginx(server.url, { KPAYMENT_CA_FILE = "/etc/ssl/certs/ca-certificates.crt" })
+    _, body = get(wrong.url .. "/offers?customer=c&dealer=d")
+    local log = wrong.log()
+    wrong.stop()
+    assert.equal('{"error":{"kind":"tls","status":null}}\n', body, log)
+  end)
+end)
