@@ -116,8 +116,8 @@ describe("kpayment inside nginx", function()
     local status, body = get(ngx_server.url .. "/offers?customer=mock:error500&dealer=d-1")
     assert.equal(502, status)
     assert.equal('{"error":{"kind":"http","status":500}}\n', body)
-    status, body = get(ngx_server.url .. "/offers?customer=mock:html502&dealer=d-1")
-    assert.equal('{"error":{"kind":"http","status":502}}\n', body, "the API's own 502 is an http error")
+    local _, html = get(ngx_server.url .. "/offers?customer=mock:html502&dealer=d-1")
+    assert.equal('{"error":{"kind":"http","status":502}}\n', html, "the API's own 502 is an http error")
   end)
 
   it("keeps credentials out of its logs", function()
@@ -162,6 +162,8 @@ describe("kpayment inside nginx", function()
       end
     end
     local elapsed = socket.gettime() - t0
+    io.stderr:write(("\n[openresty] %d concurrent calls, API delay %d s: %.2f s; /ping meanwhile: %.3f s\n")
+      :format(N, DELAY, elapsed, ping_time))
     for i, c in ipairs(conns) do
       assert.matches('^HTTP/1%.%d 200.*"count":3', table.concat(c.data), "request " .. i)
     end
@@ -179,6 +181,7 @@ describe("kpayment inside nginx", function()
     local t
     status, body, t = get(slow.url .. "/offers?customer=mock:stall:3&dealer=d")
     slow.stop()
+    assert.equal(502, status)
     assert.equal('{"error":{"kind":"timeout","status":null}}\n', body)
     assert.is_true(t < 2, "the deadline held: " .. t .. " s")
   end)
