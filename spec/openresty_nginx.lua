@@ -93,7 +93,7 @@ describe("kpayment inside nginx", function()
   local m, ngx_server
   setup(function()
     m = mock.start({ "--user", USER, "--password", PASSWORD })
-    ngx_server = start_nginx(m.url)
+    ngx_server = start_nginx(m.url, { KPAYMENT_NGINX_INCLUDE = "spec/openresty_locations.conf" })
   end)
   teardown(function()
     if ngx_server then ngx_server.stop() end
@@ -169,6 +169,33 @@ describe("kpayment inside nginx", function()
     end
     -- one worker blocking per call would take N / 2 workers * DELAY = 50 s
     assert.is_true(elapsed < DELAY * 2.5, N .. " requests took " .. elapsed .. " s")
+  end)
+
+  it("runs get_offers_many at its concurrency, with on_progress", function()
+    local status, body = get(ngx_server.url .. "/t/many?n=20&concurrency=10&customer=mock:stall:1")
+    assert.equal(200, status, body)
+    local ok, progress, seconds = body:match("^(%d+) (%d+) ([%d.]+)")
+    assert.equal("20", ok)
+    assert.equal("20", progress)
+    -- two rounds of ten: not one (the limit holds), not twenty (concurrent)
+    assert.is_true(tonumber(seconds) >= 1.9 and tonumber(seconds) < 4, body)
+  end)
+
+  it("runs start_offers and poll on light threads", function()
+    local status, body = get(ngx_server.url .. "/t/poll")
+    assert.equal(200, status, body)
+    assert.matches("^3 3 %d+\n$", body)
+  end)
+
+  it("raises where nginx allows no subrequests, naming the context and the way out", function()
+    local _, body = get(ngx_server.url .. "/t/set")
+    assert.matches("nginx allows no subrequests in set_by_lua%* %(phase 'set'%)", body)
+    assert.matches("transport = function%(req%)", body)
+    local status, timer = get(ngx_server.url .. "/t/timer")
+    assert.equal(200, status, timer)
+    local err, count = timer:match("^(.-)\n(.-)\n$")
+    assert.matches("nginx allows no subrequests in an ngx.timer callback", err)
+    assert.equal("3", count, "a transport over cosockets works in a timer")
   end)
 
   it("tells an unreachable API (network) and a timeout from the API's answers", function()

@@ -7,10 +7,14 @@
 # side and the spec's).
 
 OPENRESTY_LPATH := lua/?.lua;lua/?/init.lua;mock/?.lua;mock/?/init.lua;spec/?.lua
+OPENRESTY_PACKAGES := nginx libnginx-mod-http-lua curl openssl lua-socket
 
 .PHONY: demo-openresty test-openresty openresty-build
 
+# Installs nginx and its Lua module when missing (as root), or names the
+# command; then builds for LuaJIT and for 5.4.
 openresty-build:
+	@$(MAKE) --no-print-directory deps DEPS_QUIET=1 DEB_PACKAGES="$(OPENRESTY_PACKAGES)"
 	@$(MAKE) --no-print-directory LUA_VERSION=luajit all
 	@$(MAKE) --no-print-directory LUA_VERSION=5.4 all
 
