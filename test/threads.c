@@ -33,6 +33,10 @@
 
 #include "kpayment.h"
 
+#ifndef LUA_OK                  /* Lua 5.1 and LuaJIT */
+#define LUA_OK 0
+#endif
+
 #define MAX_THREADS 16
 #define OFFERS_PER_ROUND (3 * (1 + 3 + 4))   /* see test/threads.lua */
 

@@ -34,6 +34,10 @@
 
 #include "kpayment.h"
 
+#ifndef LUA_OK                  /* Lua 5.1 and LuaJIT */
+#define LUA_OK 0
+#endif
+
 #define HZ 60
 #define FRAME_NS (1000000000L / HZ)
 #define MAX_FRAMES (HZ * 30)            /* give up after 30 s */
@@ -47,7 +51,11 @@ static double now_s(void) {
 /* Message handler for lua_pcall: the error with a traceback. */
 static int traceback(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
+#if LUA_VERSION_NUM >= 502
   luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
+#else
+  lua_pushstring(L, msg ? msg : "(error object is not a string)");
+#endif
   return 1;
 }
 

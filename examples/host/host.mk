@@ -24,9 +24,13 @@ EMBED_LUA    = $(sort $(wildcard lua/kpayment/*.lua lua/kpayment/*/*.lua))
 STATIC_LIB  := $(BUILD)/libkpayment.a
 
 HOST_BIN    := $(BUILD)/host/kpayment-host
+# The mock server runs on Lua 5.4 whatever Lua the host embeds.
+MOCK_LUA    ?= $(or $(KPAYMENT_MOCK_LUA),lua5.4)
 # A static Lua, as a game or engine would link it; -Wl,-E exports its API
 # from the program so C modules loaded with dlopen (none here) would find it.
-HOST_LUA_LIB ?= $(shell $(PKG_CONFIG) --variable=libdir lua$(LUA_VERSION) 2>/dev/null)/liblua$(LUA_VERSION).a
+HOST_LUA_PC  := $(or $(LUA_PC),lua$(LUA_VERSION))
+HOST_LUA_LIB ?= $(shell $(PKG_CONFIG) --variable=libdir $(HOST_LUA_PC) 2>/dev/null)/$(if \
+  $(filter luajit,$(LUA_VERSION)),libluajit-5.1.a,liblua$(LUA_VERSION).a)
 HOST_LIBS    = $(STATIC_LIB) -Wl,-E $(HOST_LUA_LIB) $(CURL_LIBS) -lm -ldl -lpthread
 
 # Rebuilt when a module is added or removed, not only when one changes.
@@ -63,7 +67,7 @@ host: check-deps
 # more with libcurl initialised and cleaned up by the host.
 host-check: host
 	@out=$(BUILD)/host/host-check.out; \
-	LUA=$(LUA) examples/with-mock.sh $(HOST_BIN) --check >$$out 2>&1; rc=$$?; \
+	LUA=$(MOCK_LUA) examples/with-mock.sh $(HOST_BIN) --check >$$out 2>&1; rc=$$?; \
 	cat $$out; \
 	[ $$rc -eq 0 ] || { echo "host-check: kpayment-host exited with status $$rc"; exit 1; }; \
 	for want in '^offers cust-a: 3 offer(s)' '^offers cust-b: 3 offer(s)' \
@@ -74,7 +78,7 @@ host-check: host
 	  grep -q "$$want" $$out || { echo "host-check: no line matching '$$want'"; exit 1; }; \
 	done; \
 	echo "host-check: kpayment-host printed every expected line"; \
-	LUA=$(LUA) examples/with-mock.sh $(HOST_BIN) --check --curl-by-host cust-a mock:stall:0.5 >$$out 2>&1; rc=$$?; \
+	LUA=$(MOCK_LUA) examples/with-mock.sh $(HOST_BIN) --check --curl-by-host cust-a mock:stall:0.5 >$$out 2>&1; rc=$$?; \
 	grep -q '^host: .*libcurl initialised by the host' $$out && grep -q '^check: ok' $$out && [ $$rc -eq 0 ] || \
 	  { cat $$out; echo "host-check: FAILED with libcurl initialised by the host"; exit 1; }; \
 	echo "host-check: and with libcurl initialised by the host (--curl-by-host)"
