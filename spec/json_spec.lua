@@ -1,7 +1,8 @@
 -- Specification of kpayment.core.decode(): a strict RFC 8259 JSON decoder.
 --
 -- Mapping: objects -> tables with string keys, arrays -> sequences, integral
--- numbers that fit in int64 -> Lua integers, other numbers -> floats, null in an
+-- numbers that fit in int64 -> Lua integers (before 5.3: numbers up to 2^53,
+-- strings of their digits above), other numbers -> floats, null in an
 -- array -> core.null, null as an object value -> key absent. Errors are Lua
 -- errors that name the 1-based byte position ("at byte N").
 
@@ -9,6 +10,19 @@ local core = require("kpayment.core")
 local cjson = require("cjson")
 
 local fixture = require("support.fixtures")
+local version = require("support.version")
+-- The 64-bit generator parts: Lua 5.3+ only (integer operators).
+local gen = version.int64 and require("support.json_gen") or nil
+
+-- math.type where it exists; before 5.3 every number is a float.
+local math_type = math.type or function(v) return type(v) == "number" and "float" or nil end
+
+-- The value 5.3+ gives for an integral token beyond int64 (a float); before
+-- 5.3 every integral token above 2^53 is its own digits.
+local function beyond(text, float)
+  if version.int64 then return float end
+  return text
+end
 
 local NEG_ZERO = -1 / math.huge
 local MAX_DEPTH = 1000
@@ -29,9 +43,9 @@ local function show(text)
 end
 
 local function show_value(v)
-  if math.type(v) == "float" then
+  if math_type(v) == "float" then
     return string.format("float %.17g", v)
-  elseif math.type(v) == "integer" then
+  elseif math_type(v) == "integer" then
     return string.format("integer %d", v)
   elseif type(v) == "string" then
     return "string " .. show(v)
@@ -42,10 +56,10 @@ local function show_value(v)
 end
 
 local function same_number(a, b)
-  if math.type(a) ~= math.type(b) or a ~= b then
+  if math_type(a) ~= math_type(b) or a ~= b then
     return false
   end
-  if a == 0 and math.type(a) == "float" then
+  if a == 0 and math_type(a) == "float" then
     return 1 / a == 1 / b -- distinguishes 0.0 from -0.0
   end
   return true
@@ -166,26 +180,6 @@ end
 -- a deterministic generator of JSON values and their texts
 ---------------------------------------------------------------------------
 
--- xorshift64 (13, 7, 17); independent of math.random so that the cases do not
--- depend on how the test runner seeds it.
-local function new_rng(seed)
-  local s = seed
-  local rng = {}
-  function rng.next()
-    s = s ~ (s << 13)
-    s = s ~ (s >> 7)
-    s = s ~ (s << 17)
-    return s
-  end
-  function rng.int(n) -- 1..n
-    return rng.next() % n + 1
-  end
-  function rng.pick(list)
-    return list[rng.int(#list)]
-  end
-  return rng
-end
-
 local WHITESPACE = { "", "", "", " ", "  ", "\t", "\n", "\r\n", " \n\t " }
 
 local function ws(rng)
@@ -195,12 +189,23 @@ end
 local function escape_code_point(cp)
   if cp >= 0x10000 then
     local v = cp - 0x10000
-    return string.format("\\u%04x\\u%04X", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF))
+    return string.format("\\u%04x\\u%04X", 0xD800 + math.floor(v / 0x400), 0xDC00 + v % 0x400)
   end
   if cp % 2 == 0 then
     return string.format("\\u%04x", cp)
   end
   return string.format("\\u%04X", cp)
+end
+
+-- UTF-8 of a code point (utf8.char is 5.3+).
+local function utf8_char(cp)
+  if cp < 0x80 then return string.char(cp) end
+  if cp < 0x800 then return string.char(0xC0 + math.floor(cp / 0x40), 0x80 + cp % 0x40) end
+  if cp < 0x10000 then
+    return string.char(0xE0 + math.floor(cp / 0x1000), 0x80 + math.floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
+  end
+  return string.char(0xF0 + math.floor(cp / 0x40000), 0x80 + math.floor(cp / 0x1000) % 0x40,
+    0x80 + math.floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
 end
 
 local SHORT_ESCAPES = {
@@ -221,7 +226,7 @@ local function gen_string(rng)
   for i = 1, rng.int(12) - 1 do
     local range = rng.pick(CODE_POINT_RANGES)
     local cp = range[1] + (rng.next() % (range[2] - range[1] + 1))
-    raw[i] = utf8.char(cp)
+    raw[i] = utf8_char(cp)
     local style = rng.int(3)
     local piece
     if cp < 0x20 or cp == 0x22 or cp == 0x5C then
@@ -231,7 +236,7 @@ local function gen_string(rng)
     elseif style == 2 and SHORT_ESCAPES[cp] then
       piece = SHORT_ESCAPES[cp]
     else
-      piece = utf8.char(cp)
+      piece = utf8_char(cp)
     end
     json[#json + 1] = piece
   end
@@ -245,38 +250,6 @@ local function float_text(x)
     s = s .. ".0" -- keep integral floats floats: 100.0, -0.0
   end
   return s
-end
-
-local function gen_float(rng)
-  local kind = rng.int(4)
-  if kind == 1 then
-    -- any finite double, including subnormals and huge magnitudes
-    while true do
-      local x = string.unpack("<d", string.pack("<i8", rng.next()))
-      if x == x and x ~= math.huge and x ~= -math.huge then
-        return x
-      end
-    end
-  elseif kind == 2 then
-    return (rng.next() % 100000000) / 100 -- money-like amounts
-  elseif kind == 3 then
-    return (rng.next() % 2000001 - 1000000) / 1000.0
-  end
-  return rng.pick({ 0.0, NEG_ZERO, 0.1, 0.2, 0.3, 1.0, -1.0, 1e23, 5e-324, 2.0 ^ 53, 2.0 ^ 63,
-    -2.0 ^ 63, 1.7976931348623157e308, 2.2250738585072014e-308, 123456.789 })
-end
-
-local function gen_integer(rng)
-  local kind = rng.int(4)
-  if kind == 1 then
-    return rng.next() -- full int64 range
-  elseif kind == 2 then
-    return rng.next() % 2000 - 1000
-  elseif kind == 3 then
-    return rng.next() >> rng.int(63) -- every magnitude
-  end
-  return rng.pick({ 0, 1, -1, math.maxinteger, math.mininteger, math.maxinteger - 1,
-    math.mininteger + 1, 9007199254740993, -9007199254740993, 4294967296 })
 end
 
 local gen_value
@@ -329,10 +302,10 @@ function gen_value(rng, depth)
     local v = rng.int(2) == 1
     return v, tostring(v)
   elseif kind == 2 then
-    local v = gen_integer(rng)
+    local v = gen.integer(rng)
     return v, string.format("%d", v)
   elseif kind == 3 then
-    local v = gen_float(rng)
+    local v = gen.float(rng)
     return v, float_text(v)
   elseif kind == 4 or kind == 5 then
     return gen_string(rng)
@@ -361,18 +334,18 @@ local NUMBERS = {
   { "42", 42 },
   { "1200", 1200 },
   { "9007199254740992", 9007199254740992 },
-  { "9007199254740993", 9007199254740993 },
-  { "-9007199254740993", -9007199254740993 },
-  { "9223372036854775806", 9223372036854775806 },
-  { "9223372036854775807", math.maxinteger },
-  { "-9223372036854775807", -9223372036854775807 },
-  { "-9223372036854775808", math.mininteger },
-  -- integral but outside int64: floats
-  { "9223372036854775808", 2.0 ^ 63 },
-  { "-9223372036854775809", -(2.0 ^ 63) },
-  { "18446744073709551616", 2.0 ^ 64 },
-  { "100000000000000000000000", 1e23 },
-  { "-100000000000000000000000000000", -1e29 },
+  { "9007199254740993", version.integer("9007199254740993") },
+  { "-9007199254740993", version.integer("-9007199254740993") },
+  { "9223372036854775806", version.integer("9223372036854775806") },
+  { "9223372036854775807", version.integer("9223372036854775807") },
+  { "-9223372036854775807", version.integer("-9223372036854775807") },
+  { "-9223372036854775808", version.integer("-9223372036854775808") },
+  -- integral but outside int64: floats (their digits before 5.3)
+  { "9223372036854775808", beyond("9223372036854775808", 2.0 ^ 63) },
+  { "-9223372036854775809", beyond("-9223372036854775809", -(2.0 ^ 63)) },
+  { "18446744073709551616", beyond("18446744073709551616", 2.0 ^ 64) },
+  { "100000000000000000000000", beyond("100000000000000000000000", 1e23) },
+  { "-100000000000000000000000000000", beyond("-100000000000000000000000000000", -1e29) },
   -- negative zero
   { "-0", NEG_ZERO },
   { "-0.0", NEG_ZERO },
@@ -430,39 +403,39 @@ local STRINGS = {
   { [["a\"b\\c\/d\be\ff\ng\rh\ti"]], "a\"b\\c/d\be\ff\ng\rh\ti" },
   { [["\u0041"]], "A" },
   { [["\u007f"]], "\127" },
-  { [["\u0080"]], "\xC2\x80" },
-  { [["\u00e9"]], "\xC3\xA9" },
-  { [["\u00E9"]], "\xC3\xA9" },
-  { [["\u07FF"]], "\xDF\xBF" },
-  { [["\u0800"]], "\xE0\xA0\x80" },
-  { [["\u20AC"]], "\xE2\x82\xAC" },
-  { [["\u20ac"]], "\xE2\x82\xAC" },
-  { [["\uD7FF"]], "\xED\x9F\xBF" },
-  { [["\uE000"]], "\xEE\x80\x80" },
-  { [["\uFFFF"]], "\xEF\xBF\xBF" },
-  { [["\ud83d\ude00"]], "\xF0\x9F\x98\x80" },
-  { [["\uD83D\uDE00"]], "\xF0\x9F\x98\x80" },
-  { [["\uD834\uDD1E"]], "\xF0\x9D\x84\x9E" },
-  { [["\uD800\uDC00"]], "\xF0\x90\x80\x80" },
-  { [["\udbff\udfff"]], "\xF4\x8F\xBF\xBF" },
+  { [["\u0080"]], "\194\128" },
+  { [["\u00e9"]], "\195\169" },
+  { [["\u00E9"]], "\195\169" },
+  { [["\u07FF"]], "\223\191" },
+  { [["\u0800"]], "\224\160\128" },
+  { [["\u20AC"]], "\226\130\172" },
+  { [["\u20ac"]], "\226\130\172" },
+  { [["\uD7FF"]], "\237\159\191" },
+  { [["\uE000"]], "\238\128\128" },
+  { [["\uFFFF"]], "\239\191\191" },
+  { [["\ud83d\ude00"]], "\240\159\152\128" },
+  { [["\uD83D\uDE00"]], "\240\159\152\128" },
+  { [["\uD834\uDD1E"]], "\240\157\132\158" },
+  { [["\uD800\uDC00"]], "\240\144\128\128" },
+  { [["\udbff\udfff"]], "\244\143\191\191" },
   { [["\u0000"]], "\0" },
   { [["a\u0000b"]], "a\0b" },
   { [["\u0000\u0000"]], "\0\0" },
-  { [["caf\u00e9 \ud83d\ude97!"]], "caf\xC3\xA9 \xF0\x9F\x9A\x97!" },
+  { [["caf\u00e9 \ud83d\ude97!"]], "caf\195\169 \240\159\154\151!" },
   -- raw (unescaped) characters
   { '"\127"', "\127" },
-  { '"\xC2\x80"', "\xC2\x80" },
-  { '"\xC3\xA9t\xC3\xA9"', "\xC3\xA9t\xC3\xA9" },
-  { '"\xDF\xBF"', "\xDF\xBF" },
-  { '"\xE0\xA0\x80"', "\xE0\xA0\x80" },
-  { '"\xE2\x82\xAC"', "\xE2\x82\xAC" },
-  { '"\xED\x9F\xBF"', "\xED\x9F\xBF" },
-  { '"\xEE\x80\x80"', "\xEE\x80\x80" },
-  { '"\xEF\xBF\xBF"', "\xEF\xBF\xBF" },
-  { '"\xF0\x90\x80\x80"', "\xF0\x90\x80\x80" },
-  { '"\xF0\x9F\x98\x80"', "\xF0\x9F\x98\x80" },
-  { '"\xF4\x8F\xBF\xBF"', "\xF4\x8F\xBF\xBF" },
-  { '"\xEF\xBB\xBF"', "\xEF\xBB\xBF" }, -- U+FEFF inside a string is an ordinary character
+  { '"\194\128"', "\194\128" },
+  { '"\195\169t\195\169"', "\195\169t\195\169" },
+  { '"\223\191"', "\223\191" },
+  { '"\224\160\128"', "\224\160\128" },
+  { '"\226\130\172"', "\226\130\172" },
+  { '"\237\159\191"', "\237\159\191" },
+  { '"\238\128\128"', "\238\128\128" },
+  { '"\239\191\191"', "\239\191\191" },
+  { '"\240\144\128\128"', "\240\144\128\128" },
+  { '"\240\159\152\128"', "\240\159\152\128" },
+  { '"\244\143\191\191"', "\244\143\191\191" },
+  { '"\239\187\191"', "\239\187\191" }, -- U+FEFF inside a string is an ordinary character
 }
 
 local null = core.null
@@ -491,7 +464,7 @@ local CONTAINERS = {
   { '{"1":true}', { ["1"] = true } },
   { '{"a\\u0062":1}', { ab = 1 } },
   { '{"\\u0000":1}', { ["\0"] = 1 } },
-  { '{"\\u00e9":1,"\xC3\xA9x":2}', { ["\xC3\xA9"] = 1, ["\xC3\xA9x"] = 2 } },
+  { '{"\\u00e9":1,"\195\169x":2}', { ["\195\169"] = 1, ["\195\169x"] = 2 } },
   { '[{"a":[{"b":{}}]}]', { { a = { { b = {} } } } } },
   { ' \t\r\n[ \t\r\n1 \t\r\n, \t\r\n2 \t\r\n] \t\r\n', { 1, 2 } },
   { ' { "a" : 1 , "b" : [ ] } ', { a = 1, b = {} } },
@@ -500,9 +473,9 @@ local CONTAINERS = {
 -- Texts that are not JSON. Each must raise an error naming a byte position.
 local REJECTED = {
   -- empty input and whitespace outside the four JSON characters
-  "", " ", "\t\r\n ", "\f1", "1\f", "\v1", "\xC2\xA01", "[1,\xC2\xA02]", "\0",
+  "", " ", "\t\r\n ", "\f1", "1\f", "\v1", "\194\1601", "[1,\194\1602]", "\0",
   -- byte order mark
-  "\xEF\xBB\xBF{}", "\xEF\xBB\xBF\"a\"",
+  "\239\187\191{}", "\239\187\191\"a\"",
   -- literals
   "tru", "nul", "fals", "True", "FALSE", "Null", "NULL", "truex", "nulll", "t", "undefined",
   "NaN", "nan", "Infinity", "-Infinity", "inf", "-inf", "[NaN]", '{"a":Infinity}',
@@ -520,13 +493,13 @@ local REJECTED = {
   '"\\ud800\\ud800"', '"\\udc00\\ud800"', '"\\ud800\\n"', '"\\ud800\\"', '"\\ud83d"',
   '"\\ude00\\ud83d"',
   -- invalid UTF-8
-  '"\x80"', '"\xBF"', '"a\x80b"', '"\xC3"', '"\xC3(x"', '"\xC3\xC3"', '"\xE2\x82"', '"\xE2\x82x"',
-  '"\xE2(\xA1"', '"\xF0\x9F\x98"', '"\xF0\x9F\x98x"', '"\xF0(\x8C\xBC"',
-  '"\xC0\x80"', '"\xC0\xAF"', '"\xC1\xBF"', '"\xE0\x80\x80"', '"\xE0\x80\xAF"', '"\xE0\x9F\xBF"',
-  '"\xF0\x80\x80\x80"', '"\xF0\x8F\xBF\xBF"', '"\xED\xA0\x80"', '"\xED\xBF\xBF"',
-  '"\xED\xA0\xBD\xED\xB8\x80"', '"\xF4\x90\x80\x80"', '"\xF7\xBF\xBF\xBF"',
-  '"\xF5\x80\x80\x80"', '"\xF8\x88\x80\x80\x80"', '"\xFC\x84\x80\x80\x80\x80"',
-  '"\xFE"', '"\xFF"', '"\xE2\x82', '"\xF0\x9F', '{"\xFF":1}', "\xC3\xA9",
+  '"\128"', '"\191"', '"a\128b"', '"\195"', '"\195(x"', '"\195\195"', '"\226\130"', '"\226\130x"',
+  '"\226(\161"', '"\240\159\152"', '"\240\159\152x"', '"\240(\140\188"',
+  '"\192\128"', '"\192\175"', '"\193\191"', '"\224\128\128"', '"\224\128\175"', '"\224\159\191"',
+  '"\240\128\128\128"', '"\240\143\191\191"', '"\237\160\128"', '"\237\191\191"',
+  '"\237\160\189\237\184\128"', '"\244\144\128\128"', '"\247\191\191\191"',
+  '"\245\128\128\128"', '"\248\136\128\128\128"', '"\252\132\128\128\128\128"',
+  '"\254"', '"\255"', '"\226\130', '"\240\159', '{"\255":1}', "\195\169",
   -- arrays
   "[", "]", "[1", "[1,", "[1,]", "[,1]", "[,]", "[1,,2]", "[1 2]", "[1:2]", "[}", "[1}", "[[]",
   "[1]]",
@@ -564,9 +537,9 @@ local POSITIONS = {
   { "1 2", 3 },
   { '"abc', 5 },
   { "[1]\0", 4 },
-  { "\xEF\xBB\xBF{}", 1 },
+  { "\239\187\191{}", 1 },
   { "{a:1}", 2 },
-  { "[1,\xC2\xA02]", 4 },
+  { "[1,\194\1602]", 4 },
 }
 
 ---------------------------------------------------------------------------
@@ -608,7 +581,7 @@ describe("kpayment.core", function()
         end)
       end
 
-      it("keeps int64 integers exact", function()
+      it("keeps int64 integers exact #int64", function()
         local v = core.decode("[9007199254740993,9223372036854775807,-9223372036854775808]")
         assert.equal("integer", math.type(v[1]))
         assert.equal("integer", math.type(v[2]))
@@ -621,7 +594,7 @@ describe("kpayment.core", function()
 
       it("decodes -0 to a float whose reciprocal is -inf", function()
         local v = core.decode("-0")
-        assert.equal("float", math.type(v))
+        assert.equal("float", math_type(v))
         assert.equal(-math.huge, 1 / v)
       end)
 
@@ -665,14 +638,14 @@ describe("kpayment.core", function()
       end)
 
       it("decodes a long string", function()
-        local body = string.rep("0123456789abcdef\xC3\xA9", 20000)
+        local body = string.rep("0123456789abcdef\195\169", 20000)
         assert.equal(body, core.decode('"' .. body .. '"'))
       end)
 
       it("decodes a long run of escapes", function()
         local n = 10000
         local v = core.decode('"' .. string.rep("\\n\\u00e9\\ud83d\\ude00", n) .. '"')
-        assert.equal(string.rep("\n\xC3\xA9\xF0\x9F\x98\x80", n), v)
+        assert.equal(string.rep("\n\195\169\240\159\152\128", n), v)
       end)
 
       it("decodes every code point in the BMP and one per supplementary plane", function()
@@ -680,13 +653,13 @@ describe("kpayment.core", function()
         for cp = 0, 0x10FFFF do
           if (cp < 0xD800 or cp > 0xDFFF) and (cp <= 0xFFFF or cp % 0x10000 == 0x1234) then
             text[#text + 1] = escape_code_point(cp)
-            want[#want + 1] = utf8.char(cp)
+            want[#want + 1] = utf8_char(cp)
           end
         end
         local escaped = core.decode('"' .. table.concat(text) .. '"')
         assert.equal(table.concat(want), escaped)
         -- and raw, except the characters that must be escaped
-        local raw = table.concat(want):gsub("[\0-\31\"\\]", "")
+        local raw = table.concat(want):gsub("[%z\1-\31\"\\]", "")
         assert.equal(raw, core.decode('"' .. raw .. '"'))
       end)
     end)
@@ -735,7 +708,7 @@ describe("kpayment.core", function()
         local v = core.decode("[" .. table.concat(parts, ",") .. "]")
         assert.equal(n, #v)
         for i = 1, n do
-          if v[i] ~= i or math.type(v[i]) ~= "integer" then
+          if v[i] ~= i or version.int64 and math.type(v[i]) ~= "integer" then
             error("element " .. i .. " is " .. show_value(v[i]))
           end
         end
@@ -880,7 +853,7 @@ describe("kpayment.core", function()
         local before = collectgarbage("count")
         for _ = 1, 10000 do
           local v = core.decode(doc)
-          assert(v.id == 9007199254740993 and v.tags[2] == core.null)
+          assert(v.id == first.id and v.id == version.integer("9007199254740993") and v.tags[2] == core.null)
         end
         collectgarbage("collect")
         collectgarbage("collect")
@@ -893,7 +866,7 @@ describe("kpayment.core", function()
         collectgarbage("collect")
         collectgarbage("collect")
         local before = collectgarbage("count")
-        local texts = { '{"a":[1,2,{"b":', '"\\ud800"', "[1,]", nested_arrays(MAX_DEPTH + 1), '"\xC0\x80"' }
+        local texts = { '{"a":[1,2,{"b":', '"\\ud800"', "[1,]", nested_arrays(MAX_DEPTH + 1), '"\192\128"' }
         for i = 1, 10000 do
           local ok = pcall(core.decode, texts[i % #texts + 1])
           assert(not ok)
@@ -902,7 +875,8 @@ describe("kpayment.core", function()
         collectgarbage("collect")
         local after = collectgarbage("count")
         assert(after - before < 512, string.format("memory grew by %.0f KiB", after - before))
-        assert.is_nil(diff({ id = 9007199254740993 }, core.decode('{"id":9007199254740993}')))
+        local id = version.integer("9007199254740993")
+        assert.is_nil(diff({ id = id }, core.decode('{"id":9007199254740993}')))
       end)
 
       it("works inside coroutines", function()
@@ -923,7 +897,8 @@ describe("kpayment.core", function()
         if type(theirs) ~= "table" then
           -- cjson returns floats, so an int64 beyond 2^53 compares as a float
           local same = theirs == ours
-            or (math.type(ours) == "integer" and type(theirs) == "number" and theirs == ours + 0.0)
+            or (math_type(ours) == "integer" and type(theirs) == "number" and theirs == ours + 0.0)
+            or (type(ours) == "string" and not version.int64 and tonumber(ours) == theirs)
           if not same then
             return string.format("%s: cjson has %s, we have %s", path, show_value(theirs), show_value(ours))
           end
@@ -971,7 +946,7 @@ describe("kpayment.core", function()
         assert(d == nil, d)
       end)
 
-      it("decodes the integers of example-200.json to Lua integers", function()
+      it("decodes the integers of example-200.json to Lua integers #int64", function()
         local v = core.decode(example_200())
         local offer = v.financeOffers[1]
         assert.equal("integer", math.type(offer.id))
@@ -991,9 +966,9 @@ describe("kpayment.core", function()
         local d = agrees_with_cjson(cjson.decode(text), core.decode(text), "$")
         assert(d == nil, d)
         local offer = core.decode(text).financeOffers[1]
-        assert.is_nil(diff(9007199254740993, offer.id))
-        assert.is_nil(diff(math.maxinteger, offer.lenderID))
-        assert.is_nil(diff(math.mininteger, offer.dealerOrder.id))
+        assert.is_nil(diff(version.integer("9007199254740993"), offer.id))
+        assert.is_nil(diff(version.integer("9223372036854775807"), offer.lenderID))
+        assert.is_nil(diff(version.integer("-9223372036854775808"), offer.dealerOrder.id))
         assert.is_nil(diff(1250.75, offer.foAmount))
         assert.is_nil(diff(1200, offer.loanAmount))
         assert.is_nil(diff(0.1, offer.loanFee))
@@ -1001,10 +976,10 @@ describe("kpayment.core", function()
         assert.is_nil(diff(NEG_ZERO, offer.dealerOrder.dealer.altitude))
         assert.is_nil(offer.docSignedTS)
         assert.is_nil(offer.fundedTS)
-        assert.equal("Ren\xC3\xA9e", offer.customer.firstName)
+        assert.equal("Ren\195\169e", offer.customer.firstName)
         assert.equal('"Ree" \\ /', offer.customer.nickName)
-        assert.equal("Caf\xC3\xA9 Motors \xF0\x9F\x9A\x97", offer.dealerOrder.dealer.name)
-        assert.equal("Brake pads \xE2\x80\x93 front\nrotors resurfaced", offer.dealerOrder.description)
+        assert.equal("Caf\195\169 Motors \240\159\154\151", offer.dealerOrder.dealer.name)
+        assert.equal("Brake pads \226\128\147 front\nrotors resurfaced", offer.dealerOrder.description)
         assert.is_nil(diff({}, offer.financeEvents))
         assert.equal(3, #offer.financeOfferAttributes)
         assert.is_true(offer.financeOfferAttributes[2] == core.null)
@@ -1013,7 +988,11 @@ describe("kpayment.core", function()
     end)
 
     describe("generated documents", function()
-      local rng = new_rng(0x6B7061796D656E74) -- "kpayment"
+      if not gen then
+        pending("generated documents need 64-bit integers (Lua 5.3+)")
+        return
+      end
+      local rng = gen.new_rng(0x6B7061796D656E74) -- "kpayment"
       for i = 1, 300 do
         local value, text
         if i % 10 == 0 then
