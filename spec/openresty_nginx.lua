@@ -211,7 +211,7 @@ describe("kpayment inside nginx", function()
   it("runs start_offers and poll on light threads", function()
     local status, body = get(ngx_server.url .. "/t/poll")
     assert.equal(200, status, body)
-    assert.matches("^3 3 %d+\n$", body)
+    assert.matches("^3 3 %d+ 3\n$", body)
   end)
 
   it("raises where nginx allows no subrequests, naming the context and the way out", function()

@@ -291,8 +291,8 @@ local function raise_kept(self)
 end
 
 --- poll(ms) -> attempts still running: runs the queued ones, then waits up
--- to ms for one in a light thread to end (not at all if one ended since
--- the last poll).
+-- to ms (1 at least) for one in a light thread to end (not at all if one
+-- ended since the last poll).
 function Core:poll(ms)
   ms = ms or 0
   raise_kept(self)
@@ -303,8 +303,10 @@ function Core:poll(ms)
   end
   if self._sema then
     local left = expire(self)
-    if self._news == 0 and ms > 0 and self._nrunning > 0 and can_yield() then
-      local wait = ms / 1000
+    if self._news == 0 and self._nrunning > 0 and can_yield() then
+      -- poll(0) yields too (a millisecond): a loop of poll(0) calls must
+      -- let the light threads run, or it would wait for them forever
+      local wait = math_max(ms / 1000, 0.001)
       if left then wait = math_min(wait, math_max(left, 0.001)) end
       self._sema:wait(wait)
       expire(self)
