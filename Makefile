@@ -19,6 +19,8 @@
 # LUA_VERSION: 5.1, 5.2, 5.3, 5.4 or luajit (LuaJIT 2.1, Debian's luajit2).
 LUA_VERSION ?= 5.4
 BUSTED      ?= /usr/bin/busted
+# The mock API server runs on Lua 5.4 whatever LUA_VERSION is.
+MOCK_LUA    ?= lua5.4
 CC          ?= cc
 PKG_CONFIG  ?= pkg-config
 
@@ -103,7 +105,7 @@ check-deps:
 	  exit 1; fi
 
 demo: all
-	@$(LUA_ENV) LUA=$(LUA) examples/with-mock.sh $(LUA) examples/get_offers.lua \
+	@$(LUA_ENV) LUA=$(MOCK_LUA) examples/with-mock.sh $(LUA) examples/get_offers.lua \
 	  4f1c2a7e-demo-customer 9b3d5e11-demo-dealer
 
 # spec/mock_spec.lua tests the mock server, which runs on 5.4 only: other
