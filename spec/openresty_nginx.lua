@@ -223,6 +223,8 @@ describe("kpayment inside nginx", function()
     local err, count = timer:match("^(.-)\n(.-)\n$")
     assert.matches("nginx allows no subrequests in an ngx.timer callback", err)
     assert.equal("3", count, "a transport over cosockets works in a timer")
+    local _, raised = get(ngx_server.url .. "/t/raise")
+    assert.matches("^kpayment: transport function raised: .*boom in transport", raised)
   end)
 
   it("tells an unreachable API (network) and a timeout from the API's answers", function()

@@ -173,9 +173,9 @@ local function run(self)
     if done then return end
     why = "kpayment: transport function returned a bad response: " .. why
   end
-  self._state = CANCELLED
+  self._state, self._raised = CANCELLED, why
   retire(self)
-  if c._raised == nil then c._raised = why end
+  if c._raised == nil then c._raised, c._raised_by = why, self end
 end
 
 -- Body of a light thread: run, then wake whoever waits in `poll`.
@@ -184,8 +184,18 @@ local function thread_main(self)
   self._core._sema:post(1)
 end
 
+-- Raise what the transport function raised for this attempt, once (from
+-- done() or the core's poll, whichever comes first).
+local function raise_attempt(self)
+  local why, c = self._raised, self._core
+  self._raised = nil
+  if c._raised_by == self then c._raised, c._raised_by = nil, nil end
+  error(why, 0)
+end
+
 --- done() -> finished (or cancelled), and whether with a complete 2xx.
 function Attempt:done()
+  if self._raised then raise_attempt(self) end
   local st = self._state
   if st == QUEUED or st == RUNNING then return false, false end
   local s = self._status
@@ -283,11 +293,7 @@ local function expire(self)
 end
 
 local function raise_kept(self)
-  local why = self._raised
-  if why then
-    self._raised = nil
-    error(why, 0)
-  end
+  if self._raised_by then raise_attempt(self._raised_by) end
 end
 
 --- poll(ms) -> attempts still running: runs the queued ones, then waits up
