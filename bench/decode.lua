@@ -2,12 +2,19 @@
 bench/decode.lua -- how fast kpayment.core.decode turns a response into tables,
 beside Debian's lua-cjson 2.1.0 and dkjson (pure Lua).
 
-Run from the repository root (make bench does this):
+Run from the repository root (make bench does this, under Lua 5.4 and then
+under LuaJIT):
 
     LUA_PATH='lua/?.lua;lua/?/init.lua;bench/?.lua;;' LUA_CPATH='build/5.4/?.so;;' \
       lua5.4 bench/decode.lua [max_offers]
+    LUA_PATH=... LUA_CPATH='build/luajit/?.so;;' luajit bench/decode.lua [max_offers]
 
 max_offers (default 10000) drops the larger payload sizes, for a quick look.
+The script runs on Lua 5.4 and on LuaJIT 2.1.  bench/gen.lua needs 5.4's
+integers, so elsewhere the payloads come from a `lua5.4 bench/gen.lua`
+child (BENCH_GEN_LUA names another 5.4 interpreter): the same bytes.  With
+BENCH_SUMMARY set, each size's ratios are appended to that file, for
+bench/decode-summary.lua to put the interpreters side by side.
 
 Method, and why:
   * Payloads of 1 to 10 000 offers from bench/gen.lua (fixed seed), so every
@@ -35,8 +42,18 @@ difference aborts the run.
 local common = require("common")
 local core = require("kpayment.core")
 local cjson = require("cjson")
-local generate = require("gen")
+local has_gen, gen = pcall(require, "gen")
 local has_dkjson, dkjson = pcall(require, "dkjson")
+-- Without 64-bit integers (LuaJIT), kpayment gives integers above 2^53 as
+-- strings of their digits, and math.type does not exist.
+local INT64 = math.type ~= nil
+local mtype = math.type or function(x)
+  if type(x) ~= "number" then return nil end
+  return x % 1 == 0 and "integer" or "float"
+end
+-- dkjson (pure Lua) is timed under Lua 5.4 only: the LuaJIT run is about
+-- kpayment against cjson.
+if not INT64 then has_dkjson = false end
 
 local clock, format = os.clock, string.format
 
@@ -79,8 +96,9 @@ local function median(t)
   local s = table.move(t, 1, #t, 1, {})
   table.sort(s)
   local n = #s
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
+  local h = math.floor(n / 2)
+  if n % 2 == 1 then return s[h + 1] end
+  return (s[h] + s[h + 1]) / 2
 end
 
 local function quantile(t, q)
@@ -105,6 +123,18 @@ local function fmt_ms(seconds)
   return format("%.0f", ms)
 end
 
+-- The payload of n offers: bench/gen.lua in this process where it runs
+-- (Lua 5.4), else its script form in a Lua 5.4 child.
+local function generate(n, seed)
+  if has_gen then return gen(n, seed) end
+  local lua54 = os.getenv("BENCH_GEN_LUA") or "lua5.4"
+  local text = command_output(format("%s bench/gen.lua %d %d", common.shell_quote(lua54), n, seed), true)
+  if not text or text:sub(1, 1) ~= "{" then
+    error("bench/gen.lua under " .. lua54 .. " gave no payload (set BENCH_GEN_LUA to a Lua 5.4)", 0)
+  end
+  return text
+end
+
 ---------------------------------------------------------------------------
 -- Result comparison.
 ---------------------------------------------------------------------------
@@ -121,16 +151,22 @@ end
 local function compare(a, b, loose, counts, path)
   local ta, tb = type(a), type(b)
   if ta == "number" and tb == "number" then
-    if a == b and (loose or math.type(a) == math.type(b)) then return end
-    if loose and math.type(a) == "integer" and math.type(b) == "float"
+    if a == b and (loose or mtype(a) == mtype(b)) then return end
+    if loose and mtype(a) == "integer" and mtype(b) == "float"
         and (a > 2^53 or a < -2^53) and a + 0.0 == b then
+      counts.rounded = counts.rounded + 1
+      return
+    end
+  elseif ta == "string" and tb == "number" and not INT64 then
+    -- kpayment's exact digits, the reference's rounded double.
+    if a:match("^%-?%d+$") and (b >= 2^53 or b <= -2^53) and tonumber(a) == b then
       counts.rounded = counts.rounded + 1
       return
     end
   elseif ta == "table" and tb == "table" then
     for k, vb in pairs(b) do
       local va = rawget(a, k)
-      local kpath = path .. (math.type(k) == "integer" and "[" .. k .. "]" or "." .. tostring(k))
+      local kpath = path .. (mtype(k) == "integer" and "[" .. k .. "]" or "." .. tostring(k))
       if va == nil and vb == cjson.null and loose and type(k) == "string" then
         counts.nulls = counts.nulls + 1
       else
@@ -147,7 +183,7 @@ local function compare(a, b, loose, counts, path)
     return
   end
   error(format("results differ at %s: %s (%s) vs %s (%s)", path,
-    tostring(a), math.type(a) or ta, tostring(b), math.type(b) or tb), 0)
+    tostring(a), mtype(a) or ta, tostring(b), mtype(b) or tb), 0)
 end
 
 local function check_same(a, b, loose, what)
@@ -288,20 +324,26 @@ end
 ---------------------------------------------------------------------------
 
 local lua = interpreter()
+local lua_name = (command_output(common.shell_quote(lua) .. " -v") or _VERSION):match("^Lua%S* %S+")
+  or _VERSION
+local summary = os.getenv("BENCH_SUMMARY")
+summary = summary and summary ~= "" and assert(io.open(summary, "a"))
 local cpu_model = common.cpu_model()
-local gc_mode = collectgarbage("incremental")
-collectgarbage(gc_mode)
+-- Lua 5.4 names its collector's mode (and switching returns the old one);
+-- LuaJIT's is incremental and has no such option.
+local has_modes, gc_mode = pcall(collectgarbage, "incremental")
+if has_modes then collectgarbage(gc_mode) else gc_mode = "incremental" end
 local cjson_deb = command_output("dpkg-query -W -f='${Version}' lua-cjson")
 
 print("kpayment decode benchmark")
 print(format("machine:  %s CPU(s), %s; load average %s", command_output("nproc") or "?", cpu_model,
   common.load_average()))
 print(format("software: %s; kpayment %s; lua-cjson %s%s; %s",
-  (command_output(common.shell_quote(lua) .. " -v") or _VERSION):match("^Lua %S+") or _VERSION,
+  lua_name,
   core._VERSION or "?", cjson._VERSION or "?",
   cjson_deb and " (Debian " .. cjson_deb .. ")" or "",
   has_dkjson and "dkjson " .. tostring(dkjson.version):gsub("^dkjson ", "") .. " (pure Lua, no LPeg)"
-    or "dkjson not installed"))
+    or INT64 and "dkjson not installed" or "dkjson not timed (Lua 5.4 only)"))
 print(format("method:   CPU time (os.clock), medians over interleaved rounds of >= %.0f ms; "
   .. "GC %s mode, default parameters", ROUND_TARGET * 1e3, gc_mode))
 print("          'decode': collector stopped while timing; 'with GC': collector running, "
@@ -379,7 +421,12 @@ local function bench_size(offers, rounds)
       paired_ratio(ref.tgc, c.tgc), spread))
     if c.name == "dkjson" then dkjson_per_offer = t / offers end
     per_round[i] = c.name .. " " .. c.inner
+    if summary then
+      summary:write(format("%s\t%d\t%s\t%.4f\t%.4f\n", lua_name, offers, c.name,
+        paired_ratio(ref.t, c.t), paired_ratio(ref.tgc, c.tgc)))
+    end
   end
+  if summary then summary:flush() end
   print(format("%-8s %-9s (%d rounds; calls per round: %s; sanity: %d integers > 2^53 rounded by cjson, "
     .. "%d null members)", "", "", rounds, table.concat(per_round, ", "), counts.rounded, counts.nulls))
 
@@ -393,7 +440,7 @@ local function bench_size(offers, rounds)
   end
 end
 
-local max_offers = math.tointeger(tonumber(arg[1] or "")) or PLAN[#PLAN][1]
+local max_offers = tonumber(arg[1] or "") or PLAN[#PLAN][1]
 for _, step in ipairs(PLAN) do
   if step[1] <= max_offers then
     bench_size(step[1], step[2])

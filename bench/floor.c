@@ -18,6 +18,19 @@
 #include <lauxlib.h>
 #include <string.h>
 
+/* 5.1 and LuaJIT: the 5.3 calls used below, from lua-compat53-dev (header
+ * only), as src/kp_compat.h does; its code casts const away. */
+#if LUA_VERSION_NUM < 503
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wcast-qual"
+#endif
+#include "compat-5.3.h"
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+
 enum { OP_TABLE, OP_KEY, OP_STR, OP_INT, OP_NUM, OP_BOOL, OP_NULL, OP_SET, OP_SETI };
 
 typedef struct op {
