@@ -17,8 +17,9 @@
 # that name (sockets inherited on binary upgrade) and fails to start with a
 # path in it, so it is removed from nginx's environment.
 # The command gets BENCH_HTTP_URL, BENCH_HTTPS_URL, BENCH_DELAY_URL,
-# BENCH_HTTP_STATUS_URL, BENCH_HTTPS_LOG, BENCH_HTTP_CA, BENCH_HTTP_CLIENT
-# and BENCH_HTTP_NGINX.
+# BENCH_OPENRESTY_URL, BENCH_HTTP_STATUS_URL, BENCH_HTTPS_LOG, BENCH_HTTP_CA,
+# BENCH_HTTP_CLIENT and BENCH_HTTP_NGINX.  The OpenResty server loads
+# kpayment built for LuaJIT (build/luajit: make LUA_VERSION=luajit).
 set -eu
 
 LUA=${LUA:-lua5.4}
@@ -41,6 +42,7 @@ for n in 1 10 1000; do
   [ -s "$OUT/offers-$n.json" ] || fail "$OUT/offers-$n.json missing (make bench-http makes it)"
 done
 [ -x "$OUT/http_client" ] || fail "$OUT/http_client missing (make bench-http builds it)"
+[ -f build/luajit/kpayment/core.so ] || fail "build/luajit/kpayment/core.so missing (make LUA_VERSION=luajit)"
 
 rm -rf "$PREFIX"
 mkdir -p "$PREFIX/conf" "$PREFIX/logs" "$PREFIX/tmp"
@@ -60,20 +62,21 @@ mkdir -p "$PREFIX/conf" "$PREFIX/logs" "$PREFIX/tmp"
     -days 2 -extfile server.ext -out server.pem
 ) >"$PREFIX/logs/openssl.log" 2>&1 || { cat "$PREFIX/logs/openssl.log" >&2; fail "openssl failed"; }
 
-# Three free loopback ports: bound together (so they differ), then released
+# Four free loopback ports: bound together (so they differ), then released
 # for nginx.
 PORTS=$("$LUA" -e '
   local socket = require("socket")
   local s, p = {}, {}
-  for i = 1, 3 do
+  for i = 1, 4 do
     s[i] = assert(socket.bind("127.0.0.1", 0))
     p[i] = select(2, s[i]:getsockname())
   end
-  for i = 1, 3 do s[i]:close() end
+  for i = 1, 4 do s[i]:close() end
   print(table.concat(p, " "))') || fail "could not pick free ports (is lua-socket installed?)"
 HTTP_PORT=$(echo "$PORTS" | cut -d' ' -f1)
 HTTPS_PORT=$(echo "$PORTS" | cut -d' ' -f2)
 DELAY_PORT=$(echo "$PORTS" | cut -d' ' -f3)
+OPENRESTY_PORT=$(echo "$PORTS" | cut -d' ' -f4)
 
 # Started as root, nginx would run its workers as nobody, who may not be
 # able to read a checkout under a private home: keep the invoking user.
@@ -83,7 +86,8 @@ USER_LINE=""
 sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@PAYLOADS@|$OUT|g" -e "s|@MODULES@|$NGINX_MODULES|g" \
     -e "s|@SRCDIR@|$ROOT/bench/nginx|g" -e "s|@USER_LINE@|$USER_LINE|g" \
     -e "s|@HTTP_PORT@|$HTTP_PORT|g" -e "s|@HTTPS_PORT@|$HTTPS_PORT|g" \
-    -e "s|@DELAY_PORT@|$DELAY_PORT|g" \
+    -e "s|@DELAY_PORT@|$DELAY_PORT|g" -e "s|@OPENRESTY_PORT@|$OPENRESTY_PORT|g" \
+    -e "s|@ROOT@|$ROOT|g" \
     bench/nginx/nginx.conf.in > "$PREFIX/conf/nginx.conf"
 cp bench/nginx/api.conf "$PREFIX/conf/api.conf"
 
@@ -107,15 +111,18 @@ Q="?customerUUID=bench-1&dealerUUID=bench-dealer&skin=s&locale=en-US"
 HTTP_URL=http://127.0.0.1:$HTTP_PORT
 HTTPS_URL=https://localhost:$HTTPS_PORT
 DELAY_URL=http://127.0.0.1:$DELAY_PORT
+OPENRESTY_URL=http://127.0.0.1:$OPENRESTY_PORT
 
-# Up when all three servers answer the API path with 200 (at most 10 s).
+# Up when all three servers answer the API path with 200, and the
+# OpenResty one its cjson location (at most 10 s).
 up=""
 i=0
 while [ $i -lt 100 ]; do
   kill -0 "$NGINX_PID" 2>/dev/null || break
   if [ "$(curl -s -o /dev/null -w '%{http_code}' "$HTTP_URL$API$Q")" = 200 ] &&
      [ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$PREFIX/conf/ca.pem" "$HTTPS_URL$API$Q")" = 200 ] &&
-     [ "$(curl -s -o /dev/null -w '%{http_code}' "$DELAY_URL$API$Q")" = 200 ]; then
+     [ "$(curl -s -o /dev/null -w '%{http_code}' "$DELAY_URL$API$Q")" = 200 ] &&
+     [ "$(curl -s -o /dev/null -w '%{http_code}' "$OPENRESTY_URL/cjson")" = 200 ]; then
     up=1
     break
   fi
@@ -128,6 +135,7 @@ if [ -z "$up" ]; then
 fi
 
 export BENCH_HTTP_URL=$HTTP_URL BENCH_HTTPS_URL=$HTTPS_URL BENCH_DELAY_URL=$DELAY_URL
+export BENCH_OPENRESTY_URL=$OPENRESTY_URL
 export BENCH_HTTP_STATUS_URL=$HTTP_URL/nginx_status
 export BENCH_HTTPS_LOG=$PREFIX/logs/https-protocols.log
 export BENCH_HTTP_CA=$PREFIX/conf/ca.pem BENCH_HTTP_CLIENT=$OUT/http_client BENCH_HTTP_NGINX=$NGINX_BIN

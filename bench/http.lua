@@ -1,6 +1,7 @@
 --[[
 bench/http.lua -- kpayment's client over real HTTP, beside plain libcurl in C
-(with and without lua-cjson), luasocket + cjson and the curl command.
+(with and without lua-cjson), luasocket + cjson and the curl command; and
+kpayment inside nginx (OpenResty) beside ngx.location.capture + cjson.
 
 Run by `make bench-http` through bench/http-run.sh, which starts nginx on
 loopback and sets the variables below.  By hand, from the repository root:
@@ -16,9 +17,12 @@ Environment:
                       20 ms runs make 3
   BENCH_HTTP_ONLY     run only the sections whose title contains this text
                       (plain, case-sensitive), e.g. "1000 offers"
-  BENCH_HTTP_URL, BENCH_HTTPS_URL, BENCH_DELAY_URL, BENCH_HTTP_STATUS_URL,
-  BENCH_HTTPS_LOG, BENCH_HTTP_CA, BENCH_HTTP_CLIENT, BENCH_HTTP_NGINX
-                      (set by http-run.sh)
+  BENCH_HTTP_WRK_SECONDS  seconds of each wrk run of the OpenResty section
+                      (default 3)
+  BENCH_WRK           the load generator (default wrk, Debian's package)
+  BENCH_HTTP_URL, BENCH_HTTPS_URL, BENCH_DELAY_URL, BENCH_OPENRESTY_URL,
+  BENCH_HTTP_STATUS_URL, BENCH_HTTPS_LOG, BENCH_HTTP_CA, BENCH_HTTP_CLIENT,
+  BENCH_HTTP_NGINX    (set by http-run.sh)
 
 Method, and why:
   * nginx serves recorded responses (bench/gen.lua: 1, 10 and 1 000 offers)
@@ -43,8 +47,17 @@ Method, and why:
     stub_status counters): 1 for a client that keeps its connection alive.
     The HTTPS server logs the protocol of every request, so the table says
     which protocol each client really spoke there.
+  * OpenResty: nginx's own workers (one per CPU) serve locations that
+    fetch the 10-offer response from the same nginx with
+    ngx.location.capture through kpayment's internal location, then decode
+    it (bench/nginx/bench_openresty.lua); wrk (one thread, CONCURRENCY
+    keep-alive connections) loads one location per run, the rows
+    interleaved like the others.  nginx and wrk share the 2 CPUs, so the
+    rates are of the whole machine; the ratios are what the location's Lua
+    costs.
 Every response is checked (status 200, the expected number of offers); a
-failure aborts the run.
+failure aborts the run.  (The wrk rows are checked once before timing, and
+a run with any non-2xx answer or socket error aborts.)
 ]]
 
 local common = require("common")
@@ -99,6 +112,9 @@ local FEW_ROUNDS = 3
 local HTTP_URL = need("BENCH_HTTP_URL")
 local HTTPS_URL = need("BENCH_HTTPS_URL")
 local DELAY_URL = need("BENCH_DELAY_URL")
+local OPENRESTY_URL = need("BENCH_OPENRESTY_URL")
+local WRK = getenv("BENCH_WRK") or "wrk"
+local WRK_SECONDS = count_env("BENCH_HTTP_WRK_SECONDS", 3, 1)
 local STATUS_URL = need("BENCH_HTTP_STATUS_URL")
 local CA_FILE = need("BENCH_HTTP_CA")
 local C_CLIENT = need("BENCH_HTTP_CLIENT")
@@ -248,6 +264,33 @@ local function curl_command_cjson(base, offers, calls)
   return calls / (clock() - t0)
 end
 
+-- One location of the OpenResty server under wrk for WRK_SECONDS: req/s.
+local function wrk_location(path)
+  local cmd = format("%s -t1 -c%d -d%ds %s", common.shell_quote(WRK), CONCURRENCY, WRK_SECONDS,
+    common.shell_quote(OPENRESTY_URL .. path))
+  local out, ok = command_output(cmd)
+  local rps = out and tonumber(out:match("Requests/sec:%s*([%d.]+)"))
+  if not ok or not rps then die("wrk failed: " .. cmd .. "\n" .. (out or "")) end
+  if out:find("Non-2xx", 1, true) or out:find("Socket errors", 1, true) then
+    die("wrk saw failures on " .. path .. ":\n" .. out)
+  end
+  return rps
+end
+
+-- Before timing: each location answers what it should.
+local function check_locations()
+  local body, code = http.request(api_url(HTTP_URL, 10))
+  if code ~= 200 then die("HTTP server: " .. tostring(code)) end
+  local want = { kpayment = 10, decode = 10, cjson = 10, capture = #body }
+  for path, n in pairs(want) do
+    local got, c = http.request(OPENRESTY_URL .. "/" .. path)
+    if c ~= 200 or tonumber(got) ~= n then
+      die(format("OpenResty /%s: status %s, answer %q, %d expected (see %s's error log)",
+        path, tostring(c), tostring(got), n, NGINX))
+    end
+  end
+end
+
 ---------------------------------------------------------------------------
 -- Sections: candidates run in interleaved rounds.
 ---------------------------------------------------------------------------
@@ -258,6 +301,7 @@ end
 -- row.rps, row.cpu and row.conns (an entry per round) and row.ratios.
 local function run_section(section)
   local rows = section.rows
+  if section.check then section.check() end
   for _, row in ipairs(rows) do row.rps, row.conns, row.cpu = {}, {}, {} end
   io.stderr:write(format("bench-http: %s (%d rounds) ", section.title, section.rounds))
   for r = 1, section.rounds do
@@ -287,6 +331,13 @@ end
 
 local function row(key, label, calls, run, ref)
   return { key = key, label = label, calls = calls, run = run, ref = ref }
+end
+
+-- A row timed by wrk for WRK_SECONDS rather than by a number of calls.
+local function wrk_row(key, label, path, ref)
+  local r = row(key, label, 0, function() return wrk_location(path) end, ref)
+  r.seconds = WRK_SECONDS
+  return r
 end
 
 local sections = {}
@@ -367,6 +418,25 @@ sections[#sections + 1] = {
   },
 }
 
+-- OpenResty: kpayment inside nginx against capture + cjson.
+sections[#sections + 1] = {
+  title = format("OpenResty: nginx locations under wrk, %d connections, 10 offers by "
+    .. "ngx.location.capture", CONCURRENCY),
+  tag = "OpenResty",
+  rounds = ROUNDS,
+  check = check_locations,
+  rows = {
+    wrk_row("or_kp", "client:get_offers (nginx transport)", "/kpayment",
+        { { "or_cjson", "capture+cjson", 1.9 }, { "or_capture", "transport limit" } }),
+    wrk_row("or_decode", "capture + kpayment.core.decode", "/decode",
+        { { "or_cjson", "capture+cjson" } }),
+    wrk_row("or_cjson", "capture + cjson.decode", "/cjson"),
+    wrk_row("or_capture", "capture, body not decoded (transport limit)", "/capture"),
+  },
+  note = "req/s of the whole machine: nginx's workers and wrk share its CPUs; 'conns' counts "
+    .. "wrk's connections and any new ones to the upstream",
+}
+
 ---------------------------------------------------------------------------
 -- The machine, then the runs, then the table.
 ---------------------------------------------------------------------------
@@ -381,6 +451,7 @@ local function machine()
   local h2 = c_v:match("(nghttp2/%S+)") or "no nghttp2"
   local nginx_v = (command_output(common.shell_quote(NGINX) .. " -v") or "?"):match("nginx/(%S+)") or "?"
   local curl_cmd = (command_output("curl --version") or ""):match("^curl (%S+)") or "?"
+  local wrk_v = (command_output(common.shell_quote(WRK) .. " --version") or ""):match("^wrk (%S+)") or "?"
   local load = common.load_average()
   local luasocket = socket._VERSION or "LuaSocket"
   local deb = command_output("dpkg-query -W -f='${Version}' lua-socket")
@@ -388,9 +459,9 @@ local function machine()
   return {
     format("machine: %s x %s; load average %s at start; %s", nproc, model, load,
            (command_output("uname -sr") or "")),
-    format("software: %s; %s (%s, %s); nginx %s; lua-cjson %s; %s; curl command %s; kpayment %s",
+    format("software: %s; %s (%s, %s); nginx %s; lua-cjson %s; %s; curl command %s; wrk %s; kpayment %s",
            lua_v:match("^(Lua %S+)") or lua_v, curl_v:gsub("/", " "), tls, h2, nginx_v,
-           cjson._VERSION or "?", luasocket, curl_cmd, kpayment._VERSION or "?"),
+           cjson._VERSION or "?", luasocket, curl_cmd, wrk_v, kpayment._VERSION or "?"),
   }
 end
 
@@ -473,8 +544,9 @@ for _, s in ipairs(sections) do
     local label = r.label
     if r.key == "curl" then label = label .. " *" end
     local cpu = #r.cpu > 0 and format("%.0f", median(r.cpu) * 1e6) or "-"
-    line(format(ROW, label, r.calls, fmt_rate(med), fmt_rate(lo) .. "-" .. fmt_rate(hi), cpu,
-      format("%g", median(r.conns)), format("%.3f", r.calls / med), concat(ratios, "; ")))
+    line(format(ROW, label, r.seconds and r.seconds .. " s" or r.calls, fmt_rate(med),
+      fmt_rate(lo) .. "-" .. fmt_rate(hi), cpu, format("%g", median(r.conns)),
+      format("%.3f", r.seconds or r.calls / med), concat(ratios, "; ")))
   end
   if s.note then line("  note: " .. s.note) end
   if s.rows[#s.rows].key == "curl" then

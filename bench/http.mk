@@ -1,6 +1,8 @@
 # bench/http.mk -- `make bench-http`: kpayment's client over real HTTP against
 # nginx on loopback, beside plain libcurl (with and without lua-cjson),
-# luasocket + cjson and the curl command (about 1.5 to 3 minutes).
+# luasocket + cjson and the curl command; and kpayment inside nginx (built
+# for LuaJIT) beside ngx.location.capture + cjson, under wrk (about 2.5 to
+# 4 minutes).
 # Included from the main Makefile, which defines LUA, BUILD, CC, CFLAGS,
 # LUA_CFLAGS, CURL_CFLAGS, CURL_LIBS and the target all.
 #
@@ -21,7 +23,9 @@ BENCH_HTTP_DIR     := build/bench-http
 BENCH_HTTP_CLIENT  := $(BENCH_HTTP_DIR)/http_client
 BENCH_HTTP_PAYLOADS := $(BENCH_HTTP_DIR)/offers-1.json $(BENCH_HTTP_DIR)/offers-10.json \
                        $(BENCH_HTTP_DIR)/offers-1000.json
-BENCH_HTTP_PACKAGES := nginx libnginx-mod-http-lua lua-socket lua-cjson openssl curl
+# LuaJIT from luajit2 (never the luajit package: it removes nginx's Lua module).
+BENCH_HTTP_PACKAGES := nginx libnginx-mod-http-lua lua-socket lua-cjson openssl curl wrk \
+                       luajit2 libluajit2-5.1-dev lua-compat53-dev
 # The C client embeds Lua, so unlike the module it links liblua.
 BENCH_HTTP_LUA_LIBS := $(shell $(or $(PKG_CONFIG),pkg-config) --libs lua$(or $(LUA_VERSION),5.4) 2>/dev/null)
 BENCH_HTTP_CFLAGS  := -std=c99 -Wall -Wextra -Wshadow -Wstrict-prototypes \
@@ -30,6 +34,7 @@ BENCH_HTTP_CFLAGS  := -std=c99 -Wall -Wextra -Wshadow -Wstrict-prototypes \
 .PHONY: bench-http bench-http-deps
 
 bench-http: all bench-http-deps $(BENCH_HTTP_CLIENT) $(BENCH_HTTP_PAYLOADS)
+	@$(MAKE) --no-print-directory LUA_VERSION=luajit all
 	LUA=$(LUA) BUILD=$(BUILD) OUT=$(BENCH_HTTP_DIR) BENCH_HTTP_N=$(BENCH_HTTP_N) \
 	  BENCH_HTTP_ROUNDS=$(BENCH_HTTP_ROUNDS) BENCH_HTTP_ONLY='$(BENCH_HTTP_ONLY)' sh bench/http-run.sh
 
