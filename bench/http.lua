@@ -434,7 +434,8 @@ sections[#sections + 1] = {
     wrk_row("or_capture", "capture, body not decoded (transport limit)", "/capture"),
   },
   note = "req/s of the whole machine: nginx's workers and wrk share its CPUs; 'conns' counts "
-    .. "wrk's connections and any new ones to the upstream",
+    .. "wrk's connections and new ones to the upstream (nginx closes a kept-alive upstream "
+    .. "connection after 1000 requests, the default of the upstream's keepalive_requests)",
 }
 
 ---------------------------------------------------------------------------
