@@ -40,5 +40,10 @@ KPAYMENT_SKIN=${KPAYMENT_SKIN:-demo}
 KPAYMENT_LOCALE=${KPAYMENT_LOCALE:-en-US}
 export KPAYMENT_BASE_URL KPAYMENT_USERNAME KPAYMENT_PASSWORD KPAYMENT_SKIN KPAYMENT_LOCALE
 unset KPAYMENT_BEARER_TOKEN
+# From a checkout, the command finds kpayment there (build it with make)
+# unless LUA_PATH / LUA_CPATH say otherwise.
+LUA_PATH=${LUA_PATH:-"$here/lua/?.lua;$here/lua/?/init.lua;;"}
+LUA_CPATH=${LUA_CPATH:-"$here/build/${LUA_VERSION:-5.4}/?.so;;"}
+export LUA_PATH LUA_CPATH
 echo "mock API at $KPAYMENT_BASE_URL" >&2
 "$@"

@@ -248,7 +248,8 @@ describe("kpayment", function()
     it("raises on a missing skin when no default was configured", function()
       local c = kpayment.new({ base_url = server.url })
       assert.has_error(function() c:get_offers({ customer_uuid = CUSTOMER, dealer_uuid = DEALER }) end,
-        "kpayment: bad parameter 'skin' (string expected, got no value)")
+        "kpayment: bad parameter 'skin' (no value: give it per call, as the 'skin' option of kpayment.new, "
+        .. "or in KPAYMENT_SKIN)")
     end)
 
     it("raises on bad configuration", function()

@@ -61,7 +61,7 @@ local function prepare(self, params, level, extra, what)
     error("kpayment: " .. what .. " must be called as client:" .. what .. "{…}", level)
   end
   if self._closed then error("kpayment: attempt to use a closed client", level) end
-  local url, msg = request.url(self.base_url, params, self._defaults, extra)
+  local url, msg = request.url(self.base_url, params, self._defaults, extra, config.MISSING)
   if not url then error("kpayment: " .. msg, level) end
   local fields = params.fields
   if fields ~= nil then

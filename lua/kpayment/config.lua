@@ -37,6 +37,15 @@ local OPTIONS = {
 local ENV = {
   base_url = "KPAYMENT_BASE_URL", skin = "KPAYMENT_SKIN", locale = "KPAYMENT_LOCALE",
 }
+--- Where a parameter with a client default may come from, for the
+-- message when it has no value at all.
+M.MISSING = {}
+for k, var in pairs(ENV) do
+  if k ~= "base_url" then
+    M.MISSING[k] = "give it per call, as the '" .. k .. "' option of kpayment.new, or in " .. var
+  end
+end
+
 local ENV_AUTH = {
   username = "KPAYMENT_USERNAME", password = "KPAYMENT_PASSWORD", bearer_token = "KPAYMENT_BEARER_TOKEN",
 }

@@ -33,9 +33,13 @@ function M.escape(s)
   return (string_gsub(s, "[^%w%-%._~]", encode_byte))
 end
 
---- Check one parameter value.
+--- Check one parameter value.  `missing`, when given, says where else a
+-- value may come from (for a parameter with a client default).
 -- @return the value, or nil and a message naming the parameter
-function M.check_value(name, v)
+function M.check_value(name, v, missing)
+  if v == nil and missing then
+    return nil, string_format("bad parameter '%s' (no value: %s)", name, missing)
+  end
   if type(v) ~= "string" then
     return nil, string_format("bad parameter '%s' (string expected, got %s)", name,
       v == nil and "no value" or type(v))
@@ -76,8 +80,10 @@ end
 -- @tparam table params per-call parameters
 -- @tparam table defaults `skin` / `locale` defaults
 -- @tparam[opt] table extra other keys the caller accepts (e.g. `fields`)
+-- @tparam[opt] table missing per parameter with a default, where a value
+-- may come from (for the message when there is none)
 -- @return url, or nil and a message naming the offending parameter
-function M.url(base, params, defaults, extra)
+function M.url(base, params, defaults, extra, missing)
   if type(params) ~= "table" then
     return nil, "bad parameters (table expected, got " .. type(params) .. ")"
   end
@@ -91,7 +97,7 @@ function M.url(base, params, defaults, extra)
     local name, api = PARAMS[i][1], PARAMS[i][2]
     local v = params[name]
     if v == nil then v = defaults[name] end
-    local ok, err = M.check_value(name, v)
+    local ok, err = M.check_value(name, v, missing and missing[name])
     if not ok then return nil, err end
     parts[n + 1] = i == 1 and "?" or "&"
     parts[n + 2] = api
