@@ -12,7 +12,7 @@
  * by src/kp_embed_gen.lua (kp_embed_modules.inc, under build/).
  */
 #include <lauxlib.h>
-#include "kpayment.h"
+#include "../include/kpayment.h"   /* the public header, beside src/ */
 #include "kp_http.h"
 
 typedef struct kp_module {
