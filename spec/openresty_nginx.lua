@@ -13,24 +13,9 @@ local ltn12 = require("ltn12")
 
 local USER, PASSWORD = "nginx-user", "nginx-password-5c1d"
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local text = f:read("a")
-  f:close()
-  return text
-end
-
-local function quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local support_server = require("support.server")
+local free_port, read_file, quote = support_server.free_port, support_server.read_file,
+  support_server.shell_quote
 
 -- run.sh API_BASE_URL PORT with `env` (a table) on top of ours; returns
 -- { url, stop, log() } once it printed its URL.

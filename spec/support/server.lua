@@ -28,6 +28,14 @@ local function read_file(path)
   return text
 end
 
+--- A TCP port free on 127.0.0.1 right now (for servers that take a port).
+local function free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return port
+end
+
 local function alive(pid)
   local ok = os.execute("kill -0 " .. pid .. " 2>/dev/null")
   return ok == true or ok == 0 -- 5.1 and LuaJIT give the exit status
@@ -75,4 +83,5 @@ function M.start(script, args, what, level)
   return { url = url, pid = pid, stop = stop }
 end
 
+M.read_file, M.shell_quote, M.free_port = read_file, shell_quote, free_port
 return M

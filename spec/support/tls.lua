@@ -8,12 +8,7 @@ local socket = require("socket")
 
 local M = {}
 
-local function free_port()
-  local srv = assert(socket.bind("127.0.0.1", 0))
-  local _, port = srv:getsockname()
-  srv:close()
-  return port
-end
+local free_port = require("support.server").free_port
 
 function M.start()
   local dir = os.tmpname()
