@@ -52,7 +52,7 @@ BUILD   := build/$(LUA_VERSION)
 OBJDIR  := $(BUILD)/obj
 SO      := $(BUILD)/kpayment/core.so
 SRCS    := src/kp_core.c src/kp_client.c src/kp_request.c src/kp_outcome.c src/kp_http.c \
-           src/kp_json.c src/kp_json_proj.c src/kp_buf.c
+           src/kp_json.c src/kp_json_proj.c src/kp_json_records.c src/kp_buf.c
 OBJS    := $(SRCS:src/%.c=$(OBJDIR)/%.o)
 HDRS    := $(wildcard src/*.h)
 

@@ -30,7 +30,8 @@ build = {
   modules = {
     ["kpayment.core"] = {
       sources = { "src/kp_core.c", "src/kp_client.c", "src/kp_request.c", "src/kp_outcome.c",
-                  "src/kp_http.c", "src/kp_json.c", "src/kp_json_proj.c", "src/kp_buf.c" },
+                  "src/kp_http.c", "src/kp_json.c", "src/kp_json_proj.c", "src/kp_json_records.c",
+                  "src/kp_buf.c" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },

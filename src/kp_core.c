@@ -63,16 +63,49 @@ static const kp_json_path *decode_fields(lua_State *L, int opts) {
   return (const kp_json_path *)kp_fields_check(L, -1);
 }
 
-/* core.decode(text [, { fields = list|Fields, records = "name" }]) ->
- * value; malformed text raises with the byte offset.  records: the top
- * level must be an object whose member of that name, when present, is an
- * array of objects. */
+/*
+ * The records walk in steps of step_ms, as a request's outcome(budget)
+ * runs it, with on_step (when a function) called between two steps: for
+ * specs and benchmarks to compare with the one-shot decode.  Pushes the
+ * value and the number of steps, or returns 0 with *err filled.
+ */
+static int decode_steps(lua_State *L, const char *text, size_t len,
+                        const kp_json_opts *opts, double step_ms, int on_step,
+                        kp_json_error *err) {
+  kp_json_slicer s;
+  lua_Integer steps = 1;
+  int state, rc;
+  kp_json_slicer_init(&s);
+  kp_json_push_slices(L);
+  state = lua_gettop(L);
+  while ((rc = kp_json_decode_step(L, &s, state, text, len, opts, step_ms)) ==
+         KP_JSON_MORE) {
+    steps++;
+    if (on_step != 0) {
+      lua_pushvalue(L, on_step);
+      lua_call(L, 0, 0);
+    }
+  }
+  *err = s.err;
+  if (!rc)
+    return 0;
+  lua_pushinteger(L, steps);
+  return 1;
+}
+
+/* core.decode(text [, { fields = list|Fields, records = "name",
+ * step_ms = ms, on_step = function }]) -> value; malformed text raises with
+ * the byte offset.  records: the top level must be an object whose member
+ * of that name, when present, is an array of objects.  step_ms (with
+ * records): decode in steps of that many milliseconds, at least one record
+ * each, calling on_step between two, and return the number of steps too. */
 static int core_decode(lua_State *L) {
   size_t len;
   const char *text;
   kp_json_opts opts;
   kp_json_error err;
   char msg[160];
+  int ok, nret = 1;
   luaL_checktype(L, 1, LUA_TSTRING);    /* no silent number coercion */
   text = lua_tolstring(L, 1, &len);
   lua_settop(L, 2);
@@ -87,10 +120,21 @@ static int core_decode(lua_State *L) {
     else if (t != LUA_TNIL)
       return luaL_error(L, "kpayment.decode: option 'records' must be a string");
   }
-  if (!kp_json_decode_opts(L, text, len, &opts, &err))
+  if (!lua_isnil(L, 2) && lua_getfield(L, 2, "step_ms") != LUA_TNIL) { /* 5 */
+    lua_Number ms = lua_tonumber(L, 5);
+    if (!lua_isnumber(L, 5) || !(ms >= 0 && ms <= KP_MAX_SECONDS * 1e3))
+      return luaL_error(L, "kpayment.decode: option 'step_ms' must be a number of milliseconds");
+    lua_getfield(L, 2, "on_step");              /* 6 */
+    ok = decode_steps(L, text, len, &opts, (double)ms,
+                      lua_isfunction(L, 6) ? 6 : 0, &err);
+    nret = 2;
+  } else {
+    ok = kp_json_decode_opts(L, text, len, &opts, &err);
+  }
+  if (!ok)
     return luaL_error(L, "kpayment.decode: %s",
                       kp_json_message(&err, msg, sizeof msg));
-  return 1;
+  return nret;
 }
 
 /* core.monotonic() -> seconds from an arbitrary start, never going back:

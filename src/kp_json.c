@@ -454,16 +454,11 @@ const char *kpj_enter(kpj_decoder *d, const char *at) {
   return at;
 }
 
-/*
- * Containers.  Each body is written once and specialized by a constant
- * flag: 0 in the hot recursive path, where the shape checks vanish at
- * compile time, 1 only for the top-level object and the records array when
- * opts->records is set.
- */
+/* Containers take no flag: the top-level object and records array of a
+ * response are walked by kp_json_records.c, with these for their parts. */
 
-/* p is just after '['.  records: every element must be an object. */
-static KPJ_FLATTEN const char *array_body(kpj_decoder *d, const char *p,
-                                          unsigned slot, int records) {
+/* p is just after '['. */
+static const char *parse_array(kpj_decoder *d, const char *p, unsigned slot) {
   lua_State *L = d->L;
   lua_Integer n = 0;
   unsigned eslot = KPJ_ELEMENT_SLOT(slot);
@@ -472,8 +467,6 @@ static KPJ_FLATTEN const char *array_body(kpj_decoder *d, const char *p,
     return NULL;
   lua_createtable(L, (int)d->mem->hints[slot].narr, 0);
   for (p = kpj_open_items(p, ']', &more); more;) {
-    if (records && kpj_check_record(d, p) == NULL)
-      return NULL;
     if ((p = kpj_parse_value(d, p, eslot)) == NULL)
       return NULL;
     lua_rawseti(L, -2, ++n);
@@ -485,10 +478,32 @@ static KPJ_FLATTEN const char *array_body(kpj_decoder *d, const char *p,
   return p;
 }
 
-/* p is just after '{'.  root: the top-level object, whose records member
- * (d->records) must be an array of objects or null. */
-static KPJ_FLATTEN const char *object_body(kpj_decoder *d, const char *p,
-                                           unsigned slot, int root) {
+/*
+ * A member's value, p on its first byte, k its key.  null pushes nil: the
+ * key is then absent (a raw set of nil also clears an earlier duplicate,
+ * so the last occurrence wins as for values).  Only containers use a size
+ * hint: the slot costs nothing else.
+ */
+static inline const char *member_value(kpj_decoder *d, const char *p,
+                                       const char *k, size_t kn) {
+  if (p[0] == 'n' && p[1] == 'u' && p[2] == 'l' && p[3] == 'l') {
+    lua_pushnil(d->L);
+    return p + 4;
+  }
+  return kpj_parse_value(d, p, (*p == '{' || *p == '[')
+                                   ? kpj_key_slot(k, kn, d->depth) : 0);
+}
+
+const char *kpj_parse_member(kpj_decoder *d, const char *p, const char *k,
+                             size_t kn) {
+  kpj_push_key(d->L, d->mem, d->cache_idx, k, kn);
+  if ((p = member_value(d, p, k, kn)) != NULL)
+    lua_rawset(d->L, -3);
+  return p;
+}
+
+/* p is just after '{'. */
+static const char *parse_object(kpj_decoder *d, const char *p, unsigned slot) {
   lua_State *L = d->L;
   lua_Integer n = 0;            /* members set (nulls are not) */
   int i = 0;                    /* members read */
@@ -500,7 +515,6 @@ static KPJ_FLATTEN const char *object_body(kpj_decoder *d, const char *p,
   for (p = kpj_open_items(p, '}', &more); more;) {
     const char *k, *q;
     size_t kn;
-    int rec;
     if (i < KPJ_SHAPE_MAX && shape[i] != 0 && *p == '"' &&
         (q = kpj_predicted_key(L, d->mem, d->cache_idx, p, d->end, shape[i],
                                &k, &kn)) != NULL) {
@@ -517,25 +531,9 @@ static KPJ_FLATTEN const char *object_body(kpj_decoder *d, const char *p,
         shape[i] = (unsigned short)(k == d->scratch ? 0 : at);  /* scratch */
     }
     i++;
-    rec = root && kpj_is_records(d, k, kn);
-    if (rec && kpj_check_records(d, p) == NULL)
+    n += *p != 'n';             /* 'n' starts null (or an error) */
+    if ((p = member_value(d, p, k, kn)) == NULL)
       return NULL;
-    if (p[0] == 'n' && p[1] == 'u' && p[2] == 'l' && p[3] == 'l') {
-      /* null member: the key is absent (a raw set of nil also clears an
-       * earlier duplicate, so the last occurrence wins as for values) */
-      lua_pushnil(L);
-      p += 4;
-    } else {
-      /* only containers use a size hint: the slot costs nothing else */
-      unsigned vslot = (*p == '{' || *p == '[') ? kpj_key_slot(k, kn, d->depth) : 0;
-      if (rec && *p == '[')
-        p = array_body(d, p + 1, vslot, 1);
-      else
-        p = kpj_parse_value(d, p, vslot);
-      if (p == NULL)
-        return NULL;
-      n++;
-    }
     lua_rawset(L, -3);
     if ((p = kpj_separator(d, p, '}', &more)) == NULL)
       return NULL;
@@ -543,18 +541,6 @@ static KPJ_FLATTEN const char *object_body(kpj_decoder *d, const char *p,
   d->mem->hints[slot].nrec = kpj_clamp_hint(n);
   d->depth--;
   return p;
-}
-
-static const char *parse_array(kpj_decoder *d, const char *p, unsigned slot) {
-  return array_body(d, p, slot, 0);
-}
-
-static const char *parse_object(kpj_decoder *d, const char *p, unsigned slot) {
-  return object_body(d, p, slot, 0);
-}
-
-const char *kpj_parse_records(kpj_decoder *d, const char *p, unsigned slot) {
-  return array_body(d, p, slot, 1);
 }
 
 const char *kpj_parse_value(kpj_decoder *d, const char *p, unsigned slot) {
@@ -648,22 +634,34 @@ const char *kpj_skip_value(kpj_decoder *d, const char *p) {
  * The top-level value.  Under records it must be an object; a projection
  * walks containers itself; a scalar is returned as it is either way.
  */
+/*
+ * The top-level value.  A response's object (opts->records) is walked by
+ * kp_json_records.c; under records any other value is an error; a
+ * projection walks containers itself; a scalar is returned as it is.
+ */
 static const char *root_value(kpj_decoder *d, const char *p) {
   if (d->records != NULL && *p != '{' && kpj_starts_value(p))
     return kpj_fail(d, p, "top-level value is not an object");
   if (d->paths != NULL && (*p == '{' || *p == '['))
     return kpj_proj_root(d, p);
-  if (d->records != NULL && *p == '{')
-    return object_body(d, p + 1, 0, 1);
   return kpj_parse_value(d, p, 0);
 }
 
-int kp_json_decode_opts(lua_State *L, const char *text, size_t len,
-                        const kp_json_opts *opts, kp_json_error *err) {
+/* Whether text is decoded by the records walk (it can stop and resume). */
+static int walked(const kp_json_opts *opts, const char *text) {
+  return opts != NULL && opts->records != NULL && *kpj_skip_ws(text) == '{';
+}
+
+int kp_json_decode_step(lua_State *L, kp_json_slicer *s, int state,
+                        const char *text, size_t len, const kp_json_opts *opts,
+                        double budget_ms) {
   kpj_decoder d;
+  kpj_walk w;
   int base = lua_gettop(L);
   const char *p;
-  luaL_checkstack(L, 8, "kpayment.decode");
+  if (state != 0)
+    state = lua_absindex(L, state);
+  luaL_checkstack(L, 12, "kpayment.decode");
   lua_pushnil(L);               /* the scratch slot, filled on demand */
   d.L = L;
   d.start = text;
@@ -675,13 +673,30 @@ int kp_json_decode_opts(lua_State *L, const char *text, size_t len,
   d.paths = opts != NULL ? opts->paths : NULL;
   d.records = opts != NULL ? opts->records : NULL;
   d.records_len = d.records != NULL ? strlen(d.records) : 0;
-  d.err = err;
+  d.err = &s->err;
   d.mem = kpj_open_memory(L);   /* pushes the key-string table */
   d.cache_idx = base + 2;
-  err->what = NULL;
-  err->member = NULL;
-  err->pos = 0;
-  p = root_value(&d, kpj_skip_ws(text));
+  if (!kp_json_slicer_busy(s)) {
+    s->err.what = NULL;
+    s->err.member = NULL;
+    s->err.pos = 0;
+  }
+  w.s = s;
+  w.progress = 0;
+  w.deadline = state != 0 ? kpj_deadline(budget_ms) : -1;
+  if (walked(opts, text))
+    p = kpj_walk_step(&d, &w, state);
+  else
+    p = root_value(&d, kpj_skip_ws(text));
+  if (p == KPJ_SUSPENDED) {
+    lua_settop(L, base);
+    return KP_JSON_MORE;
+  }
+  {                             /* done either way: a new walk next */
+    kp_json_error e = s->err;
+    kp_json_slicer_init(s);
+    s->err = e;
+  }
   if (p != NULL && (p = kpj_skip_ws(p)) != d.end)
     p = kpj_fail(&d, p, "unexpected data after the value");
   if (p == NULL) {
@@ -691,6 +706,16 @@ int kp_json_decode_opts(lua_State *L, const char *text, size_t len,
   lua_replace(L, base + 1);     /* scratch and cache slots go; the value */
   lua_settop(L, base + 1);      /* stays */
   return 1;
+}
+
+int kp_json_decode_opts(lua_State *L, const char *text, size_t len,
+                        const kp_json_opts *opts, kp_json_error *err) {
+  kp_json_slicer s;
+  int ok;
+  kp_json_slicer_init(&s);
+  ok = kp_json_decode_step(L, &s, 0, text, len, opts, -1);
+  *err = s.err;
+  return ok;
 }
 
 int kp_json_decode(lua_State *L, const char *text, size_t len,

@@ -59,6 +59,42 @@ typedef struct kp_json_opts {
 KP_HIDDEN int kp_json_decode_opts(lua_State *L, const char *text, size_t len,
                                   const kp_json_opts *opts, kp_json_error *err);
 
+/*
+ * A response decoded in steps.  With opts->records set and a top-level
+ * object, kp_json_decode_step stops between two records (or two top-level
+ * members) once budget_ms milliseconds have passed, after at least one of
+ * them, and the next step resumes there; what is built meanwhile waits in
+ * the table at stack index state (from kp_json_push_slices), which the
+ * caller keeps alive and passes to every step.  Each step must be given the
+ * same text, len and opts; text must not change or move in between.  The
+ * result and its errors are those of kp_json_decode_opts, which is the same
+ * walk in one step.  Other inputs are decoded in one step.
+ *
+ * Returns 1 with the value pushed, 0 with s->err filled, or KP_JSON_MORE
+ * with nothing pushed.  budget_ms < 0: no limit (state may then be 0).
+ * After 1 or 0, s is ready for a new decode.  Raises only for out-of-memory
+ * (then start again with kp_json_slicer_init).
+ */
+typedef struct kp_json_slicer {
+  int stage;            /* where the walk resumes (kp_json_records.c) */
+  size_t pos;           /* byte offset it resumes at */
+  lua_Integer n;        /* records built */
+  unsigned members;     /* top-level members read */
+  unsigned slot;        /* size-hint position of the records array */
+  int node;             /* projection node of each record, -1: whole */
+  kp_json_error err;
+} kp_json_slicer;
+
+#define KP_JSON_MORE (-1)
+
+KP_HIDDEN void kp_json_slicer_init(kp_json_slicer *s);
+/* Whether a decode in steps is under way in s. */
+KP_HIDDEN int kp_json_slicer_busy(const kp_json_slicer *s);
+KP_HIDDEN void kp_json_push_slices(lua_State *L);
+KP_HIDDEN int kp_json_decode_step(lua_State *L, kp_json_slicer *s, int state,
+                                  const char *text, size_t len,
+                                  const kp_json_opts *opts, double budget_ms);
+
 /* kp_json_decode_opts with paths only (no shape check). */
 KP_HIDDEN int kp_json_decode(lua_State *L, const char *text, size_t len,
                              const kp_json_path *paths, kp_json_error *err);

@@ -43,12 +43,38 @@ KP_HIDDEN const char *kpj_read_string(kpj_decoder *d, const char *p,
                                       const char **out_s, size_t *out_n);
 KP_HIDDEN const char *kpj_parse_value(kpj_decoder *d, const char *p, unsigned slot);
 KP_HIDDEN const char *kpj_skip_value(kpj_decoder *d, const char *p);
-/* The records array, built whole (p just after '['). */
-KP_HIDDEN const char *kpj_parse_records(kpj_decoder *d, const char *p, unsigned slot);
+/* A member's key and value, p on the value: set in the table at -1. */
+KP_HIDDEN const char *kpj_parse_member(kpj_decoder *d, const char *p,
+                                       const char *k, size_t kn);
 
-/* kp_json_proj.c: a top-level object or array under d->paths (p on its
- * opening bracket). */
+/* kp_json_proj.c.  kpj_proj_root: a top-level object or array under
+ * d->paths (p on its opening bracket).  kpj_proj_member: one member of an
+ * object projected with node, p on its value: set in the table at -1, or
+ * skipped.  kpj_proj_records_node: the node each record under top-level
+ * member k is projected with, -1 when a path keeps k whole.
+ * kpj_proj_record: one record, p on its '{'. */
 KP_HIDDEN const char *kpj_proj_root(kpj_decoder *d, const char *p);
+KP_HIDDEN const char *kpj_proj_member(kpj_decoder *d, const char *p, int node,
+                                      int envelope, const char *k, size_t kn);
+KP_HIDDEN int kpj_proj_records_node(const kpj_decoder *d, const char *k, size_t kn);
+KP_HIDDEN const char *kpj_proj_record(kpj_decoder *d, const char *p, int node);
+
+/* kp_json_records.c: the response's envelope, walked in steps. */
+typedef struct kpj_walk {
+  kp_json_slicer *s;            /* where the walk is */
+  double deadline;              /* monotonic ms to stop at, or < 0 */
+  int progress;                 /* this step has read a member or record */
+} kpj_walk;
+
+/* What a walk step returns when its time ran out. */
+KP_HIDDEN extern const char kpj_suspended;
+#define KPJ_SUSPENDED (&kpj_suspended)
+
+/* One step, the partial values in the table at absolute index state (0:
+ * none, and then no deadline either): the cursor after the top-level
+ * object with its table pushed, NULL on an error, or KPJ_SUSPENDED. */
+KP_HIDDEN const char *kpj_walk_step(kpj_decoder *d, kpj_walk *w, int state);
+KP_HIDDEN double kpj_deadline(double budget_ms);
 
 static inline const char *kpj_skip_ws(const char *p) {
   while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')

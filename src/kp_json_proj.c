@@ -28,64 +28,62 @@ static int find_child(const kp_json_path *t, int node, const char *k, size_t n) 
 static const char *proj_object(kpj_decoder *d, const char *p, int node,
                                int envelope);
 static const char *proj_array(kpj_decoder *d, const char *p, int node);
-static const char *proj_records(kpj_decoder *d, const char *p, int node);
 
 /*
- * p is just after '{'; always pushes a table.  root: the top-level object
- * under d->records (a constant, as in kp_json.c's object_body), whose
- * records member must be an array of objects or null.
+ * One member of an object projected with node, p on its value, k its key:
+ * set in the table at -1 (key and value pushed here), or skipped.
  */
-static KPJ_FLATTEN const char *object_body(kpj_decoder *d, const char *p,
-                                           int node, int envelope, int root) {
+static KPJ_FLATTEN const char *member(kpj_decoder *d, const char *p, int node,
+                                      int envelope, const char *k, size_t kn) {
   lua_State *L = d->L;
   const kp_json_path *t = d->paths;
+  int c = find_child(t, node, k, kn);
+  if (c >= 0 && t[c].leaf) {
+    unsigned slot = kpj_key_slot(k, kn, d->depth);
+    /* a null still clears an earlier duplicate */
+    kpj_push_key(L, d->mem, d->cache_idx, k, kn);
+    if ((p = kpj_parse_value(d, p, slot)) == NULL)
+      return NULL;
+    if (lua_type(L, -1) == LUA_TLIGHTUSERDATA) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+    }
+    lua_rawset(L, -3);
+  } else if (c >= 0 || envelope) {
+    int next = c >= 0 ? c : node;
+    kpj_push_key(L, d->mem, d->cache_idx, k, kn);
+    if (*p == '{') {
+      p = proj_object(d, p + 1, next, c < 0);
+    } else if (*p == '[') {
+      p = proj_array(d, p + 1, next);
+    } else {
+      /* nothing to select in a scalar: like the full decode's last
+       * occurrence, it leaves the key absent */
+      p = kpj_skip_value(d, p);
+      lua_pushnil(L);
+    }
+    if (p == NULL)
+      return NULL;
+    lua_rawset(L, -3);
+  } else {
+    p = kpj_skip_value(d, p);
+  }
+  return p;
+}
+
+/* p is just after '{'; always pushes a table. */
+static const char *proj_object(kpj_decoder *d, const char *p, int node,
+                               int envelope) {
   int more;
   if (kpj_enter(d, p - 1) == NULL)
     return NULL;
-  lua_createtable(L, 0, 0);
+  lua_createtable(d->L, 0, 0);
   for (p = kpj_open_items(p, '}', &more); more;) {
     const char *k;
     size_t kn;
-    int c, rec;
-    if ((p = kpj_member_key(d, p, &k, &kn)) == NULL)
-      return NULL;
-    rec = root && kpj_is_records(d, k, kn);
-    if (rec && kpj_check_records(d, p) == NULL)
-      return NULL;
-    c = find_child(t, node, k, kn);
-    if (c >= 0 && t[c].leaf) {
-      unsigned slot = kpj_key_slot(k, kn, d->depth);
-      /* a null still clears an earlier duplicate */
-      kpj_push_key(L, d->mem, d->cache_idx, k, kn);
-      p = rec && *p == '[' ? kpj_parse_records(d, p + 1, slot)
-                           : kpj_parse_value(d, p, slot);
-      if (p == NULL)
-        return NULL;
-      if (lua_type(L, -1) == LUA_TLIGHTUSERDATA) {
-        lua_pop(L, 1);
-        lua_pushnil(L);
-      }
-      lua_rawset(L, -3);
-    } else if (c >= 0 || envelope) {
-      int next = c >= 0 ? c : node;
-      kpj_push_key(L, d->mem, d->cache_idx, k, kn);
-      if (*p == '{') {
-        p = proj_object(d, p + 1, next, c < 0);
-      } else if (*p == '[') {
-        p = rec ? proj_records(d, p + 1, next) : proj_array(d, p + 1, next);
-      } else {
-        /* nothing to select in a scalar: like the full decode's last
-         * occurrence, it leaves the key absent */
-        p = kpj_skip_value(d, p);
-        lua_pushnil(L);
-      }
-      if (p == NULL)
-        return NULL;
-      lua_rawset(L, -3);
-    } else if ((p = kpj_skip_value(d, p)) == NULL) {
-      return NULL;
-    }
-    if ((p = kpj_separator(d, p, '}', &more)) == NULL)
+    if ((p = kpj_member_key(d, p, &k, &kn)) == NULL ||
+        (p = member(d, p, node, envelope, k, kn)) == NULL ||
+        (p = kpj_separator(d, p, '}', &more)) == NULL)
       return NULL;
   }
   d->depth--;
@@ -93,10 +91,8 @@ static KPJ_FLATTEN const char *object_body(kpj_decoder *d, const char *p,
 }
 
 /* p is just after '['; always pushes a table.  Elements that are not
- * containers have nothing a path could select, and are skipped, unless
- * records is set: then every element must be an object. */
-static KPJ_FLATTEN const char *array_body(kpj_decoder *d, const char *p,
-                                          int node, int records) {
+ * containers have nothing a path could select, and are skipped. */
+static const char *proj_array(kpj_decoder *d, const char *p, int node) {
   lua_State *L = d->L;
   lua_Integer n = 0;
   int more;
@@ -104,8 +100,6 @@ static KPJ_FLATTEN const char *array_body(kpj_decoder *d, const char *p,
     return NULL;
   lua_createtable(L, 0, 0);
   for (p = kpj_open_items(p, ']', &more); more;) {
-    if (records && kpj_check_record(d, p) == NULL)
-      return NULL;
     if (*p == '{' || *p == '[') {
       p = *p == '{' ? proj_object(d, p + 1, node, 0)
                     : proj_array(d, p + 1, node);
@@ -122,24 +116,24 @@ static KPJ_FLATTEN const char *array_body(kpj_decoder *d, const char *p,
   return p;
 }
 
-static const char *proj_object(kpj_decoder *d, const char *p, int node,
-                               int envelope) {
-  return object_body(d, p, node, envelope, 0);
-}
-
-static const char *proj_array(kpj_decoder *d, const char *p, int node) {
-  return array_body(d, p, node, 0);
-}
-
-static const char *proj_records(kpj_decoder *d, const char *p, int node) {
-  return array_body(d, p, node, 1);
-}
-
 const char *kpj_proj_root(kpj_decoder *d, const char *p) {
-  if (*p == '[')
-    return proj_array(d, p + 1, 0);
-  return d->records != NULL ? object_body(d, p + 1, 0, 1, 1)
-                            : proj_object(d, p + 1, 0, 1);
+  return *p == '[' ? proj_array(d, p + 1, 0) : proj_object(d, p + 1, 0, 1);
+}
+
+const char *kpj_proj_member(kpj_decoder *d, const char *p, int node,
+                            int envelope, const char *k, size_t kn) {
+  return member(d, p, node, envelope, k, kn);
+}
+
+int kpj_proj_records_node(const kpj_decoder *d, const char *k, size_t kn) {
+  int c = find_child(d->paths, 0, k, kn);
+  if (c >= 0 && d->paths[c].leaf)
+    return -1;
+  return c >= 0 ? c : 0;
+}
+
+const char *kpj_proj_record(kpj_decoder *d, const char *p, int node) {
+  return *p == '{' ? proj_object(d, p + 1, node, 0) : kpj_skip_value(d, p);
 }
 
 /*

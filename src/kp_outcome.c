@@ -16,9 +16,10 @@ static void set_integer(lua_State *L, const char *key, lua_Integer v) {
   lua_setfield(L, -2, key);
 }
 
-static void set_bool(lua_State *L, const char *key, int v) {
+/* into the outcome at idx (-1: the top) */
+static void set_bool(lua_State *L, int idx, const char *key, int v) {
   lua_pushboolean(L, v);
-  lua_setfield(L, -2, key);
+  lua_setfield(L, idx - 1, key);
 }
 
 /* The first bytes of the body, for an error to show. */
@@ -39,34 +40,30 @@ static int move_table(lua_State *L, const char *key) {
   return is_table;
 }
 
-/* A complete response: outcome at -1. */
-static void response(lua_State *L, const kp_result *r, const kp_buf *body,
-                     const kp_json_path *paths, size_t snippet) {
-  int ok2xx = kp_result_success(r);
-  kp_json_opts opts;
-  kp_json_error jerr;
+/* A 2xx whose body's decode gave `decoded` (the value at -1, or *jerr):
+ * outcome at -2 when decoded, else at -1. */
+static void success(lua_State *L, const kp_buf *body, int decoded,
+                    const kp_json_error *jerr, size_t snippet) {
   char msg[160];
-  int decoded;
-  opts.paths = ok2xx ? paths : NULL;      /* error bodies are decoded whole */
-  opts.records = ok2xx ? KP_RECORDS : NULL;
-  set_integer(L, "status", r->status);
-  if (!ok2xx)
-    set_string(L, "kind", "http");
-  decoded = kp_json_decode_opts(L, body->data ? body->data : "", body->len,
-                                &opts, &jerr);
-  if (ok2xx) {
-    if (decoded) {
-      lua_setfield(L, -2, "value");
-      set_bool(L, "retryable", 0);
-      return;
-    }
-    set_string(L, "kind", "decode");
-    set_string(L, "message", kp_json_message(&jerr, msg, sizeof msg));
-    set_snippet(L, body, snippet);
-    set_bool(L, "retryable", 0);
+  set_bool(L, decoded ? -2 : -1, "retryable", 0);
+  if (decoded) {
+    lua_setfield(L, -2, "value");
     return;
   }
-  if (decoded) {
+  set_string(L, "kind", "decode");
+  set_string(L, "message", kp_json_message(jerr, msg, sizeof msg));
+  set_snippet(L, body, snippet);
+}
+
+/* A complete response that is not a 2xx: outcome at -1.  Its body is
+ * decoded whole: the API's own error, or a page of another server. */
+static void failure(lua_State *L, const kp_result *r, const kp_buf *body,
+                    size_t snippet) {
+  kp_json_error jerr;
+  char msg[160];
+  set_string(L, "kind", "http");
+  if (kp_json_decode_opts(L, body->data ? body->data : "", body->len, NULL,
+                          &jerr)) {
     /* the API's own error: { "errors": [...], "warnings": [...] } */
     int api = lua_type(L, -1) == LUA_TTABLE;
     if (api) {
@@ -76,18 +73,18 @@ static void response(lua_State *L, const kp_result *r, const kp_buf *body,
     }
     lua_pop(L, 1);
     if (api) {
-      set_bool(L, "retryable", kp_status_retryable(r->status, 1));
+      set_bool(L, -1, "retryable", kp_status_retryable(r->status, 1));
       return;
     }
   } else {
     set_string(L, "decode_message", kp_json_message(&jerr, msg, sizeof msg));
   }
   set_snippet(L, body, snippet);
-  set_bool(L, "retryable", kp_status_retryable(r->status, 0));
+  set_bool(L, -1, "retryable", kp_status_retryable(r->status, 0));
 }
 
-void kp_outcome_push(lua_State *L, const kp_result *r, const kp_buf *body,
-                     const kp_json_path *paths, size_t snippet) {
+/* The fields every outcome has: a new outcome table pushed. */
+static void common(lua_State *L, const kp_result *r) {
   luaL_checkstack(L, 8, NULL);
   if (r->oom)
     luaL_error(L, "not enough memory");
@@ -98,15 +95,40 @@ void kp_outcome_push(lua_State *L, const kp_result *r, const kp_buf *body,
     set_string(L, "retry_after", r->retry_after);
   if (r->request_id[0])
     set_string(L, "request_id", r->request_id);
+  if (r->status > 0)
+    set_integer(L, "status", r->status);
+}
+
+void kp_outcome_push_decoded(lua_State *L, const kp_result *r,
+                             const kp_buf *body, int decoded,
+                             const kp_json_error *jerr, size_t snippet) {
+  common(L, r);
+  if (decoded)
+    lua_insert(L, -2);          /* outcome below the value */
+  success(L, body, decoded, jerr, snippet);
+}
+
+void kp_outcome_push(lua_State *L, const kp_result *r, const kp_buf *body,
+                     const kp_json_path *paths, size_t snippet) {
+  if (kp_result_success(r)) {
+    kp_json_opts opts;
+    kp_json_error jerr;
+    int decoded;
+    opts.paths = paths;
+    opts.records = KP_RECORDS;
+    decoded = kp_json_decode_opts(L, body->data ? body->data : "", body->len,
+                                  &opts, &jerr);
+    kp_outcome_push_decoded(L, r, body, decoded, &jerr, snippet);
+    return;
+  }
+  common(L, r);
   if (kp_result_complete(r)) {
-    response(L, r, body, paths, snippet);
+    failure(L, r, body, snippet);
     return;
   }
   set_string(L, "kind", kp_result_failure_kind(r));
   set_string(L, "message", kp_result_failure_message(r));
-  set_bool(L, "retryable", kp_result_failure_retryable(r));
+  set_bool(L, -1, "retryable", kp_result_failure_retryable(r));
   if (r->state != KP_CANCELLED)
     set_integer(L, "curl_code", (lua_Integer)r->rc);
-  if (r->status > 0)
-    set_integer(L, "status", r->status);
 }

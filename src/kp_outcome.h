@@ -36,4 +36,14 @@
 KP_HIDDEN void kp_outcome_push(lua_State *L, const kp_result *r, const kp_buf *body,
                                const kp_json_path *paths, size_t snippet);
 
+/*
+ * The same for a 2xx (kp_result_success) whose body the caller decoded
+ * itself, in steps (kp_json_decode_step with records KP_RECORDS): decoded
+ * is what the decode returned, with the value at -1 (replaced by the
+ * outcome) when 1, or the error in *jerr when 0.
+ */
+KP_HIDDEN void kp_outcome_push_decoded(lua_State *L, const kp_result *r,
+                                       const kp_buf *body, int decoded,
+                                       const kp_json_error *jerr, size_t snippet);
+
 #endif

@@ -14,15 +14,26 @@
 #include "kp_client.h"
 #include "kp_outcome.h"
 
-/* User value slots. */
-enum { UV_CLIENT = 1, UV_FIELDS, UV_OUTCOME, UV_SLOTS = UV_OUTCOME };
+/* User value slots.  UV_SLICES: what a decode in steps has built so far
+ * (kp_json_push_slices), while one is under way. */
+enum { UV_CLIENT = 1, UV_FIELDS, UV_OUTCOME, UV_SLICES, UV_SLOTS = UV_SLICES };
 
 typedef struct request {
   kp_transfer t;
+  kp_json_slicer slicer;        /* a 2xx body's decode in steps */
   int taken;                    /* UV_OUTCOME holds the outcome... */
   int released;                 /* ...unless the caller let it go */
   int decoding;                 /* the body is being decoded in place */
 } request;
+
+/* Forget a decode in steps (its partial tables go with the slot). */
+static void drop_slices(lua_State *L, request *r) {
+  kp_json_slicer_init(&r->slicer);
+  kp_getuservalue(L, 1);
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, -2, UV_SLICES);        /* an existing slot: no allocation */
+  lua_pop(L, 1);
+}
 
 static request *to_request(lua_State *L) {
   return (request *)luaL_checkudata(L, 1, KP_REQUEST);
@@ -51,6 +62,7 @@ int kp_request_start(lua_State *L) {
   lua_settop(L, 3);
   r = (request *)kp_newuserdata1(L, sizeof *r);
   memset(r, 0, sizeof *r);
+  kp_json_slicer_init(&r->slicer);
   luaL_setmetatable(L, KP_REQUEST);
   lua_createtable(L, UV_SLOTS, 0);
   lua_pushvalue(L, 1);
@@ -80,15 +92,50 @@ static int request_done(lua_State *L) {
 }
 
 /*
- * request:outcome() -> the outcome table (kp_outcome.h), built on the first
- * call and kept; raises while the request runs.  A call made by a finalizer
- * while the first one decodes decodes the same body and whichever finishes
- * first is kept, so every caller sees one outcome.
+ * A 2xx body's decode, in steps of budget_ms (< 0: to the end), into the
+ * outcome: 1 with it pushed, 0 when the budget ran out first.  The request
+ * is at 1, its user value at 2, the trie at 3, the client at 4.
+ */
+static int decode_success(lua_State *L, request *r, const kp_result *res,
+                          double budget_ms) {
+  kp_json_opts opts;
+  int rc;
+  opts.paths = (const kp_json_path *)lua_touserdata(L, 3);
+  opts.records = KP_RECORDS;
+  if (lua_rawgeti(L, 2, UV_SLICES) != LUA_TTABLE) {    /* 5 */
+    lua_pop(L, 1);
+    kp_json_push_slices(L);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, 2, UV_SLICES);
+  }
+  rc = kp_json_decode_step(L, &r->slicer, 5, r->t.body.data ? r->t.body.data : "",
+                           r->t.body.len, &opts, budget_ms);
+  if (rc == KP_JSON_MORE)
+    return 0;
+  lua_pushboolean(L, 0);                        /* done: the slot is free */
+  lua_rawseti(L, 2, UV_SLICES);
+  kp_outcome_push_decoded(L, res, &r->t.body, rc, &r->slicer.err,
+                          ((kp_client *)lua_touserdata(L, 4))->tp.snippet);
+  return 1;
+}
+
+/*
+ * request:outcome([budget_ms]) -> the outcome table (kp_outcome.h), built
+ * on the first call and kept; raises while the request runs.  With a
+ * budget, a 2xx body is decoded in steps: each call stops once budget_ms
+ * have passed (after at least one record) and returns nothing until the
+ * decode is complete.  Without one, the decode (or its rest) runs now.
+ *
+ * A call made by a finalizer while another decodes decodes the same body
+ * whole, and whichever finishes first is kept, so every caller sees one
+ * outcome.  A request cancelled while its decode was under way keeps its
+ * decode if it completed, and gets the cancelled outcome otherwise.
  */
 static int request_outcome(lua_State *L) {
   request *r = to_request(L);
+  double budget = luaL_optnumber(L, 2, -1);
   kp_result res;
-  int outer;
+  int outer, built;
   if (r->t.res.state == KP_RUNNING)
     return luaL_error(L, "request still running (poll until done())");
   if (r->released)
@@ -106,19 +153,36 @@ static int request_outcome(lua_State *L) {
   res = r->t.res;               /* a copy: cancel() may change the original */
   lua_rawgeti(L, 2, UV_FIELDS);                 /* 3: anchors the trie */
   lua_rawgeti(L, 2, UV_CLIENT);                 /* 4 */
-  kp_outcome_push(L, &res, &r->t.body, (const kp_json_path *)lua_touserdata(L, 3),
-                  ((kp_client *)lua_touserdata(L, 4))->tp.snippet);
-  if (outer) {
+  if (outer && kp_result_success(&res)) {
+    built = decode_success(L, r, &res, budget);
+  } else {
+    kp_outcome_push(L, &res, &r->t.body, (const kp_json_path *)lua_touserdata(L, 3),
+                    ((kp_client *)lua_touserdata(L, 4))->tp.snippet);
+    built = 1;
+  }
+  if (outer)
     r->decoding = 0;
-    kp_transport_recycle(&((kp_client *)lua_touserdata(L, 4))->tp, &r->t.body);
-  }
   if (r->taken) {               /* a nested call finished first */
+    if (!built)
+      drop_slices(L, r);
     lua_rawgeti(L, 2, UV_OUTCOME);
-    return 1;
+    built = 1;
+  } else if (!built && r->t.res.state == KP_CANCELLED) {
+    /* cancelled meanwhile: the decode stops here */
+    drop_slices(L, r);
+    res = r->t.res;
+    kp_outcome_push(L, &res, &r->t.body, NULL, 0);
+    built = 1;
   }
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, 2, UV_OUTCOME);
-  r->taken = 1;
+  if (outer && (built || r->t.res.state == KP_CANCELLED))
+    kp_transport_recycle(&((kp_client *)lua_touserdata(L, 4))->tp, &r->t.body);
+  if (!built)
+    return 0;
+  if (!r->taken) {
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, 2, UV_OUTCOME);
+    r->taken = 1;
+  }
   return 1;
 }
 
@@ -144,8 +208,11 @@ static int request_release(lua_State *L) {
  * whose outcome was not built yet becomes cancelled. */
 static int request_cancel(lua_State *L) {
   request *r = to_request(L);
-  if (!r->decoding)
+  if (!r->decoding) {
     kp_transfer_cancel(&r->t);
+    if (kp_json_slicer_busy(&r->slicer))
+      drop_slices(L, r);
+  }
   if (!r->taken && r->t.res.state != KP_IDLE)
     r->t.res.state = KP_CANCELLED;
   return 0;

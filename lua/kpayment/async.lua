@@ -3,7 +3,8 @@
 -- the wait of a blocking call).
 --
 -- States: "running" (an attempt is on the wire), "waiting" (for a retry
--- timer), "finished" (the last attempt ended; its outcome not yet taken),
+-- timer), "decoding" (a 2xx arrived; `poll` decodes it in slices of its
+-- budget), "finished" (the outcome is ready but not yet taken),
 -- "delivered" (the outcome was taken by `result()` or the callback) and
 -- "cancelled" (ended by `cancel()` or `client:close()` before that).  The
 -- outcome is fixed by the first of delivery or cancellation and never
@@ -26,8 +27,8 @@ local math_floor, math_min, math_max = math.floor, math.min, math.max
 local table_sort, table_remove = table.sort, table.remove
 local monotonic, sleep = core.monotonic, core.sleep
 
-local RUNNING, WAITING, FINISHED, DELIVERED, CANCELLED =
-  "running", "waiting", "finished", "delivered", "cancelled"
+local RUNNING, WAITING, DECODING, FINISHED, DELIVERED, CANCELLED =
+  "running", "waiting", "decoding", "finished", "delivered", "cancelled"
 
 local M = {}
 
@@ -103,7 +104,8 @@ end
 
 -- Move the request along without delivering it: start a retry whose timer
 -- ran out, or look at an attempt that ended.  A failure is turned into its
--- error here (to decide on a retry); a 2xx is decoded only on delivery.
+-- error here (to decide on a retry); a 2xx is decoded by `poll`, in
+-- slices, or on delivery.
 local function step(req)
   local st = req._state
   if st == WAITING then
@@ -114,7 +116,7 @@ local function step(req)
   local done, success = req._core:done()
   if not done then return end
   if success then
-    req._state = FINISHED
+    req._state = DECODING
     return
   end
   local _, err, o = take_outcome(req)
@@ -127,6 +129,20 @@ local function step(req)
   end
   settle(req)
   log.outcome(req._client, nil, err)
+end
+
+-- Decode a 2xx for at most budget_ms (at least one record); the core
+-- keeps the outcome once it is complete.
+local function advance(req, budget_ms)
+  if req._core:outcome(budget_ms) and req._state == DECODING then
+    req._state = FINISHED
+  end
+end
+
+-- Whether the network part is over (the outcome may still need decoding).
+local function settled(req)
+  local st = req._state
+  return st ~= RUNNING and st ~= WAITING
 end
 
 --- A new request on `client`, its first attempt started.
@@ -155,17 +171,19 @@ function M.new(client, url, fields, on_done)
   return req
 end
 
---- True once the request has finished (with offers or an error) or was
--- cancelled.  Never blocks: a failed attempt that is worth retrying waits
--- for its backoff here, as a timer, and starts again when it has run out.
+--- True once the request has finished (with offers or an error, its
+-- response decoded by `client:poll`) or was cancelled.  Never blocks: a
+-- failed attempt that is worth retrying waits for its backoff here, as a
+-- timer, and starts again when it has run out.
 function Request:done()
   step(self)
   local st = self._state
-  return st ~= RUNNING and st ~= WAITING
+  return st ~= RUNNING and st ~= WAITING and st ~= DECODING
 end
 
---- The offers, or nil and an error, once `done()`; decodes the response
--- on the first call (raises while the request is still running).
+--- The offers, or nil and an error, once `done()`; decodes what is left
+-- of the response on the first call (raises while the request is still
+-- running).
 function Request:result()
   if not ended(self) then
     step(self)
@@ -173,10 +191,10 @@ function Request:result()
     if st == RUNNING or st == WAITING then
       error("kpayment: request still running (poll the client until done())", 2)
     end
-    if st == FINISHED then
+    if st == FINISHED or st == DECODING then
       local offers, err
       if self._err == nil then offers, err = take_outcome(self) end
-      if self._state == FINISHED then      -- not cancelled or taken meanwhile
+      if not ended(self) then              -- not cancelled or taken meanwhile
         if self._err == nil then self._offers, self._err = offers, err end
         self._state = DELIVERED
         settle(self)
@@ -203,7 +221,8 @@ end
 
 Request.__close = Request.cancel
 
-local SHOWN = { [RUNNING] = "running", [WAITING] = "waiting to retry", [FINISHED] = "done",
+local SHOWN = { [RUNNING] = "running", [WAITING] = "waiting to retry", [DECODING] = "decoding",
+                [FINISHED] = "done",
                 [DELIVERED] = "done", [CANCELLED] = "cancelled" }
 
 function Request.__tostring(self)
@@ -245,18 +264,19 @@ function M.wait(req)
   end
 end
 
---- client:poll(ms): see kpayment.Client.
-function M.poll(client, ms)
+--- client:poll(ms, budget_ms): see kpayment.Client.
+function M.poll(client, ms, budget_ms)
   if client._closed then return 0 end
   local deadline = monotonic() + ms / 1000
   -- Deliver only what had finished before this call's network work, so a
-  -- poll(0) costs that work or one decode, never both.
+  -- poll(0) costs that work, one budget of decoding and the delivery of
+  -- one response.
   local ready = {}
   local live = live_list(client)
   for i = 1, #live do
     local req = live[i]
     step(req)
-    if req._on_done and req._state ~= RUNNING and req._state ~= WAITING then ready[#ready + 1] = req end
+    if req._on_done and settled(req) then ready[#ready + 1] = req end
   end
   local watch = client._watch
   for i = 1, #watch do   -- delivered by result() but not called back yet
@@ -268,14 +288,27 @@ function M.poll(client, ms)
     local t = next_timer(live)
     if t then pause(client, math_min(t, math_max(deadline - monotonic(), 0))) end
   end
+  -- Decode, in start order, for at most the budget (at least one record).
+  local stop_at, decoded = monotonic() + budget_ms / 1000, false
+  for i = 1, #live do
+    local req = live[i]
+    if req._state == DECODING then
+      local left = (stop_at - monotonic()) * 1000
+      if client._closed or (decoded and left <= 0) then break end
+      advance(req, math_max(left, 0))
+      decoded = true
+    end
+  end
+  local delivered = 0
   for d = 1, #ready do
-    if client._closed or (d > 1 and monotonic() >= deadline) then break end
+    if client._closed or (delivered > 0 and monotonic() >= deadline) then break end
     local req = ready[d]
-    if not req._notified then
+    if not req._notified and req._state ~= DECODING then
       -- the result first: if it raises (out of memory), the request stays
       -- watched and the next poll delivers it
       req:result()
       notify(req)
+      delivered = delivered + 1
     end
   end
   return M.pending(client)
@@ -287,7 +320,9 @@ function M.pending(client)
   if client._closed then return 0 end
   local n = 0
   for req in pairs(client._live) do
-    if not req._on_done and (req._state == RUNNING or req._state == WAITING) then n = n + 1 end
+    if not req._on_done and (req._state == RUNNING or req._state == WAITING or req._state == DECODING) then
+      n = n + 1
+    end
   end
   local watch = client._watch
   for i = 1, #watch do
@@ -328,7 +363,8 @@ function M.many(client, urls, fields, concurrency, on_progress)
     local k = 1
     while k <= #inflight and not client._closed do   -- a callback may close it
       local req = inflight[k]
-      if req:done() then
+      step(req)
+      if settled(req) then   -- a 2xx is decoded by result(), at once
         table_remove(inflight, k)
         local offers, err = req:result()
         results[req._index] = offers and { offers = offers } or { err = err }

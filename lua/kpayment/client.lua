@@ -42,6 +42,7 @@ function M.new(cfg)
     -- one bound for all attempts together; by default the timeout
     _deadline = cfg.deadline or (timeout > 0 and timeout or math_huge),
     _timeout = timeout,
+    _budget = cfg.decode_budget or config.DEFAULT_DECODE_BUDGET,
     _insecure = cfg.insecure == true,
     _debug = cfg.debug == true,
     _personal = cfg.log_personal_data == true,
@@ -110,15 +111,21 @@ end
 
 --- Do the work that is ready for every request of this client: network
 -- I/O (waiting at most `ms` milliseconds, default 0, for some), retry
--- timers, then delivering finished requests that have an `on_done`: one
--- decode per call, more only while `ms` has not run out.
+-- timers, then decoding finished responses for at most `budget_ms`
+-- milliseconds (default: the `decode_budget` option, 2), a large one over
+-- several calls, and delivering those complete to their `on_done`.
+-- @tparam[opt] number ms
+-- @tparam[opt] number budget_ms
 -- @treturn integer requests not yet delivered (0 once closed)
-function Client:poll(ms)
+function Client:poll(ms, budget_ms)
   ms = ms or 0
   if type(ms) ~= "number" or ms ~= ms or ms < 0 or ms > core.LIMITS.seconds * 1000 then
     error("kpayment: bad argument #1 to 'poll' (milliseconds from 0 to 86400000 expected)", 2)
   end
-  return async.poll(self, ms)
+  if budget_ms ~= nil and not config.budget_ok(budget_ms) then
+    error("kpayment: bad argument #2 to 'poll' (milliseconds from 0 up, or math.huge, expected)", 2)
+  end
+  return async.poll(self, ms, budget_ms or self._budget)
 end
 
 --- Fetch offers for many customers at once over the client's connections:

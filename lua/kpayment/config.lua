@@ -22,6 +22,16 @@ local LIMITS = core.LIMITS
 local M = {}
 
 M.DEFAULT_BASE_URL = "https://api.mykaarma.com"
+
+--- The decode work one `client:poll` does at most, in milliseconds: a
+-- 60 Hz frame (16.7 ms) keeps most of its time for the host.
+M.DEFAULT_DECODE_BUDGET = 2
+
+--- Whether v is a decode budget: milliseconds from 0 (one record per
+-- poll), math.huge for no limit.
+function M.budget_ok(v)
+  return type(v) == "number" and v >= 0
+end
 M.math_type = math_type
 
 -- Every option new{} accepts, with its type; anything else raises.
@@ -31,7 +41,7 @@ local OPTIONS = {
   max_body = "number", ca_file = "string", proxy = "string", user_agent = "string",
   retries = "number", deadline = "number", insecure = "boolean", follow_redirects = "boolean",
   debug = "boolean", log_personal_data = "boolean", logger = "function",
-  transport = "function", ngx_location = "string",
+  transport = "function", ngx_location = "string", decode_budget = "number",
 }
 
 local ENV = {
@@ -121,6 +131,9 @@ function M.resolve(opts, level)
   end
   if cfg.deadline ~= nil and not (cfg.deadline > 0 and cfg.deadline <= LIMITS.seconds) then
     bad(level, "bad option 'deadline' (seconds above 0, up to %d expected)", LIMITS.seconds)
+  end
+  if cfg.decode_budget ~= nil and not M.budget_ok(cfg.decode_budget) then
+    bad(level, "bad option 'decode_budget' (milliseconds from 0 up, or math.huge, expected)")
   end
   if cfg.max_body ~= nil and not (cfg.max_body >= 1 and cfg.max_body <= LIMITS.max_body) then
     bad(level, "bad option 'max_body' (bytes from 1 to 2^52 expected)")
