@@ -38,8 +38,10 @@ bench-decode: all $(FLOOR_SO)
 bench-deps:
 	@$(MAKE) --no-print-directory deps DEPS_QUIET=1 DEB_PACKAGES="$(BENCH_PACKAGES)"
 
-# What a frame's poll(0) costs while a 1 000-offer response arrives, beside
-# one decode of the same body (against the mock).
+# What a frame's poll(0) costs while large responses arrive, sliced decode
+# beside whole (BENCH_POLL_OFFERS: sizes, default 100 1000 10000), and
+# the body decoded alone both ways (against the mock).
 .PHONY: bench-poll
+BENCH_POLL_OFFERS ?= 100 1000 10000
 bench-poll: all
-	$(BENCH_LUA_ENV) LUA=$(LUA) examples/with-mock.sh $(LUA) bench/poll.lua 1000
+	$(BENCH_LUA_ENV) LUA=$(LUA) examples/with-mock.sh $(LUA) bench/poll.lua $(BENCH_POLL_OFFERS)

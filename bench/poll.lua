@@ -1,68 +1,109 @@
---- What one frame's poll(0) costs while a large response arrives, beside
--- one decode of the same body.
+--- What one frame's poll(0) costs while a large response arrives and is
+-- decoded, with the decode in slices (the default budget) beside the whole
+-- decode in one poll (budget math.huge), in one run.
 --
---   examples/with-mock.sh lua5.4 bench/poll.lua [offers]      (make bench-poll)
+--   examples/with-mock.sh lua5.4 bench/poll.lua [offers ...]   (make bench-poll)
 --
--- A 60 Hz loop polls a request for a response of 1 000 offers (about
--- 4.5 MB) and records every poll(0); the same body is then decoded on its
--- own, several times.  poll(0) decodes at most one response per call, so
--- its slowest call should cost about one decode and no more.
+-- For each size, rounds alternate the two ways on one client: a 60 Hz loop
+-- polls a request and records every poll(0).  Reported per way, as medians
+-- over the rounds: the slowest poll(0), the frames it took, and the time
+-- all polls of the round took together.  Then the body alone, decoded
+-- whole and in steps of the budget (core.decode's step_ms), alternately.
 
 local kpayment = require("kpayment")
 local core = require("kpayment.core")
+local config = require("kpayment.config")
 local socket = require("socket")
 
-local offers = tonumber(arg[1]) or 1000
-local ROUNDS = 7
-local client = kpayment.new({ timeout = 60 })
-local customer = "mock:offers:" .. offers
+local sizes = {}
+for i = 1, #arg do sizes[i] = assert(tonumber(arg[i]), "offers expected") end
+if #sizes == 0 then sizes = { 100, 1000, 10000 } end
+local BUDGET = tonumber(os.getenv("BENCH_BUDGET")) or config.DEFAULT_DECODE_BUDGET
+local WAYS = { { name = "sliced", budget = BUDGET }, { name = "whole", budget = math.huge } }
 
 local function median(t)
-  table.sort(t)
-  return t[(#t + 1) // 2]
+  local s = {}
+  for i = 1, #t do s[i] = t[i] end
+  table.sort(s)
+  local n = #s
+  return n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2
 end
 
-local slowest, frames = {}, {}
-for r = 1, ROUNDS do
-  collectgarbage()   -- as before each lone decode below: the same GC state
+local client = kpayment.new({ timeout = 120 })
+
+-- One request polled at 60 Hz: slowest poll, frames, time in all polls.
+local function frame_loop(customer, budget)
+  collectgarbage()
   local done = false
   client:start_offers({ customer_uuid = customer, dealer_uuid = "bench",
                         on_done = function(o, err) done = assert(o, err) and true end })
-  local worst, n = 0, 0
+  local worst, frames, total = 0, 0, 0
   while not done do
     local t0 = core.monotonic()
-    client:poll(0)
+    client:poll(0, budget)
     local dt = core.monotonic() - t0
     if dt > worst then worst = dt end
-    n = n + 1
-    socket.sleep(1 / 60)
+    total = total + dt
+    frames = frames + 1
+    local left = 1 / 60 - (core.monotonic() - t0)
+    if left > 0 then socket.sleep(left) end
   end
-  slowest[r], frames[r] = worst, n
+  return worst, frames, total
 end
 
--- the same body, fetched once more and decoded alone
-local chunks = {}
-local credentials = (os.getenv("KPAYMENT_USERNAME") or "") .. ":" .. (os.getenv("KPAYMENT_PASSWORD") or "")
-local _, status = require("socket.http").request({
-  url = os.getenv("KPAYMENT_BASE_URL") .. "/payment/kpayment/v1/finance/getFinanceOffersForCustomer" ..
-    "?customerUUID=mock%3Aoffers%3A" .. offers .. "&dealerUUID=bench&skin=s&locale=en-US",
-  headers = { authorization = "Basic " .. require("mime").b64(credentials) },
-  sink = require("ltn12").sink.table(chunks),
-})
-assert(status == 200, "fetching the body gave " .. tostring(status))
-local body = table.concat(chunks)
-local decodes = {}
-for r = 1, ROUNDS do
-  collectgarbage()
-  local t0 = core.monotonic()
-  core.decode(body)
-  decodes[r] = core.monotonic() - t0
+local function fetch_body(offers)
+  local chunks = {}
+  local credentials = (os.getenv("KPAYMENT_USERNAME") or "") .. ":" .. (os.getenv("KPAYMENT_PASSWORD") or "")
+  local _, status = require("socket.http").request({
+    url = os.getenv("KPAYMENT_BASE_URL") .. "/payment/kpayment/v1/finance/getFinanceOffersForCustomer" ..
+      "?customerUUID=mock%3Aoffers%3A" .. offers .. "&dealerUUID=bench&skin=s&locale=en-US",
+    headers = { authorization = "Basic " .. require("mime").b64(credentials) },
+    sink = require("ltn12").sink.table(chunks),
+  })
+  assert(status == 200, "fetching the body gave " .. tostring(status))
+  return table.concat(chunks)
 end
 
-local p, d = median(slowest), median(decodes)
-print(string.format("response: %d offers, %.2f MB; %d rounds, %d frames per round (median)",
-  offers, #body / 1e6, ROUNDS, median(frames)))
-print(string.format("slowest poll(0) per round, median: %.2f ms", p * 1000))
-print(string.format("one decode of the same body, median: %.2f ms", d * 1000))
-print(string.format("slowest poll(0) / one decode: %.2f", p / d))
+local OPTS = { records = "financeOffers" }
+local SLICED = { records = "financeOffers", step_ms = BUDGET }
+
+print(string.format("decode budget %g ms (the default); a 60 Hz frame is %.1f ms", BUDGET, 1000 / 60))
+print(string.format("%-7s %-7s %7s %16s %8s %16s",
+  "offers", "way", "MB", "slowest poll(0)", "frames", "all polls"))
+for _, offers in ipairs(sizes) do
+  local rounds = offers >= 10000 and 3 or 7
+  local customer = "mock:offers:" .. offers
+  local got = { sliced = { worst = {}, frames = {}, total = {} },
+                whole = { worst = {}, frames = {}, total = {} } }
+  for r = 1, rounds do
+    for w = 1, #WAYS do
+      local way = WAYS[(r + w) % 2 + 1]   -- alternate which goes first
+      local g = got[way.name]
+      g.worst[r], g.frames[r], g.total[r] = frame_loop(customer, way.budget)
+    end
+  end
+  local body = fetch_body(offers)
+  local whole, sliced, steps = {}, {}, 0
+  for r = 1, rounds do
+    collectgarbage()
+    local t0 = core.monotonic()
+    core.decode(body, OPTS)
+    whole[r] = core.monotonic() - t0
+    collectgarbage()
+    t0 = core.monotonic()
+    local _, n = core.decode(body, SLICED)
+    sliced[r] = core.monotonic() - t0
+    steps = n
+  end
+  for _, way in ipairs({ "whole", "sliced" }) do
+    local g = got[way]
+    print(string.format("%-7d %-7s %7.2f %13.2f ms %8d %13.2f ms", offers, way, #body / 1e6,
+      median(g.worst) * 1000, median(g.frames), median(g.total) * 1000))
+  end
+  local sliced_g, whole_g = got.sliced, got.whole
+  print(string.format("        slowest poll(0) sliced / whole: %.2f; all polls sliced / whole: %.2f",
+    median(sliced_g.worst) / median(whole_g.worst), median(sliced_g.total) / median(whole_g.total)))
+  print(string.format("        body alone: whole %.2f ms, in %d steps of %g ms %.2f ms: %.2fx",
+    median(whole) * 1000, steps, BUDGET, median(sliced) * 1000, median(sliced) / median(whole)))
+end
 client:close()

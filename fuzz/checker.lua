@@ -4,12 +4,14 @@
 -- with (core, cjson); returns check, FIELDS, has_projection and has_records
 -- (the last two only tell the log which core.decode options are checked).
 -- C calls
---   check(text, ok, value, pok, pvalue, rok, rvalue, rpok, rpvalue)
+--   check(text, ok, value, pok, pvalue, rok, rvalue, rpok, rpvalue,
+--         sok, svalue, spok, spvalue)
 -- for every input, where ok/value come from core.decode(text) (value is the
 -- error message when ok is false), pok/pvalue from kp_json_decode with the
 -- projection trie built from FIELDS (pvalue is the bare message on failure),
 -- rok/rvalue and rpok/rpvalue from kp_json_decode_opts with records =
--- RECORDS, without and with the trie.
+-- RECORDS, without and with the trie, and sok/svalue, spok/spvalue the same
+-- two decoded in steps of one record (kp_json_decode_step).
 -- check returns nil when all is well, else a description of the problem; C
 -- prints it and aborts.  Anything raised in here is a finding too.
 
@@ -359,7 +361,45 @@ local function records(text, ok, value, pok, pvalue, rok, rvalue, rpok, rpvalue)
   end
 end
 
-local function check(text, ok, value, pok, pvalue, rok, rvalue, rpok, rpvalue)
+-- nil when a and b are identical, down to integer and float subtypes:
+-- the same decoder read the same bytes, in one step or in several.
+local function identical(a, b, path)
+  if type(a) ~= "table" or type(b) ~= "table" then
+    if type(a) ~= type(b) or (a ~= b and a == a) or mtype(a) ~= mtype(b) then
+      return fmt("%s: %q in one step, %q in steps", path, tostring(a),
+        tostring(b))
+    end
+    return nil
+  end
+  for k, v in pairs(a) do
+    local e = identical(v, rawget(b, k), path .. "." .. tostring(k))
+    if e then return e end
+  end
+  for k in pairs(b) do
+    if rawget(a, k) == nil then return path .. "." .. tostring(k) .. ": appeared in steps" end
+  end
+end
+
+-- A decode in steps gives what the one-step decode gives, errors included.
+local function steps(what, ok, value, sok, svalue)
+  if ok ~= sok then
+    return what .. " in steps and in one step disagree: " .. tostring(ok and "(success)" or value)
+      .. " / " .. tostring(sok and "(success)" or svalue)
+  end
+  if not ok then
+    if value ~= svalue then
+      return what .. " in steps: " .. tostring(svalue) .. ", not " .. tostring(value)
+    end
+    return nil
+  end
+  return identical(value, svalue, what)
+end
+
+local function check(text, ok, value, pok, pvalue, rok, rvalue, rpok, rpvalue,
+                     sok, svalue, spok, spvalue)
+  local wrong = steps("records", rok, rvalue, sok, svalue)
+    or steps("records with fields", rpok, rpvalue, spok, spvalue)
+  if wrong then return wrong end
   if not ok then
     -- The only acceptable failure: a decode error with a position inside
     -- the input or just past its end.

@@ -4,7 +4,9 @@
  * Every input is decoded six ways or more:
  *   - kp_json_decode() called directly, whole and with a projection trie,
  *     and kp_json_decode_opts() with records = "financeOffers", whole and
- *     with the trie, to hold them to the stack contract in kp_json.h (one
+ *     with the trie, then both of those again in steps of one record
+ *     (kp_json_decode_step, budget 0, a full GC between two steps), to hold
+ *     them to the stack contract in kp_json.h (one
  *     value pushed on success, nothing on failure, a sane error position,
  *     err->member set only by a shape error), which core.decode would hide
  *     behind lua_pcall;
@@ -84,8 +86,27 @@ static void die(const char *what, const char *detail) {
   abort();
 }
 
+/* Decode in steps of one record, collecting all garbage between two, as
+ * a host's frames would with other Lua code running in between. */
+static int decode_in_steps(lua_State *S, const char *text, size_t len,
+                           const kp_json_opts *opts, kp_json_error *err) {
+  kp_json_slicer s;
+  int rc, state;
+  kp_json_slicer_init(&s);
+  kp_json_push_slices(S);
+  state = lua_gettop(S);
+  while ((rc = kp_json_decode_step(S, &s, state, text, len, opts, 0)) == KP_JSON_MORE) {
+    if (lua_gettop(S) != state)
+      die("kp_json_decode_step left values on the stack between steps", NULL);
+    lua_gc(S, LUA_GCCOLLECT, 0);
+  }
+  *err = s.err;
+  lua_remove(S, state);
+  return rc;
+}
+
 /*
- * direct_decode(text, trie|nil, records) -> true, value | false, message
+ * direct_decode(text, trie|nil, records, steps) -> true, value | false, message
  * Runs kp_json_decode itself (not through core.decode), or with records
  * kp_json_decode_opts, and checks the promises in kp_json.h that a Lua
  * caller cannot see.  A C function so that
@@ -97,12 +118,16 @@ static int direct_decode(lua_State *S) {
   const char *text = lua_tolstring(S, 1, &len);
   const kp_json_path *paths = (const kp_json_path *)lua_touserdata(S, 2);
   const char *records = lua_toboolean(S, 3) ? RECORDS : NULL;
-  const char *how = paths ? (records ? "projected, records" : "projected")
-                          : (records ? "full, records" : "full");
+  int steps = lua_toboolean(S, 4);
+  const char *how = paths ? (records ? (steps ? "projected, records, steps" : "projected, records")
+                                     : "projected")
+                          : (records ? (steps ? "full, records, steps" : "full, records") : "full");
   kp_json_error err;
   char msg[200];
   int top = lua_gettop(S);
   int ok;
+  lua_settop(S, 4);
+  top = 4;
   err.what = "sentinel: the decoder did not reset err";
   err.member = "sentinel";
   err.pos = (size_t)-1;
@@ -110,7 +135,8 @@ static int direct_decode(lua_State *S) {
     kp_json_opts opts;
     opts.paths = paths;
     opts.records = records;
-    ok = kp_json_decode_opts(S, text, len, &opts, &err);
+    ok = steps ? decode_in_steps(S, text, len, &opts, &err)
+               : kp_json_decode_opts(S, text, len, &opts, &err);
   } else {
     ok = kp_json_decode(S, text, len, paths, &err);
   }
@@ -200,7 +226,7 @@ static void setup(void) {
 }
 
 /* Pushes ok, value|message from direct_decode on text (at index t). */
-static void run_direct(int t, int with_trie, int records) {
+static void run_direct(int t, int with_trie, int records, int steps) {
   lua_pushcfunction(L, direct_decode);
   lua_pushvalue(L, t);
   if (with_trie)
@@ -208,7 +234,8 @@ static void run_direct(int t, int with_trie, int records) {
   else
     lua_pushnil(L);
   lua_pushboolean(L, records);
-  if (lua_pcall(L, 3, 2, 0) != LUA_OK)
+  lua_pushboolean(L, steps);
+  if (lua_pcall(L, 4, 2, 0) != LUA_OK)
     die("kp_json_decode raised", lua_tostring(L, -1));
 }
 
@@ -223,7 +250,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lua_pushlstring(L, (const char *)data, size);
   t = base + 1;
 
-  run_direct(t, 0, 0);                              /* t+1, t+2 */
+  run_direct(t, 0, 0, 0);                           /* t+1, t+2 */
   direct_ok = lua_toboolean(L, t + 1);
 
   lua_rawgeti(L, LUA_REGISTRYINDEX, decode_ref);
@@ -246,9 +273,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
           api ? api : "(not a string)");
   }
 
-  run_direct(t, 1, 0);                              /* t+4, t+5 */
-  run_direct(t, 0, 1);                              /* t+6, t+7 */
-  run_direct(t, 1, 1);                              /* t+8, t+9 */
+  run_direct(t, 1, 0, 0);                           /* t+4, t+5 */
+  run_direct(t, 0, 1, 0);                           /* t+6, t+7 */
+  run_direct(t, 1, 1, 0);                           /* t+8, t+9 */
+  run_direct(t, 0, 1, 1);                           /* t+10, t+11 */
+  run_direct(t, 1, 1, 1);                           /* t+12, t+13 */
 
   lua_rawgeti(L, LUA_REGISTRYINDEX, check_ref);
   lua_pushvalue(L, t);
@@ -260,16 +289,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lua_pushvalue(L, t + 7);
   lua_pushvalue(L, t + 8);
   lua_pushvalue(L, t + 9);
-  if (lua_pcall(L, 9, 1, 0) != LUA_OK)
+  lua_pushvalue(L, t + 10);
+  lua_pushvalue(L, t + 11);
+  lua_pushvalue(L, t + 12);
+  lua_pushvalue(L, t + 13);
+  if (lua_pcall(L, 13, 1, 0) != LUA_OK)
     die("checker raised", lua_tostring(L, -1));
   if (!lua_isnil(L, -1))
     die("check failed", lua_tostring(L, -1));
 
   /* Everything pushed above, and nothing else: a leftover or a missing slot
    * means some call broke its stack discipline. */
-  if (lua_gettop(L) != t + 10) {
+  if (lua_gettop(L) != t + 14) {
     char msg[64];
-    snprintf(msg, sizeof msg, "height %d, expected %d", lua_gettop(L), t + 10);
+    snprintf(msg, sizeof msg, "height %d, expected %d", lua_gettop(L), t + 14);
     die("Lua stack out of balance", msg);
   }
   lua_settop(L, base);
