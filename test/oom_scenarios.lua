@@ -44,11 +44,12 @@ function M.list(env)
     names[#names + 1] = "decode-fields:" .. base
     names[#names + 1] = "decode-invalid:" .. base
   end
+  names[#names + 1] = "decode-steps:example-200.json"
   names[#names + 1] = "recover:decode"
   if env.url then
     for _, name in ipairs({ "get:normal", "get:badjson", "get:error500", "log:debug",
-      "retry:flaky-502", "async:start-poll", "async:cancel-close", "many:3", "recover:get",
-      "recover:async", "recover:on-done", "recover:many" }) do
+      "retry:flaky-502", "async:start-poll", "async:cancel-close", "async:slices", "many:3",
+      "recover:get", "recover:async", "recover:on-done", "recover:slices", "recover:many" }) do
       names[#names + 1] = name
     end
   end
@@ -95,6 +96,14 @@ function M.prepare(name, env)
   elseif kind == "decode-fields" then
     local text = fixture(env, arg)
     return function() return core.decode(text, { fields = FIELDS }) end
+  elseif kind == "decode-steps" then
+    -- one record per step, whole and projected: what each step keeps
+    -- between two must survive a failure in the next
+    local text = fixture(env, arg)
+    return function()
+      return { core.decode(text, { records = "financeOffers", step_ms = 0 }),
+               core.decode(text, { records = "financeOffers", step_ms = 0, fields = FIELDS }) }
+    end
   elseif kind == "decode-invalid" then
     -- cut short inside the document: the decoder builds most of it, then
     -- fails and must drop what it built
@@ -140,6 +149,23 @@ function M.prepare(name, env)
       local offers, err = again(req.result, req)
       client:close()
       return { offers = offers, err = err }
+    end
+  elseif name == "recover:slices" then
+    -- decoded one record per poll; a memory error in a slice is followed by
+    -- the next poll, which must still deliver every offer, once
+    return function()
+      local client = again(new_client, env, { decode_budget = 0 })
+      local got = { calls = 0, offers = false, err = false }
+      again(client.start_offers, client, {
+        customer_uuid = "mock:offers:12", dealer_uuid = "oom-slices-2",
+        on_done = function(offers, err) got.calls, got.offers, got.err = got.calls + 1, offers, err end,
+      })
+      local deadline = core.monotonic() + 30
+      while again(client.poll, client, 5) > 0 do
+        if core.monotonic() > deadline then error("request still pending after 30 s") end
+      end
+      client:close()
+      return got
     end
   elseif name == "recover:on-done" then
     return function()
@@ -205,6 +231,28 @@ function M.prepare(name, env)
       local _, err2 = running:result()
       return { cancelled = err1 and err1.kind, closed = err2 and err2.kind }
     end
+  elseif name == "async:slices" then
+    -- decoded one record per poll: one delivered, one cancelled and one
+    -- dropped between two slices
+    return function()
+      local client = new_client(env, { decode_budget = 0 })
+      local got = { offers = false, err = false }
+      client:start_offers{
+        customer_uuid = "mock:offers:12", dealer_uuid = "oom-slices", fields = FIELDS,
+        on_done = function(offers, err) got.offers, got.err = offers, err end,
+      }
+      local cancelled = client:start_offers{ customer_uuid = "mock:offers:12", dealer_uuid = "oom-cancel" }
+      client:start_offers{ customer_uuid = "mock:offers:12", dealer_uuid = "oom-drop" }
+      local deadline = core.monotonic() + 30
+      while client:poll(5) > 0 and not got.offers and not got.err do
+        if core.monotonic() > deadline then error("requests still pending after 30 s") end
+      end
+      cancelled:cancel()
+      collectgarbage()
+      client:close()
+      local _, err = cancelled:result()
+      return { callback = got, cancelled = err and err.kind }
+    end
   elseif name == "async:start-poll" then
     return function()
       local client = new_client(env)
@@ -264,6 +312,11 @@ local CHECKS = {
     return type(v) == "table" and offers_of(v.financeOffers, #v.financeOffers) and #v.financeOffers > 0
   end,
   ["decode-invalid"] = function(v) return type(v) == "string" end,
+  ["decode-steps"] = function(v)
+    return type(v) == "table" and type(v[1]) == "table" and type(v[2]) == "table"
+      and offers_of(v[1].financeOffers, #v[1].financeOffers) and #v[1].financeOffers > 0
+      and #v[2].financeOffers == #v[1].financeOffers
+  end,
   ["get:normal"] = function(v)
     return offers_of(v.offers, 3) and v.offers[1].customerUUID == "oom-customer-1"
   end,
@@ -274,6 +327,12 @@ local CHECKS = {
   ["retry:flaky-502"] = function(v) return v.offers == 3 and v.attempts == 2 end,
   ["async:start-poll"] = function(v)
     return offers_of(v.plain.offers, 3) and offers_of(v.callback.offers, 3)
+  end,
+  ["async:slices"] = function(v)
+    return offers_of(v.callback.offers, 12) and v.cancelled == "cancelled"
+  end,
+  ["recover:slices"] = function(v)
+    return v.calls == 1 and offers_of(v.offers, 12) and v.offers[12].customerUUID == "mock:offers:12"
   end,
   ["async:cancel-close"] = function(v) return v.cancelled == "cancelled" and v.closed == "cancelled" end,
   ["recover:decode"] = function(v)
