@@ -16,6 +16,8 @@
 #   make demo-openresty  kpayment inside nginx against the mock: one answer
 #   make test-openresty  nginx with examples/openresty/nginx.conf, for real
 #   make docs     the LDoc reference into docs/ (docs/index.html); warnings fail
+#   make readme-check   every command block of README.md, run against the mock
+#   make examples-check every file of examples/ runs (or a named CI step runs it)
 
 # LUA_VERSION: 5.1, 5.2, 5.3, 5.4 or luajit (LuaJIT 2.1, Debian's luajit2).
 LUA_VERSION ?= 5.4
