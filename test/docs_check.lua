@@ -3,7 +3,8 @@
 -- classes, and every option config.lua accepts.  The names are taken from
 -- the loaded modules (and from config.lua's OPTIONS table), not from a
 -- list kept here, so a new function or option without a doc comment fails
--- `make docs`.
+-- `make docs`; so does an entry for something that is not public (an
+-- internal function's doc comment without @local).
 --
 --   lua5.4 test/docs_check.lua [DOCS_DIR]     (after ldoc; `make docs` runs it)
 --
@@ -86,6 +87,32 @@ expect("core", "kpayment.core", "field or function", nil, core)
 expect("core", "kpayment.core", "method", "Client", registry["kpayment.Client"].__index)
 expect("core", "kpayment.core", "method", "Request", registry["kpayment.Request"].__index)
 
+-- And the other way round: an entry for something that is not public (an
+-- internal function whose doc comment lacks @local) fails too.
+local function reverse(page, module_name, t, classes, extra)
+  for anchor in pairs(names[page]) do
+    local class, method = anchor:match("^(%w+):([%w_]+)$")
+    local known
+    if class then
+      known = classes[class] and classes[class][method] ~= nil
+    else
+      known = t[anchor] ~= nil or extra[anchor] or anchor:find("^Class_")
+        or ({ Functions = true, Tables = true, Fields = true })[anchor]
+    end
+    if not known then
+      fail("%s: the reference documents '%s', which is not public (mark its doc comment @local)",
+        module_name, anchor)
+    end
+  end
+end
+reverse("kpayment", "kpayment", kpayment,
+  { Client = kpayment.Client, Request = kpayment.Request, Offer = offer.Offer, OfferList = offer.OfferList,
+    Error = { __tostring = true } },
+  { options = true, ["Error.fields"] = true })
+reverse("core", "kpayment.core", core,
+  { Client = registry["kpayment.Client"].__index, Request = registry["kpayment.Request"].__index },
+  { outcome = true })
+
 -- Every option of config.lua's OPTIONS table is a field of `options`.
 local config_src = read("lua/kpayment/config.lua")
 local options_src = config_src:match("\nlocal OPTIONS = (%b{})")
@@ -118,7 +145,7 @@ else
 end
 
 if #failures > 0 then
-  io.stderr:write("docs: the reference is incomplete:\n  ", table.concat(failures, "\n  "), "\n")
+  io.stderr:write("docs: the reference does not match the code:\n  ", table.concat(failures, "\n  "), "\n")
   os.exit(1)
 end
-print("docs: every public function, method, field and option has an entry")
+print("docs: every public function, method, field and option has an entry, and nothing else")
