@@ -15,6 +15,9 @@
 #   make soak       20 000 calls against the mock: RSS and fds stay flat
 #   make demo-openresty  kpayment inside nginx against the mock: one answer
 #   make test-openresty  nginx with examples/openresty/nginx.conf, for real
+#   make docs     the LDoc reference into docs/ (docs/index.html); warnings fail
+#   make readme-check   every command block of README.md, run against the mock
+#   make examples-check every file of examples/ runs (or a named CI step runs it)
 
 # LUA_VERSION: 5.1, 5.2, 5.3, 5.4 or luajit (LuaJIT 2.1, Debian's luajit2).
 LUA_VERSION ?= 5.4
@@ -204,3 +207,4 @@ include test/memcheck.mk
 include test/soak.mk
 include examples/host/host.mk
 include examples/openresty/openresty.mk
+include test/docs.mk

@@ -13,7 +13,7 @@
 -- User code (loggers, callbacks, finalizers inside any allocation) can run
 -- at every step and may cancel a request or close its client: every step
 -- re-reads the state after anything that can run it.
--- @module kpayment.async
+-- @module kpayment
 
 local core = require("kpayment.core")
 local response = require("kpayment.response")
@@ -32,6 +32,15 @@ local RUNNING, WAITING, DECODING, FINISHED, DELIVERED, CANCELLED =
 
 local M = {}
 
+--- A request started by `Client:start_offers`: it runs while its client is
+-- polled (`Client:poll`), and ends exactly once, with offers, an error, or
+-- cancelled.  Its outcome is fixed by whichever comes first: its delivery
+-- (`result` returning it, or its `on_done` being called) or its
+-- cancellation (`cancel`, or `Client:close`); a cancelled request's
+-- outcome is the `"cancelled"` error even when its response had arrived.
+-- A `<close>` variable (Lua 5.4) cancels it on scope exit;
+-- `tostring(req)` shows its state.
+-- @type Request
 local Request = {}
 Request.__index = Request
 Request.__name = "kpayment.Request"
@@ -146,6 +155,7 @@ local function settled(req)
 end
 
 --- A new request on `client`, its first attempt started.
+-- @local
 function M.new(client, url, fields, on_done)
   local now = monotonic()
   client._seq = client._seq + 1
@@ -171,19 +181,24 @@ function M.new(client, url, fields, on_done)
   return req
 end
 
---- True once the request has finished (with offers or an error, its
+--- Whether the request has finished (with offers or an error, its
 -- response decoded by `client:poll`) or was cancelled.  Never blocks: a
--- failed attempt that is worth retrying waits for its backoff here, as a
--- timer, and starts again when it has run out.
+-- failed attempt that is worth retrying waits for its backoff as a timer,
+-- and starts again when it has run out.
+-- @treturn boolean
 function Request:done()
   step(self)
   local st = self._state
   return st ~= RUNNING and st ~= WAITING and st ~= DECODING
 end
 
---- The offers, or nil and an error, once `done()`; decodes what is left
--- of the response on the first call (raises while the request is still
--- running).
+--- The request's outcome, once `done` is true (or once its response is
+-- in: what `client:poll` has not decoded yet is decoded now, at once);
+-- every later call returns the same values.
+-- @treturn[1] OfferList the offers
+-- @return[2] nil
+-- @treturn[2] Error what went wrong (kind `"cancelled"` if it was cancelled)
+-- @raise while the request is still running
 function Request:result()
   if not ended(self) then
     step(self)
@@ -208,8 +223,8 @@ end
 
 --- Abandon the request: its transfer stops and its connection is closed.
 -- A request whose outcome was not taken yet ends with an error of kind
--- "cancelled" (its `on_done`, if any, is called with it now); one already
--- delivered is left as it is.
+-- `"cancelled"` (its `on_done`, if any, is called with it now); one already
+-- delivered is left as it is.  Also the `__close` of a `<close>` variable.
 function Request:cancel()
   if ended(self) then return end
   self._state = CANCELLED
@@ -250,6 +265,7 @@ end
 
 --- Wait for one request as a blocking call does: network work (returning
 -- as soon as any transfer ends) or the sleep to its retry timer.
+-- @local
 function M.wait(req)
   local client = req._client
   while true do
@@ -265,6 +281,7 @@ function M.wait(req)
 end
 
 --- client:poll(ms, budget_ms): see kpayment.Client.
+-- @local
 function M.poll(client, ms, budget_ms)
   if client._closed then return 0 end
   local deadline = monotonic() + ms / 1000
@@ -316,6 +333,7 @@ end
 
 --- Requests not yet delivered: watched ones until their callback ran,
 -- others while they run or wait for a retry.
+-- @local
 function M.pending(client)
   if client._closed then return 0 end
   local n = 0
@@ -333,6 +351,7 @@ end
 
 --- End every request of a closed client as cancelled, calling each
 -- pending `on_done` once, in start order.
+-- @local
 function M.close_all(client)
   local live = live_list(client)
   for i = 1, #live do live[i]:cancel() end
@@ -343,6 +362,7 @@ function M.close_all(client)
 end
 
 --- client:get_offers_many after its checks: urls and fields per entry.
+-- @local
 function M.many(client, urls, fields, concurrency, on_progress)
   local n = #urls
   local results, inflight, nextup, finished = {}, {}, 1, 0

@@ -1,7 +1,7 @@
 --- kpayment.Client: a configured connection to the API and the calls on
 -- it.  Every call runs through one request state machine
 -- (kpayment.async); this module checks arguments and wires the parts.
--- @module kpayment.client
+-- @module kpayment
 
 local core = require("kpayment.core")
 local config = require("kpayment.config")
@@ -17,11 +17,18 @@ local math_type, math_huge = config.math_type, math.huge
 
 local M = {}
 
+--- A client: the configuration of `kpayment.new`, and the connections,
+-- DNS cache and TLS sessions that its calls share (connections are kept
+-- alive from call to call).  Release it with `close`, a `<close>` variable
+-- (Lua 5.4), or let the garbage collector do it.  `tostring(client)` shows
+-- the base URL only.
+-- @type Client
 local Client = {}
 Client.__index = Client
 Client.__name = "kpayment.Client"
 
 --- A client for the resolved configuration `cfg` (kpayment.config).
+-- @local
 function M.new(cfg)
   local timeout = cfg.timeout or 30
   local secrets = config.secrets(cfg)
@@ -78,11 +85,9 @@ local function prepare(self, params, level, extra, what)
   return url, fields
 end
 
---- Fetch a customer's finance offers, retrying what is worth retrying.
--- @tparam table params `customer_uuid`, `dealer_uuid`, and optionally
--- `skin`, `locale` (over the client's defaults) and `fields` (a list of
--- dotted paths inside each offer: only those are decoded)
--- @return an offer list (see `offers:meta()`), or nil and an error table
+--- Client:get_offers, and kpayment.get_offers on the module's client;
+-- raises at `level` (as `error` counts).
+-- @local
 function M.get(self, params, level)
   local url, fields = prepare(self, params, level + 1, GET_KEYS, "get_offers")
   local req = async.new(self, url, fields)
@@ -90,16 +95,46 @@ function M.get(self, params, level)
   return req:result()
 end
 
+--- Fetch a customer's finance offers, retrying what another attempt may
+-- fix (the `retries` and `deadline` options).  Blocks until the call ends;
+-- inside nginx it yields instead, so the worker serves other requests.
+-- @tparam table params the call's parameters:
+-- @tparam string params.customer_uuid the customer
+-- @tparam string params.dealer_uuid the dealer
+-- @tparam[opt] string params.skin over the client's `skin` option
+-- @tparam[opt] string params.locale over the client's `locale` option
+-- @tparam[opt] {string,...} params.fields dotted paths inside each offer,
+-- e.g. `{ "id", "status", "customer.lastName" }`: only those are decoded,
+-- everything else is skipped without being built
+-- @treturn[1] OfferList the offers, with the API's own field names
+-- @return[2] nil
+-- @treturn[2] Error what went wrong
+-- @raise on a missing, empty, non-string or unknown parameter, a value over
+-- 1024 bytes or with control characters, a bad `fields` list, and on a
+-- closed client
+-- @usage
+-- local offers, err = client:get_offers{ customer_uuid = c, dealer_uuid = d }
+-- if not offers then print(err) return end
+-- for _, offer in ipairs(offers) do print(offer.id, offer:customer_name()) end
 function Client:get_offers(params)
   local offers, err = M.get(self, params, 3)
   return offers, err
 end
 
 --- Start fetching offers and return at once with a `Request`; the work
--- happens in `client:poll`.  With `on_done = function(offers, err, req)`
--- in the parameters the client keeps the request until it has called it;
--- without, the caller keeps the request, and one that is garbage
--- collected while running is cancelled.
+-- happens in `Client:poll`.  With `on_done` the client keeps the request
+-- until it has called it back; without, the caller keeps the request, and
+-- one that is garbage collected while running is cancelled.
+-- @tparam table params as for `get_offers`, and:
+-- @tparam[opt] function params.on_done `function(offers, err, req)`,
+-- called once by `poll` when the request ends (or at once by
+-- `Request:cancel` or `close`); what it raises is logged, never passed on
+-- @treturn Request
+-- @raise as `get_offers` does, and when `on_done` is not a function
+-- @usage
+-- client:start_offers{ customer_uuid = c, dealer_uuid = d,
+--   on_done = function(offers, err) --[[ … ]] end }
+-- while client:poll(10) > 0 do end
 function Client:start_offers(params)
   local url, fields = prepare(self, params, 3, START_KEYS, "start_offers")
   local on_done = params.on_done
@@ -110,13 +145,25 @@ function Client:start_offers(params)
 end
 
 --- Do the work that is ready for every request of this client: network
--- I/O (waiting at most `ms` milliseconds, default 0, for some), retry
--- timers, then decoding finished responses for at most `budget_ms`
--- milliseconds (default: the `decode_budget` option, 2), a large one over
--- several calls, and delivering those complete to their `on_done`.
--- @tparam[opt] number ms
--- @tparam[opt] number budget_ms
--- @treturn integer requests not yet delivered (0 once closed)
+-- I/O (waiting at most `ms` milliseconds for some), retry timers, then
+-- decoding finished responses for at most `budget_ms` milliseconds (a
+-- large response over several calls, between two of its records), then
+-- delivering the complete ones that have an `on_done`: one per call, more
+-- only while `ms` has not run out.  So a frame's `poll(0)` costs the
+-- network work that is ready, one budget of decoding and one delivery.
+-- Inside nginx, waiting yields.
+-- @tparam[opt=0] number ms milliseconds to wait at most (0 to 86400000);
+-- `0` never waits
+-- @tparam[opt] number budget_ms milliseconds of decoding at most (at least
+-- one record is decoded); default: the `decode_budget` option (2);
+-- `math.huge` decodes each response whole
+-- @treturn integer requests not yet delivered, counted after the callbacks
+-- ran: those with `on_done` until it was called, others while running,
+-- waiting for a retry or decoding; `0` on a closed client
+-- @raise when `ms` or `budget_ms` is out of range
+-- @usage
+-- -- once a frame:
+-- client:poll(0)
 function Client:poll(ms, budget_ms)
   ms = ms or 0
   if type(ms) ~= "number" or ms ~= ms or ms < 0 or ms > core.LIMITS.seconds * 1000 then
@@ -128,13 +175,28 @@ function Client:poll(ms, budget_ms)
   return async.poll(self, ms, budget_ms or self._budget)
 end
 
---- Fetch offers for many customers at once over the client's connections:
--- at most `concurrency` requests in flight (default 8), each retried as
--- `get_offers` would.  Returns a list in input order of `{ offers = … }` or
--- `{ err = … }`, one entry per input even if the client is closed meanwhile
--- (unfinished entries are then `cancelled`).
--- @tparam table list parameter tables, as for `get_offers`
--- @tparam[opt] table opts `concurrency`, `on_progress(done, total)`
+--- Fetch offers for many customers at once over the client's connections
+-- (multiplexed over HTTP/2 where the server offers it), each call retried
+-- as `get_offers` would.  One failing customer never hides the others.
+-- All results stay in memory until the call returns: for very long lists,
+-- split them or use `start_offers` with `on_done`.
+-- @tparam {table,...} list parameter tables, as for `get_offers`
+-- (`fields` included); every entry is checked before anything is sent
+-- @tparam[opt] table opts
+-- @tparam[opt=8] integer opts.concurrency requests in flight at most (1 to 1024)
+-- @tparam[opt] function opts.on_progress `function(done, total)`, called
+-- after each completion; what it raises is logged, never passed on
+-- @treturn {table,...} one entry per input, in input order: `{ offers = OfferList }`
+-- or `{ err = Error }`; if the client is closed meanwhile, unfinished
+-- entries are errors of kind `"cancelled"`
+-- @raise on a bad entry (`kpayment: list[3]: bad parameter …`), a bad or
+-- unknown option, and on a closed client
+-- @usage
+-- local results = client:get_offers_many({
+--   { customer_uuid = c1, dealer_uuid = d },
+--   { customer_uuid = c2, dealer_uuid = d },
+-- }, { concurrency = 4 })
+-- for i, r in ipairs(results) do print(i, r.offers and #r.offers or tostring(r.err)) end
 function Client:get_offers_many(list, opts)
   if getmetatable(self) ~= Client then
     error("kpayment: get_offers_many must be called as client:get_offers_many(…)", 2)
@@ -167,9 +229,11 @@ function Client:get_offers_many(list, opts)
   return async.many(self, urls, fields, concurrency, on_progress)
 end
 
---- Release the connections and buffers now rather than at collection.
--- Every request not yet delivered ends as "cancelled" (requests waiting for
--- a retry too), and each pending `on_done` is called once, in start order.
+--- Release the connections and buffers now rather than at collection
+-- (also the `__close` of a `<close>` variable).  Every request not yet
+-- delivered ends as `"cancelled"` (those waiting for a retry too), and each
+-- pending `on_done` is called once, in start order.  Closing twice does
+-- nothing; any other call on a closed client raises, but `poll` returns 0.
 function Client:close()
   if self._closed then return end
   self._closed = true

@@ -1,7 +1,7 @@
 --- Client options: the one place that validates them, resolves the
 -- environment and defaults, and derives the secrets to keep out of every
 -- error and log line.
--- @module kpayment.config
+-- @module kpayment
 
 local core = require("kpayment.core")
 local request = require("kpayment.request")
@@ -23,16 +23,86 @@ local M = {}
 
 M.DEFAULT_BASE_URL = "https://api.mykaarma.com"
 
---- The decode work one `client:poll` does at most, in milliseconds: a
+-- The decode work one `client:poll` does at most, in milliseconds: a
 -- 60 Hz frame (16.7 ms) keeps most of its time for the host.
 M.DEFAULT_DECODE_BUDGET = 2
 
---- Whether v is a decode budget: milliseconds from 0 (one record per
+-- Whether v is a decode budget: milliseconds from 0 (one record per
 -- poll), math.huge for no limit.
 function M.budget_ok(v)
   return type(v) == "number" and v >= 0
 end
 M.math_type = math_type
+
+--- The options of `kpayment.new` and `kpayment.configure`: every one is
+-- optional; an unknown option, or a value of the wrong type or range,
+-- raises naming the option.  Where a `KPAYMENT_*` variable is named, an
+-- option not given is read from it (an empty variable counts as unset).
+--
+-- Credentials come as a set: giving `username`/`password` ignores
+-- `KPAYMENT_BEARER_TOKEN`, giving `bearer_token` ignores
+-- `KPAYMENT_USERNAME`/`KPAYMENT_PASSWORD`; giving both kinds raises.
+-- Secrets (the password, the bearer token, the Basic header value, a
+-- proxy's credentials) never appear in an error or a log line.
+-- @table options
+-- @tfield string base_url scheme, host and optional path prefix of the API;
+-- no credentials, query or fragment.  Default: `KPAYMENT_BASE_URL`, else
+-- `"https://api.mykaarma.com"` (`kpayment.DEFAULT_BASE_URL`)
+-- @tfield string username HTTP Basic user (with `password`), sent with the
+-- first request.  Default: `KPAYMENT_USERNAME`
+-- @tfield string password HTTP Basic password (with `username`).
+-- Default: `KPAYMENT_PASSWORD`
+-- @tfield string bearer_token sent as `Authorization: Bearer …` (OAuth2)
+-- instead of Basic.  Default: `KPAYMENT_BEARER_TOKEN`
+-- @tfield string skin the default `skin` parameter of every call.
+-- Default: `KPAYMENT_SKIN`; the API requires one, so a call that has none
+-- raises, naming this option and the variable
+-- @tfield string locale the default `locale` parameter of every call.
+-- Default: `KPAYMENT_LOCALE`, else `"en-US"`
+-- @tfield number timeout seconds for each attempt (connecting, sending,
+-- receiving), fractions allowed, `0` for none (up to 86400).  Default: `30`
+-- @tfield number connect_timeout seconds to connect (up to 86400).
+-- Default: `10`
+-- @tfield number max_body bytes a response may have (after decompression):
+-- a larger one is refused, not buffered, as a `body_too_large` error.
+-- Default: 64 MiB
+-- @tfield string ca_file PEM bundle to verify the server with.
+-- Default: the system's CA store
+-- @tfield string proxy proxy URL (credentials allowed; they are treated as
+-- secrets).  Default: libcurl's, from `http_proxy`, `https_proxy`,
+-- `all_proxy` and their upper-case forms
+-- @tfield string user_agent your product token, sent before
+-- `kpayment/<version> (Lua 5.4; libcurl/<version>)`
+-- @tfield integer retries automatic retries of a failed call that another
+-- attempt may fix (0 to 100; see `Error`'s `retryable`).  Default: `2`
+-- @tfield number deadline seconds bounding all attempts of one call
+-- together (above 0, up to 86400): each attempt's timeout is cut to fit,
+-- and no retry starts with less than 0.1 s left.  Default: `timeout`
+-- (none when `timeout` is `0`)
+-- @tfield boolean insecure `true` turns TLS verification off, and logs a
+-- warning with every request.  Default: `false`
+-- @tfield boolean follow_redirects follow redirects (up to 5);
+-- credentials never go to another host.  Default: `false`
+-- @tfield boolean debug log every attempt and response through `logger`,
+-- personal data masked.  Default: `false`
+-- @tfield boolean log_personal_data with `debug`, show customer names,
+-- phones and emails unmasked.  Default: `false`
+-- @tfield function logger `function(level, message)` receiving every log
+-- line (levels `"debug"`, `"warn"`, `"error"`), scrubbed of secrets; one
+-- that raises changes no call's outcome.  Default: one line on stderr
+-- @tfield function transport `function(req)` sending each attempt with an
+-- HTTP client of yours: `req` has `method`, `url`, `headers`, `timeout`
+-- (seconds, or nil) and `max_body`; it returns `status, body, headers`
+-- for a complete response, or `nil, kind, message` (kind `"network"`,
+-- `"timeout"` or `"tls"`) when none arrived.  Default: libcurl (inside
+-- nginx, nginx's subrequests)
+-- @tfield string ngx_location inside nginx, the internal location that
+-- proxies to the API.  Default: `"/_kpayment"`
+-- @tfield number decode_budget milliseconds of decoding one `client:poll`
+-- does at most (at least one record): a large response is decoded over
+-- several polls, between two of its records.  `0`: one record per poll;
+-- `math.huge`: each response whole.  Blocking calls and `req:result()`
+-- decode at once.  Default: 2, for a 60 Hz frame loop
 
 -- Every option new{} accepts, with its type; anything else raises.
 local OPTIONS = {
@@ -49,6 +119,7 @@ local ENV = {
 }
 --- Where a parameter with a client default may come from, for the
 -- message when it has no value at all.
+-- @local
 M.MISSING = {}
 for k, var in pairs(ENV) do
   if k ~= "base_url" then
@@ -81,6 +152,7 @@ end
 --- Options (a table or nil) over the environment over defaults, checked;
 -- raises at `level` (as `error` counts) naming the option.
 -- @return the resolved configuration
+-- @local
 function M.resolve(opts, level)
   level = level + 1
   if opts == nil then opts = {} end
@@ -165,6 +237,7 @@ end
 -- password, bearer token, the Basic header value, proxy credentials (the
 -- option's, or the environment's that libcurl would use), longest first so
 -- a secret inside another is scrubbed with it.
+-- @local
 function M.secrets(cfg)
   local found = {}
   if cfg.password then found[#found + 1] = cfg.password end

@@ -1,6 +1,6 @@
 --- The error object returned as the second value when a call fails, and
 -- the scrubbing of secrets from it.
--- @module kpayment.errors
+-- @module kpayment
 
 local setmetatable, getmetatable, tostring, type, pairs, next =
   setmetatable, getmetatable, tostring, type, pairs, next
@@ -11,11 +11,54 @@ local math_floor = math.floor
 
 local M = {}
 
+--- What a call that failed at run time returns as its second value
+-- (`kpayment.is_error` tells it from other values).  Programming errors
+-- (bad options or parameters) raise instead.  Secrets (the password, the
+-- bearer token, the Basic header value, proxy credentials) are replaced by
+-- `[redacted]` in every string it carries, keys included.
+--
+-- Which kind when: `http` for any non-2xx status (a JSON body with
+-- `errors` fills `errors`, `warnings`, `code` and `message`; anything else
+-- fills `body`); `decode` for a 2xx whose body is not valid JSON, not an
+-- object, or whose `financeOffers` is not an array of objects;
+-- `body_too_large` over the `max_body` option; `tls` for certificate and
+-- handshake failures; `timeout` and `network` for the rest of the
+-- transport's failures; `cancelled` for a request cancelled, or whose
+-- client was closed, before its outcome was taken.
+-- @type Error
+
+--- The fields of an error table.
+-- @table fields
+-- @tfield string kind `"network"`, `"timeout"`, `"tls"`, `"http"`,
+-- `"decode"`, `"body_too_large"` or `"cancelled"`
+-- @tfield ?integer status the HTTP status; nil when no response arrived
+-- @tfield ?string message the first API error's `errorMessage`, or the
+-- transport's or the decoder's message (a decode error gives the byte
+-- offset)
+-- @tfield ?integer code the first API error's `errorCode`
+-- @tfield ?table errors the API's `errors` array, when the error body had one
+-- @tfield ?table warnings the API's `warnings` array, when the body had one
+-- @tfield boolean retryable whether another attempt may succeed: `true` for
+-- connection failures, timeouts, truncated bodies, HTTP 408, 429, 502, 503,
+-- 504, and a 500 whose body is not the API's error (a gateway's page);
+-- never for TLS failures
+-- @tfield ?string body the first 512 bytes of a body that was not the
+-- API's JSON (an HTML page, an empty body)
+-- @tfield ?integer curl_code libcurl's code for transport failures (7
+-- refused, 28 timeout, 18 truncated, 52 nothing received, …); absent with
+-- other transports
+-- @tfield integer attempts how many attempts the call made
+-- @tfield ?string request_id the server's `X-Request-Id` or
+-- `X-Correlation-Id`, when it sent one
+-- @tfield number total_time seconds the call took, all attempts together
 local Error = {}
 Error.__index = Error
 Error.__name = "kpayment.Error"
 
---- One readable line: kind, HTTP status, API code and message.
+--- One readable line: kind, HTTP status, message and API code, as in
+-- `kpayment: http error (HTTP 401): Invalid credentials [code 401]`.
+-- @function __tostring
+-- @treturn string
 function Error.__tostring(e)
   local s = "kpayment: " .. tostring(e.kind) .. " error"
   if e.status then s = s .. " (HTTP " .. tostring(e.status) .. ")" end
@@ -26,12 +69,14 @@ end
 
 --- Make an error table.
 -- @tparam table fields kind, status, message, code, errors, warnings, body, retryable, curl_code
+-- @local
 function M.new(fields)
   if fields.retryable == nil then fields.retryable = false end
   return setmetatable(fields, Error)
 end
 
 --- True for errors made by this module.
+-- @local
 function M.is(v)
   return type(v) == "table" and getmetatable(v) == Error
 end
@@ -39,6 +84,7 @@ end
 --- True for the error Lua raises when an allocation fails.  Code that
 -- contains user functions (pcall) passes it on: running out of memory is
 -- nobody's mistake to log and carry on from.
+-- @local
 function M.is_memory_error(why)
   return why == "not enough memory"
 end
@@ -47,6 +93,7 @@ local REDACTED = "[redacted]"
 
 --- `s` with every occurrence of each secret (a list, longest first)
 -- replaced by "[redacted]".
+-- @local
 function M.scrub(s, secrets)
   for i = 1, #secrets do
     local secret = secrets[i]
@@ -81,6 +128,7 @@ end
 
 --- Scrub every string the error carries (message, code, errors and
 -- warnings at any depth, body, …) of the given secrets, in place.
+-- @local
 function M.redact(e, secrets)
   if #secrets == 0 then return e end
   local fields = {}
@@ -95,6 +143,7 @@ local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 --- Base64 of `s` (RFC 4648, padded): what an `Authorization: Basic` header
 -- carries, so that an echo of it can be scrubbed too.
+-- @local
 function M.base64(s)
   local out = {}
   for i = 1, #s, 3 do

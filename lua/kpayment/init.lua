@@ -6,7 +6,12 @@
 --     local offers, err = client:get_offers{ customer_uuid = "…", dealer_uuid = "…" }
 --
 -- Misuse (a bad option or parameter) raises; failures of the call itself
--- return `nil, err` with `err` a table (see kpayment.errors).
+-- return `nil, err` with `err` an `Error` table.
+--
+-- This page: the module's functions and fields; the `options` of `new`;
+-- the classes `Client`, `Request`, `OfferList`, `Offer` and `Error`
+-- (`kpayment.Client` and `kpayment.Request` are the metatables of the
+-- first two).  The C core underneath is `kpayment.core`.
 -- @module kpayment
 
 local core = require("kpayment.core")
@@ -17,41 +22,75 @@ local errors = require("kpayment.errors")
 local offer = require("kpayment.offer")
 
 local M = {
+  --- The version of kpayment, such as `"0.2.0"` (also `kpayment.core._VERSION`).
   _VERSION = core._VERSION,
-  --- Stands for JSON null inside arrays (also `kpayment.core.null`).
+  --- Stands for JSON null inside arrays (a light userdata, equal to
+  -- `cjson.null`; also `kpayment.core.null`).  A null object member is
+  -- left out instead.
   null = core.null,
-  --- JSON text to Lua values, as used on responses (`kpayment.core.decode`).
+  --- Decode JSON text into Lua values, with the decoder `get_offers` uses
+  -- (`kpayment.core.decode`).  Objects become tables, arrays sequences,
+  -- integers exact Lua integers (before Lua 5.3, beyond 2^53: strings of
+  -- the digits), null array elements `null`; strict RFC 8259.
+  -- @function decode
+  -- @tparam string text JSON text
+  -- @tparam[opt] table opts `fields`: a list of dotted paths (or a
+  -- projection from `kpayment.core.fields`); only those are built
+  -- @return the decoded value
+  -- @raise `kpayment.decode: <what was expected> at byte N` on malformed text
+  -- @usage local v = kpayment.decode('{"id":9007199254740993}')  -- v.id == 9007199254740993
   decode = core.decode,
-  --- Epoch seconds of an ISO-8601 timestamp, or nil.
+  --- Read an ISO-8601 timestamp (`2025-03-28T11:34:46.759Z`, or with a
+  -- `±hh:mm` offset) as epoch seconds, fractions kept, independent of the
+  -- process's time zone: what `Offer:expires_at` uses.
+  -- @function parse_time
+  -- @tparam string s the timestamp
+  -- @treturn ?number epoch seconds, or nil when `s` is not such a timestamp
   parse_time = offer.parse_time,
-  --- True for the error tables this module returns.
+  --- Tell the error tables this module returns (`Error`) from other values.
+  -- @function is_error
+  -- @param v any value
+  -- @treturn boolean
   is_error = errors.is,
+  --- The API's address when neither the `base_url` option nor
+  -- `KPAYMENT_BASE_URL` gives one: `"https://api.mykaarma.com"`.
   DEFAULT_BASE_URL = config.DEFAULT_BASE_URL,
 }
 
---- Create a client.  Options: `base_url`, `username`/`password` or
--- `bearer_token`, `skin`, `locale`, `timeout`, `connect_timeout`,
--- `max_body`, `ca_file`, `proxy`, `user_agent`, `retries`, `deadline`,
--- `insecure`, `follow_redirects`, `debug`, `log_personal_data`, `logger`
--- (see README).
--- @tparam[opt] table opts
+--- Create a client: one reused connection (or several, for concurrent
+-- calls) to the API and the defaults of every call.
+--
+-- Every option is optional and falls back to the environment
+-- (`KPAYMENT_*`) and then to a default; see `options`.  `skin` has no
+-- default: a call without one, from the call, the option or
+-- `KPAYMENT_SKIN`, raises naming all three.
+-- @tparam[opt] table opts see `options`
 -- @treturn Client
+-- @raise on an unknown option, or a bad value (naming the option)
+-- @usage local client = kpayment.new{ skin = "acme", timeout = 10 }
 function M.new(opts)
   return (client.new(config.resolve(opts, 2)))
 end
 
 local default_opts, default_client = nil, nil
 
---- Set the options of the module-level client used by `kpayment.get_offers`
--- (validated now; the client itself is made on first use).
+--- Set the options of the module-level client used by `get_offers`
+-- (validated now; the client itself is made on first use).  A client made
+-- before is closed.
+-- @tparam[opt] table opts see `options`
+-- @raise as `new` does
 function M.configure(opts)
   config.resolve(opts, 2)
   if default_client then default_client:close() end
   default_opts, default_client = opts, nil
 end
 
---- `client:get_offers` on a default client built from `configure{}` or the
--- environment.
+--- `Client:get_offers` on the module-level client, made on first use from
+-- the options given to `configure`, or from the environment.
+-- @tparam table params as for `Client:get_offers`
+-- @treturn[1] OfferList the offers
+-- @return[2] nil
+-- @treturn[2] Error what went wrong
 function M.get_offers(params)
   if default_client == nil then default_client = client.new(config.resolve(default_opts, 2)) end
   local offers, err = client.get(default_client, params, 3)

@@ -3,7 +3,7 @@
 -- Offers keep the API's own field names; these methods are snake_case and
 -- reached through `__index`, so they never shadow a field.  None of them
 -- fails when a nested object is missing.
--- @module kpayment.offer
+-- @module kpayment
 
 local setmetatable, type, tonumber, ipairs = setmetatable, type, tonumber, ipairs
 local math_floor, math_type, os_time = math.floor, math.type, os.time
@@ -35,8 +35,9 @@ end
 local DAYS_IN_MONTH = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
 
 --- Parse an ISO-8601 timestamp (`2025-03-28T11:34:46.759Z`, or with a
--- `+hh:mm` offset) into epoch seconds, fractions kept.
+-- `+hh:mm` offset) into epoch seconds, fractions kept (kpayment.parse_time).
 -- @return number, or nil when the text is not such a timestamp
+-- @local
 function M.parse_time(s)
   if type(s) ~= "string" then return nil end
   local y, mo, d, h, mi, sec, frac, zone =
@@ -73,25 +74,41 @@ local function text(v)
   return nil
 end
 
---- True when the API marks the offer active (`isActive`).
+--- One offer: a table with every field of the API's response under the
+-- API's own names (`offer.id`, `offer.foAmount`,
+-- `offer.dealerOrder.vehicle.brand.brandName`, …), fields the API
+-- reference does not list included, and these methods.  The methods are
+-- snake_case and reached through the metatable, so they never hide a
+-- field; none fails when a nested object is missing.
+-- @type Offer
+
+--- Whether the API marks the offer active: `isActive == true`.
+-- @treturn boolean
 function Offer:is_active()
   return self.isActive == true
 end
 
---- Expiry (`expiryDate`) as epoch seconds with milliseconds, or nil.
+--- The expiry (`expiryDate`) as epoch seconds with milliseconds
+-- (`1743161686.759`), independent of the process's time zone.
+-- @treturn ?number nil when absent or unreadable
 function Offer:expires_at()
   return M.parse_time(self.expiryDate)
 end
 
---- True when the offer has an expiry at or before `now` (default: the
--- current time).  An offer without a readable expiry never expires.
+--- Whether the offer's expiry is at or before `now`.  An offer without a
+-- readable expiry never expires.
+-- @tparam[opt=os.time()] number now epoch seconds
+-- @treturn boolean
 function Offer:is_expired(now)
   local t = M.parse_time(self.expiryDate)
   if t == nil then return false end
   return t <= (now or os_time())
 end
 
---- The value of the `financeOfferAttributes` entry whose `option` matches.
+--- The `value` of the `financeOfferAttributes` entry whose `option` is
+-- `option`.
+-- @param option the attribute's name, as the API gives it
+-- @return the value, or nil when there is no such entry
 function Offer:attribute(option)
   local attrs = self.financeOfferAttributes
   if type(attrs) ~= "table" then return nil end
@@ -110,14 +127,17 @@ local function join(parts)
   return table_concat(out, " ")
 end
 
---- "First Middle Last" from `customer`, skipping missing parts; "" if none.
+--- The customer's name, `"First Middle Last"` from `customer`, skipping
+-- missing parts.
+-- @treturn string `""` when there is none
 function Offer:customer_name()
   local c = self.customer
   return join({ field(c, "firstName"), field(c, "middleName"), field(c, "lastName") })
 end
 
---- "Year Make Model" of `dealerOrder.vehicle` (make falls back to the
--- brand's name), e.g. "2021 Toyota Camry"; "" if none.
+--- The vehicle, `"Year Make Model"` from `dealerOrder.vehicle`, such as
+-- `"2021 Toyota Camry"` (the make falls back to the brand's name).
+-- @treturn string `""` when there is none
 function Offer:vehicle_label()
   local v = field(self, "dealerOrder", "vehicle")
   return join({ field(v, "year"), field(v, "make") or field(v, "brand", "brandName"), field(v, "model") })
@@ -127,20 +147,29 @@ end
 -- stays a plain sequence (pairs and comparisons see only offers).
 local metas = setmetatable({}, { __mode = "k" })
 
---- Metadata of the call that returned this list: `status`, `attempts`,
--- `request_id` (when the server sent one), `total_time` (seconds, all
--- attempts), `warnings` (the body's, if any).
+--- The offers of one call: a sequence (`#offers`, `ipairs`) of `Offer`
+-- tables, empty when the response has no offers, with these methods.  The
+-- list itself holds only the offers.
+-- @type OfferList
+
+--- What the call that returned this list went through.
+-- @treturn table `status` (HTTP status), `attempts`, `request_id` (from
+-- `X-Request-Id` or `X-Correlation-Id`, when the server sent one),
+-- `total_time` (seconds, all attempts together), `warnings` (the
+-- response's, if any)
 function OfferList:meta()
   return metas[self]
 end
 
 --- Attach (or read, without `meta`) the metadata of list.
+-- @local
 function M.meta(list, meta)
   if meta ~= nil then metas[list] = meta end
   return metas[list]
 end
 
---- The offers whose `is_active()` is true, as a new list.
+--- The active offers (`Offer:is_active`).
+-- @treturn OfferList a new list, with the same `meta`
 function OfferList:active()
   local out = setmetatable({}, OfferList)
   metas[out] = metas[self]
@@ -169,8 +198,11 @@ local function same_id(a, b)
   return false
 end
 
---- The offer whose `id` (or `guid`) equals `id` (a number, or a string of
--- digits), or nil.
+--- The offer with this `id` (or `guid`).  Ids compare exactly, even above
+-- 2^53, as numbers or as their digits: `find("9007199254740993")` finds that
+-- offer on every Lua; `find(9007199254740993)` on Lua 5.3 and later.
+-- @tparam number|string id an id, its digits, or a guid
+-- @treturn ?Offer nil when there is none
 function OfferList:find(id)
   for _, o in ipairs(self) do
     if type(o) == "table" and (same_id(o.id, id) or o.guid == id) then return o end
@@ -179,6 +211,7 @@ function OfferList:find(id)
 end
 
 --- Give a decoded `financeOffers` array its metatables (in place).
+-- @local
 function M.wrap(list)
   for i = 1, #list do
     if type(list[i]) == "table" then setmetatable(list[i], Offer) end

@@ -1,0 +1,40 @@
+# test/docs.mk -- the reference and the README, included from the Makefile.
+#
+#   make docs            LDoc reference into docs/ (config.ld); any ldoc
+#                        warning fails, and so does a public function,
+#                        method, field or option without an entry
+#                        (test/docs_check.lua)
+#   make readme-check    every sh/bash/console/lua block of README.md runs
+#                        in a clean environment against the mock
+#                        (test/readme_check.lua; marks for what cannot)
+#   make examples-check  every file of examples/ runs, or is run by a named
+#                        CI step
+#
+# Uses from the main Makefile: LUA, LUA_ENV, all, deps.
+
+LDOC ?= ldoc
+DOCS_PACKAGES := lua-ldoc lua-discount
+
+.PHONY: docs readme-check examples-check
+
+# ldoc prints these lines on every run; anything else it says is a warning.
+# (`merge = true` in config.ld: the classes' files add to module kpayment.)
+LDOC_QUIET := -e '^reading configuration from ' -e '^found master module' \
+  -e '^\*\*\*closing section from master module\*\*\*$$' -e '^output written to ' -e '^$$'
+
+docs: all
+	@command -v $(LDOC) >/dev/null || $(MAKE) --no-print-directory deps DEPS_QUIET=1 \
+	  DEB_PACKAGES="$(DOCS_PACKAGES)"
+	@rm -rf docs
+	@out=$$($(LDOC) --fatalwarnings . 2>&1); rc=$$?; \
+	noise=$$(printf '%s\n' "$$out" | grep -v $(LDOC_QUIET)); \
+	if [ $$rc -ne 0 ] || [ -n "$$noise" ]; then \
+	  printf '%s\n' "$$out" >&2; echo "docs: ldoc failed or warned (above)" >&2; exit 1; fi
+	@$(LUA_ENV) $(LUA) test/docs_check.lua docs
+	@echo "docs: docs/index.html"
+
+readme-check: all
+	@lua5.4 test/readme_check.lua readme README.md
+
+examples-check: all
+	@lua5.4 test/readme_check.lua examples
