@@ -169,6 +169,13 @@ describe("kpayment command", function()
       assert.matches("no skin: give %-%-skin or set KPAYMENT_SKIN", r.err)
     end)
 
+    it("names the variables when the credentials in them do not go together", function()
+      local r = run.run(one(), { env = with({ KPAYMENT_PASSWORD = "" }) })
+      assert.equal(2, r.status)
+      assert_one_line(r.err)
+      assert.matches("^kpayment offers: KPAYMENT_USERNAME and KPAYMENT_PASSWORD go together", r.err)
+    end)
+
     it("--user without KPAYMENT_PASSWORD and no terminal asks for it", function()
       local r = run.run({ "offers", "--user", USER, "--customer", CUSTOMER, "--dealer", DEALER },
         { env = with({ KPAYMENT_USERNAME = "", KPAYMENT_PASSWORD = "" }), setsid = true })
@@ -378,6 +385,16 @@ describe("kpayment command", function()
       assert.matches("2 customers: 2 ok, 0 failed", r.out)
     end)
 
+    it("with --fields leaves ACTIVE empty unless isActive is asked for", function()
+      local path = write_file("c-one," .. DEALER .. "\n")
+      local r = run.run({ "offers", "--batch", path, "--fields", "id" }, { env = env })
+      local active = run.run({ "offers", "--batch", path, "--fields", "id,isActive" }, { env = env })
+      os.remove(path)
+      assert.equal(0, r.status)
+      assert.matches("\nc%-one +3 +ok\n", r.out)
+      assert.matches("\nc%-one +3 +2 +ok\n", active.out)
+    end)
+
     it("--json prints each customer's offers or error", function()
       local r = run.run({ "offers", "--batch", csv, "--dealer", DEALER, "--retries", "0", "--json" },
         { env = env })
@@ -515,6 +532,54 @@ describe("kpayment command", function()
       assert.matches("the API refused the credentials: check KPAYMENT_USERNAME and KPAYMENT_PASSWORD", r.out)
       assert.is_falsy((r.out .. r.err):find(PASSWORD, 1, true))
     end)
+  end)
+end)
+
+describe("kpayment.cli_doctor", function()
+  local doctor = require("kpayment.cli_doctor")
+  local cli = require("kpayment.cli")
+
+  local function facts_with(info)
+    local saved = kpayment.info
+    kpayment.info = info
+    local ok, facts = pcall(doctor.facts, cli)
+    kpayment.info = saved
+    assert(ok, facts)
+    local t = {}
+    for _, row in ipairs(facts) do t[row[1]] = row[2] end
+    return t
+  end
+
+  it("prints what kpayment.info() reports, tolerating missing fields", function()
+    local t = facts_with(function()
+      return { kpayment = "9.9.9", lua = "Lua 5.4", curl = "8.5.0", ssl = "OpenSSL/3.0.15", http2 = true,
+               compression = { "gzip", "br" }, ca_file = "/etc/ssl/certs/ca-certificates.crt" }
+    end)
+    assert.same({ kpayment = "9.9.9", Lua = "Lua 5.4", libcurl = "8.5.0", ["TLS backend"] = "OpenSSL/3.0.15",
+                  ["HTTP/2"] = "yes", compression = "yes (gzip, br)",
+                  ["CA file"] = "/etc/ssl/certs/ca-certificates.crt", ["CA path"] = "none" }, t)
+    t = facts_with(function() return { http2 = false, compression = {} } end)
+    assert.equal(core._VERSION, t.kpayment)
+    assert.equal("no", t["HTTP/2"])
+    assert.equal("no", t.compression)
+    assert.equal("not reported", t["TLS backend"])
+  end)
+
+  it("falls back to kpayment.core when kpayment.info() is missing or raises", function()
+    for _, info in ipairs({ false, function() error("no") end }) do
+      local t = facts_with(info or nil)
+      assert.equal(core._VERSION, t.kpayment)
+      assert.equal(core.curl_version, t.libcurl)
+      assert.matches("^unknown", t["TLS backend"])
+    end
+  end)
+
+  it("masks the credentials of proxy URLs", function()
+    assert.equal("http://***@proxy:3128", doctor.mask_proxy("http://user:pa:ss@proxy:3128"))
+    assert.equal("***@proxy:3128", doctor.mask_proxy("user:pass@proxy:3128"))
+    assert.equal("socks5h://***@[::1]:1080/", doctor.mask_proxy("socks5h://u%40x:p@[::1]:1080/"))
+    assert.equal("http://proxy:3128", doctor.mask_proxy("http://proxy:3128"))
+    assert.equal("http://***@proxy", doctor.mask_proxy("http://u:p/w@rd@proxy"))
   end)
 end)
 

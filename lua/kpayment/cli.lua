@@ -89,8 +89,8 @@ end
 
 --- One line on stderr, "kpayment: …" or "kpayment COMMAND: …".
 function M.say(command, message)
-  io.stderr:write("kpayment", command and (" " .. command) or "", ": ",
-    (string_gsub(message, "^kpayment: ", "")), "\n")
+  message = string_gsub(string_gsub(message, "^kpayment: ", ""), "%c+", " ")
+  io.stderr:write("kpayment", command and (" " .. command) or "", ": ", message, "\n")
   io.stderr:flush()
 end
 

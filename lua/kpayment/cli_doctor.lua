@@ -15,7 +15,7 @@ local core = require("kpayment.core")
 local offers_cmd = require("kpayment.cli_offers")
 local term = require("kpayment.cli_term")
 
-local type, tostring, ipairs, pcall = type, tostring, ipairs, pcall
+local type, tostring, ipairs, pairs, pcall = type, tostring, ipairs, pairs, pcall
 local string_format, string_gsub, string_match, string_find, string_lower =
   string.format, string.gsub, string.match, string.find, string.lower
 local table_concat = table.concat
@@ -69,12 +69,13 @@ local function shell_quote(s)
 end
 
 --- A proxy URL with its credentials masked: `http://***@proxy:3128`.
+-- Everything up to the last "@" goes, so a password holding "/" or "@"
+-- cannot show.
 function M.mask_proxy(url)
   local scheme, rest = string_match(url, "^([%w+.-]+://)(.*)$")
   if not scheme then scheme, rest = "", url end
-  local at = string_find(rest, "@[^@/]*$") or string_find(rest, "@[^@]*/")
-  local slash = string_find(rest, "/")
-  if at and (not slash or at < slash) then rest = "***" .. string.sub(rest, at) end
+  local host = string_match(rest, "^.*@([^@]*)$")
+  if host then rest = "***@" .. host end
   return scheme .. rest
 end
 
@@ -147,10 +148,14 @@ local function text_of(v)
   if v == nil then return nil end
   if type(v) == "boolean" then return v and "yes" or "no" end
   if type(v) == "table" then
+    -- a list (of compression methods, …), or a record of named values
     local parts = {}
     for _, x in ipairs(v) do parts[#parts + 1] = tostring(x) end
+    if #parts > 0 then return "yes (" .. table_concat(parts, ", ") .. ")" end
+    for k, x in pairs(v) do parts[#parts + 1] = tostring(k) .. " " .. tostring(x) end
     if #parts == 0 then return "no" end
-    return "yes (" .. table_concat(parts, ", ") .. ")"
+    table.sort(parts)
+    return table_concat(parts, ", ")
   end
   return tostring(v)
 end

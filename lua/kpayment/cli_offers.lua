@@ -120,11 +120,20 @@ local OPTION_NAMES = { base_url = "--base-url", skin = "--skin", locale = "--loc
                        timeout = "--timeout", retries = "--retries", username = "--user",
                        ca_file = "--ca-file" }
 
+-- kpayment.new's complaints about credentials, as they come to the command.
+local CREDENTIALS = {
+  ["kpayment: username and password go together"] =
+    "KPAYMENT_USERNAME and KPAYMENT_PASSWORD go together (set both, or use --user)",
+  ["kpayment: give either username/password or bearer_token, not both"] =
+    "set KPAYMENT_USERNAME and KPAYMENT_PASSWORD, or KPAYMENT_BEARER_TOKEN, not both",
+}
+
 --- A client for `o`, or a usage error naming what kpayment refused.
 function M.client(cli, command, o)
   local ok, client = pcall(kpayment.new, o)
   if not ok then
-    local why = string_gsub(cli.message(client), "option '([%w_]+)'", function(name)
+    local why = cli.message(client)
+    why = CREDENTIALS[why] or string_gsub(why, "option '([%w_]+)'", function(name)
       return OPTION_NAMES[name] and ("option " .. OPTION_NAMES[name]) or nil
     end)
     cli.usage(command, why)
@@ -409,13 +418,18 @@ local function batch(cli, client, opts)
   columns[#columns + 1] = { title = "OFFERS", right = true }
   columns[#columns + 1] = { title = "ACTIVE", right = true }
   columns[#columns + 1] = { title = "RESULT", flex = true, min = 12 }
+  -- with --fields, offers say whether they are active only if asked
+  local active_known = fields == nil
+  for _, f in ipairs(fields or {}) do
+    if f == "isActive" then active_known = true end
+  end
   local rows = {}
   for i, r in ipairs(results) do
     local row = { text(list[i].customer_uuid) }
     if many_dealers then row[#row + 1] = text(list[i].dealer_uuid) end
     if r.offers then
       row[#row + 1] = tostring(#r.offers)
-      row[#row + 1] = tostring(active_count(r.offers))
+      row[#row + 1] = active_known and tostring(active_count(r.offers)) or ""
       row[#row + 1] = "ok"
     else
       row[#row + 1] = ""

@@ -67,8 +67,18 @@ end
 function M.pty(args, opts)
   opts = opts or {}
   local out = os.tmpname()
-  local run = string.format("script -qec %s /dev/null >%s 2>&1", shell_quote(M.command(args, opts)),
-    shell_quote(out))
+  -- `script` itself runs without the sanitizers `make test-asan` preloads
+  -- (it leaks by design); the command inside keeps them.
+  local preload = os.getenv("LD_PRELOAD")
+  local inner = opts
+  if preload then
+    inner = {}
+    for k, v in pairs(opts) do inner[k] = v end
+    inner.env = { LD_PRELOAD = preload }
+    for k, v in pairs(opts.env or {}) do inner.env[k] = v end
+  end
+  local run = string.format("env -u LD_PRELOAD script -qec %s /dev/null >%s 2>&1",
+    shell_quote(M.command(args, inner)), shell_quote(out))
   if opts.input then
     run = string.format("(sleep %s; printf '%%s' %s) | %s", tostring(opts.input_delay or 1),
       shell_quote(opts.input), run)
