@@ -49,5 +49,15 @@ build = {
     ["kpayment.offer"] = "lua/kpayment/offer.lua",
     ["kpayment.transport"] = "lua/kpayment/transport.lua",
     ["kpayment.transport_ngx"] = "lua/kpayment/transport_ngx.lua",
+    ["kpayment.cli"] = "lua/kpayment/cli.lua",
+    ["kpayment.cli_offers"] = "lua/kpayment/cli_offers.lua",
+    ["kpayment.cli_doctor"] = "lua/kpayment/cli_doctor.lua",
+    ["kpayment.cli_mock"] = "lua/kpayment/cli_mock.lua",
+    ["kpayment.cli_json"] = "lua/kpayment/cli_json.lua",
+    ["kpayment.cli_term"] = "lua/kpayment/cli_term.lua",
+  },
+  -- `kpayment mock` needs the kpayment-mock rock (and Lua 5.4).
+  install = {
+    bin = { ["kpayment"] = "bin/kpayment" },
   },
 }

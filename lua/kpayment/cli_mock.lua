@@ -1,0 +1,75 @@
+--- `kpayment mock`: the mock API server (the kpayment.mock modules, as
+-- `kpayment-mock` runs them).  The server runs on Lua 5.4 only.
+-- @module kpayment.cli_mock
+
+local pcall, tostring = pcall, tostring
+local string_gsub, string_match = string.gsub, string.match
+
+local M = {}
+
+local USAGE = [[
+Usage: kpayment mock [options]
+
+Serves a mock of myKaarma's getFinanceOffersForCustomer API over HTTP/1.1
+(as kpayment-mock does). Prints its base URL as the first line of standard
+output, then serves until it is killed. Needs Lua 5.4 and luasocket, and the
+kpayment.mock modules (the kpayment-mock rock, or mock/ in a checkout).
+
+Options:
+  --host H        address to listen on (default 127.0.0.1)
+  --port N        TCP port; 0 picks a free one (default 0)
+  --user U        require HTTP Basic credentials U ...
+  --password P    ... and P (the mock's own test credentials; give both or neither)
+  --token T       accept "Authorization: Bearer T" (too)
+  --offers N      offers per response (default 3)
+  --help          show this help
+Without --user/--password and --token, every request is accepted.
+
+Fault modes, per request: header "X-Mock-Fault: <mode>" or
+customerUUID=mock:<mode>
+  error500  html500  html502  503[:s]  429[:s]  empty502  badjson  close
+  stall[:s]  truncate  big[:bytes]  offers:n  unicode  flaky:n:mode
+  redirect:url
+Control: GET /_mock/stats, /_mock/reset, /_mock/requests
+
+Exit status: 2 for a bad option or when not on Lua 5.4, 3 when it cannot
+listen; otherwise it serves until killed.
+]]
+
+local SPEC = {
+  host = "string", port = "integer", user = "string", password = "string", token = "string",
+  offers = "integer", help = "flag",
+}
+
+function M.run(args, cli)
+  local opts = cli.parse(args, 1, SPEC, "mock")
+  if opts.help then
+    io.stdout:write(USAGE)
+    return cli.EXIT.ok
+  end
+  opts.help = nil
+  if _VERSION ~= "Lua 5.4" or rawget(_G, "jit") then
+    cli.say("mock", "the mock API server runs on Lua 5.4 only, not " .. cli.lua_version()
+      .. " (use kpayment-mock, or run this command with lua5.4)")
+    return cli.EXIT.usage
+  end
+  local loaded, mock = pcall(require, "kpayment.mock")
+  if not loaded then
+    cli.say("mock", "the mock API server is not installed (the kpayment-mock rock, with luasocket): "
+      .. (string_match(tostring(mock), "^[^\n]*")))
+    return cli.EXIT.usage
+  end
+  local ok, why = mock.check_options(opts)
+  if not ok then cli.usage("mock", why) end
+  local created, server = pcall(mock.new, opts)
+  if not created then
+    cli.say("mock", (string_gsub(cli.message(server), "^kpayment%.mock: ", "")))
+    return cli.EXIT.network
+  end
+  io.stdout:write(server:url(), "\n")
+  io.stdout:flush()
+  server:run()
+  return cli.EXIT.ok
+end
+
+return M

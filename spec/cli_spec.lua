@@ -1,0 +1,680 @@
+-- The kpayment command (bin/kpayment), run as a process against the mock
+-- API server, a TLS server and closed ports; its JSON writer and terminal
+-- helpers directly.
+
+local kpayment = require("kpayment")
+local core = require("kpayment.core")
+local json = require("kpayment.cli_json")
+local term = require("kpayment.cli_term")
+local support = require("support.mock")
+local server = require("support.server")
+local version = require("support.version")
+local run = require("support.cli_run")
+
+local USER, PASSWORD = "cli-user", "cli-s3cret-password"
+local SKIN = "cli-skin"
+local CUSTOMER, DEALER = "4f1c2a7e-demo-customer", "9b3d5e11-demo-dealer"
+local BIG_ID = "9007199254740993"
+
+local function lines_of(s)
+  local t = {}
+  for line in (s .. "\n"):gmatch("([^\n]*)\n") do t[#t + 1] = line end
+  if t[#t] == "" then t[#t] = nil end
+  return t
+end
+
+local function valid_utf8(s)
+  local i = 1
+  while i <= #s do
+    local c = s:byte(i)
+    local n = c < 0x80 and 0 or (c >= 0xC2 and c <= 0xDF) and 1 or (c >= 0xE0 and c <= 0xEF) and 2
+      or (c >= 0xF0 and c <= 0xF4) and 3 or nil
+    if not n then return false end
+    for k = 1, n do
+      local b = s:byte(i + k)
+      if not b or b < 0x80 or b > 0xBF then return false end
+    end
+    i = i + n + 1
+  end
+  return true
+end
+
+-- A plain copy of decoded values (no metatables), for deep comparison.
+local function plain(v)
+  if type(v) ~= "table" then return v end
+  local t = {}
+  for k, x in pairs(v) do t[k] = plain(x) end
+  return t
+end
+
+local function write_file(text)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+  return path
+end
+
+-- `kpayment offers` for CUSTOMER and DEALER, then the words given.
+local function one(...)
+  local args = { "offers", "--customer", CUSTOMER, "--dealer", DEALER }
+  for _, word in ipairs({ ... }) do args[#args + 1] = word end
+  return args
+end
+
+local function assert_one_line(s)
+  assert.is_truthy(s:find("^[^\n]+\n$"), "expected one line on stderr, got: " .. s)
+end
+
+describe("kpayment command", function()
+  local m, env
+
+  setup(function()
+    m = support.start({ "--user", USER, "--password", PASSWORD })
+    env = { KPAYMENT_BASE_URL = m.url, KPAYMENT_USERNAME = USER, KPAYMENT_PASSWORD = PASSWORD,
+            KPAYMENT_SKIN = SKIN }
+  end)
+
+  teardown(function()
+    m.stop()
+  end)
+
+  local function with(extra)
+    local e = {}
+    for k, v in pairs(env) do e[k] = v end
+    for k, v in pairs(extra or {}) do e[k] = v end
+    return e
+  end
+
+  -- The offers the library itself returns for a customer, as plain tables.
+  local function library_offers(customer, fields)
+    local client = kpayment.new({ base_url = m.url, username = USER, password = PASSWORD, skin = SKIN })
+    local offers, err = client:get_offers({ customer_uuid = customer, dealer_uuid = DEALER, fields = fields })
+    client:close()
+    assert.is_nil(err)
+    return offers
+  end
+
+  describe("--help", function()
+    it("prints the commands at the top level and exits 0", function()
+      for _, flag in ipairs({ "--help", "-h", "help" }) do
+        local r = run.run({ flag })
+        assert.equal(0, r.status)
+        assert.matches("^Usage: kpayment COMMAND", r.out)
+        for _, command in ipairs({ "offers", "doctor", "mock" }) do
+          assert.matches("\n  " .. command, r.out)
+        end
+        assert.matches("2 usage error", r.out)
+        assert.equal("", r.err)
+      end
+    end)
+
+    it("prints each command's options", function()
+      local options = { offers = "--batch FILE", doctor = "--base-url URL", mock = "--port N" }
+      for command, option in pairs(options) do
+        local r = run.run({ command, "--help" })
+        assert.equal(0, r.status)
+        assert.matches("^Usage: kpayment " .. command, r.out)
+        assert.is_truthy(r.out:find(option, 1, true), command .. " --help names " .. option)
+        assert.equal("", r.err)
+        assert.equal(r.out, run.run({ "help", command }).out)
+      end
+    end)
+
+    it("--version names kpayment, Lua and libcurl", function()
+      local r = run.run({ "--version" })
+      assert.equal(0, r.status)
+      assert.equal("kpayment " .. core._VERSION .. " (", r.out:sub(1, #core._VERSION + 11))
+      assert.matches("libcurl " .. core.curl_version:gsub("%p", "%%%0") .. "%)\n$", r.out)
+    end)
+  end)
+
+  describe("usage errors", function()
+    local cases = {
+      { {}, "no command given" },
+      { { "offer" }, "unknown command 'offer'" },
+      { { "--verbose" }, "unknown option '%-%-verbose'" },
+      { { "offers", "--customer", CUSTOMER }, "%-%-dealer is required" },
+      { { "offers", "--dealer", DEALER }, "%-%-customer is required" },
+      { { "offers", "--customer" }, "option %-%-customer needs a value" },
+      { { "offers", "--customer", "--dealer", DEALER }, "option %-%-customer needs a value" },
+      { one("--password", "x"), "unknown option '%-%-password'" },
+      { one("--json=yes"), "%-%-json takes no value" },
+      { one("stray"), "unexpected argument 'stray'" },
+      { one("--timeout", "soon"), "needs a number" },
+      { { "offers", "--batch", "x.csv", "--concurrency", "-1" }, "needs a whole number" },
+      { { "offers", "--batch", "x.csv", "--concurrency", "2.5" }, "needs a whole number" },
+      { one("--base-url", "ftp://x"),
+        "bad option %-%-base%-url" },
+      { one("--fields", "a..b"), "bad parameter 'fields'" },
+      { { "offers", "--batch", "/nonexistent/pairs.csv" }, "cannot read %-%-batch file" },
+      { { "doctor", "--timeout" }, "option %-%-timeout needs a value" },
+      { { "mock", "--port", "x" }, "needs a whole number" },
+    }
+    for _, case in ipairs(cases) do
+      it("exit 2 with one line on stderr: kpayment " .. table.concat(case[1], " "), function()
+        local r = run.run(case[1], { env = env })
+        assert.equal(2, r.status)
+        assert.equal("", r.out)
+        assert_one_line(r.err)
+        assert.matches("^kpayment[%w ]*: ", r.err)
+        assert.matches(case[2], r.err)
+        assert.matches("%(see 'kpayment[%w ]* %-%-help'%)\n$", r.err)
+      end)
+    end
+
+    it("names KPAYMENT_SKIN when no skin is given", function()
+      local r = run.run(one(), { env = with({ KPAYMENT_SKIN = "" }) })
+      assert.equal(2, r.status)
+      assert.matches("no skin: give %-%-skin or set KPAYMENT_SKIN", r.err)
+    end)
+
+    it("names the variables when the credentials in them do not go together", function()
+      local r = run.run(one(), { env = with({ KPAYMENT_PASSWORD = "" }) })
+      assert.equal(2, r.status)
+      assert_one_line(r.err)
+      assert.matches("^kpayment offers: KPAYMENT_USERNAME and KPAYMENT_PASSWORD go together", r.err)
+    end)
+
+    it("--user without KPAYMENT_PASSWORD and no terminal asks for it", function()
+      local r = run.run({ "offers", "--user", USER, "--customer", CUSTOMER, "--dealer", DEALER },
+        { env = with({ KPAYMENT_USERNAME = "", KPAYMENT_PASSWORD = "" }), setsid = true })
+      assert.equal(2, r.status)
+      assert_one_line(r.err)
+      assert.matches("%-%-user needs a password: set KPAYMENT_PASSWORD %(no terminal to ask on%)", r.err)
+    end)
+  end)
+
+  describe("offers", function()
+    it("prints a table of id, status, active, amount, expiry, customer and vehicle", function()
+      local r = run.run(one(), { env = with({ COLUMNS = "200" }) })
+      assert.equal(0, r.status)
+      assert.equal("", r.err)
+      local lines = lines_of(r.out)
+      assert.equal(5, #lines)   -- header, 3 offers, summary
+      assert.matches("^ID +STATUS +ACTIVE +AMOUNT +EXPIRES %(%w+%) +CUSTOMER +VEHICLE$", lines[1])
+      local expected = library_offers(CUSTOMER)
+      for i, o in ipairs(expected) do
+        local line = lines[i + 1]
+        local id = i == 1 and BIG_ID or string.format("%d", o.id)
+        assert.equal(id, line:match("^(%d+)"))
+        assert.is_truthy(line:find("  " .. o.status .. " ", 1, true))
+        assert.is_truthy(line:find(o.isActive and "  yes  " or "  no  ", 1, true))
+        assert.is_truthy(line:find(string.format("%.2f", o.foAmount), 1, true))
+        assert.is_truthy(line:find(o:customer_name(), 1, true), line)
+        assert.is_truthy(line:find(o:vehicle_label(), 1, true), line)
+      end
+      assert.equal("3 offers, 2 active (HTTP 200, request mock-", lines[5]:match("^.-mock%-"))
+    end)
+
+    it("shows the expiry in local time", function()
+      local function expiry(tz)
+        local r = run.run(one(), { env = with({ TZ = tz }) })
+        assert.equal(0, r.status)
+        local lines = lines_of(r.out)
+        return lines[1]:match("EXPIRES %((%w+)%)"), lines[2]:match("(%d%d%d%d%-%d%d%-%d%d %d%d:%d%d)")
+      end
+      local expiry_date = library_offers(CUSTOMER)[1].expiryDate
+      local utc_zone, utc = expiry("UTC0")
+      assert.equal("UTC", utc_zone)
+      assert.equal(expiry_date:sub(1, 10) .. " " .. expiry_date:sub(12, 16), utc)
+      -- a zone 5:30 east of UTC (a POSIX TZ string: no tzdata needed)
+      local zone, east = expiry("XST-5:30")
+      assert.equal("XST", zone)
+      local t = kpayment.parse_time(expiry_date) + 5.5 * 3600
+      assert.equal(os.date("!%Y-%m-%d %H:%M", math.floor(t)), east)
+    end)
+
+    it("fits the table to COLUMNS, cutting names with … and keeping UTF-8 whole", function()
+      for _, width in ipairs({ 60, 80, 100 }) do
+        local r = run.run({ "offers", "--customer", "mock:unicode", "--dealer", DEALER },
+          { env = with({ COLUMNS = tostring(width) }) })
+        assert.equal(0, r.status)
+        assert.is_true(valid_utf8(r.out))
+        local lines = lines_of(r.out)
+        -- the fixed columns take 65 and each flexible one at least 6
+        for i = 1, #lines - 1 do
+          assert.is_true(term.text_width(lines[i]) <= math.max(width, 77), width .. ": " .. lines[i])
+        end
+        if width == 80 then assert.is_truthy(r.out:find("…", 1, true)) end
+      end
+    end)
+
+    it("is 80 columns wide when output is not a terminal", function()
+      local r = run.run(one(), { env = env })
+      local widest = 0
+      for _, line in ipairs(lines_of(r.out)) do widest = math.max(widest, term.text_width(line)) end
+      assert.is_true(widest <= 80 and widest > 60, "widest line " .. widest)
+    end)
+
+    it("--fields prints a column per path", function()
+      local r = run.run(one("--fields", "id,status"),
+        { env = env })
+      assert.equal(0, r.status)
+      local lines = lines_of(r.out)
+      assert.matches("^id +status$", lines[1])
+      assert.matches("^" .. BIG_ID .. " +FUNDED$", lines[2])
+      assert.matches("^3 offers %(HTTP 200", lines[5])
+    end)
+
+    it("--json prints the response with exact integers, as the library decodes it", function()
+      local r = run.run(one("--json"), { env = env })
+      assert.equal(0, r.status)
+      assert.equal("", r.err)
+      assert.is_truthy(r.out:find('"id": ' .. BIG_ID .. ",", 1, true))
+      assert.is_falsy(r.out:find("e+15", 1, true))
+      local doc = kpayment.decode(r.out)
+      assert.equal(version.integer(BIG_ID), doc.financeOffers[1].id)
+      assert.same(plain(library_offers(CUSTOMER)), doc.financeOffers)
+    end)
+
+    it("--json prints the same text under every Lua", function()
+      local here = run.run(one("--json"), { env = env })
+      local f = io.open("build/5.4/kpayment/core.so")
+      if version.lua54 or not f then
+        pending("compared with Lua 5.4 when another Lua runs the specs")
+        return
+      end
+      f:close()
+      local reference = run.run(one("--json"), { env = env, lua = "lua5.4" })
+      assert.equal(0, reference.status, reference.err)
+      assert.equal(reference.out, here.out)
+    end)
+
+    it("--json with --fields prints only those fields", function()
+      local r = run.run(one("--json", "--fields", "id,lender.name"),
+        { env = env })
+      assert.equal(0, r.status)
+      local doc = kpayment.decode(r.out)
+      assert.same(plain(library_offers(CUSTOMER, { "id", "lender.name" })), doc.financeOffers)
+      assert.is_nil(doc.financeOffers[1].status)
+    end)
+
+    it("--user takes the password from KPAYMENT_PASSWORD", function()
+      local r = run.run({ "offers", "--user", USER, "--customer", CUSTOMER, "--dealer", DEALER },
+        { env = with({ KPAYMENT_USERNAME = "" }) })
+      assert.equal(0, r.status)
+      assert.matches("^3 offers", lines_of(r.out)[5])
+    end)
+
+    it("exits 1 with one line on stderr on an API error", function()
+      local r = run.run({ "offers", "--customer", "mock:error500", "--dealer", DEALER, "--retries", "0" },
+        { env = env })
+      assert.equal(1, r.status)
+      assert.equal("", r.out)
+      assert_one_line(r.err)
+      assert.matches("^kpayment offers: http error %(HTTP 500%): Internal server error", r.err)
+    end)
+
+    it("exits 1 on refused credentials, and names where they come from, not what they are", function()
+      local r = run.run(one(),
+        { env = with({ KPAYMENT_PASSWORD = "wrong-" .. PASSWORD }) })
+      assert.equal(1, r.status)
+      assert_one_line(r.err)
+      assert.matches("HTTP 401", r.err)
+      assert.matches("KPAYMENT_USERNAME and KPAYMENT_PASSWORD", r.err)
+      assert.is_falsy(r.err:find(PASSWORD, 1, true))
+    end)
+
+    it("exits 3 on a network error (a closed port)", function()
+      local url = "http://127.0.0.1:" .. server.free_port()
+      local r = run.run(one("--base-url", url, "--retries", "0"),
+        { env = env })
+      assert.equal(3, r.status)
+      assert.equal("", r.out)
+      assert_one_line(r.err)
+      assert.matches("^kpayment offers: network error: .*kpayment doctor", r.err)
+    end)
+
+    it("exits 3 on a TLS error", function()
+      local tls = require("support.tls").start()
+      local r = run.run(one("--base-url", tls.url), { env = env })
+      tls.stop()
+      assert.equal(3, r.status)
+      assert_one_line(r.err)
+      assert.matches("^kpayment offers: tls error", r.err)
+    end)
+
+    it("asks for the --user password on the terminal without echo", function()
+      if not run.have_script() then pending("no script command here") return end
+      local r = run.pty(one("--user", USER, "--fields", "id"),
+        { env = with({ KPAYMENT_USERNAME = "", KPAYMENT_PASSWORD = "" }), input = PASSWORD .. "\n" })
+      assert.equal(0, r.status, r.out)
+      assert.matches("^Password for " .. USER:gsub("%p", "%%%0") .. ": \r?\n", r.out)
+      assert.matches(BIG_ID, r.out)
+      assert.is_falsy(r.out:find(PASSWORD, 1, true), "the password was echoed")
+    end)
+  end)
+
+  describe("offers --batch", function()
+    local csv
+
+    setup(function()
+      csv = write_file(table.concat({
+        "customer,dealer",
+        "# a comment, then a blank line",
+        "",
+        "c-one," .. DEALER,
+        "\"c-two\", " .. DEALER,
+        "mock:error500," .. DEALER,
+        "c-three",
+      }, "\n") .. "\n")
+    end)
+
+    teardown(function()
+      os.remove(csv)
+    end)
+
+    it("prints one row per customer, failures with their kind, then a summary", function()
+      local r = run.run({ "offers", "--batch", csv, "--dealer", DEALER, "--retries", "0",
+                          "--concurrency", "2" },
+        { env = env })
+      assert.equal(1, r.status)
+      assert.equal("", r.err)   -- no progress line: stderr is not a terminal
+      local lines = lines_of(r.out)
+      assert.equal(6, #lines)
+      assert.matches("^CUSTOMER +OFFERS +ACTIVE +RESULT$", lines[1])
+      assert.matches("^c%-one +3 +2 +ok$", lines[2])
+      assert.matches("^c%-two +3 +2 +ok$", lines[3])
+      assert.matches("^mock:error500 +http 500: Internal server error$", lines[4])
+      assert.matches("^c%-three +3 +2 +ok$", lines[5])
+      assert.matches("^4 customers: 3 ok, 1 failed %(http 1%) in %d+%.%d%d s$", lines[6])
+    end)
+
+    it("exits 3 when a customer got no answer, 0 when all succeed", function()
+      local path = write_file("c-one," .. DEALER .. "\nmock:close," .. DEALER .. "\n")
+      local r = run.run({ "offers", "--batch", path, "--retries", "0" }, { env = env })
+      assert.equal(3, r.status)
+      assert.matches("\nmock:close +network: ", r.out)
+      assert.matches("%(network 1%)", r.out)
+      local bad = run.run({ "offers", "--batch", "-" }, { env = env, stdin = csv })
+      assert.equal(2, bad.status)   -- c-three has no dealer without --dealer
+      assert.matches("^kpayment offers: standard input:7: expected customer,dealer", bad.err)
+      local fine = write_file("c-one," .. DEALER .. "\nc-two," .. DEALER .. "\n")
+      r = run.run({ "offers", "--batch", "-" }, { env = env, stdin = fine })
+      os.remove(path)
+      os.remove(fine)
+      assert.equal(0, r.status)
+      assert.matches("2 customers: 2 ok, 0 failed", r.out)
+    end)
+
+    it("with --fields leaves ACTIVE empty unless isActive is asked for", function()
+      local path = write_file("c-one," .. DEALER .. "\n")
+      local r = run.run({ "offers", "--batch", path, "--fields", "id" }, { env = env })
+      local active = run.run({ "offers", "--batch", path, "--fields", "id,isActive" }, { env = env })
+      os.remove(path)
+      assert.equal(0, r.status)
+      assert.matches("\nc%-one +3 +ok\n", r.out)
+      assert.matches("\nc%-one +3 +2 +ok\n", active.out)
+    end)
+
+    it("--json prints each customer's offers or error", function()
+      local r = run.run({ "offers", "--batch", csv, "--dealer", DEALER, "--retries", "0", "--json" },
+        { env = env })
+      assert.equal(1, r.status)
+      local doc = kpayment.decode(r.out)
+      assert.equal(4, #doc)
+      assert.equal("c-one", doc[1].customerUUID)
+      assert.equal(version.integer(BIG_ID), doc[1].financeOffers[1].id)
+      assert.same({ kind = "http", status = 500, message = "Internal server error", code = 500 },
+        doc[3].error)
+      assert.equal(DEALER, doc[4].dealerUUID)
+    end)
+
+    it("draws a progress line on a terminal, redrawn in place", function()
+      if not run.have_script() then pending("no script command here") return end
+      local path = write_file("c-one\nmock:stall:0.3\nc-two\nmock:stall:0.3\n")
+      local r = run.pty({ "offers", "--batch", path, "--dealer", DEALER, "--concurrency", "1" },
+        { env = env })
+      os.remove(path)
+      assert.equal(0, r.status, r.out)
+      local bar = r.out:match("^(.-)\r\27%[K")   -- the line is erased before the table
+      assert.is_truthy(bar, "no progress line erased in: " .. r.out)
+      assert.is_falsy(bar:find("\n"), "the progress line has a newline")
+      local draws = {}
+      for done in bar:gmatch("\r%[[#%-]+%] (%d)/4") do draws[#draws + 1] = tonumber(done) end
+      assert.is_true(#draws >= 3, "redraws: " .. #draws)
+      assert.equal(0, draws[1])
+      assert.equal(4, draws[#draws])
+      assert.matches("CUSTOMER +OFFERS", r.out)
+      assert.matches("4 customers: 4 ok, 0 failed", r.out)
+    end)
+  end)
+
+  describe("mock", function()
+    it("serves the mock API (under lua5.4)", function()
+      local s = server.start("bin/kpayment", { "mock", "--port", "0", "--offers", "2" }, "kpayment mock")
+      local r = run.run(one("--base-url", s.url),
+        { env = with({ KPAYMENT_USERNAME = "", KPAYMENT_PASSWORD = "" }) })
+      s.stop()
+      assert.equal(0, r.status, r.err)
+      assert.matches("\n2 offers, ", r.out)
+    end)
+
+    it("says it needs Lua 5.4 under another Lua", function()
+      local other = not version.lua54 and version.lua or nil
+      if not other then
+        local ok = os.execute("command -v lua5.3 >/dev/null 2>&1")
+        if ok == true or ok == 0 then other = "lua5.3" end
+      end
+      if not other then pending("no Lua but 5.4 here") return end
+      local r = run.run({ "mock", "--port", "0" }, { lua = other })
+      assert.equal(2, r.status)
+      assert_one_line(r.err)
+      assert.matches("^kpayment mock: the mock API server runs on Lua 5.4 only, not ", r.err)
+    end)
+
+    it("exits 3 when it cannot listen", function()
+      local r = run.run({ "mock", "--port", m.url:match(":(%d+)$") }, { lua = "lua5.4" })
+      assert.equal(3, r.status)
+      assert_one_line(r.err)
+      assert.matches("^kpayment mock: cannot listen on 127.0.0.1:%d+", r.err)
+    end)
+  end)
+
+  describe("doctor", function()
+    it("prints versions and settings, then every check passing", function()
+      local proxy = "http://proxy-user:pr0xy-s3cret@127.0.0.1:9"
+      local r = run.run({ "doctor" }, { env = with({ http_proxy = proxy, no_proxy = "127.0.0.1" }) })
+      assert.equal(0, r.status, r.out)
+      assert.equal("", r.err)
+      local labels = { "kpayment", "Lua", "libcurl", "TLS backend", "HTTP/2", "compression", "CA file" }
+      for _, label in ipairs(labels) do
+        assert.matches("\n  " .. label:gsub("%p", "%%%0") .. "  +%S", r.out)
+      end
+      assert.matches("\n  kpayment +" .. core._VERSION:gsub("%p", "%%%0") .. "\n", r.out)
+      assert.matches("\n  base URL +" .. m.url:gsub("%p", "%%%0") .. " %(KPAYMENT_BASE_URL%)", r.out)
+      assert.matches("\n  credentials +Basic, from KPAYMENT_USERNAME and KPAYMENT_PASSWORD\n", r.out)
+      assert.matches("http_proxy=http://%*%*%*@127%.0%.0%.1:9\n", r.out)
+      assert.matches("\n  proxy +none applies\n", r.out)
+      assert.is_falsy(r.out:find("pr0xy-s3cret", 1, true))
+      assert.is_falsy(r.out:find("proxy-user", 1, true))
+      assert.is_falsy(r.out:find(PASSWORD, 1, true))
+      assert.matches("read from the outcome of one authenticated call", r.out)
+      assert.matches("\n  ok    resolve  127%.0%.0%.1 is an address", r.out)
+      assert.matches("\n  ok    connect  127%.0%.0%.1:%d+ %(read from the call%)", r.out)
+      assert.matches("\n  %-%-    TLS      not used %(http://%)", r.out)
+      assert.matches("\n  ok    call     HTTP 200, 3 offer%(s%), request mock%-%d+", r.out)
+      assert.matches("All checks passed%.\n$", r.out)
+    end)
+
+    it("resolves a host name with the system resolver", function()
+      local url = m.url:gsub("127%.0%.0%.1", "localhost")
+      local r = run.run({ "doctor", "--base-url", url }, { env = env })
+      assert.equal(0, r.status, r.out)
+      assert.matches("\n  ok    resolve  localhost %-> ", r.out)
+    end)
+
+    it("fails at resolve for a name that does not exist, exit 3", function()
+      local r = run.run({ "doctor", "--base-url", "http://kpayment-doctor.invalid" }, { env = env })
+      assert.equal(3, r.status)
+      assert.matches("\n  FAIL  resolve  kpayment%-doctor%.invalid: not found", r.out)
+      assert.matches("\n  %-%-    connect  not tried", r.out)
+      assert.matches("\nFailed at resolve: check the host name", r.out)
+      assert_one_line(r.err)
+      assert.equal("kpayment doctor: failed at resolve (see the checks above)\n", r.err)
+    end)
+
+    it("fails at connect on a closed port, exit 3", function()
+      local r = run.run({ "doctor", "--base-url", "http://127.0.0.1:" .. server.free_port() }, { env = env })
+      assert.equal(3, r.status)
+      assert.matches("\n  FAIL  connect  .*%(read from the call%)\n", r.out)
+      assert.matches("\nFailed at connect: nothing accepts connections", r.out)
+      assert_one_line(r.err)
+    end)
+
+    it("fails at TLS on an untrusted certificate, and passes TLS with its CA file", function()
+      local tls = require("support.tls").start()
+      local r = run.run({ "doctor", "--base-url", tls.url }, { env = env })
+      local trusted = run.run({ "doctor", "--base-url", tls.url, "--ca-file", tls.ca_file }, { env = env })
+      tls.stop()
+      assert.equal(3, r.status)
+      assert.matches("\n  ok    connect  localhost:%d+", r.out)
+      assert.matches("\n  FAIL  TLS      .*certificate", r.out)
+      assert.matches("\nFailed at TLS: the server's certificate is not trusted", r.out)
+      -- openssl s_server answers with a web page: TLS passes, the call does not
+      assert.equal(1, trusted.status)
+      assert.matches("\n  ok    TLS      handshake and certificate %(read from the call%)", trusted.out)
+      assert.matches("\n  FAIL  call     not the API's JSON", trusted.out)
+    end)
+
+    it("fails at the call on refused credentials, exit 1", function()
+      local r = run.run({ "doctor" }, { env = with({ KPAYMENT_PASSWORD = "wrong-" .. PASSWORD }) })
+      assert.equal(1, r.status)
+      assert.matches("\n  FAIL  call     HTTP 401", r.out)
+      assert.matches("the API refused the credentials: check KPAYMENT_USERNAME and KPAYMENT_PASSWORD", r.out)
+      assert.is_falsy((r.out .. r.err):find(PASSWORD, 1, true))
+    end)
+  end)
+end)
+
+describe("kpayment.cli_doctor", function()
+  local doctor = require("kpayment.cli_doctor")
+  local cli = require("kpayment.cli")
+
+  local function facts_with(info)
+    local saved = kpayment.info
+    kpayment.info = info
+    local ok, facts = pcall(doctor.facts, cli)
+    kpayment.info = saved
+    assert(ok, facts)
+    local t = {}
+    for _, row in ipairs(facts) do t[row[1]] = row[2] end
+    return t
+  end
+
+  it("prints what kpayment.info() reports, tolerating missing fields", function()
+    local t = facts_with(function()
+      return { kpayment = "9.9.9", lua = "Lua 5.4", curl = "8.5.0", ssl = "OpenSSL/3.0.15", http2 = true,
+               compression = { "gzip", "br" }, ca_file = "/etc/ssl/certs/ca-certificates.crt" }
+    end)
+    assert.same({ kpayment = "9.9.9", Lua = "Lua 5.4", libcurl = "8.5.0", ["TLS backend"] = "OpenSSL/3.0.15",
+                  ["HTTP/2"] = "yes", compression = "yes (gzip, br)",
+                  ["CA file"] = "/etc/ssl/certs/ca-certificates.crt", ["CA path"] = "none" }, t)
+    t = facts_with(function() return { http2 = false, compression = {} } end)
+    assert.equal(core._VERSION, t.kpayment)
+    assert.equal("no", t["HTTP/2"])
+    assert.equal("no", t.compression)
+    assert.equal("not reported", t["TLS backend"])
+  end)
+
+  it("falls back to kpayment.core when kpayment.info() is missing or raises", function()
+    for _, info in ipairs({ false, function() error("no") end }) do
+      local t = facts_with(info or nil)
+      assert.equal(core._VERSION, t.kpayment)
+      assert.equal(core.curl_version, t.libcurl)
+      assert.matches("^unknown", t["TLS backend"])
+    end
+  end)
+
+  it("masks the credentials of proxy URLs", function()
+    assert.equal("http://***@proxy:3128", doctor.mask_proxy("http://user:pa:ss@proxy:3128"))
+    assert.equal("***@proxy:3128", doctor.mask_proxy("user:pass@proxy:3128"))
+    assert.equal("socks5h://***@[::1]:1080/", doctor.mask_proxy("socks5h://u%40x:p@[::1]:1080/"))
+    assert.equal("http://proxy:3128", doctor.mask_proxy("http://proxy:3128"))
+    assert.equal("http://***@proxy", doctor.mask_proxy("http://u:p/w@rd@proxy"))
+  end)
+end)
+
+describe("kpayment.cli_json", function()
+  it("writes integers with all their digits #int64", function()
+    assert.equal("9007199254740993", json.encode(math.tointeger(9007199254740993)))
+    assert.equal("-9223372036854775808", json.encode(math.mininteger))
+    assert.equal("9223372036854775807", json.encode(math.maxinteger))
+    assert.equal("25000.0", json.encode(25000.0))
+  end)
+
+  it("writes before 5.3 the digit strings of integer fields as numbers", function()
+    local v = { id = "9007199254740993", version = "18446744073709551616", name = "9007199254740993" }
+    local text = json.encode(v)
+    if version.int64 then
+      assert.equal('{"id":"9007199254740993","name":"9007199254740993",'
+        .. '"version":"18446744073709551616"}', text)
+    else
+      assert.equal('{"id":9007199254740993,"name":"9007199254740993","version":18446744073709551616}', text)
+    end
+  end)
+
+  it("writes floats with the fewest digits that read back the same", function()
+    for _, v in ipairs({ 0.1, 0.1 + 0.2, 1 / 3, 5e-324, 1e300, -2.5, 123456.789, 2 ^ 60 + 0.0 }) do
+      local text = json.encode(v)
+      assert.equal(v, tonumber(text))
+      assert.equal(v, kpayment.decode("[" .. text .. "]")[1])
+    end
+    assert.equal("0.30000000000000004", json.encode(0.1 + 0.2))
+    assert.equal("0.1", json.encode(0.1))
+  end)
+
+  it("escapes strings as RFC 8259 asks, leaving UTF-8 as it is", function()
+    assert.equal([["a\"b\\c\n\t\u0001\u001f é 🚗"]], json.encode("a\"b\\c\n\t\1\31 é 🚗"))
+  end)
+
+  it("writes null, booleans, arrays and sorted objects, pretty or not", function()
+    local v = { b = { 1, core.null, true }, a = {}, c = { d = false } }
+    assert.equal('{"a":[],"b":[1,null,true],"c":{"d":false}}', json.encode(v))
+    assert.equal('{\n  "a": [],\n  "b": [\n    1,\n    null,\n    true\n  ],\n'
+      .. '  "c": {\n    "d": false\n  }\n}', json.encode(v, "  "))
+  end)
+
+  it("reads back what the decoder gave", function()
+    local text = '{"financeOffers":[{"id":9007199254740993,"amount":41490.64,"n":null,"s":"\\u00e9\\n",' ..
+      '"list":[1.5,-0.0,1e-7,null,{"x":[]}],"ok":true}]}'
+    local v = kpayment.decode(text)
+    assert.same(v, kpayment.decode(json.encode(v)))
+    assert.same(v, kpayment.decode(json.encode(v, "  ")))
+  end)
+
+  it("raises on values JSON cannot hold", function()
+    assert.has_error(function() json.encode(0 / 0) end)
+    assert.has_error(function() json.encode(math.huge) end)
+    assert.has_error(function() json.encode({ [true] = 1, x = 2 }) end)
+    assert.has_error(function() json.encode(print) end)
+  end)
+end)
+
+describe("kpayment.cli_term", function()
+  it("measures text in terminal columns", function()
+    assert.equal(5, term.text_width("hello"))
+    assert.equal(6, term.text_width("Amélie"))
+    assert.equal(2, term.text_width("王"))
+    assert.equal(4, term.text_width("🚗 a"))
+    assert.equal(1, term.text_width("e\204\129"))   -- e and a combining acute accent
+  end)
+
+  it("cuts text to a width without splitting a character", function()
+    assert.equal("Amé…", term.fit("Amélie Nguyễn", 4))
+    assert.equal("王…", term.fit("王王王", 4))
+    assert.equal("Amélie", term.fit("Amélie", 6))
+    assert.equal("…", term.fit("abc", 1))
+  end)
+
+  it("lays out tables in the width, shrinking flexible columns", function()
+    local columns = { { title = "ID" }, { title = "NAME", flex = true, min = 4 },
+                      { title = "N", right = true } }
+    local rows = { { "1", "a long name here", "7" }, { "22", "short", "10" } }
+    assert.same({ "ID  NAME               N", "1   a long name here   7", "22  short             10" },
+      term.table(columns, rows, 80))
+    assert.same({ "ID  NAME        N", "1   a long n…   7", "22  short      10" },
+      term.table(columns, rows, 17))
+  end)
+end)
