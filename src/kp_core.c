@@ -122,7 +122,7 @@ static int core_decode(lua_State *L) {
   }
   if (!lua_isnil(L, 2) && lua_getfield(L, 2, "step_ms") != LUA_TNIL) { /* 5 */
     lua_Number ms = lua_tonumber(L, 5);
-    if (!lua_isnumber(L, 5) || !(ms >= 0 && ms <= KP_MAX_SECONDS * 1e3))
+    if (lua_type(L, 5) != LUA_TNUMBER || !(ms >= 0 && ms <= KP_MAX_SECONDS * 1e3))
       return luaL_error(L, "kpayment.decode: option 'step_ms' must be a number of milliseconds");
     lua_getfield(L, 2, "on_step");              /* 6 */
     ok = decode_steps(L, text, len, &opts, (double)ms,
