@@ -3,7 +3,8 @@
 --   examples/with-mock.sh lua5.4 examples/frame_loop.lua [CUSTOMER …]
 --
 -- Each frame calls client:poll(0), which does the network work that is
--- ready and decodes at most one finished response; offers are printed from
+-- ready and at most 2 ms of decoding (the decode_budget option: a large
+-- response is decoded over several frames); offers are printed from
 -- on_done as they arrive.  The default customers suit the mock, one of them
 -- answering slowly (mock:stall:0.5).  The loop reports how many frames ran
 -- while requests were in flight and the slowest poll(0).

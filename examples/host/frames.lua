@@ -4,8 +4,9 @@
 -- Called once with the customers; returns the functions the host calls:
 --   frame(n) -> pending, poll_seconds   once per frame (n counts from 1)
 --   close()                             at the end
--- Each frame does one client:poll(0): the network work that is ready, and
--- at most one finished response decoded and handed to its on_done.
+-- Each frame does one client:poll(0): the network work that is ready, then
+-- at most 2 ms (the default decode budget) of decoding, a large response
+-- over several frames, and one complete response handed to its on_done.
 -- Everything comes from the library (kpayment_preload): the host leaves
 -- package.path and package.cpath empty.
 
