@@ -195,6 +195,8 @@ rock:
 	@if [ -n "$(filter kpayment-mock,$(ROCK_NAMES))" ]; then \
 	  cd /tmp && $(ROCK_ENV) $(ROCK_TREE)/bin/kpayment-mock --help >/dev/null && \
 	  echo "rock: the installed kpayment-mock --help runs"; fi
+	cd /tmp && env -u LUA_PATH -u LUA_CPATH $(ROCK_TREE)/bin/kpayment --help >/dev/null && \
+	  echo "rock: the installed kpayment --help runs, with no LUA_PATH"
 
 clean:
 	rm -rf build
