@@ -267,7 +267,7 @@ static const char *parse_string(kpj_decoder *d, const char *p) {
   const char *s;
   size_t n;
   if ((p = kpj_read_string(d, p, &s, &n)) != NULL)
-    lua_pushlstring(d->L, s, n);
+    kp_pushlstring(d->L, s, n);
   return p;
 }
 
@@ -425,7 +425,7 @@ static const char *parse_number(kpj_decoder *d, const char *p) {
   }
 #else
   if (n.integral && (n.dropped || n.m > ((uint64_t)1 << 53))) {
-    lua_pushlstring(d->L, s, (size_t)(p - s));
+    kp_pushlstring(d->L, s, (size_t)(p - s));
     return p;
   }
 #endif

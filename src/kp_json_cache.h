@@ -133,16 +133,16 @@ static inline unsigned kpj_push_key(lua_State *L, kpj_memory *m, int idx,
   kpj_key *e;
   unsigned h;
   if (n == 0 || n > KPJ_KEY_MAX) {
-    lua_pushlstring(L, k, n);
+    kp_pushlstring(L, k, n);
     return 0;
   }
   h = kpj_key_hash(k, n);
   e = &m->keys[h];
   if (e->n == n && e->s != NULL && kpj_same_bytes(e->s, k, n)) {
-    lua_rawgeti(L, idx, (lua_Integer)h + 1);
+    kp_rawgeti(L, idx, (lua_Integer)h + 1);
     return h + 1;
   }
-  lua_pushlstring(L, k, n);
+  kp_pushlstring(L, k, n);
   lua_pushvalue(L, -1);
   lua_rawseti(L, idx, (lua_Integer)h + 1);
   e->s = lua_tostring(L, -1);
@@ -164,7 +164,7 @@ static inline const char *kpj_predicted_key(lua_State *L, const kpj_memory *m,
   if (e->s == NULL || (size_t)(end - p) <= e->n + 1 ||
       p[e->n + 1] != '"' || !kpj_same_bytes(p + 1, e->s, e->n))
     return NULL;
-  lua_rawgeti(L, idx, (lua_Integer)at);
+  kp_rawgeti(L, idx, (lua_Integer)at);
   *k = e->s;
   *n = e->n;
   return p + e->n + 2;
