@@ -473,7 +473,7 @@ static const char *parse_array(kpj_decoder *d, const char *p, unsigned slot) {
     if ((p = kpj_separator(d, p, ']', &more)) == NULL)
       return NULL;
   }
-  d->mem->hints[slot].narr = kpj_clamp_hint(n);
+  d->mem->hints[slot].narr = kpj_next_hint(d->mem->hints[slot].narr, n);
   d->depth--;
   return p;
 }
@@ -538,7 +538,7 @@ static const char *parse_object(kpj_decoder *d, const char *p, unsigned slot) {
     if ((p = kpj_separator(d, p, '}', &more)) == NULL)
       return NULL;
   }
-  d->mem->hints[slot].nrec = kpj_clamp_hint(n);
+  d->mem->hints[slot].nrec = kpj_next_hint(d->mem->hints[slot].nrec, n);
   d->depth--;
   return p;
 }

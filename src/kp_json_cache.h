@@ -68,7 +68,9 @@ KP_HIDDEN extern const char kpj_memory_key;
 static inline unsigned kpj_key_slot(const char *k, size_t n, int depth) {
   unsigned h = (unsigned)n * 31u + (unsigned)depth * 0x9E37u;
   if (n > 0)
-    h += (unsigned char)k[0] * 7u + (unsigned char)k[n - 1] * 131u;
+    h += (unsigned char)k[0] * 7u + (unsigned char)k[n - 1] * 131u +
+         (unsigned char)k[n / 2] * 0x2C1Bu;
+  h ^= h >> 8;
   return h & (KPJ_NHINTS - 1);
 }
 
@@ -77,6 +79,19 @@ static inline unsigned kpj_key_slot(const char *k, size_t n, int depth) {
 
 static inline unsigned kpj_clamp_hint(lua_Integer n) {
   return n > KPJ_HINT_MAX ? KPJ_HINT_MAX : (unsigned)n;
+}
+
+/*
+ * The hint after a container of n entries whose hint was old.  Containers
+ * at one position differ a little (a member that is null in one record is
+ * absent from its table, a list holds one to four items): a hint that
+ * followed the last one exactly would size the next, larger one short, and
+ * it would be rebuilt once it is full.  So a hint keeps the largest recent
+ * size while n stays within about half of it, and follows n otherwise.
+ */
+static inline unsigned kpj_next_hint(unsigned old, lua_Integer n) {
+  unsigned c = kpj_clamp_hint(n);
+  return c >= old || old > 2 * c + 4 ? c : old;
 }
 
 /* A few bytes stand for the key: collisions only cost a miss. */
