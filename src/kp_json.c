@@ -457,6 +457,39 @@ const char *kpj_enter(kpj_decoder *d, const char *at) {
 /* Containers take no flag: the top-level object and records array of a
  * response are walked by kp_json_records.c, with these for their parts. */
 
+/*
+ * A value inside a container, p on its first byte: scalars are read right
+ * here, in the container's loop, and only a nested container (or an
+ * error) goes through kpj_parse_value, whose frame is the heavy one.  What
+ * is built and which error is reported are the same either way.  null is
+ * the caller's: its value differs between objects and arrays.
+ */
+static KPJ_FLATTEN const char *inner_value(kpj_decoder *d, const char *p,
+                                           unsigned slot) {
+  switch (*p) {
+  case '"':
+    return parse_string(d, p + 1);
+  case 't':
+    if (p[1] == 'r' && p[2] == 'u' && p[3] == 'e') {
+      lua_pushboolean(d->L, 1);
+      return p + 4;
+    }
+    break;
+  case 'f':
+    if (p[1] == 'a' && p[2] == 'l' && p[3] == 's' && p[4] == 'e') {
+      lua_pushboolean(d->L, 0);
+      return p + 5;
+    }
+    break;
+  case '-': case '0': case '1': case '2': case '3': case '4':
+  case '5': case '6': case '7': case '8': case '9':
+    return parse_number(d, p);
+  default:
+    break;
+  }
+  return kpj_parse_value(d, p, slot);
+}
+
 /* p is just after '['. */
 static const char *parse_array(kpj_decoder *d, const char *p, unsigned slot) {
   lua_State *L = d->L;
@@ -467,7 +500,7 @@ static const char *parse_array(kpj_decoder *d, const char *p, unsigned slot) {
     return NULL;
   lua_createtable(L, (int)d->mem->hints[slot].narr, 0);
   for (p = kpj_open_items(p, ']', &more); more;) {
-    if ((p = kpj_parse_value(d, p, eslot)) == NULL)
+    if ((p = inner_value(d, p, eslot)) == NULL)
       return NULL;
     lua_rawseti(L, -2, ++n);
     if ((p = kpj_separator(d, p, ']', &more)) == NULL)
@@ -490,8 +523,8 @@ static inline const char *member_value(kpj_decoder *d, const char *p,
     lua_pushnil(d->L);
     return p + 4;
   }
-  return kpj_parse_value(d, p, (*p == '{' || *p == '[')
-                                   ? kpj_key_slot(k, kn, d->depth) : 0);
+  return inner_value(d, p, (*p == '{' || *p == '[')
+                              ? kpj_key_slot(k, kn, d->depth) : 0);
 }
 
 const char *kpj_parse_member(kpj_decoder *d, const char *p, const char *k,
