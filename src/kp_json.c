@@ -166,8 +166,9 @@ static char *scratch(kpj_decoder *d, size_t need) {
  * Decoded text is never longer than its escaped form, so the raw length up
  * to the closing quote bounds the buffer.
  */
-static const char *read_escaped(kpj_decoder *d, const char *s, const char *p,
-                                const char **out_s, size_t *out_n) {
+static KPJ_COLD const char *read_escaped(kpj_decoder *d, const char *s,
+                                         const char *p, const char **out_s,
+                                         size_t *out_n) {
   const char *q = p;
   char *out, *o;
   while (*q != '"') {           /* find the closing quote first */
