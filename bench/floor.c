@@ -132,8 +132,10 @@ static int rebuild(lua_State *L) {
     const op *o = &t->ops[k];
     switch (o->code) {
     case OP_TABLE: lua_createtable(L, o->a, o->b); break;
-    case OP_KEY: lua_rawgeti(L, lua_upvalueindex(3), o->a); break;
-    case OP_STR: lua_pushlstring(L, o->s, o->len); break;
+    /* the functions themselves, not compat-5.3's wrappers (which add a
+     * lua_type or lua_tostring call), as the decoder calls them */
+    case OP_KEY: (lua_rawgeti)(L, lua_upvalueindex(3), o->a); break;
+    case OP_STR: (lua_pushlstring)(L, o->s, o->len); break;
     case OP_INT: lua_pushinteger(L, o->i); break;
     case OP_NUM: lua_pushnumber(L, o->n); break;
     case OP_BOOL: lua_pushboolean(L, o->a); break;

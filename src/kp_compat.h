@@ -34,6 +34,21 @@
 #define KP_LUA_INT64 0
 #endif
 
+/*
+ * compat-5.3 gives 5.1, 5.2 and LuaJIT the 5.3 return values by wrapping
+ * calls: lua_pushlstring becomes a push then a lua_tostring, lua_rawgeti a
+ * get then a lua_type, two calls into the VM instead of one.  The decoder's
+ * loops push every key and string value that way and never use those
+ * results, so they call the functions themselves (the parentheses stop the
+ * macros from expanding) and discard what they return.
+ */
+#if LUA_VERSION_NUM < 503
+#define kp_pushlstring(L, s, n) ((void)(lua_pushlstring)((L), (s), (n)))
+#define kp_rawgeti(L, i, n) ((void)(lua_rawgeti)((L), (i), (int)(n)))
+#else
+#define kp_pushlstring(L, s, n) ((void)lua_pushlstring((L), (s), (n)))
+#define kp_rawgeti(L, i, n) ((void)lua_rawgeti((L), (i), (n)))
+#endif
 
 /* 5.4's userdata with no user values: one less allocation per userdata.
  * kp_newuserdata1 makes one with a single user value, which is always a

@@ -166,8 +166,9 @@ static char *scratch(kpj_decoder *d, size_t need) {
  * Decoded text is never longer than its escaped form, so the raw length up
  * to the closing quote bounds the buffer.
  */
-static const char *read_escaped(kpj_decoder *d, const char *s, const char *p,
-                                const char **out_s, size_t *out_n) {
+static KPJ_COLD const char *read_escaped(kpj_decoder *d, const char *s,
+                                         const char *p, const char **out_s,
+                                         size_t *out_n) {
   const char *q = p;
   char *out, *o;
   while (*q != '"') {           /* find the closing quote first */
@@ -267,7 +268,7 @@ static const char *parse_string(kpj_decoder *d, const char *p) {
   const char *s;
   size_t n;
   if ((p = kpj_read_string(d, p, &s, &n)) != NULL)
-    lua_pushlstring(d->L, s, n);
+    kp_pushlstring(d->L, s, n);
   return p;
 }
 
@@ -425,7 +426,7 @@ static const char *parse_number(kpj_decoder *d, const char *p) {
   }
 #else
   if (n.integral && (n.dropped || n.m > ((uint64_t)1 << 53))) {
-    lua_pushlstring(d->L, s, (size_t)(p - s));
+    kp_pushlstring(d->L, s, (size_t)(p - s));
     return p;
   }
 #endif
@@ -457,6 +458,39 @@ const char *kpj_enter(kpj_decoder *d, const char *at) {
 /* Containers take no flag: the top-level object and records array of a
  * response are walked by kp_json_records.c, with these for their parts. */
 
+/*
+ * A value inside a container, p on its first byte: scalars are read right
+ * here, in the container's loop, and only a nested container (or an
+ * error) goes through kpj_parse_value, whose frame is the heavy one.  What
+ * is built and which error is reported are the same either way.  null is
+ * the caller's: its value differs between objects and arrays.
+ */
+static KPJ_FLATTEN const char *inner_value(kpj_decoder *d, const char *p,
+                                           unsigned slot) {
+  switch (*p) {
+  case '"':
+    return parse_string(d, p + 1);
+  case 't':
+    if (p[1] == 'r' && p[2] == 'u' && p[3] == 'e') {
+      lua_pushboolean(d->L, 1);
+      return p + 4;
+    }
+    break;
+  case 'f':
+    if (p[1] == 'a' && p[2] == 'l' && p[3] == 's' && p[4] == 'e') {
+      lua_pushboolean(d->L, 0);
+      return p + 5;
+    }
+    break;
+  case '-': case '0': case '1': case '2': case '3': case '4':
+  case '5': case '6': case '7': case '8': case '9':
+    return parse_number(d, p);
+  default:
+    break;
+  }
+  return kpj_parse_value(d, p, slot);
+}
+
 /* p is just after '['. */
 static const char *parse_array(kpj_decoder *d, const char *p, unsigned slot) {
   lua_State *L = d->L;
@@ -467,13 +501,13 @@ static const char *parse_array(kpj_decoder *d, const char *p, unsigned slot) {
     return NULL;
   lua_createtable(L, (int)d->mem->hints[slot].narr, 0);
   for (p = kpj_open_items(p, ']', &more); more;) {
-    if ((p = kpj_parse_value(d, p, eslot)) == NULL)
+    if ((p = inner_value(d, p, eslot)) == NULL)
       return NULL;
     lua_rawseti(L, -2, ++n);
     if ((p = kpj_separator(d, p, ']', &more)) == NULL)
       return NULL;
   }
-  d->mem->hints[slot].narr = kpj_clamp_hint(n);
+  d->mem->hints[slot].narr = kpj_next_hint(d->mem->hints[slot].narr, n);
   d->depth--;
   return p;
 }
@@ -490,8 +524,8 @@ static inline const char *member_value(kpj_decoder *d, const char *p,
     lua_pushnil(d->L);
     return p + 4;
   }
-  return kpj_parse_value(d, p, (*p == '{' || *p == '[')
-                                   ? kpj_key_slot(k, kn, d->depth) : 0);
+  return inner_value(d, p, (*p == '{' || *p == '[')
+                              ? kpj_key_slot(k, kn, d->depth) : 0);
 }
 
 const char *kpj_parse_member(kpj_decoder *d, const char *p, const char *k,
@@ -538,7 +572,7 @@ static const char *parse_object(kpj_decoder *d, const char *p, unsigned slot) {
     if ((p = kpj_separator(d, p, '}', &more)) == NULL)
       return NULL;
   }
-  d->mem->hints[slot].nrec = kpj_clamp_hint(n);
+  d->mem->hints[slot].nrec = kpj_next_hint(d->mem->hints[slot].nrec, n);
   d->depth--;
   return p;
 }

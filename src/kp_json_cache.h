@@ -68,7 +68,9 @@ KP_HIDDEN extern const char kpj_memory_key;
 static inline unsigned kpj_key_slot(const char *k, size_t n, int depth) {
   unsigned h = (unsigned)n * 31u + (unsigned)depth * 0x9E37u;
   if (n > 0)
-    h += (unsigned char)k[0] * 7u + (unsigned char)k[n - 1] * 131u;
+    h += (unsigned char)k[0] * 7u + (unsigned char)k[n - 1] * 131u +
+         (unsigned char)k[n / 2] * 0x2C1Bu;
+  h ^= h >> 8;
   return h & (KPJ_NHINTS - 1);
 }
 
@@ -77,6 +79,19 @@ static inline unsigned kpj_key_slot(const char *k, size_t n, int depth) {
 
 static inline unsigned kpj_clamp_hint(lua_Integer n) {
   return n > KPJ_HINT_MAX ? KPJ_HINT_MAX : (unsigned)n;
+}
+
+/*
+ * The hint after a container of n entries whose hint was old.  Containers
+ * at one position differ a little (a member that is null in one record is
+ * absent from its table, a list holds one to four items): a hint that
+ * followed the last one exactly would size the next, larger one short, and
+ * it would be rebuilt once it is full.  So a hint keeps the largest recent
+ * size while n stays within about half of it, and follows n otherwise.
+ */
+static inline unsigned kpj_next_hint(unsigned old, lua_Integer n) {
+  unsigned c = kpj_clamp_hint(n);
+  return c >= old || old > 2 * c + 4 ? c : old;
 }
 
 /* A few bytes stand for the key: collisions only cost a miss. */
@@ -133,16 +148,16 @@ static inline unsigned kpj_push_key(lua_State *L, kpj_memory *m, int idx,
   kpj_key *e;
   unsigned h;
   if (n == 0 || n > KPJ_KEY_MAX) {
-    lua_pushlstring(L, k, n);
+    kp_pushlstring(L, k, n);
     return 0;
   }
   h = kpj_key_hash(k, n);
   e = &m->keys[h];
   if (e->n == n && e->s != NULL && kpj_same_bytes(e->s, k, n)) {
-    lua_rawgeti(L, idx, (lua_Integer)h + 1);
+    kp_rawgeti(L, idx, (lua_Integer)h + 1);
     return h + 1;
   }
-  lua_pushlstring(L, k, n);
+  kp_pushlstring(L, k, n);
   lua_pushvalue(L, -1);
   lua_rawseti(L, idx, (lua_Integer)h + 1);
   e->s = lua_tostring(L, -1);
@@ -164,7 +179,7 @@ static inline const char *kpj_predicted_key(lua_State *L, const kpj_memory *m,
   if (e->s == NULL || (size_t)(end - p) <= e->n + 1 ||
       p[e->n + 1] != '"' || !kpj_same_bytes(p + 1, e->s, e->n))
     return NULL;
-  lua_rawgeti(L, idx, (lua_Integer)at);
+  kp_rawgeti(L, idx, (lua_Integer)at);
   *k = e->s;
   *n = e->n;
   return p + e->n + 2;

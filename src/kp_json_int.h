@@ -19,6 +19,14 @@
 #define KPJ_FLATTEN inline
 #endif
 
+/* For slow paths kept out of a hot caller, whose frame would otherwise
+ * save and restore every register they use on each call. */
+#if defined(__GNUC__)
+#define KPJ_COLD __attribute__((noinline, cold))
+#else
+#define KPJ_COLD
+#endif
+
 typedef struct kpj_decoder {
   lua_State *L;
   const char *start;
