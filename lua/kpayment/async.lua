@@ -22,7 +22,7 @@ local log = require("kpayment.log")
 local offer = require("kpayment.offer")
 local errors = require("kpayment.errors")
 
-local setmetatable, pairs, error = setmetatable, pairs, error
+local setmetatable, next, error = setmetatable, next, error
 local math_floor, math_min, math_max = math.floor, math.min, math.max
 local table_sort, table_remove = table.sort, table.remove
 local monotonic, sleep = core.monotonic, core.sleep
@@ -254,12 +254,26 @@ local function next_timer(reqs)
   return soonest and math_max(soonest - monotonic(), 0)
 end
 
+local function by_seq(a, b) return a._seq < b._seq end
+
 -- The client's live requests in start order (a copy: stepping them may
 -- start or end others).
+--
+-- The set is walked with `next` in a `while` loop, not `pairs`: these
+-- walks run inside finalizers (a `__gc` that closes the client or polls
+-- it), and LuaJIT 2.1 up to 2023 can spin for ever in a compiled `pairs`
+-- loop there: the trace's exit at the end of the table goes back to the
+-- loop's head, which enters the same trace again, and inside `__gc` no
+-- side trace may be recorded to break the cycle.  A `while` loop's exit
+-- leaves the loop.  (spec/finalizer_spec.lua, spec/support/jit_close.lua)
 local function live_list(client)
-  local list = {}
-  for req in pairs(client._live) do list[#list + 1] = req end
-  table_sort(list, function(a, b) return a._seq < b._seq end)
+  local list, live = {}, client._live
+  local req = next(live)
+  while req ~= nil do
+    list[#list + 1] = req
+    req = next(live, req)
+  end
+  table_sort(list, by_seq)
   return list
 end
 
@@ -336,11 +350,13 @@ end
 -- @local
 function M.pending(client)
   if client._closed then return 0 end
-  local n = 0
-  for req in pairs(client._live) do
+  local n, live = 0, client._live
+  local req = next(live)
+  while req ~= nil do   -- not pairs: see live_list
     if not req._on_done and (req._state == RUNNING or req._state == WAITING or req._state == DECODING) then
       n = n + 1
     end
+    req = next(live, req)
   end
   local watch = client._watch
   for i = 1, #watch do

@@ -33,8 +33,8 @@
 local core = require("kpayment.core")
 local errors = require("kpayment.errors")
 
-local setmetatable, type, pairs, tostring, error, pcall, rawget =
-  setmetatable, type, pairs, tostring, error, pcall, rawget
+local setmetatable, type, pairs, next, tostring, error, pcall, rawget =
+  setmetatable, type, pairs, next, tostring, error, pcall, rawget
 local math_min, math_max, math_floor = math.min, math.max, math.floor
 local string_lower, string_format = string.lower, string.format
 local monotonic, response_outcome, failure_outcome =
@@ -277,8 +277,9 @@ end
 -- Attempts in light threads whose time ran out end as timeouts; returns
 -- the seconds to the next such end (nil for none).
 local function expire(self)
-  local now, soonest = monotonic(), nil
-  for a in pairs(self._running) do
+  local now, soonest, running = monotonic(), nil, self._running
+  local a = next(running)
+  while a ~= nil do   -- not pairs: runs inside finalizers (see async.live_list)
     local at = a._deadline
     if at and a._state == RUNNING then
       if now >= at then
@@ -288,6 +289,7 @@ local function expire(self)
         soonest = at
       end
     end
+    a = next(running, a)
   end
   return soonest and soonest - now
 end
@@ -328,7 +330,12 @@ end
 function Core:close()
   if self._closed then return end
   self._closed = true
-  for a in pairs(self._running) do a:cancel() end
+  local running = self._running
+  local a = next(running)
+  while a ~= nil do   -- not pairs: see expire
+    a:cancel()
+    a = next(running, a)
+  end
   self._queue = {}
 end
 
