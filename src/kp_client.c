@@ -105,16 +105,20 @@ static int core_new(lua_State *L) {
   return 1;
 }
 
-/* client:poll([ms]) -> transfers still running (0 once closed).  Does the
- * network work that is ready, waiting up to ms (default 0) for some.  No
- * Lua code runs inside: libcurl's callbacks only fill buffers. */
+/* client:poll([ms [, budget_ms]]) -> transfers still running (0 once
+ * closed).  Does the network work that is ready, waiting up to ms (default
+ * 0) for some, and receiving bodies for about budget_ms at most (default:
+ * no limit; see kp_transport_poll).  No Lua code runs inside: libcurl's
+ * callbacks only fill buffers. */
 static int client_poll(lua_State *L) {
   kp_client *c = to_client(L);
   lua_Integer ms = luaL_optinteger(L, 2, 0);
+  lua_Number budget = luaL_optnumber(L, 3, -1);
   int running = 0;
   luaL_argcheck(L, ms >= 0 && ms <= (lua_Integer)KP_MAX_SECONDS * 1000, 2,
                 "milliseconds from 0 to 86400000 expected");
-  if (c->tp.multi != NULL && (running = kp_transport_poll(&c->tp, (int)ms)) < 0)
+  luaL_argcheck(L, budget == budget, 3, "milliseconds expected");
+  if (c->tp.multi != NULL && (running = kp_transport_poll(&c->tp, (int)ms, (double)budget)) < 0)
     return luaL_error(L, "kpayment: libcurl's multi handle failed");
   lua_pushinteger(L, running);
   return 1;

@@ -29,4 +29,14 @@
 #define KP_SNIPPET 512
 #define KP_MAX_SNIPPET 65536
 
+#include <time.h>
+
+/* Milliseconds from an arbitrary start, never going back: the clock of
+ * every budget (a poll's network work, a decode's steps). */
+static inline double kp_monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 #endif

@@ -63,6 +63,12 @@ const char *kp_http_curl_version(void) {
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
   kp_transfer *t = (kp_transfer *)ud;
   size_t n = size * nmemb;
+  if (t->tp != NULL && t->tp->recv_until >= 0 && kp_monotonic_ms() >= t->tp->recv_until) {
+    /* this poll's budget is spent: libcurl keeps these bytes for the next */
+    t->paused = 1;
+    t->tp->npaused++;
+    return CURL_WRITEFUNC_PAUSE;
+  }
   if (n > t->max_body - t->body.len) {
     t->res.too_large = 1;
     return 0;
@@ -184,6 +190,8 @@ CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg) {
   tp->max_body = cfg->max_body;
   tp->snippet = cfg->snippet;
   tp->timeout_ms = cfg->timeout_ms;
+  tp->recv_until = -1;
+  tp->npaused = 0;
   if ((tp->multi = curl_multi_init()) == NULL ||
       (tp->share = curl_share_init()) == NULL ||
       (tp->proto = curl_easy_init()) == NULL)
@@ -222,10 +230,16 @@ static void detach(kp_transfer *t) {
   curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
   curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
-  if (tp->nidle < KP_IDLE_MAX)
-    tp->idle[tp->nidle++] = e;
-  else
+  /* a paused handle holds data of its own transfer: never reused */
+  if (t->paused) {
+    t->paused = 0;
+    tp->npaused--;
     curl_easy_cleanup(e);
+  } else if (tp->nidle < KP_IDLE_MAX) {
+    tp->idle[tp->nidle++] = e;
+  } else {
+    curl_easy_cleanup(e);
+  }
   t->easy = NULL;
   t->tp = NULL;
 }
@@ -339,18 +353,38 @@ static int collect(kp_transport *tp) {
   return n;
 }
 
-int kp_transport_poll(kp_transport *tp, int timeout_ms) {
+/* Resume the transfers the last budget paused (what libcurl kept of them
+ * is written at once, whatever the budget), then start this budget. */
+static void resume(kp_transport *tp, double budget_ms) {
+  kp_transfer *t;
+  tp->recv_until = -1;
+  for (t = tp->active; t != NULL && tp->npaused > 0; t = t->next) {
+    if (t->paused) {
+      t->paused = 0;
+      tp->npaused--;
+      curl_easy_pause(t->easy, CURLPAUSE_CONT);
+    }
+  }
+  tp->recv_until = budget_ms < 0 ? -1 : kp_monotonic_ms() + budget_ms;
+}
+
+int kp_transport_poll(kp_transport *tp, int timeout_ms, double budget_ms) {
   int running = 0;
+  resume(tp, budget_ms);
   if (curl_multi_perform(tp->multi, &running) != CURLM_OK)
     return -1;
-  /* A transfer that just finished is news enough: do not wait then. */
-  if (collect(tp) == 0 && timeout_ms > 0 && running > 0) {
+  /* A transfer that just finished is news enough: do not wait then, nor
+   * once the budget is spent. */
+  if (collect(tp) == 0 && timeout_ms > 0 && running > 0 && tp->npaused == 0) {
     int fds;
-    if (curl_multi_poll(tp->multi, NULL, 0, timeout_ms, &fds) != CURLM_OK ||
-        curl_multi_perform(tp->multi, &running) != CURLM_OK)
+    if (curl_multi_poll(tp->multi, NULL, 0, timeout_ms, &fds) != CURLM_OK)
+      return -1;
+    resume(tp, budget_ms);
+    if (curl_multi_perform(tp->multi, &running) != CURLM_OK)
       return -1;
     collect(tp);
   }
+  tp->recv_until = -1;
   return running;
 }
 

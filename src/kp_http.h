@@ -40,6 +40,8 @@ typedef struct kp_transport {
   CURL *idle[KP_IDLE_MAX];
   int nidle;
   kp_transfer *active;          /* transfers inside the multi */
+  double recv_until;            /* kp_monotonic_ms() to stop receiving at, or < 0 */
+  int npaused;                  /* active transfers paused by recv_until */
   kp_buf spare;                 /* a body buffer kept for the next transfer */
   size_t max_body;
   size_t snippet;
@@ -68,6 +70,7 @@ struct kp_transfer {
   kp_buf body;
   size_t max_body;
   kp_result res;                /* res.state: KP_IDLE ... KP_CANCELLED */
+  int paused;                   /* receiving stopped until the next poll */
   kp_transfer *prev, *next;
 };
 
@@ -102,7 +105,15 @@ KP_HIDDEN CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t,
 /* Do the network work that is ready, waiting up to timeout_ms for some;
  * finished transfers become KP_DONE.  Returns the number still running,
  * or -1 if the multi handle failed. */
-KP_HIDDEN int kp_transport_poll(kp_transport *tp, int timeout_ms);
+/*
+ * Network work of every transfer, waiting at most timeout_ms for some;
+ * returns the transfers still running, or -1 when the multi handle fails.
+ * budget_ms >= 0 bounds the time spent receiving bodies: past it, a
+ * transfer that gets more data is paused (libcurl keeps that data) until
+ * the next poll, which resumes it first, so each poll takes at least one
+ * piece of each.  A poll whose budget ran out does not wait.
+ */
+KP_HIDDEN int kp_transport_poll(kp_transport *tp, int timeout_ms, double budget_ms);
 
 /* Stop t if it runs (KP_CANCELLED) and free its body. */
 KP_HIDDEN void kp_transfer_cancel(kp_transfer *t);

@@ -15,7 +15,6 @@
  * waits in a table the caller owns, so the GC owns it, and nothing in C
  * points into it.
  */
-#include <time.h>
 #include "kp_json_int.h"
 
 const char kpj_suspended = 's';
@@ -26,12 +25,6 @@ enum { STAGE_START, STAGE_MEMBERS, STAGE_RECORDS };
  * the stack while a step runs. */
 enum { SLOT_ROOT = 1, SLOT_KEY, SLOT_ARRAY, NSLOTS = SLOT_ARRAY };
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* Whether to stop before the next member or record: only once this step
  * has made progress, so every step moves the walk on. */
 static int out_of_time(kpj_walk *w) {
@@ -41,7 +34,7 @@ static int out_of_time(kpj_walk *w) {
     w->progress = 1;
     return 0;
   }
-  return now_ms() >= w->deadline;
+  return kp_monotonic_ms() >= w->deadline;
 }
 
 static const char *suspend(kpj_decoder *d, kpj_walk *w, const char *p,
@@ -218,5 +211,5 @@ int kp_json_slicer_busy(const kp_json_slicer *s) {
 }
 
 double kpj_deadline(double budget_ms) {
-  return budget_ms < 0 ? -1 : now_ms() + budget_ms;
+  return budget_ms < 0 ? -1 : kp_monotonic_ms() + budget_ms;
 }

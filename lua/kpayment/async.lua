@@ -313,14 +313,19 @@ function M.poll(client, ms, budget_ms)
   for i = 1, #watch do   -- delivered by result() but not called back yet
     if ended(watch[i]) and not watch[i]._notified then ready[#ready + 1] = watch[i] end
   end
-  local running = client._core:poll(math_floor(ms))
+  -- The budget covers receiving (the core pauses a transfer that would go
+  -- over it) and decoding, so a poll(0) stays near it whatever the size.
+  local work_start = monotonic()
+  local running = client._core:poll(math_floor(ms), budget_ms)
   if running == 0 and ms > 0 then
     -- nothing on the wire: a retry timer is the only thing worth waiting for
     local t = next_timer(live)
     if t then pause(client, math_min(t, math_max(deadline - monotonic(), 0))) end
   end
-  -- Decode, in start order, for at most the budget (at least one record).
-  local stop_at, decoded = monotonic() + budget_ms / 1000, false
+  if ms > 0 then work_start = monotonic() end   -- waiting is not work
+  -- Decode, in start order, for what is left of the budget (at least one
+  -- record).
+  local stop_at, decoded = work_start + budget_ms / 1000, false
   for i = 1, #live do
     local req = live[i]
     if req._state == DECODING then
