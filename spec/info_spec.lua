@@ -45,37 +45,38 @@ describe("kpayment.info()", function()
     local first, features = out:match("^([^\n]*)"), out:match("\nFeatures: ([^\n]*)") or ""
     local libcurl, tls = first:match(" libcurl/(%S+) (%S+)")
     assert.is_string(libcurl, out)
-    assert.equal(libcurl, info.libcurl)
-    assert.equal(core.curl_version, info.libcurl)
-    assert.equal(tls, info.tls)
-    assert.equal(info.tls, info.curl.ssl)
+    assert.equal(libcurl, info.curl)
+    assert.equal(core.curl_version, info.curl)
+    assert.equal(info.curl, info.curl_info.version)
+    assert.equal(tls, info.ssl)
+    assert.equal(info.ssl, info.curl_info.ssl)
     assert.equal(features:find("%f[%w]HTTP2%f[%W]") ~= nil, info.http2)
-    assert.equal(features:find("%f[%w]HTTP3%f[%W]") ~= nil, info.curl.http3)
+    assert.equal(features:find("%f[%w]HTTP3%f[%W]") ~= nil, info.curl_info.http3)
     local zlib = features:find("%f[%w]libz%f[%W]") ~= nil
     assert.equal(zlib, has(info.compression, "gzip"))
     assert.equal(zlib, has(info.compression, "deflate"))
     assert.equal(features:find("%f[%w]brotli%f[%W]") ~= nil, has(info.compression, "br"))
     assert.equal(features:find("%f[%w]zstd%f[%W]") ~= nil, has(info.compression, "zstd"))
-    if zlib then assert.equal(first:match(" zlib/(%S+)"), info.curl.libz) end
-    assert.is_true(has(info.curl.protocols, "https"))
-    if info.curl.features then   -- libcurl 7.87 and later
+    if zlib then assert.equal(first:match(" zlib/(%S+)"), info.curl_info.libz) end
+    assert.is_true(has(info.curl_info.protocols, "https"))
+    if info.curl_info.features then   -- libcurl 7.87 and later
       local words = {}
       for w in features:gmatch("%S+") do words[#words + 1] = w end
       table.sort(words)
       local ours = {}
-      for i, w in ipairs(info.curl.features) do ours[i] = w end
+      for i, w in ipairs(info.curl_info.features) do ours[i] = w end
       table.sort(ours)
       assert.same(words, ours)
     end
-    assert.equal("number", type(info.curl.version_num))
-    assert.equal("string", type(info.curl.compiled))
+    assert.equal("number", type(info.curl_info.version_num))
+    assert.equal("string", type(info.curl_info.compiled))
   end)
 
   it("names the CA file and directory libcurl verifies against by default", function()
     local ca = run("curl-config --ca"):match("^(%S+)")
     if ca then assert.equal(ca, info.ca_file) end
-    assert.equal(info.ca_file, info.curl.ca_file)
-    assert.equal(info.ca_path, info.curl.ca_path)
+    assert.equal(info.ca_file, info.curl_info.ca_file)
+    assert.equal(info.ca_path, info.curl_info.ca_path)
     for _, path in ipairs({ info.ca_file, info.ca_path }) do
       assert.is_string(path)
       local f = io.open(path)   -- the bundle, or the directory, exists
@@ -91,8 +92,8 @@ describe("kpayment.info()", function()
   it("returns a new table each call", function()
     local a, b = kpayment.info(), kpayment.info()
     assert.are_not.equal(a, b)
-    assert.are_not.equal(a.curl, b.curl)
-    a.compression[1], a.curl.version, a.proxy.x = "changed", "changed", "changed"
+    assert.are_not.equal(a.curl_info, b.curl_info)
+    a.compression[1], a.curl_info.version, a.proxy.x = "changed", "changed", "changed"
     local c = kpayment.info()
     assert.same(b, c)
   end)

@@ -49,7 +49,7 @@ for round = 1, rounds do
 
   -- libcurl's version record, read by every thread at once
   local info = kpayment.info()
-  assert(info.libcurl == core.curl_version and type(info.curl.protocols) == "table")
+  assert(info.curl == core.curl_version and type(info.curl_info.protocols) == "table")
 
   local doc = kpayment.decode('{"n":-42.5e1,"s":"\\u00e9","a":[1,null]}')
   assert(doc.n == -425 and doc.s == "\195\169" and doc.a[2] == kpayment.null)

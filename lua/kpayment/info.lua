@@ -19,7 +19,7 @@ local CODINGS = { { "deflate", "libz" }, { "gzip", "libz" }, { "br", "brotli" },
 --
 -- - `kpayment`: this module's version
 -- - `lua`: `_VERSION`; `luajit`: `jit.version` under LuaJIT, else nil
--- - `libcurl`: the version of the libcurl loaded; `tls`: its TLS backend
+-- - `curl`: the version of the libcurl loaded; `ssl`: its TLS backend
 --   and version (nil without TLS); `http2`: whether it speaks HTTP/2;
 --   `compression`: the response encodings it decodes (`"gzip"`, `"br"`, …)
 -- - `ca_file`, `ca_path`: the CA bundle and directory libcurl verifies
@@ -28,11 +28,11 @@ local CODINGS = { { "deflate", "libz" }, { "gzip", "libz" }, { "br", "brotli" },
 --   credentials in a value replaced by "[redacted]"
 -- - `transport`: "ngx" inside an nginx worker, "curl" elsewhere (what a
 --   client without the `transport` option uses)
--- - `curl`: everything libcurl reports (core.info(): `version`,
+-- - `curl_info`: everything libcurl reports (core.info(): `version`,
 --   `compiled`, `ssl`, `http2`, `http3`, `libz`, `brotli`, `zstd`,
 --   `nghttp2`, `ca_file`, `ca_path`, `protocols`, `features`, …)
 function M.collect()
-  local curl = core.info()
+  local curl = core.info()   -- a new table: handed out as it is
   local compression = {}
   for i = 1, #CODINGS do
     if curl[CODINGS[i][2]] then compression[#compression + 1] = CODINGS[i][1] end
@@ -42,15 +42,15 @@ function M.collect()
     kpayment = core._VERSION,
     lua = _VERSION,
     luajit = type(jit) == "table" and jit.version or nil,
-    libcurl = curl.version,
-    tls = curl.ssl,
+    curl = curl.version,
+    ssl = curl.ssl,
     http2 = curl.http2 == true,
     compression = compression,
     ca_file = curl.ca_file,
     ca_path = curl.ca_path,
     proxy = config.proxy_env(),
     transport = transport.default(),
-    curl = curl,
+    curl_info = curl,
   }
 end
 

@@ -55,14 +55,15 @@ local M = {
   is_error = errors.is,
   --- Versions and capabilities, for diagnostics (`kpayment doctor`): a new
   -- table each call with `kpayment` (this version), `lua`, `luajit` (nil
-  -- but under LuaJIT), `libcurl`, `tls` (its TLS library), `http2`,
-  -- `compression` (encodings it decodes: `"gzip"`, `"br"`, …), `ca_file`
-  -- and `ca_path` (its built-in CA defaults), `proxy` (the proxy variables
-  -- set, name -> value, credentials `[redacted]`), `transport` (`"curl"`,
-  -- or `"ngx"` inside nginx) and `curl` (all of `kpayment.core.info()`).
+  -- but under LuaJIT), `curl` (libcurl's version), `ssl` (its TLS
+  -- library), `http2`, `compression` (encodings it decodes: `"gzip"`,
+  -- `"br"`, …), `ca_file` and `ca_path` (its built-in CA defaults),
+  -- `proxy` (the proxy variables set, name -> value, credentials
+  -- `[redacted]`), `transport` (`"curl"`, or `"ngx"` inside nginx) and
+  -- `curl_info` (all of `kpayment.core.info()`).
   -- @function info
   -- @treturn table
-  -- @usage print(kpayment.info().libcurl, kpayment.info().tls)
+  -- @usage print(kpayment.info().curl, kpayment.info().ssl)
   info = info.collect,
   --- The API's address when neither the `base_url` option nor
   -- `KPAYMENT_BASE_URL` gives one: `"https://api.mykaarma.com"`.
