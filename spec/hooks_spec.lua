@@ -341,6 +341,24 @@ describe("kpayment hooks", function()
     end)
   end)
 
+  describe("either hook alone", function()
+    it("is called once per attempt, and the other is not stood in for", function()
+      for _, name in ipairs({ "on_request", "on_response" }) do
+        local calls, logs = {}, {}
+        local c = kpayment.new({ base_url = server.url, skin = "s", username = USER, password = PASSWORD,
+          logger = function(level, message) logs[#logs + 1] = level .. ": " .. message end,
+          [name] = function(info) calls[#calls + 1] = info.status or "none" end })
+        assert(c:get_offers({ customer_uuid = "mock:flaky:1:503:0", dealer_uuid = dealer() }))
+        if name == "on_request" then
+          assert.same({ "none", "none" }, calls)
+        else
+          assert.same({ 503, 200 }, calls)
+        end
+        assert.same({}, logs)
+      end
+    end)
+  end)
+
   describe("options", function()
     it("must be functions", function()
       assert.has_error(function() kpayment.new({ skin = "s", on_request = "print" }) end,

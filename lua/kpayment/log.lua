@@ -55,7 +55,8 @@ end
 --- Call the client's hook `name` ("on_request" or "on_response"), if it
 -- has one, contained as every callback is.
 function M.hook(client, name, info)
-  local fn = client["_" .. name]
+  local fn
+  if name == "on_request" then fn = client._on_request else fn = client._on_response end
   if fn ~= nil then M.call(client, name, fn, info) end
 end
 
