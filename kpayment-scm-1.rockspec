@@ -43,6 +43,7 @@ build = {
     ["kpayment.async"] = "lua/kpayment/async.lua",
     ["kpayment.retry"] = "lua/kpayment/retry.lua",
     ["kpayment.log"] = "lua/kpayment/log.lua",
+    ["kpayment.info"] = "lua/kpayment/info.lua",
     ["kpayment.request"] = "lua/kpayment/request.lua",
     ["kpayment.response"] = "lua/kpayment/response.lua",
     ["kpayment.errors"] = "lua/kpayment/errors.lua",

@@ -199,6 +199,29 @@ describe("kpayment inside nginx", function()
     assert.matches("^3 3 %d+ 3\n$", body)
   end)
 
+  it("calls the hooks on every attempt, through the subrequests", function()
+    local status, body = get(ngx_server.url .. "/t/hooks?customer=mock:flaky:1:503:0")
+    assert.equal(200, status, body)
+    local base = m.url .. "/payment/kpayment/v1/finance/getFinanceOffersForCustomer?customerUUID="
+    local flaky = base .. "mock%3Aflaky%3A1%3A503%3A0&dealerUUID=d-hooks&skin=nginx-spec&locale=en-US"
+    local plain = base .. "c-hooks&dealerUUID=d-hooks&skin=nginx-spec&locale=en-US"
+    local lines = {}
+    -- byte counts as N, once they are seen to be counts of something
+    for line in body:gmatch("[^\n]+") do
+      lines[#lines + 1] = (line:gsub("^(on_response %d+ %S+ %S+) [1-9]%d* ", "%1 N "))
+    end
+    assert.same({
+      "on_request 1 nil nil nil " .. flaky,
+      "on_response 1 503 http N " .. flaky,
+      "on_request 2 nil nil nil " .. flaky,
+      "on_response 2 200 nil N " .. flaky,
+      "on_request 1 nil nil nil " .. plain,
+      "on_response 1 200 nil N " .. plain,
+      "transport ngx",
+    }, lines)
+    assert.is_nil(body:find(PASSWORD, 1, true))
+  end)
+
   it("raises where nginx allows no subrequests, naming the context and the way out", function()
     local _, body = get(ngx_server.url .. "/t/set")
     assert.matches("nginx allows no subrequests in set_by_lua%* %(phase 'set'%)", body)

@@ -1,9 +1,9 @@
 /*
  * kp_core.c -- the kpayment.core module: registration of the types
  * (kp_client.c, kp_request.c), core.decode and core.fields (the decoder
- * without the network), core.LIMITS, and the clock and sleep the Lua side
- * needs for budgets and backoff.  luaopen_kpayment_core is the only
- * exported symbol.
+ * without the network), core.LIMITS, the clock and sleep the Lua side
+ * needs for budgets and backoff, and core.info (libcurl's versions and
+ * capabilities).  luaopen_kpayment_core is the only exported symbol.
  *
  * The core hands Lua named outcomes (kp_outcome.c); turning them into
  * offers or error objects, retries and callbacks are the Lua side's job
@@ -239,6 +239,83 @@ static int core_failure_outcome(lua_State *L) {
   return 1;
 }
 
+static void set_opt_string(lua_State *L, const char *key, const char *v) {
+  if (v != NULL && v[0] != '\0') {
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, key);
+  }
+}
+
+static void set_flag(lua_State *L, const char *key, int features, int bit) {
+  lua_pushboolean(L, (features & bit) != 0);
+  lua_setfield(L, -2, key);
+}
+
+/* A NULL-terminated list of names as a Lua list at field `key`. */
+static void set_names(lua_State *L, const char *key, const char *const *names) {
+  lua_Integer i;
+  if (names == NULL)
+    return;
+  lua_newtable(L);
+  for (i = 0; names[i] != NULL; i++) {
+    lua_pushstring(L, names[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, key);
+}
+
+/*
+ * core.info() -> a new table of what the libcurl in use says of itself
+ * (read once, at load: kp_http_curl_info): version, the version built
+ * against, TLS backend, HTTP/2 and HTTP/3, the compression libraries, the
+ * built-in CA file and directory, protocols and feature names.  A field
+ * this libcurl is too old to report is absent (nil).
+ */
+static int core_info(lua_State *L) {
+  const curl_version_info_data *cv = kp_http_curl_info();
+  lua_createtable(L, 0, 20);
+  lua_pushliteral(L, LIBCURL_VERSION);
+  lua_setfield(L, -2, "compiled");
+  if (cv == NULL)
+    return 1;
+  set_opt_string(L, "version", cv->version);
+  lua_pushinteger(L, (lua_Integer)cv->version_num);
+  lua_setfield(L, -2, "version_num");
+  set_opt_string(L, "host", cv->host);
+  set_opt_string(L, "ssl", cv->ssl_version);
+  set_flag(L, "http2", cv->features, CURL_VERSION_HTTP2);
+  set_flag(L, "http3", cv->features, CURL_VERSION_HTTP3);
+  set_flag(L, "https_proxy", cv->features, CURL_VERSION_HTTPS_PROXY);
+  set_flag(L, "asynch_dns", cv->features, CURL_VERSION_ASYNCHDNS);
+  set_flag(L, "ipv6", cv->features, CURL_VERSION_IPV6);
+  if (cv->features & CURL_VERSION_LIBZ)
+    set_opt_string(L, "libz", cv->libz_version);
+  set_names(L, "protocols", cv->protocols);
+#if LIBCURL_VERSION_NUM >= 0x073900     /* 7.57.0: CURLVERSION_FIFTH */
+  if (cv->age >= CURLVERSION_FIFTH && (cv->features & CURL_VERSION_BROTLI))
+    set_opt_string(L, "brotli", cv->brotli_version);
+#endif
+#if LIBCURL_VERSION_NUM >= 0x074200     /* 7.66.0: CURLVERSION_SIXTH */
+  if (cv->age >= CURLVERSION_SIXTH)
+    set_opt_string(L, "nghttp2", cv->nghttp2_version);
+#endif
+#if LIBCURL_VERSION_NUM >= 0x074600     /* 7.70.0: CURLVERSION_SEVENTH */
+  if (cv->age >= CURLVERSION_SEVENTH) {
+    set_opt_string(L, "ca_file", cv->cainfo);
+    set_opt_string(L, "ca_path", cv->capath);
+  }
+#endif
+#if LIBCURL_VERSION_NUM >= 0x074800     /* 7.72.0: CURLVERSION_EIGHTH */
+  if (cv->age >= CURLVERSION_EIGHTH && (cv->features & CURL_VERSION_ZSTD))
+    set_opt_string(L, "zstd", cv->zstd_version);
+#endif
+#if LIBCURL_VERSION_NUM >= 0x075700     /* 7.87.0: CURLVERSION_ELEVENTH */
+  if (cv->age >= CURLVERSION_ELEVENTH)
+    set_names(L, "features", cv->feature_names);
+#endif
+  return 1;
+}
+
 /* The limits the C side enforces, for the Lua validator to use as well. */
 static void push_limits(lua_State *L) {
   lua_createtable(L, 0, 4);
@@ -259,6 +336,7 @@ static const luaL_Reg core_funcs[] = {
   {"monotonic", core_monotonic},
   {"response_outcome", core_response_outcome},
   {"failure_outcome", core_failure_outcome},
+  {"info", core_info},
   {NULL, NULL}
 };
 

@@ -9,25 +9,25 @@
  * freed so an idle client does not pin a huge response. */
 #define KP_BODY_KEEP (1024 * 1024)
 
-/* The one process-wide state: who initialised libcurl, and its version
- * string.  Written once, under a mutex rather than pthread_once: helgrind
+/* The one process-wide state: who initialised libcurl, and what libcurl
+ * says of itself.  Written once, under a mutex rather than pthread_once: helgrind
  * does not model pthread_once and would report every later read, ours and
  * libcurl's, of what the once-routine wrote.  A mutex orders them for TSan
  * and helgrind alike, and costs one uncontended lock per client. */
 static pthread_mutex_t global_lock = PTHREAD_MUTEX_INITIALIZER;
 static int global_owner = KP_CURL_UNSET;
 static CURLcode global_rc = CURLE_OK;
-/* curl_version_info writes libcurl's static data: read it once, here. */
-static const char *curl_version_string = "unknown";
+/* curl_version_info writes libcurl's static data: read it once, here.
+ * What it points to is libcurl's and never changes afterwards. */
+static const curl_version_info_data *curl_info = NULL;
 
 /* With global_lock held, the first time only. */
 static void global_init(int owner) {
-  const curl_version_info_data *cv;
   global_owner = owner;
   if (owner == KP_CURL_OURS)
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (global_rc == CURLE_OK && (cv = curl_version_info(CURLVERSION_NOW)) != NULL)
-    curl_version_string = cv->version;
+  if (global_rc == CURLE_OK)
+    curl_info = curl_version_info(CURLVERSION_NOW);
 }
 
 int kp_http_global_init(void) {
@@ -50,12 +50,17 @@ int kp_http_curl_by_host(void) {
   return owner == KP_CURL_HOST;
 }
 
-const char *kp_http_curl_version(void) {
-  const char *v;
+const curl_version_info_data *kp_http_curl_info(void) {
+  const curl_version_info_data *cv;
   pthread_mutex_lock(&global_lock);
-  v = curl_version_string;
+  cv = curl_info;
   pthread_mutex_unlock(&global_lock);
-  return v;
+  return cv;
+}
+
+const char *kp_http_curl_version(void) {
+  const curl_version_info_data *cv = kp_http_curl_info();
+  return cv != NULL && cv->version != NULL ? cv->version : "unknown";
 }
 
 /* Runs inside libcurl: touches only the transfer.  Returning less than
@@ -328,6 +333,7 @@ static void finish(kp_transfer *t, CURLcode rc) {
   if (curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK)
     t->res.total_time = (double)us / 1e6;
   detach(t);
+  t->res.bytes = t->body.len;
   if (rc == CURLE_OK && kp_buf_terminate(&t->body) != 0) {
     t->res.oom = 1;
     rc = CURLE_OUT_OF_MEMORY;

@@ -59,6 +59,8 @@ typedef struct kp_result {
   CURLcode rc;
   long status;                  /* 0 when no response arrived */
   double total_time;            /* seconds, from libcurl */
+  size_t bytes;                 /* body bytes received (decoded), kept after
+                                 * the body itself is freed */
   char retry_after[40];         /* response headers worth keeping, as sent */
   char request_id[100];
   char errbuf[CURL_ERROR_SIZE];
@@ -87,7 +89,11 @@ KP_HIDDEN int kp_http_global_init(void);
  * returns 1 if so from now on, 0 if kpayment had already initialised it. */
 KP_HIDDEN int kp_http_curl_by_host(void);
 
-/* libcurl's version string, read once by whichever call above came first. */
+/* What libcurl says of itself (curl_version_info), read once by whichever
+ * call above came first; NULL if initialisation failed.  Immutable. */
+KP_HIDDEN const curl_version_info_data *kp_http_curl_info(void);
+
+/* libcurl's version string from it, or "unknown". */
 KP_HIDDEN const char *kp_http_curl_version(void);
 
 /* tp must be zeroed.  On failure whatever was acquired is released by

@@ -91,6 +91,24 @@ static int request_done(lua_State *L) {
   return 2;
 }
 
+/* request:stats() -> status (nil when no response came), seconds, body
+ * bytes, request id (nil when none): what an observer of the attempt wants,
+ * without building the outcome (a 2xx is decoded only on delivery). */
+static int request_stats(lua_State *L) {
+  const kp_result *res = &to_request(L)->t.res;
+  if (res->status > 0)
+    lua_pushinteger(L, (lua_Integer)res->status);
+  else
+    lua_pushnil(L);
+  lua_pushnumber(L, (lua_Number)res->total_time);
+  lua_pushinteger(L, (lua_Integer)res->bytes);
+  if (res->request_id[0])
+    lua_pushstring(L, res->request_id);
+  else
+    lua_pushnil(L);
+  return 4;
+}
+
 /*
  * A 2xx body's decode, in steps of budget_ms (< 0: to the end), into the
  * outcome: 1 with it pushed, 0 when the budget ran out first.  The request
@@ -232,6 +250,7 @@ static int request_tostring(lua_State *L) {
 
 static const luaL_Reg request_methods[] = {
   {"done", request_done},
+  {"stats", request_stats},
   {"outcome", request_outcome},
   {"release", request_release},
   {"cancel", request_cancel},

@@ -49,7 +49,8 @@ function M.list(env)
   if env.url then
     for _, name in ipairs({ "get:normal", "get:badjson", "get:error500", "log:debug",
       "retry:flaky-502", "async:start-poll", "async:cancel-close", "async:slices", "many:3",
-      "recover:get", "recover:async", "recover:on-done", "recover:slices", "recover:many" }) do
+      "recover:get", "recover:async", "recover:on-done", "recover:slices", "recover:many",
+      "hooks:flaky-502", "hooks:close" }) do
       names[#names + 1] = name
     end
   end
@@ -214,6 +215,42 @@ function M.prepare(name, env)
       client:close()
       return { offers = offers and #offers, attempts = offers and offers:meta().attempts, err = err }
     end
+  elseif name == "hooks:flaky-502" then
+    -- both hooks on each of two attempts (a 502 page, then the offers)
+    local dealer = string.format("oom-hooks-%012d", env.run)
+    return function()
+      local trace = {}
+      local client = new_client(env, {
+        retries = 1,
+        on_request = function(info) trace[#trace + 1] = "request " .. info.attempt end,
+        on_response = function(info)
+          trace[#trace + 1] = string.format("response %d %s %s %s", info.attempt, tostring(info.status),
+            tostring(info.error), tostring(info.retry))
+        end,
+      })
+      local offers, err = client:get_offers{ customer_uuid = "mock:flaky:1:html502", dealer_uuid = dealer }
+      client:close()
+      return { offers = offers and #offers, err = err, trace = trace }
+    end
+  elseif name == "hooks:close" then
+    -- the first on_response closes the client: both requests end
+    -- cancelled, each hook and callback called once
+    return function()
+      local client
+      local got = { responses = 0, kinds = {} }
+      local function on_done(_, err) got.kinds[#got.kinds + 1] = err and err.kind or "offers" end
+      client = new_client(env, { on_response = function()
+        got.responses = got.responses + 1
+        client:close()
+      end })
+      client:start_offers{ customer_uuid = "oom-hooks-1", dealer_uuid = "oom-dealer", on_done = on_done }
+      client:start_offers{ customer_uuid = "oom-hooks-2", dealer_uuid = "oom-dealer", on_done = on_done }
+      local deadline = core.monotonic() + 30
+      while client:poll(5) > 0 do
+        if core.monotonic() > deadline then error("requests still pending after 30 s") end
+      end
+      return got
+    end
   elseif name == "async:cancel-close" then
     -- a request cancelled while running, one dropped while running (its
     -- finalizer cancels it), one still running when the client closes
@@ -335,6 +372,13 @@ local CHECKS = {
     return v.calls == 1 and offers_of(v.offers, 12) and v.offers[12].customerUUID == "mock:offers:12"
   end,
   ["async:cancel-close"] = function(v) return v.cancelled == "cancelled" and v.closed == "cancelled" end,
+  ["hooks:flaky-502"] = function(v)
+    return v.offers == 3 and table.concat(v.trace, ";") ==
+      "request 1;response 1 502 http true;request 2;response 2 200 nil false"
+  end,
+  ["hooks:close"] = function(v)
+    return v.responses == 2 and #v.kinds == 2 and v.kinds[1] == "cancelled" and v.kinds[2] == "cancelled"
+  end,
   ["recover:decode"] = function(v)
     return type(v[1]) == "table" and type(v[2]) == "table" and #v[1].financeOffers > 0
       and #v[2].financeOffers == #v[1].financeOffers

@@ -5,7 +5,8 @@
 -- offers fetched and the libcurl version kpayment.core reports.  Each
 -- round creates a client (all threads at once: creation reads libcurl's
 -- version data), fetches with get_offers, with start_offers/poll and with
--- get_offers_many, decodes a document with kpayment.decode, and closes.
+-- get_offers_many, reads kpayment.info(), decodes a document with
+-- kpayment.decode, and closes.
 -- The base URL comes from KPAYMENT_BASE_URL (examples/with-mock.sh).
 
 local kpayment = require("kpayment")
@@ -45,6 +46,10 @@ for round = 1, rounds do
   for k, r in ipairs(client:get_offers_many(list, { concurrency = 4 })) do
     check(r.offers, r.err, list[k].customer_uuid)
   end
+
+  -- libcurl's version record, read by every thread at once
+  local info = kpayment.info()
+  assert(info.curl == core.curl_version and type(info.curl_info.protocols) == "table")
 
   local doc = kpayment.decode('{"n":-42.5e1,"s":"\\u00e9","a":[1,null]}')
   assert(doc.n == -425 and doc.s == "\195\169" and doc.a[2] == kpayment.null)

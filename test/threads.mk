@@ -48,9 +48,9 @@ $(THREADS_PLAIN): $(THREADS_SRCS) $(HDRS) include/kpayment.h $(EMBED_INC) test/t
 # Writable data (.data, .bss and .data.rel.local, not the read-only
 # .data.rel.ro) in the core's objects.  The only one allowed: kp_http.c's
 # record of libcurl's one-time init (its mutex, owner, result and version
-# string).  Tables of functions are const and live in .data.rel.ro.
+# record).  Tables of functions are const and live in .data.rel.ro.
 THREADS_GLOBALS_ALLOWED := kp_http.o:global_lock kp_http.o:global_owner kp_http.o:global_rc \
-  kp_http.o:curl_version_string
+  kp_http.o:curl_info
 check-globals: build
 	@found=$$(for o in $(OBJS); do \
 	  objdump -t $$o | awk -v o=$$(basename $$o) \

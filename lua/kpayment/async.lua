@@ -10,9 +10,9 @@
 -- outcome is fixed by the first of delivery or cancellation and never
 -- changes after; a request with `on_done` gets exactly one call either way.
 --
--- User code (loggers, callbacks, finalizers inside any allocation) can run
--- at every step and may cancel a request or close its client: every step
--- re-reads the state after anything that can run it.
+-- User code (loggers, hooks, callbacks, finalizers inside any allocation)
+-- can run at every step and may cancel a request or close its client: every
+-- step re-reads the state after anything that can run it.
 -- @module kpayment
 
 local core = require("kpayment.core")
@@ -77,6 +77,31 @@ local function notify(req)
   log.call(client, "on_done", req._on_done, req._offers, req._err, req)
 end
 
+-- The hooks of an attempt: `on_request` once it is on its way, then
+-- `on_response` once, however it ends (req._hook is set while one is
+-- owed, so a hook that cancels or closes cannot have it called twice).
+local function hook_request(req)
+  local client = req._client
+  local info = log.hook_info(client, req._url, req._attempts)
+  if info == nil then return end
+  req._hook, req._hook_at = info, monotonic()
+  log.hook(client, "on_request", info)
+end
+
+local function hook_response(req, kind, retrying)
+  local info = req._hook
+  if info == nil then return end
+  local client = req._client
+  local status, seconds, bytes, request_id = req._core:stats()
+  info.status, info.bytes, info.error, info.retry = status, bytes, kind, retrying
+  -- libcurl's time for the transfer; the time since it started for one
+  -- stopped before it ended
+  info.duration = seconds > 0 and seconds or monotonic() - req._hook_at
+  info.request_id = request_id and errors.scrub(request_id, client._secrets)
+  req._hook = nil
+  log.hook(client, "on_response", info)
+end
+
 -- Send the next attempt.  Until it is on the wire the request counts as
 -- waiting with its timer run out, so an out-of-memory error in here leaves
 -- it to be sent again by the next step.  The client may be closed already
@@ -90,6 +115,7 @@ local function launch(req)
   req._attempts = req._attempts + 1
   req._state, req._retry_at, req._core = RUNNING, nil, attempt
   log.attempt(client, req._url, req._attempts)
+  hook_request(req)
 end
 
 -- The core's outcome of the current attempt as offers or an error, with
@@ -126,6 +152,7 @@ local function step(req)
   if not done then return end
   if success then
     req._state = DECODING
+    hook_response(req, nil, false)
     return
   end
   local _, err, o = take_outcome(req)
@@ -138,6 +165,7 @@ local function step(req)
   end
   settle(req)
   log.outcome(req._client, nil, err)
+  hook_response(req, err.kind, wait ~= nil)
 end
 
 -- Decode a 2xx for at most budget_ms (at least one record); the core
@@ -231,6 +259,7 @@ function Request:cancel()
   self._offers, self._err = nil, response.cancelled(self._attempts)
   untrack(self)
   if self._core then self._core:cancel() end
+  hook_response(self, "cancelled", false)
   notify(self)
 end
 

@@ -54,6 +54,8 @@ function M.new(cfg)
     _debug = cfg.debug == true,
     _personal = cfg.log_personal_data == true,
     _logger = cfg.logger or log.stderr,
+    _on_request = cfg.on_request,     -- observability hooks (kpayment.log)
+    _on_response = cfg.on_response,
     _secrets = secrets,
     _auth = cfg.username ~= nil or cfg.bearer_token ~= nil,
   }, Client)

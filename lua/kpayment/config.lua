@@ -103,6 +103,16 @@ M.math_type = math_type
 -- several polls, between two of its records.  `0`: one record per poll;
 -- `math.huge`: each response whole.  Blocking calls and `req:result()`
 -- decode at once.  Default: 2, for a 60 Hz frame loop
+-- @tfield function on_request `function(info)` called as each attempt goes
+-- out, retries included, on every path: `info` has `method`, `url` (no
+-- credentials; a secret in a parameter `[redacted]`) and `attempt` (1,
+-- 2, …).  Contained as `on_done` is, running out of memory excepted
+-- @tfield function on_response `function(info)` called once when that
+-- attempt ends, with the same table, filled in: `status` (nil when no
+-- response came), `duration` (seconds), `bytes` (body bytes received),
+-- `request_id`, `error` (the error kind, nil on success; `"cancelled"`
+-- for an attempt stopped by `cancel` or `close`) and `retry` (another
+-- attempt follows).  Contained as `on_done` is
 
 -- Every option new{} accepts, with its type; anything else raises.
 local OPTIONS = {
@@ -112,6 +122,7 @@ local OPTIONS = {
   retries = "number", deadline = "number", insecure = "boolean", follow_redirects = "boolean",
   debug = "boolean", log_personal_data = "boolean", logger = "function",
   transport = "function", ngx_location = "string", decode_budget = "number",
+  on_request = "function", on_response = "function",
 }
 
 local ENV = {
@@ -133,6 +144,8 @@ local ENV_AUTH = {
 -- Where libcurl finds a proxy when none is given: its credentials are
 -- secrets too.
 local ENV_PROXY = { "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY" }
+-- ...and the hosts it reaches without one.
+local ENV_NO_PROXY = { "no_proxy", "NO_PROXY" }
 
 -- Secrets shorter than this are not scrubbed: they would match ordinary
 -- words of libcurl's messages.
@@ -231,6 +244,33 @@ local function proxy_secrets(url, out)
                           errors.base64(percent_decode(user) .. ":" .. percent_decode(pass)) }) do
     out[#out + 1] = form
   end
+end
+
+-- A proxy URL with whatever stands before the host's "@" (user, password)
+-- replaced by "[redacted]".
+local function mask_proxy(url)
+  local scheme, authority, rest = url:match("^([%w+.-]+://)([^/]*)(.*)$")
+  if not scheme then
+    scheme = ""
+    authority, rest = url:match("^([^/]*)(.*)$")
+  end
+  local at = authority:match("^.*()@")
+  if at then authority = "[redacted]" .. authority:sub(at) end
+  return scheme .. authority .. rest
+end
+
+--- The proxy variables of the environment that libcurl reads, name ->
+-- value, credentials in a value replaced by "[redacted]".
+-- @local
+function M.proxy_env()
+  local found = {}
+  for _, names in ipairs({ ENV_PROXY, ENV_NO_PROXY }) do
+    for _, var in ipairs(names) do
+      local v = os_getenv(var)
+      if v ~= nil and v ~= "" then found[var] = names == ENV_PROXY and mask_proxy(v) or v end
+    end
+  end
+  return found
 end
 
 --- The strings to scrub from errors and log lines for this configuration:

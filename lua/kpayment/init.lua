@@ -20,6 +20,7 @@ local client = require("kpayment.client")
 local async = require("kpayment.async")
 local errors = require("kpayment.errors")
 local offer = require("kpayment.offer")
+local info = require("kpayment.info")
 
 local M = {
   --- The version of kpayment, such as `"0.2.0"` (also `kpayment.core._VERSION`).
@@ -52,6 +53,18 @@ local M = {
   -- @param v any value
   -- @treturn boolean
   is_error = errors.is,
+  --- Versions and capabilities, for diagnostics (`kpayment doctor`): a new
+  -- table each call with `kpayment` (this version), `lua`, `luajit` (nil
+  -- but under LuaJIT), `curl` (libcurl's version), `ssl` (its TLS
+  -- library), `http2`, `compression` (encodings it decodes: `"gzip"`,
+  -- `"br"`, …), `ca_file` and `ca_path` (its built-in CA defaults),
+  -- `proxy` (the proxy variables set, name -> value, credentials
+  -- `[redacted]`), `transport` (`"curl"`, or `"ngx"` inside nginx) and
+  -- `curl_info` (all of `kpayment.core.info()`).
+  -- @function info
+  -- @treturn table
+  -- @usage print(kpayment.info().curl, kpayment.info().ssl)
+  info = info.collect,
   --- The API's address when neither the `base_url` option nor
   -- `KPAYMENT_BASE_URL` gives one: `"https://api.mykaarma.com"`.
   DEFAULT_BASE_URL = config.DEFAULT_BASE_URL,

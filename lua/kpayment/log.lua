@@ -1,6 +1,7 @@
 --- Everything a client says or calls out to: the logger (every line
--- scrubbed of secrets), debug summaries of responses, and user callbacks
--- run so that nothing they raise changes a call's outcome.
+-- scrubbed of secrets), debug summaries of responses, the observability
+-- hooks, and user callbacks run so that nothing they raise changes a
+-- call's outcome.
 -- @module kpayment.log
 
 local errors = require("kpayment.errors")
@@ -41,6 +42,22 @@ function M.call(client, what, fn, ...)
   local ok, why = pcall(fn, ...)
   if not ok and errors.is_memory_error(why) then error(why, 0) end
   if not ok then M.line(client, "error", what .. " callback failed: " .. tostring(why)) end
+end
+
+--- The table the `on_request` and `on_response` hooks of one attempt get
+-- (the same table, filled in for the second), or nil when the client has
+-- neither: the URL scrubbed as every log line is.
+function M.hook_info(client, url, attempt)
+  if client._on_request == nil and client._on_response == nil then return nil end
+  return { method = "GET", url = errors.scrub(url, client._secrets), attempt = attempt }
+end
+
+--- Call the client's hook `name` ("on_request" or "on_response"), if it
+-- has one, contained as every callback is.
+function M.hook(client, name, info)
+  local fn
+  if name == "on_request" then fn = client._on_request else fn = client._on_response end
+  if fn ~= nil then M.call(client, name, fn, info) end
 end
 
 -- UTF-8 characters, so masking never cuts one.

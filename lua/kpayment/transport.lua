@@ -6,7 +6,7 @@
 -- `start(url, fields, timeout_ms)` -> attempt (nil once closed),
 -- `poll(ms)` -> attempts still running, `close()`, `closed()`, and the
 -- field `sleep(seconds)` for retry waits; an attempt has `done()`,
--- `outcome()`, `release()` and `cancel()`.  Outcomes are built by the C
+-- `stats()`, `outcome()`, `release()` and `cancel()`.  Outcomes are built by the C
 -- core (core.response_outcome, core.failure_outcome), so kinds, retry
 -- decisions, messages and decoding are the libcurl transport's.
 --
@@ -131,7 +131,7 @@ local function finish(self, status, body, headers, elapsed)
     if headers ~= nil and type(headers) ~= "table" then
       return nil, "headers (a table or nil) expected, got " .. type(headers)
     end
-    self._status = status
+    self._status, self._bytes = status, #body
     self._retry_after = header(headers, "retry-after")
     self._request_id = header(headers, "x-request-id") or header(headers, "x-correlation-id")
     if #body > c._max_body then
@@ -200,6 +200,12 @@ function Attempt:done()
   if st == QUEUED or st == RUNNING then return false, false end
   local s = self._status
   return true, st == DONE and self._kind == nil and s >= 200 and s <= 299
+end
+
+--- stats() -> status (nil when no response came), seconds, body bytes,
+-- request id (nil when none), as the C core's attempts give them.
+function Attempt:stats()
+  return self._status, self._elapsed or 0, self._bytes or 0, self._request_id
 end
 
 --- The outcome table (see kp_outcome.h), built once; raises while running.
@@ -375,14 +381,21 @@ function M.new(cfg, send, name, check)
   }, Core)
 end
 
+--- The transport a client without the `transport` option gets here:
+-- "ngx" (subrequests) inside an nginx worker, "curl" otherwise.
+function M.default()
+  local ngx = M.ngx()
+  if ngx and type(ngx.location) == "table" and type(ngx.location.capture) == "function" then
+    return "ngx"
+  end
+  return "curl"
+end
+
 --- The core for a client: the `transport` function when given, nginx's
 -- subrequests inside an nginx worker, libcurl otherwise.
 function M.select(cfg)
   if cfg.transport then return M.new(cfg, cfg.transport, "function") end
-  local ngx = M.ngx()
-  if ngx and type(ngx.location) == "table" and type(ngx.location.capture) == "function" then
-    return require("kpayment.transport_ngx").new(cfg)
-  end
+  if M.default() == "ngx" then return require("kpayment.transport_ngx").new(cfg) end
   return core.new(cfg)
 end
 
