@@ -8,6 +8,7 @@ local mock = require("support.mock")
 local server_support = require("support.server")
 local gc = require("support.gc")
 local http = require("socket.http")
+local socket = require("socket")
 
 local RECORDS = "financeOffers"
 local FIELDS = { "id", "customer.firstName", "vehicle", "financeOffers.missing" }
@@ -298,6 +299,64 @@ describe("a response decoded in slices", function()
       assert.equal(1, calls)
       assert.equal(0, c:poll(0))
       assert.equal(3, #assert(c:get_offers(params("after-storm"))))
+    end)
+
+    -- The budget bounds receiving too: past it, a transfer is paused until
+    -- the next poll.  With budget 0 each poll takes about one piece.
+    local function receiving(c, req, polls)
+      for _ = 1, polls do
+        c:poll(0, 0)
+        assert.equal("kpayment.Request (running)", tostring(req))
+      end
+    end
+
+    it("receives a response over several polls with budget 0, and it arrives whole", function()
+      local c = client({ decode_budget = 0 })
+      local req = c:start_offers(params("mock:offers:" .. N))
+      -- the body's first bytes in, then the rest waits in the socket while
+      -- the mock writes it: without a budget, one poll would take it all
+      local deadline = os.time() + 30
+      while select(3, req._core:stats()) == 0 and os.time() < deadline do c:poll(5, 0) end
+      socket.sleep(0.3)
+      local polls, most, before = 0, 0, select(3, req._core:stats())
+      while tostring(req):find("running") and os.time() < deadline do
+        c:poll(0, 0)
+        polls = polls + 1
+        local now = select(3, req._core:stats())
+        if tostring(req):find("running") then most = math.max(most, now - before) end
+        before = now
+      end
+      assert.is_true(polls >= 5, polls .. " polls to receive " .. N .. " offers")
+      assert.is_true(most <= 256 * 1024, most .. " bytes taken in one poll with budget 0")
+      local offers = assert(req:result())
+      assert.equal(N, #offers)
+      assert.equal("mock:offers:" .. N, offers[N].customerUUID)
+      -- the same connection and handles serve the next request
+      assert.equal(3, #assert(c:get_offers(params("after-paused"))))
+    end)
+
+    it("cancels, closes and collects a transfer paused by the budget", function()
+      local c = client({ decode_budget = 0 })
+      local calls = 0
+      local cancelled = c:start_offers(params("mock:offers:" .. N))
+      local closed = c:start_offers(params("mock:offers:" .. N, {
+        on_done = function(_, err) calls = calls + 1; assert.equal("cancelled", err.kind) end,
+      }))
+      do
+        local dropped = c:start_offers(params("mock:offers:" .. N))
+        receiving(c, dropped, 3)
+      end
+      receiving(c, cancelled, 2)
+      cancelled:cancel()
+      collectgarbage()
+      collectgarbage()
+      receiving(c, closed, 2)
+      -- a handle that was paused is never reused: this one runs clean
+      assert.equal(3, #assert(c:get_offers(params("after-pause-cancel"))))
+      c:close()
+      assert.equal(1, calls)
+      local _, err = cancelled:result()
+      assert.equal("cancelled", err.kind)
     end)
 
     it("validates the budget option and argument", function()

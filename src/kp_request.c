@@ -92,16 +92,18 @@ static int request_done(lua_State *L) {
 }
 
 /* request:stats() -> status (nil when no response came), seconds, body
- * bytes, request id (nil when none): what an observer of the attempt wants,
- * without building the outcome (a 2xx is decoded only on delivery). */
+ * bytes (received so far while it runs), request id (nil when none): what
+ * an observer of the attempt wants, without building the outcome (a 2xx is
+ * decoded only on delivery). */
 static int request_stats(lua_State *L) {
-  const kp_result *res = &to_request(L)->t.res;
+  const kp_transfer *t = &to_request(L)->t;
+  const kp_result *res = &t->res;
   if (res->status > 0)
     lua_pushinteger(L, (lua_Integer)res->status);
   else
     lua_pushnil(L);
   lua_pushnumber(L, (lua_Number)res->total_time);
-  lua_pushinteger(L, (lua_Integer)res->bytes);
+  lua_pushinteger(L, (lua_Integer)(res->state == KP_RUNNING ? t->body.len : res->bytes));
   if (res->request_id[0])
     lua_pushstring(L, res->request_id);
   else
