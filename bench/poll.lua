@@ -83,7 +83,14 @@ for _, offers in ipairs(sizes) do
     end
   end
   local body = fetch_body(offers)
-  local whole, sliced, steps = {}, {}, 0
+  local whole, sliced, steps, longest, longest_stopped = {}, {}, 0, {}, {}
+  -- the slowest step of the body alone, with the collector running and
+  -- stopped: what is left of a slice when the collector adds nothing
+  local last, worst = 0, 0
+  local timed = { records = "financeOffers", step_ms = BUDGET, on_step = function()
+    local now = core.monotonic()
+    worst, last = math.max(worst, now - last), now
+  end }
   for r = 1, rounds do
     collectgarbage()
     local t0 = core.monotonic()
@@ -94,6 +101,14 @@ for _, offers in ipairs(sizes) do
     local _, n = core.decode(body, SLICED)
     sliced[r] = core.monotonic() - t0
     steps = n
+    for _, stopped in ipairs({ false, true }) do
+      collectgarbage()
+      if stopped then collectgarbage("stop") end
+      last, worst = core.monotonic(), 0
+      core.decode(body, timed)
+      collectgarbage("restart")
+      if stopped then longest_stopped[r] = worst else longest[r] = worst end
+    end
   end
   for _, way in ipairs({ "whole", "sliced" }) do
     local g = got[way]
@@ -105,5 +120,7 @@ for _, offers in ipairs(sizes) do
     median(sliced_g.worst) / median(whole_g.worst), median(sliced_g.total) / median(whole_g.total)))
   print(string.format("        body alone: whole %.2f ms, in %d steps of %g ms %.2f ms: %.2fx",
     median(whole) * 1000, steps, BUDGET, median(sliced) * 1000, median(sliced) / median(whole)))
+  print(string.format("        body alone, slowest step: %.2f ms; with the collector stopped: %.2f ms",
+    median(longest) * 1000, median(longest_stopped) * 1000))
 end
 client:close()
