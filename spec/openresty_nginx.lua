@@ -222,6 +222,23 @@ describe("kpayment inside nginx", function()
     assert.is_nil(body:find(PASSWORD, 1, true))
   end)
 
+  it("refuses the options that nginx's configuration decides, naming the directive", function()
+    local status, body = get(ngx_server.url .. "/t/options")
+    assert.equal(200, status, body)
+    local want = { { "ca_file", "proxy_ssl_trusted_certificate" }, { "insecure", "proxy_ssl_verify" },
+                   { "proxy", "nginx connects to the API itself" },
+                   { "connect_timeout", "proxy_connect_timeout" },
+                   { "follow_redirects", "returns a redirect as it is" } }
+    local n = 0
+    for line in body:gmatch("[^\n]+") do
+      n = n + 1
+      local prefix = "kpayment: option '" .. want[n][1] .. "' has no effect inside nginx: set "
+      assert.equal(prefix, line:sub(1, #prefix))
+      assert.is_truthy(line:find(want[n][2], #prefix, true), line)
+    end
+    assert.equal(#want, n, body)
+  end)
+
   it("raises where nginx allows no subrequests, naming the context and the way out", function()
     local _, body = get(ngx_server.url .. "/t/set")
     assert.matches("nginx allows no subrequests in set_by_lua%* %(phase 'set'%)", body)

@@ -19,7 +19,7 @@
 
 local transport = require("kpayment.transport")
 
-local tostring, tonumber, error, pcall = tostring, tonumber, error, pcall
+local tostring, tonumber, error, pcall, ipairs = tostring, tonumber, error, pcall, ipairs
 
 local M = {}
 
@@ -107,7 +107,24 @@ local function failure(res, seen)
 end
 
 --- A core for resolved options `cfg` that sends through nginx.
+-- Options that nginx's configuration decides for a subrequest: given to
+-- kpayment.new inside nginx they would be silently ignored, so they raise,
+-- naming where to say it instead.
+local NGINX_DECIDES = {
+  ca_file = "proxy_ssl_trusted_certificate in the internal location",
+  insecure = "proxy_ssl_verify in the internal location",
+  proxy = "the internal location (nginx connects to the API itself)",
+  connect_timeout = "proxy_connect_timeout in the internal location",
+  follow_redirects = "nothing: a subrequest returns a redirect as it is",
+}
+
 function M.new(cfg)
+  for _, k in ipairs({ "ca_file", "insecure", "proxy", "connect_timeout", "follow_redirects" }) do
+    if cfg[k] ~= nil then
+      error(string.format("kpayment: option '%s' has no effect inside nginx: set %s (see " ..
+        "examples/openresty/nginx.conf), or give a transport function", k, NGINX_DECIDES[k]), 0)
+    end
+  end
   local ngx = transport.ngx()
   local capture = ngx.location.capture
   local location = cfg.ngx_location or M.DEFAULT_LOCATION
