@@ -459,14 +459,13 @@ const char *kpj_enter(kpj_decoder *d, const char *at) {
  * response are walked by kp_json_records.c, with these for their parts. */
 
 /*
- * A value inside a container, p on its first byte: scalars are read right
- * here, in the container's loop, and only a nested container (or an
- * error) goes through kpj_parse_value, whose frame is the heavy one.  What
- * is built and which error is reported are the same either way.  null is
- * the caller's: its value differs between objects and arrays.
+ * A scalar other than null, p on its first byte; anything else is "expected
+ * a value".  Read right in a container's loop (inner_value), so only a
+ * nested container, a null or an error goes through kpj_parse_value, whose
+ * frame is the heavy one.  What is built and which error is reported are
+ * the same either way.
  */
-static KPJ_FLATTEN const char *inner_value(kpj_decoder *d, const char *p,
-                                           unsigned slot) {
+static KPJ_FLATTEN const char *scalar(kpj_decoder *d, const char *p) {
   switch (*p) {
   case '"':
     return parse_string(d, p + 1);
@@ -488,7 +487,16 @@ static KPJ_FLATTEN const char *inner_value(kpj_decoder *d, const char *p,
   default:
     break;
   }
-  return kpj_parse_value(d, p, slot);
+  return kpj_fail_at(d, p, "expected a value");
+}
+
+/* A value inside a container, p on its first byte.  null is the caller's:
+ * its value differs between objects and arrays. */
+static KPJ_FLATTEN const char *inner_value(kpj_decoder *d, const char *p,
+                                           unsigned slot) {
+  if (*p == '{' || *p == '[' || *p == 'n')
+    return kpj_parse_value(d, p, slot);
+  return scalar(d, p);
 }
 
 /* p is just after '['. */
@@ -581,32 +589,15 @@ const char *kpj_parse_value(kpj_decoder *d, const char *p, unsigned slot) {
   switch (*p) {
   case '{': return parse_object(d, p + 1, slot);
   case '[': return parse_array(d, p + 1, slot);
-  case '"': return parse_string(d, p + 1);
-  case 't':
-    if (p[1] == 'r' && p[2] == 'u' && p[3] == 'e') {
-      lua_pushboolean(d->L, 1);
-      return p + 4;
-    }
-    break;
-  case 'f':
-    if (p[1] == 'a' && p[2] == 'l' && p[3] == 's' && p[4] == 'e') {
-      lua_pushboolean(d->L, 0);
-      return p + 5;
-    }
-    break;
   case 'n':
     if (p[1] == 'u' && p[2] == 'l' && p[3] == 'l') {
       lua_pushlightuserdata(d->L, NULL);
       return p + 4;
     }
-    break;
-  case '-': case '0': case '1': case '2': case '3': case '4':
-  case '5': case '6': case '7': case '8': case '9':
-    return parse_number(d, p);
+    return kpj_fail_at(d, p, "expected a value");
   default:
-    break;
+    return scalar(d, p);
   }
-  return kpj_fail_at(d, p, "expected a value");
 }
 
 /*

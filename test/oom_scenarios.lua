@@ -81,6 +81,23 @@ local function again(f, ...)
   return f(...)
 end
 
+-- A request with on_done polled until delivered, each step again after a
+-- memory error: what on_done got, and how often.
+local function recover_on_done(env, opts, customer, dealer)
+  local client = again(new_client, env, opts)
+  local got = { calls = 0, offers = false, err = false }
+  again(client.start_offers, client, {
+    customer_uuid = customer, dealer_uuid = dealer,
+    on_done = function(offers, err) got.calls, got.offers, got.err = got.calls + 1, offers, err end,
+  })
+  local deadline = core.monotonic() + 30
+  while again(client.poll, client, 5) > 0 do
+    if core.monotonic() > deadline then error("request still pending after 30 s") end
+  end
+  client:close()
+  return got
+end
+
 local GET_CUSTOMERS = {
   ["get:normal"] = "oom-customer-1",
   ["get:badjson"] = "mock:badjson",
@@ -155,34 +172,10 @@ function M.prepare(name, env)
     -- decoded one record per poll; a memory error in a slice is followed by
     -- the next poll, which must still deliver every offer, once
     return function()
-      local client = again(new_client, env, { decode_budget = 0 })
-      local got = { calls = 0, offers = false, err = false }
-      again(client.start_offers, client, {
-        customer_uuid = "mock:offers:12", dealer_uuid = "oom-slices-2",
-        on_done = function(offers, err) got.calls, got.offers, got.err = got.calls + 1, offers, err end,
-      })
-      local deadline = core.monotonic() + 30
-      while again(client.poll, client, 5) > 0 do
-        if core.monotonic() > deadline then error("request still pending after 30 s") end
-      end
-      client:close()
-      return got
+      return recover_on_done(env, { decode_budget = 0 }, "mock:offers:12", "oom-slices-2")
     end
   elseif name == "recover:on-done" then
-    return function()
-      local client = again(new_client, env)
-      local got = { calls = 0, offers = false, err = false }
-      again(client.start_offers, client, {
-        customer_uuid = "oom-async-2", dealer_uuid = "oom-dealer",
-        on_done = function(offers, err) got.calls, got.offers, got.err = got.calls + 1, offers, err end,
-      })
-      local deadline = core.monotonic() + 30
-      while again(client.poll, client, 5) > 0 do
-        if core.monotonic() > deadline then error("request still pending after 30 s") end
-      end
-      client:close()
-      return got
-    end
+    return function() return recover_on_done(env, nil, "oom-async-2", "oom-dealer") end
   elseif name == "recover:many" then
     return function()
       local client = again(new_client, env)

@@ -19,7 +19,7 @@ local type, tostring, ipairs, pairs, pcall = type, tostring, ipairs, pairs, pcal
 local string_format, string_gsub, string_match, string_find, string_lower =
   string.format, string.gsub, string.match, string.find, string.lower
 local table_concat = table.concat
-local os_getenv, io_popen = os.getenv, io.popen
+local io_popen = io.popen
 
 local M = {}
 
@@ -58,15 +58,7 @@ local PLACEHOLDER_SKIN = "kpayment-doctor"
 local PROXY_VARS = { "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
                      "no_proxy", "NO_PROXY" }
 
-local function env(name)
-  local v = os_getenv(name)
-  if v == "" then return nil end
-  return v
-end
-
-local function shell_quote(s)
-  return "'" .. string_gsub(s, "'", "'\\''") .. "'"
-end
+local env, shell_quote = term.env, term.shell_quote
 
 --- A proxy URL with its credentials masked: `http://***@proxy:3128`.
 -- Everything up to the last "@" goes, so a password holding "/" or "@"

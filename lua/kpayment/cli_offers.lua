@@ -13,7 +13,7 @@ local string_format, string_gsub, string_match, string_find =
   string.format, string.gsub, string.match, string.find
 local table_concat = table.concat
 local math_floor, math_type = math.floor, math.type
-local os_getenv, os_date, io_open, io_popen = os.getenv, os.date, io.open, io.popen
+local os_date, io_open, io_popen = os.date, io.open, io.popen
 local Offer = offer.Offer
 
 local M = {}
@@ -59,15 +59,7 @@ local SPEC = {
   retries = "integer", batch = "string", concurrency = "integer", help = "flag",
 }
 
-local function env(name)
-  local v = os_getenv(name)
-  if v == "" then return nil end
-  return v
-end
-
-local function shell_quote(s)
-  return "'" .. string_gsub(s, "'", "'\\''") .. "'"
-end
+local env, shell_quote = term.env, term.shell_quote
 
 -- Asks for the password on the terminal with echo off; the shell restores
 -- echo however it ends.  The password comes back through a pipe, never

@@ -12,6 +12,18 @@ local io_popen, os_getenv, os_execute = io.popen, os.getenv, os.execute
 
 local M = {}
 
+--- The environment variable `name`, nil when unset or empty.
+function M.env(name)
+  local v = os_getenv(name)
+  if v == "" then return nil end
+  return v
+end
+
+--- `s` quoted for `sh`, whatever it holds.
+function M.shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
 --- True when `os.execute` says the command exited 0 (5.1 and LuaJIT give
 -- the status, later versions true or nil).
 function M.succeeded(ok, _, code)
