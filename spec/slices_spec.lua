@@ -144,7 +144,7 @@ describe("a response decoded in slices", function()
   end)
 
   describe("poll", function()
-    local N = 300
+    local N = 100
     local clients = {}
 
     local function client(opts)

@@ -172,7 +172,7 @@ function M.prepare(name, env)
     -- decoded one record per poll; a memory error in a slice is followed by
     -- the next poll, which must still deliver every offer, once
     return function()
-      return recover_on_done(env, { decode_budget = 0 }, "mock:offers:12", "oom-slices-2")
+      return recover_on_done(env, { decode_budget = 0 }, "mock:offers:4", "oom-slices-2")
     end
   elseif name == "recover:on-done" then
     return function() return recover_on_done(env, nil, "oom-async-2", "oom-dealer") end
@@ -268,11 +268,11 @@ function M.prepare(name, env)
       local client = new_client(env, { decode_budget = 0 })
       local got = { offers = false, err = false }
       client:start_offers{
-        customer_uuid = "mock:offers:12", dealer_uuid = "oom-slices", fields = FIELDS,
+        customer_uuid = "mock:offers:4", dealer_uuid = "oom-slices", fields = FIELDS,
         on_done = function(offers, err) got.offers, got.err = offers, err end,
       }
-      local cancelled = client:start_offers{ customer_uuid = "mock:offers:12", dealer_uuid = "oom-cancel" }
-      client:start_offers{ customer_uuid = "mock:offers:12", dealer_uuid = "oom-drop" }
+      local cancelled = client:start_offers{ customer_uuid = "mock:offers:4", dealer_uuid = "oom-cancel" }
+      client:start_offers{ customer_uuid = "mock:offers:4", dealer_uuid = "oom-drop" }
       local deadline = core.monotonic() + 30
       while client:poll(5) > 0 and not got.offers and not got.err do
         if core.monotonic() > deadline then error("requests still pending after 30 s") end
@@ -359,10 +359,10 @@ local CHECKS = {
     return offers_of(v.plain.offers, 3) and offers_of(v.callback.offers, 3)
   end,
   ["async:slices"] = function(v)
-    return offers_of(v.callback.offers, 12) and v.cancelled == "cancelled"
+    return offers_of(v.callback.offers, 4) and v.cancelled == "cancelled"
   end,
   ["recover:slices"] = function(v)
-    return v.calls == 1 and offers_of(v.offers, 12) and v.offers[12].customerUUID == "mock:offers:12"
+    return v.calls == 1 and offers_of(v.offers, 4) and v.offers[4].customerUUID == "mock:offers:4"
   end,
   ["async:cancel-close"] = function(v) return v.cancelled == "cancelled" and v.closed == "cancelled" end,
   ["hooks:flaky-502"] = function(v)
