@@ -21,7 +21,7 @@ FLOOR_SO := $(BUILD)/kpayment_floor.so
 # The floor module (bench/floor.c) is bench-only: never part of the rock.
 $(FLOOR_SO): bench/floor.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(WARN) -fPIC $(LUA_CFLAGS) -shared bench/floor.c -o $@
+	$(CC) $(CFLAGS) $(WARN) -fPIC -D_POSIX_C_SOURCE=200809L -Isrc $(LUA_CFLAGS) -shared bench/floor.c -o $@
 
 .PHONY: bench bench-decode bench-deps
 bench: bench-deps

@@ -14,22 +14,10 @@
  * string, push each number, and raw-set each field.  What is left between
  * it and a decoder is the parsing.
  */
-#include <lua.h>
-#include <lauxlib.h>
 #include <string.h>
-
-/* 5.1 and LuaJIT: the 5.3 calls used below, from lua-compat53-dev (header
- * only), as src/kp_compat.h does; its code casts const away. */
-#if LUA_VERSION_NUM < 503
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcast-qual"
-#endif
-#include "compat-5.3.h"
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
-#endif
+/* The decoder's own view of the Lua API (5.1 and LuaJIT through
+ * lua-compat53-dev, and the direct push and get it builds with). */
+#include "kp_compat.h"
 
 enum { OP_TABLE, OP_KEY, OP_STR, OP_INT, OP_NUM, OP_BOOL, OP_NULL, OP_SET, OP_SETI };
 
@@ -134,8 +122,8 @@ static int rebuild(lua_State *L) {
     case OP_TABLE: lua_createtable(L, o->a, o->b); break;
     /* the functions themselves, not compat-5.3's wrappers (which add a
      * lua_type or lua_tostring call), as the decoder calls them */
-    case OP_KEY: (lua_rawgeti)(L, lua_upvalueindex(3), o->a); break;
-    case OP_STR: (lua_pushlstring)(L, o->s, o->len); break;
+    case OP_KEY: kp_rawgeti(L, lua_upvalueindex(3), o->a); break;
+    case OP_STR: kp_pushlstring(L, o->s, o->len); break;
     case OP_INT: lua_pushinteger(L, o->i); break;
     case OP_NUM: lua_pushnumber(L, o->n); break;
     case OP_BOOL: lua_pushboolean(L, o->a); break;
