@@ -368,7 +368,10 @@ static void resume(kp_transport *tp, double budget_ms) {
     if (t->paused) {
       t->paused = 0;
       tp->npaused--;
-      curl_easy_pause(t->easy, CURLPAUSE_CONT);
+      if (curl_easy_pause(t->easy, CURLPAUSE_CONT) != CURLE_OK) {
+        t->paused = 1;          /* still paused: again next poll */
+        tp->npaused++;
+      }
     }
   }
   tp->recv_until = budget_ms < 0 ? -1 : kp_monotonic_ms() + budget_ms;
