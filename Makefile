@@ -54,7 +54,8 @@ ALL_LDFLAGS = -shared $(LDFLAGS) $(EXTRA_LDFLAGS)
 BUILD   := build/$(LUA_VERSION)
 OBJDIR  := $(BUILD)/obj
 SO      := $(BUILD)/kpayment/core.so
-SRCS    := src/kp_core.c src/kp_client.c src/kp_request.c src/kp_outcome.c src/kp_http.c \
+SRCS    := src/kp_core.c src/kp_client.c src/kp_request.c src/kp_report.c src/kp_outcome.c \
+           src/kp_result.c src/kp_http.c src/kp_h1.c \
            src/kp_json.c src/kp_json_proj.c src/kp_json_records.c src/kp_buf.c
 OBJS    := $(SRCS:src/%.c=$(OBJDIR)/%.o)
 HDRS    := $(wildcard src/*.h)

@@ -29,9 +29,9 @@ build = {
   type = "builtin",
   modules = {
     ["kpayment.core"] = {
-      sources = { "src/kp_core.c", "src/kp_client.c", "src/kp_request.c", "src/kp_outcome.c",
-                  "src/kp_http.c", "src/kp_json.c", "src/kp_json_proj.c", "src/kp_json_records.c",
-                  "src/kp_buf.c" },
+      sources = { "src/kp_core.c", "src/kp_client.c", "src/kp_request.c", "src/kp_report.c",
+                  "src/kp_outcome.c", "src/kp_result.c", "src/kp_http.c", "src/kp_h1.c",
+                  "src/kp_json.c", "src/kp_json_proj.c", "src/kp_json_records.c", "src/kp_buf.c" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },

@@ -17,7 +17,7 @@ KP_FUZZ_SAVED_GOAL := $(.DEFAULT_GOAL)
 
 # Fallbacks, so the file also works when included before those variables
 # are set (prerequisite lists are expanded as they are read).
-KP_SRCS     := $(or $(SRCS),src/kp_core.c src/kp_http.c src/kp_json.c src/kp_json_proj.c src/kp_json_records.c src/kp_buf.c)
+KP_SRCS     := $(SRCS)
 KP_HDRS     := $(wildcard src/*.h)
 KP_LUA      = $(or $(LUA),lua5.4)
 KP_LUA_INC  = $(or $(LUA_CFLAGS),$(shell pkg-config --cflags lua5.4))

@@ -1,7 +1,9 @@
 /*
- * kp_client.c -- kpayment.Client: one libcurl transport (connections, DNS,
- * TLS sessions) shared by every request of a Lua client.  core.new, and the
- * methods start, poll and close.
+ * kp_client.c -- kpayment.Client: one transport (kp_http.h) shared by every
+ * request of a Lua client: over libcurl its connections, DNS cache and TLS
+ * sessions; otherwise the attempts that Lua code sends.  core.new,
+ * core.external, the request headers every transport sends, and the
+ * methods start, poll, headers and close.
  *
  * The userdata exists, closed, before any resource is taken, so a raise in
  * the middle of core.new leaks nothing: __gc releases what was acquired.
@@ -64,43 +66,155 @@ static size_t max_body_limit(void) {
                                                     : (size_t)KP_MAX_BODY;
 }
 
+/* The "Authorization: ..." line of the options' credentials pushed, or
+ * nothing pushed and NULL without credentials. */
+static const char *push_authorization(lua_State *L, const char *username,
+                                      const char *password, const char *bearer) {
+  if (bearer != NULL)
+    return lua_pushfstring(L, "Authorization: Bearer %s", bearer);
+  if (username == NULL)
+    return NULL;
+  /* Basic: sent with the first request, no 401 round trip */
+  lua_pushliteral(L, "Authorization: Basic ");
+  lua_pushfstring(L, "%s:%s", username, password ? password : "");
+  kp_push_base64(L, lua_tostring(L, -1), lua_rawlen(L, -1));
+  lua_remove(L, -2);
+  lua_concat(L, 2);
+  return lua_tostring(L, -1);
+}
+
+/* The name of the Lua running us: LuaJIT's own version when the global
+ * `jit` says so, else _VERSION as lua.h spells it. */
+static const char *push_runtime(lua_State *L) {
+  lua_getglobal(L, "jit");
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    lua_getfield(L, -1, "version");
+    lua_remove(L, -2);
+    if (lua_type(L, -1) == LUA_TSTRING)
+      return lua_tostring(L, -1);
+  }
+  lua_pop(L, 1);
+  return lua_pushliteral(L, LUA_VERSION);
+}
+
+/* "User-Agent: [app ]kpayment/<version> (<Lua>[; <via>])" pushed: the one
+ * format, whatever sends the request (via: "libcurl/7.88.1",
+ * "nginx/1.22.1", or NULL for a user's transport function). */
+static const char *push_user_agent(lua_State *L, const char *app, const char *via) {
+  const char *runtime = push_runtime(L);
+  lua_pushfstring(L, "User-Agent: %s%skpayment/" KP_VERSION " (%s%s%s)", app ? app : "",
+                  app ? " " : "", runtime, via ? "; " : "", via ? via : "");
+  lua_remove(L, -2);
+  return lua_tostring(L, -1);
+}
+
+/* The `resolve` option (a list of "host:port:address") into the
+ * transport's list, which the userdata owns: a raise halfway leaks nothing. */
+static void opt_resolve(lua_State *L, kp_transport *tp) {
+  lua_Integer i, n;
+  if (lua_getfield(L, 1, "resolve") == LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  if (!lua_istable(L, -1))
+    luaL_error(L, "option 'resolve' must be a list of \"host:port:address\" strings");
+  n = (lua_Integer)lua_rawlen(L, -1);
+  for (i = 1; i <= n; i++) {
+    struct curl_slist *l;
+    size_t len;
+    const char *s;
+    lua_rawgeti(L, -1, i);
+    s = lua_tolstring(L, -1, &len);
+    if (lua_type(L, -1) != LUA_TSTRING || strlen(s) != len)
+      luaL_error(L, "option 'resolve' must be a list of \"host:port:address\" strings");
+    if ((l = curl_slist_append(tp->resolve, s)) == NULL)
+      luaL_error(L, "not enough memory");
+    tp->resolve = l;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 /*
- * core.new(options) -> client.  Options are those of kpayment.new after
- * the Lua side resolved and validated them; the checks here only keep a
- * direct caller of kpayment.core from passing nonsense to libcurl.
+ * core.new(options) -> a client over libcurl; core.external(options [,
+ * via]) -> a client whose attempts Lua code sends (kp_report.c), `via`
+ * naming that code's HTTP stack in the User-Agent.  Options are those of
+ * kpayment.new after the Lua side resolved and validated them; the checks
+ * here only keep a direct caller of kpayment.core from passing nonsense on.
  */
-static int core_new(lua_State *L) {
+static int new_client(lua_State *L, int external) {
   kp_http_config cfg;
   kp_client *c;
   CURLcode rc;
+  const char *lines[4];
+  int n = 0;
+  const char *via;
   luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
-  luaL_checkstack(L, 16, NULL);
+  via = external ? luaL_optstring(L, 2, NULL) : NULL;
+  lua_settop(L, 2);
+  luaL_checkstack(L, 24, NULL);
   memset(&cfg, 0, sizeof cfg);
   cfg.timeout_ms = opt_ms(L, "timeout", 30000);
   cfg.connect_timeout_ms = opt_ms(L, "connect_timeout", 10000);
   cfg.max_body = (size_t)opt_number(L, "max_body", 64.0 * 1024 * 1024, 1,
                                     (lua_Number)max_body_limit());
   cfg.snippet = (size_t)opt_number(L, "snippet", KP_SNIPPET, 0, KP_MAX_SNIPPET);
-  cfg.username = opt_string(L, "username");
-  cfg.password = opt_string(L, "password");
-  cfg.bearer_token = opt_string(L, "bearer_token");
   cfg.ca_file = opt_string(L, "ca_file");
   cfg.proxy = opt_string(L, "proxy");
-  cfg.user_agent = opt_string(L, "user_agent");
   cfg.insecure = opt_flag(L, "insecure");
   cfg.follow_redirects = opt_flag(L, "follow_redirects");
-  lua_pushfstring(L, "%s%skpayment/%s (" LUA_VERSION "; libcurl/%s)",
-                  cfg.user_agent ? cfg.user_agent : "", cfg.user_agent ? " " : "",
-                  KP_VERSION, kp_http_curl_version());
-  cfg.user_agent = lua_tostring(L, -1);
+  cfg.external = external;
+  lines[n++] = "Accept: application/json";
+  {
+    const char *username = opt_string(L, "username");
+    const char *password = opt_string(L, "password");
+    const char *bearer = opt_string(L, "bearer_token");
+    const char *auth = push_authorization(L, username, password, bearer);
+    if (auth != NULL)
+      lines[n++] = auth;
+  }
+  if (!external) {
+    lua_pushfstring(L, "libcurl/%s", kp_http_curl_version());
+    via = lua_tostring(L, -1);
+  }
+  lines[n++] = push_user_agent(L, opt_string(L, "user_agent"), via);
+  lines[n] = NULL;
+  cfg.headers = lines;
 
   c = (kp_client *)kp_newuserdata(L, sizeof *c);
   memset(c, 0, sizeof *c);
   luaL_setmetatable(L, KP_CLIENT);
+  opt_resolve(L, &c->tp);
+  cfg.resolve = c->tp.resolve;
   if ((rc = kp_transport_open(&c->tp, &cfg)) != CURLE_OK) {
     kp_transport_close(&c->tp);
     return luaL_error(L, "cannot set up libcurl: %s", curl_easy_strerror(rc));
+  }
+  return 1;
+}
+
+static int core_new(lua_State *L) {
+  return new_client(L, 0);
+}
+
+static int core_external(lua_State *L) {
+  return new_client(L, 1);
+}
+
+/* client:headers() -> { name = value }: the request headers every attempt
+ * of this client sends (Accept, Authorization, User-Agent), for the
+ * transports that are not libcurl to send alike. */
+static int client_headers(lua_State *L) {
+  kp_client *c = to_client(L);
+  const struct curl_slist *l;
+  lua_newtable(L);
+  for (l = c->tp.headers; l != NULL; l = l->next) {
+    const char *colon = strchr(l->data, ':');
+    if (colon == NULL)
+      continue;
+    lua_pushlstring(L, l->data, (size_t)(colon - l->data));
+    lua_pushstring(L, colon[1] == ' ' ? colon + 2 : colon + 1);
+    lua_rawset(L, -3);
   }
   return 1;
 }
@@ -118,7 +232,8 @@ static int client_poll(lua_State *L) {
   luaL_argcheck(L, ms >= 0 && ms <= (lua_Integer)KP_MAX_SECONDS * 1000, 2,
                 "milliseconds from 0 to 86400000 expected");
   luaL_argcheck(L, budget == budget, 3, "milliseconds expected");
-  if (c->tp.multi != NULL && (running = kp_transport_poll(&c->tp, (int)ms, (double)budget)) < 0)
+  if (c->tp.multi != NULL && !c->tp.closed &&
+      (running = kp_transport_poll(&c->tp, (int)ms, (double)budget)) < 0)
     return luaL_error(L, "kpayment: libcurl's multi handle failed");
   lua_pushinteger(L, running);
   return 1;
@@ -131,13 +246,13 @@ static int client_close(lua_State *L) {
 }
 
 static int client_closed(lua_State *L) {
-  lua_pushboolean(L, to_client(L)->tp.multi == NULL);
+  lua_pushboolean(L, to_client(L)->tp.closed);
   return 1;
 }
 
 static int client_tostring(lua_State *L) {
   kp_client *c = to_client(L);
-  if (c->tp.multi == NULL)
+  if (c->tp.closed)
     lua_pushliteral(L, KP_CLIENT " (closed)");
   else
     lua_pushfstring(L, KP_CLIENT " (%p)", (void *)c);
@@ -149,6 +264,7 @@ static const luaL_Reg client_methods[] = {
   {"poll", client_poll},
   {"close", client_close},
   {"closed", client_closed},
+  {"headers", client_headers},
   {NULL, NULL}
 };
 
@@ -165,4 +281,6 @@ void kp_client_register(lua_State *L) {
   kp_new_type(L, KP_CLIENT, client_meta, client_methods);
   lua_pushcfunction(L, core_new);
   lua_setfield(L, -2, "new");
+  lua_pushcfunction(L, core_external);
+  lua_setfield(L, -2, "external");
 }

@@ -13,7 +13,7 @@
 #define KP_FIELDS "kpayment.Fields"     /* a projection trie */
 
 typedef struct kp_client {
-  kp_transport tp;              /* tp.multi == NULL: closed */
+  kp_transport tp;
 } kp_client;
 
 /* Metatables of the client and its requests (kp_client.c, kp_request.c). */
@@ -25,6 +25,10 @@ KP_HIDDEN int kp_request_start(lua_State *L);
 
 /* A kpayment.Fields at idx, or NULL for nil/none; raises on anything else. */
 KP_HIDDEN const void *kp_fields_check(lua_State *L, int idx);
+
+/* Push the Base64 of s[0..n) (RFC 4648, padded): an Authorization: Basic
+ * value, and the form of a secret the scrubber looks for (kp_core.c). */
+KP_HIDDEN void kp_push_base64(lua_State *L, const char *s, size_t n);
 
 /* Register a metatable `name` with metamethods `meta` and an __index
  * table of `methods` (kp_core.c). */

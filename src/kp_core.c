@@ -2,8 +2,9 @@
  * kp_core.c -- the kpayment.core module: registration of the types
  * (kp_client.c, kp_request.c), core.decode and core.fields (the decoder
  * without the network), core.LIMITS, the clock and sleep the Lua side
- * needs for budgets and backoff, and core.info (libcurl's versions and
- * capabilities).  luaopen_kpayment_core is the only exported symbol.
+ * needs for budgets and backoff, core.base64, and core.info (libcurl's
+ * versions and capabilities).  luaopen_kpayment_core is the only exported
+ * symbol.
  *
  * The core hands Lua named outcomes (kp_outcome.c); turning them into
  * offers or error objects, retries and callbacks are the Lua side's job
@@ -15,7 +16,6 @@
 #include <time.h>
 #include "kp_client.h"
 #include "kp_json.h"
-#include "kp_outcome.h"
 
 void kp_new_type(lua_State *L, const char *name, const luaL_Reg *meta,
                  const luaL_Reg *methods) {
@@ -158,84 +158,33 @@ static int core_sleep(lua_State *L) {
   return 0;
 }
 
-/* Copy an optional string argument into a fixed field, cut to fit. */
-static void copy_opt(lua_State *L, int idx, char *dst, size_t size) {
-  size_t n = 0;
-  const char *s = luaL_optlstring(L, idx, "", &n);
-  if (n >= size)
-    n = size - 1;
-  memcpy(dst, s, n);
-  dst[n] = '\0';
+void kp_push_base64(lua_State *L, const char *s, size_t n) {
+  static const char digits[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  luaL_Buffer b;
+  size_t i;
+  luaL_buffinit(L, &b);
+  for (i = 0; i < n; i += 3) {
+    unsigned long v = (unsigned long)(unsigned char)s[i] << 16;
+    char out[4];
+    if (i + 1 < n)
+      v |= (unsigned long)(unsigned char)s[i + 1] << 8;
+    if (i + 2 < n)
+      v |= (unsigned char)s[i + 2];
+    out[0] = digits[(v >> 18) & 63];
+    out[1] = digits[(v >> 12) & 63];
+    out[2] = i + 1 < n ? digits[(v >> 6) & 63] : '=';
+    out[3] = i + 2 < n ? digits[v & 63] : '=';
+    luaL_addlstring(&b, out, 4);
+  }
+  luaL_pushresult(&b);
 }
 
-static size_t check_snippet(lua_State *L, int idx) {
-  lua_Integer n = luaL_optinteger(L, idx, KP_SNIPPET);
-  luaL_argcheck(L, n >= 0 && n <= KP_MAX_SNIPPET, idx, "snippet length out of range");
-  return (size_t)n;
-}
-
-/*
- * core.response_outcome(status, body [, fields [, snippet [, retry_after
- * [, request_id [, total_time]]]]]) -> the outcome table of a complete
- * response that another HTTP client (nginx, a user's transport) received:
- * the same table, kind and retry decision as request:outcome() gives for
- * libcurl's.  The body is read in place: a Lua string ends in '\0', as the
- * decoder needs, and stays anchored on the stack while it runs.
- */
-static int core_response_outcome(lua_State *L) {
-  kp_result r;
-  kp_buf body;
-  size_t len;
-  lua_Integer status = luaL_checkinteger(L, 1);
-  const char *text = luaL_checklstring(L, 2, &len);
-  const kp_json_path *paths = (const kp_json_path *)kp_fields_check(L, 3);
-  size_t snippet = check_snippet(L, 4);
-  luaL_argcheck(L, status >= 100 && status <= 999, 1, "HTTP status expected");
-  memset(&r, 0, sizeof r);
-  r.state = KP_DONE;
-  r.rc = CURLE_OK;
-  r.status = (long)status;
-  copy_opt(L, 5, r.retry_after, sizeof r.retry_after);
-  copy_opt(L, 6, r.request_id, sizeof r.request_id);
-  r.total_time = (double)luaL_optnumber(L, 7, 0);
-  memset(&body, 0, sizeof body);
-  body.data = (char *)(uintptr_t)text;          /* only read */
-  body.len = len;
-  kp_outcome_push(L, &r, &body, paths, snippet);
-  return 1;
-}
-
-/*
- * core.failure_outcome(kind [, message [, status [, retry_after
- * [, request_id [, total_time]]]]]) -> the outcome table of an attempt that
- * got no usable response (status: of one refused for its size): kind is
- * "network", "timeout", "tls", "body_too_large" or "cancelled", stood for
- * by the libcurl code the transport would have met, so the one
- * classification (kp_http.c) decides the message and whether to retry.
- */
-static int core_failure_outcome(lua_State *L) {
-  static const char *const kinds[] = {"network", "timeout", "tls", "body_too_large",
-                                      "cancelled", NULL};
-  static const CURLcode codes[] = {CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT,
-                                   CURLE_PEER_FAILED_VERIFICATION, CURLE_WRITE_ERROR,
-                                   CURLE_OK};
-  kp_result r;
-  kp_buf body;
-  int kind = luaL_checkoption(L, 1, NULL, kinds);
-  lua_Integer status = luaL_optinteger(L, 3, 0);
-  luaL_argcheck(L, status == 0 || (status >= 100 && status <= 999), 3,
-                "HTTP status expected");
-  memset(&r, 0, sizeof r);
-  r.state = codes[kind] == CURLE_OK ? KP_CANCELLED : KP_DONE;
-  r.rc = codes[kind];
-  r.too_large = codes[kind] == CURLE_WRITE_ERROR;
-  r.status = (long)status;
-  copy_opt(L, 2, r.errbuf, sizeof r.errbuf);
-  copy_opt(L, 4, r.retry_after, sizeof r.retry_after);
-  copy_opt(L, 5, r.request_id, sizeof r.request_id);
-  r.total_time = (double)luaL_optnumber(L, 6, 0);
-  memset(&body, 0, sizeof body);
-  kp_outcome_push(L, &r, &body, NULL, 0);
+/* core.base64(s) -> its Base64 (kp_push_base64). */
+static int core_base64(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  kp_push_base64(L, s, n);
   return 1;
 }
 
@@ -334,8 +283,7 @@ static const luaL_Reg core_funcs[] = {
   {"decode", core_decode},
   {"fields", core_fields},
   {"monotonic", core_monotonic},
-  {"response_outcome", core_response_outcome},
-  {"failure_outcome", core_failure_outcome},
+  {"base64", core_base64},
   {"info", core_info},
   {NULL, NULL}
 };

@@ -75,7 +75,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
     return CURL_WRITEFUNC_PAUSE;
   }
   if (n > t->max_body - t->body.len) {
-    t->res.too_large = 1;
+    t->too_large = 1;
     return 0;
   }
   if (t->body.len == 0) {
@@ -94,45 +94,31 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
   return n;
 }
 
-/* Copy a header's value (trimmed, truncated to fit) into dst. */
-static void header_value(char *dst, size_t size, const char *v, size_t n) {
+/* Runs inside libcurl, once per header line: the headers go to the one
+ * keeper of what is worth keeping (kp_result.c).  A new status line (a
+ * redirect, a 100) starts over. */
+static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
+  kp_result *r = &((kp_transfer *)ud)->res;
+  size_t n = size * nmemb, k;
+  const char *colon, *v;
+  if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+    kp_result_header_reset(r);
+    return n;
+  }
+  colon = memchr(line, ':', n);
+  if (colon == NULL)
+    return n;
+  k = (size_t)(colon - line);
+  v = colon + 1;
+  n -= k + 1;
   while (n > 0 && (*v == ' ' || *v == '\t')) {
     v++;
     n--;
   }
-  while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
+  while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ' || v[n - 1] == '\t'))
     n--;
-  if (n >= size)
-    n = size - 1;
-  memcpy(dst, v, n);
-  dst[n] = '\0';
-}
-
-static int header_is(const char *line, size_t n, const char *name) {
-  size_t k = strlen(name), i;
-  if (n <= k || line[k] != ':')
-    return 0;
-  for (i = 0; i < k; i++)
-    if ((line[i] | 0x20) != name[i])
-      return 0;
-  return 1;
-}
-
-/* Runs inside libcurl, once per header line: keeps Retry-After and a
- * request id.  A new status line (a redirect, a 100) starts over. */
-static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
-  kp_result *r = &((kp_transfer *)ud)->res;
-  size_t n = size * nmemb;
-  if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
-    r->retry_after[0] = r->request_id[0] = '\0';
-  } else if (header_is(line, n, "retry-after")) {
-    header_value(r->retry_after, sizeof r->retry_after, line + 12, n - 12);
-  } else if (header_is(line, n, "x-request-id")) {
-    header_value(r->request_id, sizeof r->request_id, line + 13, n - 13);
-  } else if (r->request_id[0] == '\0' && header_is(line, n, "x-correlation-id")) {
-    header_value(r->request_id, sizeof r->request_id, line + 17, n - 17);
-  }
-  return n;
+  kp_result_header(r, line, k, v, n);
+  return size * nmemb;
 }
 
 #define SET(opt, val)                                                      \
@@ -145,6 +131,9 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud) {
 static CURLcode configure(kp_transport *tp, CURL *e, const kp_http_config *cfg) {
   CURLcode rc;
   SET(CURLOPT_SHARE, tp->share);
+  /* Accept, Authorization and User-Agent as every transport sends them;
+   * libcurl (since 7.58) keeps a custom Authorization to the first host
+   * when it follows a redirect. */
   SET(CURLOPT_HTTPHEADER, tp->headers);
   SET(CURLOPT_WRITEFUNCTION, on_body);
   SET(CURLOPT_HEADERFUNCTION, on_header);
@@ -153,7 +142,6 @@ static CURLcode configure(kp_transport *tp, CURL *e, const kp_http_config *cfg) 
   SET(CURLOPT_HTTPGET, 1L);
   /* Every encoding this libcurl can decode. */
   SET(CURLOPT_ACCEPT_ENCODING, "");
-  SET(CURLOPT_USERAGENT, cfg->user_agent);
   /* TLS verification is on unless the caller said `insecure` (the Lua side
    * then logs a warning with every request). */
   SET(CURLOPT_SSL_VERIFYPEER, cfg->insecure ? 0L : 1L);
@@ -177,26 +165,30 @@ static CURLcode configure(kp_transport *tp, CURL *e, const kp_http_config *cfg) 
     SET(CURLOPT_CAINFO, cfg->ca_file);
   if (cfg->proxy)
     SET(CURLOPT_PROXY, cfg->proxy);
-  if (cfg->bearer_token) {
-    SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
-    SET(CURLOPT_XOAUTH2_BEARER, cfg->bearer_token);
-  } else if (cfg->username) {
-    /* Basic only: sent with the first request, no 401 round trip. */
-    SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-    SET(CURLOPT_USERNAME, cfg->username);
-    SET(CURLOPT_PASSWORD, cfg->password ? cfg->password : "");
-  }
+  if (tp->resolve)
+    SET(CURLOPT_RESOLVE, tp->resolve);
   return CURLE_OK;
 }
 
 #undef SET
 
 CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg) {
+  const char *const *h;
   tp->max_body = cfg->max_body;
   tp->snippet = cfg->snippet;
   tp->timeout_ms = cfg->timeout_ms;
+  tp->external = cfg->external;
+  tp->resolve = cfg->resolve;
   tp->recv_until = -1;
   tp->npaused = 0;
+  for (h = cfg->headers; *h != NULL; h++) {
+    struct curl_slist *l = curl_slist_append(tp->headers, *h);
+    if (l == NULL)
+      return CURLE_OUT_OF_MEMORY;
+    tp->headers = l;
+  }
+  if (tp->external)
+    return CURLE_OK;
   if ((tp->multi = curl_multi_init()) == NULL ||
       (tp->share = curl_share_init()) == NULL ||
       (tp->proto = curl_easy_init()) == NULL)
@@ -207,9 +199,17 @@ CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg) {
   if (curl_share_setopt(tp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
       CURLSHE_OK)
     return CURLE_FAILED_INIT;
-  if ((tp->headers = curl_slist_append(NULL, "Accept: application/json")) == NULL)
-    return CURLE_OUT_OF_MEMORY;
   return configure(tp, tp->proto, cfg);
+}
+
+static void link_active(kp_transport *tp, kp_transfer *t) {
+  t->tp = tp;
+  t->res.state = KP_RUNNING;
+  t->prev = NULL;
+  t->next = tp->active;
+  if (tp->active)
+    tp->active->prev = t;
+  tp->active = t;
 }
 
 static void unlink_active(kp_transfer *t) {
@@ -230,6 +230,9 @@ static void detach(kp_transfer *t) {
   if (tp == NULL)
     return;
   unlink_active(t);
+  t->tp = NULL;
+  if (e == NULL)                /* external: no libcurl handle */
+    return;
   curl_multi_remove_handle(tp->multi, e);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
@@ -246,10 +249,10 @@ static void detach(kp_transfer *t) {
     curl_easy_cleanup(e);
   }
   t->easy = NULL;
-  t->tp = NULL;
 }
 
 void kp_transport_close(kp_transport *tp) {
+  tp->closed = 1;
   while (tp->active) {
     kp_transfer *t = tp->active;
     detach(t);
@@ -272,6 +275,8 @@ void kp_transport_close(kp_transport *tp) {
   }
   curl_slist_free_all(tp->headers);
   tp->headers = NULL;
+  curl_slist_free_all(tp->resolve);
+  tp->resolve = NULL;
 }
 
 CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
@@ -281,9 +286,17 @@ CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
   kp_transfer_cancel(t);
   memset(&t->res, 0, sizeof t->res);
   t->max_body = tp->max_body;
+  t->too_large = 0;
+  t->started_ms = kp_monotonic_ms();
   if (t->body.data == NULL) {   /* take the spare: no malloc per request */
     t->body = tp->spare;
     memset(&tp->spare, 0, sizeof tp->spare);
+  }
+  if (tp->external) {
+    (void)url;
+    (void)timeout_ms;
+    link_active(tp, t);
+    return CURLE_OK;
   }
   if (tp->nidle > 0) {
     e = tp->idle[--tp->nidle];
@@ -301,7 +314,7 @@ CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
       (rc = curl_easy_setopt(e, CURLOPT_HEADERDATA, t)) != CURLE_OK ||
       (rc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
                              timeout_ms < 0 ? tp->timeout_ms : timeout_ms)) != CURLE_OK ||
-      (rc = curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->res.errbuf)) != CURLE_OK ||
+      (rc = curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->res.message)) != CURLE_OK ||
       (rc = curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)t)) != CURLE_OK ||
       /* Over https, concurrent transfers wait for the first connection's
        * ALPN and share it when it is HTTP/2, instead of each opening its
@@ -317,29 +330,89 @@ CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
     return CURLE_FAILED_INIT;
   }
   t->easy = e;
-  t->tp = tp;
-  t->res.state = KP_RUNNING;
-  t->prev = NULL;
-  t->next = tp->active;
-  if (tp->active)
-    tp->active->prev = t;
-  tp->active = t;
+  link_active(tp, t);
   return CURLE_OK;
 }
 
-static void finish(kp_transfer *t, CURLcode rc) {
-  curl_off_t us = 0;
-  (void)curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->res.status);
-  if (curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK)
-    t->res.total_time = (double)us / 1e6;
-  detach(t);
-  t->res.bytes = t->body.len;
-  if (rc == CURLE_OK && kp_buf_terminate(&t->body) != 0) {
-    t->res.oom = 1;
-    rc = CURLE_OUT_OF_MEMORY;
+/* libcurl's codes in kpayment's kinds, with whether another attempt may
+ * fix the failure: the one place that reads them. */
+static void classify(CURLcode rc, int *kind, int *retryable) {
+  *kind = KP_NETWORK;
+  *retryable = 0;
+  switch (rc) {
+  case CURLE_OPERATION_TIMEDOUT:
+    *kind = KP_TIMEOUT;
+    *retryable = 1;
+    break;
+  case CURLE_COULDNT_RESOLVE_PROXY:
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_CONNECT:
+  case CURLE_HTTP2:
+  case CURLE_PARTIAL_FILE:      /* a truncated body */
+  case CURLE_GOT_NOTHING:
+  case CURLE_SEND_ERROR:
+  case CURLE_RECV_ERROR:
+  case CURLE_HTTP2_STREAM:
+    *retryable = 1;
+    break;
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CIPHER:
+  case CURLE_SSL_ENGINE_NOTFOUND:
+  case CURLE_SSL_ENGINE_SETFAILED:
+  case CURLE_USE_SSL_FAILED:
+  case CURLE_SSL_ENGINE_INITFAILED:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_SHUTDOWN_FAILED:
+  case CURLE_SSL_CRL_BADFILE:
+  case CURLE_SSL_ISSUER_ERROR:
+  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+  case CURLE_SSL_INVALIDCERTSTATUS:
+  case CURLE_SSL_CLIENTCERT:
+    *kind = KP_TLS;
+    break;
+  default:
+    break;
   }
-  t->res.rc = rc;
-  t->res.state = KP_DONE;
+}
+
+static void finish(kp_transfer *t, CURLcode rc) {
+  kp_result *r = &t->res;
+  curl_off_t us = 0;
+  (void)curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &r->status);
+  if (curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK)
+    r->total_time = (double)us / 1e6;
+  detach(t);
+  r->bytes = t->body.len;
+  if (rc == CURLE_OK && kp_buf_terminate(&t->body) != 0)
+    r->oom = 1;
+  r->state = KP_DONE;
+  if (t->too_large) {
+    kp_result_fail(r, KP_TOO_LARGE, 0, KP_MSG_TOO_LARGE, strlen(KP_MSG_TOO_LARGE));
+  } else if (rc == CURLE_FILESIZE_EXCEEDED) {
+    kp_result_fail(r, KP_TOO_LARGE, 0, KP_MSG_LENGTH_TOO_LARGE,
+                   strlen(KP_MSG_LENGTH_TOO_LARGE));
+  } else if (rc != CURLE_OK) {
+    int kind, retryable;
+    const char *why = r->message[0] ? r->message : curl_easy_strerror(rc);
+    classify(rc, &kind, &retryable);
+    r->curl_code = (int)rc;
+    if (why != r->message)
+      kp_result_fail(r, kind, retryable, why, strlen(why));
+    else
+      r->kind = kind, r->retryable = retryable;
+  }
+}
+
+void kp_transfer_end(kp_transfer *t) {
+  kp_result *r = &t->res;
+  detach(t);
+  r->total_time = (kp_monotonic_ms() - t->started_ms) / 1e3;
+  r->bytes = t->body.len;
+  if (r->kind == KP_COMPLETE && kp_buf_terminate(&t->body) != 0)
+    r->oom = 1;
+  r->state = KP_DONE;
 }
 
 /* Hand every finished transfer its result; returns how many finished. */
@@ -406,87 +479,12 @@ void kp_transfer_cancel(kp_transfer *t) {
 }
 
 void kp_transport_recycle(kp_transport *tp, kp_buf *b) {
-  if (tp != NULL && tp->multi != NULL && tp->spare.data == NULL &&
+  if (tp != NULL && !tp->closed && tp->spare.data == NULL &&
       b->cap <= KP_BODY_KEEP) {
     b->len = 0;
     tp->spare = *b;
     memset(b, 0, sizeof *b);
   } else {
     kp_buf_free(b);
-  }
-}
-
-/* libcurl failures that another attempt may well fix. */
-static int curl_retryable(CURLcode rc) {
-  switch (rc) {
-  case CURLE_COULDNT_RESOLVE_PROXY:
-  case CURLE_COULDNT_RESOLVE_HOST:
-  case CURLE_COULDNT_CONNECT:
-  case CURLE_HTTP2:
-  case CURLE_PARTIAL_FILE:      /* a truncated body */
-  case CURLE_OPERATION_TIMEDOUT:
-  case CURLE_GOT_NOTHING:
-  case CURLE_SEND_ERROR:
-  case CURLE_RECV_ERROR:
-  case CURLE_HTTP2_STREAM:
-    return 1;
-  default:
-    return 0;
-  }
-}
-
-const char *kp_result_failure_kind(const kp_result *r) {
-  if (r->state == KP_CANCELLED)
-    return "cancelled";
-  if (r->too_large || r->rc == CURLE_FILESIZE_EXCEEDED)
-    return "body_too_large";
-  switch (r->rc) {
-  case CURLE_OPERATION_TIMEDOUT:
-    return "timeout";
-  case CURLE_SSL_CONNECT_ERROR:
-  case CURLE_PEER_FAILED_VERIFICATION:
-  case CURLE_SSL_CERTPROBLEM:
-  case CURLE_SSL_CIPHER:
-  case CURLE_SSL_ENGINE_NOTFOUND:
-  case CURLE_SSL_ENGINE_SETFAILED:
-  case CURLE_USE_SSL_FAILED:
-  case CURLE_SSL_ENGINE_INITFAILED:
-  case CURLE_SSL_CACERT_BADFILE:
-  case CURLE_SSL_SHUTDOWN_FAILED:
-  case CURLE_SSL_CRL_BADFILE:
-  case CURLE_SSL_ISSUER_ERROR:
-  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-  case CURLE_SSL_INVALIDCERTSTATUS:
-  case CURLE_SSL_CLIENTCERT:
-    return "tls";
-  default:
-    return "network";
-  }
-}
-
-int kp_result_failure_retryable(const kp_result *r) {
-  if (r->state == KP_CANCELLED || r->too_large)
-    return 0;
-  return curl_retryable(r->rc);
-}
-
-const char *kp_result_failure_message(const kp_result *r) {
-  if (r->state == KP_CANCELLED)
-    return "request cancelled";
-  if (r->too_large)
-    return "response body larger than max_body";
-  if (r->rc == CURLE_FILESIZE_EXCEEDED)
-    return "Content-Length larger than max_body";
-  return r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->rc);
-}
-
-int kp_status_retryable(long status, int api_error) {
-  switch (status) {
-  case 408: case 429: case 502: case 503: case 504:
-    return 1;
-  case 500:                     /* a gateway's page, not the API's answer */
-    return !api_error;
-  default:
-    return 0;
   }
 }

@@ -1,10 +1,7 @@
 /*
- * kp_http.h -- moving bytes with libcurl.  Every client owns one transport:
- * a multi handle (so all its transfers share connections and DNS), a share
- * object for TLS sessions, a configured template easy handle and a pool of
- * idle easy handles made from it.  A transfer is one GET into its own body
- * buffer.  No Lua API here, so no Lua error ever unwinds through libcurl's
- * frames.
+ * kp_http.h -- a client's transport: the attempts under way and, over
+ * libcurl, moving their bytes.  No Lua API here, so no Lua error ever
+ * unwinds through libcurl's frames.
  */
 #ifndef KP_HTTP_H
 #define KP_HTTP_H
@@ -12,34 +9,45 @@
 #include <curl/curl.h>
 #include "kp_buf.h"
 #include "kp_common.h"
+#include "kp_result.h"
 
 typedef struct kp_http_config {
-  const char *user_agent;       /* the complete User-Agent value */
-  const char *username;         /* Basic credentials, or NULL */
-  const char *password;
-  const char *bearer_token;     /* instead of Basic, or NULL */
+  const char *const *headers;   /* "Name: value" lines every attempt sends, NULL-ended */
   const char *ca_file;          /* NULL: the system's CA store */
   const char *proxy;            /* NULL: libcurl's default (environment) */
+  struct curl_slist *resolve;   /* "host:port:address" entries; taken over */
   long timeout_ms;              /* whole transfer; 0: none */
   long connect_timeout_ms;
   size_t max_body;              /* bytes after decompression */
   size_t snippet;               /* bytes of an error body kept (kp_outcome) */
   int insecure;                 /* skip TLS verification (explicit only) */
   int follow_redirects;         /* credentials never go to another host */
+  int external;                 /* attempts are sent by Lua code, not libcurl */
 } kp_http_config;
 
 #define KP_IDLE_MAX 16          /* idle easy handles kept for reuse */
 
 typedef struct kp_transfer kp_transfer;
 
+/*
+ * A client's transport.  Over libcurl: a multi handle (so all transfers
+ * share connections and DNS), a share object for TLS sessions, a
+ * configured template easy handle and a pool of idle easy handles made
+ * from it.  External (another HTTP client in Lua sends each attempt and
+ * reports how it went, kp_report.c): none of those, only the list of
+ * attempts under way, so that closing the client cancels them all alike.
+ */
 typedef struct kp_transport {
-  CURLM *multi;                 /* NULL once closed */
+  int closed;
+  int external;
+  CURLM *multi;
   CURLSH *share;
   CURL *proto;                  /* configured; duplicated per transfer */
-  struct curl_slist *headers;
+  struct curl_slist *headers;   /* the request headers, whatever sends them */
+  struct curl_slist *resolve;
   CURL *idle[KP_IDLE_MAX];
   int nidle;
-  kp_transfer *active;          /* transfers inside the multi */
+  kp_transfer *active;          /* transfers under way */
   double recv_until;            /* kp_monotonic_ms() to stop receiving at, or < 0 */
   int npaused;                  /* active transfers paused by recv_until */
   kp_buf spare;                 /* a body buffer kept for the next transfer */
@@ -48,30 +56,14 @@ typedef struct kp_transport {
   long timeout_ms;              /* the configured per-transfer timeout */
 } kp_transport;
 
-enum { KP_IDLE, KP_RUNNING, KP_DONE, KP_CANCELLED };
-
-/* What a transfer ended with, apart from its body: plain values, so a
- * caller can copy them before running any Lua code. */
-typedef struct kp_result {
-  int state;
-  int too_large;                /* the body went over max_body */
-  int oom;                      /* the body could not be stored */
-  CURLcode rc;
-  long status;                  /* 0 when no response arrived */
-  double total_time;            /* seconds, from libcurl */
-  size_t bytes;                 /* body bytes received (decoded), kept after
-                                 * the body itself is freed */
-  char retry_after[40];         /* response headers worth keeping, as sent */
-  char request_id[100];
-  char errbuf[CURL_ERROR_SIZE];
-} kp_result;
-
 struct kp_transfer {
   kp_transport *tp;             /* set while running */
-  CURL *easy;                   /* set while running */
+  CURL *easy;                   /* set while running over libcurl */
   kp_buf body;
   size_t max_body;
+  double started_ms;            /* kp_monotonic_ms() at the start */
   kp_result res;                /* res.state: KP_IDLE ... KP_CANCELLED */
+  int too_large;                /* the body went over max_body */
   int paused;                   /* receiving stopped until the next poll */
   kp_transfer *prev, *next;
 };
@@ -98,19 +90,21 @@ KP_HIDDEN const char *kp_http_curl_version(void);
 
 /* tp must be zeroed.  On failure whatever was acquired is released by
  * kp_transport_close, which is safe to call any number of times and
- * cancels the transfers still running. */
+ * cancels the transfers still running (each becomes KP_CANCELLED). */
 KP_HIDDEN CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg);
 KP_HIDDEN void kp_transport_close(kp_transport *tp);
 
 /* Start t (zeroed) on url; timeout_ms < 0: the configured timeout,
  * otherwise this one (retries shorten it to fit a deadline).  The body
- * buffer comes from the transport's spare when it has one. */
+ * buffer comes from the transport's spare when it has one.  On an
+ * external transport t is only marked running: Lua code sends it. */
 KP_HIDDEN CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t,
                                      const char *url, long timeout_ms);
 
-/* Do the network work that is ready, waiting up to timeout_ms for some;
- * finished transfers become KP_DONE.  Returns the number still running,
- * or -1 if the multi handle failed. */
+/* An external transfer ends (t->res filled by its reporter): it leaves the
+ * transport's list, its body is terminated for the decoder. */
+KP_HIDDEN void kp_transfer_end(kp_transfer *t);
+
 /*
  * Network work of every transfer, waiting at most timeout_ms for some;
  * returns the transfers still running, or -1 when the multi handle fails.
@@ -128,25 +122,5 @@ KP_HIDDEN void kp_transfer_cancel(kp_transfer *t);
  * is modest and the transport open and without one; otherwise free it.
  * *b is empty afterwards either way. */
 KP_HIDDEN void kp_transport_recycle(kp_transport *tp, kp_buf *b);
-
-/* Whether r is a complete response (any status). */
-#define kp_result_complete(r) ((r)->state == KP_DONE && (r)->rc == CURLE_OK && !(r)->oom)
-
-/* The one 2xx test: a complete response whose body is the API's answer. */
-#define kp_result_success(r) \
-  (kp_result_complete(r) && (r)->status >= 200 && (r)->status <= 299)
-
-/* The one classification of transfer failures (r not complete):
- * "network", "timeout", "tls", "body_too_large" or "cancelled", and
- * whether another attempt may succeed. */
-KP_HIDDEN const char *kp_result_failure_kind(const kp_result *r);
-KP_HIDDEN int kp_result_failure_retryable(const kp_result *r);
-
-/* The most specific message libcurl gave. */
-KP_HIDDEN const char *kp_result_failure_message(const kp_result *r);
-
-/* Whether another attempt may fix a complete response with this status
- * (api_error: the body is the API's own error, which a retry won't change). */
-KP_HIDDEN int kp_status_retryable(long status, int api_error);
 
 #endif

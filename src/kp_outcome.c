@@ -126,9 +126,9 @@ void kp_outcome_push(lua_State *L, const kp_result *r, const kp_buf *body,
     failure(L, r, body, snippet);
     return;
   }
-  set_string(L, "kind", kp_result_failure_kind(r));
-  set_string(L, "message", kp_result_failure_message(r));
-  set_bool(L, -1, "retryable", kp_result_failure_retryable(r));
-  if (r->state != KP_CANCELLED)
-    set_integer(L, "curl_code", (lua_Integer)r->rc);
+  set_string(L, "kind", kp_result_kind(r));
+  set_string(L, "message", kp_result_message(r));
+  set_bool(L, -1, "retryable", kp_result_retryable(r));
+  if (r->curl_code != 0 && r->state != KP_CANCELLED)
+    set_integer(L, "curl_code", (lua_Integer)r->curl_code);
 }

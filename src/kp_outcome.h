@@ -7,7 +7,8 @@
 #define KP_OUTCOME_H
 
 #include "kp_compat.h"
-#include "kp_http.h"
+#include "kp_buf.h"
+#include "kp_result.h"
 #include "kp_json.h"
 
 /* The member of a 2xx body that holds the offers: it must be an array of
@@ -26,8 +27,8 @@
  *   status      HTTP status, when a response arrived
  *   value       the decoded body of a 2xx
  *   errors, warnings  the API's arrays from an error body
- *   message     libcurl's or the decoder's message, for those kinds
- *   curl_code   libcurl's code, for transport failures
+ *   message     the transport's or the decoder's message, for those kinds
+ *   curl_code   libcurl's code, for failures of the libcurl transport
  *   body        the first bytes of a body that did not decode or is not the
  *               API's error
  *   total_time, retry_after, request_id   what the response said

@@ -1,6 +1,9 @@
 /*
  * kp_request.c -- kpayment.Request in the core: one attempt, a single GET on
- * its client's transport, and its outcome (kp_outcome.c), built once.
+ * its client's transport, and its outcome (kp_outcome.c), built once.  The
+ * same object serves every transport: libcurl fills it itself, the others
+ * report into it (kp_report.c), so state, outcome, decoding in steps and
+ * cancellation are written once.
  *
  * Lua code can run inside any allocation (finalizers), and such code may
  * cancel this request, close its client or ask for the same outcome again.
@@ -11,23 +14,12 @@
  * and state is re-checked after each allocation.
  */
 #include <string.h>
-#include "kp_client.h"
 #include "kp_outcome.h"
+#include "kp_request.h"
 
-/* User value slots.  UV_SLICES: what a decode in steps has built so far
- * (kp_json_push_slices), while one is under way. */
-enum { UV_CLIENT = 1, UV_FIELDS, UV_OUTCOME, UV_SLICES, UV_SLOTS = UV_SLICES };
-
-typedef struct request {
-  kp_transfer t;
-  kp_json_slicer slicer;        /* a 2xx body's decode in steps */
-  int taken;                    /* UV_OUTCOME holds the outcome... */
-  int released;                 /* ...unless the caller let it go */
-  int decoding;                 /* the body is being decoded in place */
-} request;
 
 /* Forget a decode in steps (its partial tables go with the slot). */
-static void drop_slices(lua_State *L, request *r) {
+static void drop_slices(lua_State *L, kp_request *r) {
   kp_json_slicer_init(&r->slicer);
   kp_getuservalue(L, 1);
   lua_pushboolean(L, 0);
@@ -35,8 +27,12 @@ static void drop_slices(lua_State *L, request *r) {
   lua_pop(L, 1);
 }
 
-static request *to_request(lua_State *L) {
-  return (request *)luaL_checkudata(L, 1, KP_REQUEST);
+kp_request *kp_request_check(lua_State *L, int idx) {
+  return (kp_request *)luaL_checkudata(L, idx, KP_REQUEST);
+}
+
+static kp_request *to_request(lua_State *L) {
+  return kp_request_check(L, 1);
 }
 
 static const char *check_url(lua_State *L, int idx) {
@@ -53,16 +49,17 @@ int kp_request_start(lua_State *L) {
   kp_client *c = (kp_client *)luaL_checkudata(L, 1, KP_CLIENT);
   const char *url = check_url(L, 2);
   lua_Integer ms = luaL_optinteger(L, 4, -1);
-  request *r;
+  kp_request *r;
   CURLcode rc;
   int i;
   (void)kp_fields_check(L, 3);
   luaL_argcheck(L, ms >= -1 && ms <= (lua_Integer)KP_MAX_SECONDS * 1000, 4,
                 "timeout in ms expected");
   lua_settop(L, 3);
-  r = (request *)kp_newuserdata1(L, sizeof *r);
+  r = (kp_request *)kp_newuserdata1(L, sizeof *r);
   memset(r, 0, sizeof *r);
   kp_json_slicer_init(&r->slicer);
+  kp_h1_init(&r->h1, c->tp.max_body);
   luaL_setmetatable(L, KP_REQUEST);
   lua_createtable(L, UV_SLOTS, 0);
   lua_pushvalue(L, 1);
@@ -75,7 +72,7 @@ int kp_request_start(lua_State *L) {
     lua_rawseti(L, -2, i);
   }
   kp_setuservalue(L, -2);
-  if (c->tp.multi == NULL)      /* closed, maybe by a finalizer just now */
+  if (c->tp.closed)             /* maybe by a finalizer just now */
     return 0;
   if ((rc = kp_transfer_start(&c->tp, &r->t, url, (long)ms)) != CURLE_OK)
     return luaL_error(L, "cannot start a request: %s", curl_easy_strerror(rc));
@@ -116,7 +113,7 @@ static int request_stats(lua_State *L) {
  * outcome: 1 with it pushed, 0 when the budget ran out first.  The request
  * is at 1, its user value at 2, the trie at 3, the client at 4.
  */
-static int decode_success(lua_State *L, request *r, const kp_result *res,
+static int decode_success(lua_State *L, kp_request *r, const kp_result *res,
                           double budget_ms) {
   kp_json_opts opts;
   int rc;
@@ -152,7 +149,7 @@ static int decode_success(lua_State *L, request *r, const kp_result *res,
  * decode if it completed, and gets the cancelled outcome otherwise.
  */
 static int request_outcome(lua_State *L) {
-  request *r = to_request(L);
+  kp_request *r = to_request(L);
   double budget = luaL_optnumber(L, 2, -1);
   kp_result res;
   int outer, built;
@@ -213,7 +210,7 @@ static int request_outcome(lua_State *L) {
  * tables would too.
  */
 static int request_release(lua_State *L) {
-  request *r = to_request(L);
+  kp_request *r = to_request(L);
   if (r->taken && !r->decoding) {
     kp_getuservalue(L, 1);
     lua_pushboolean(L, 0);
@@ -227,9 +224,10 @@ static int request_release(lua_State *L) {
  * being decoded: the decoder recycles it when done).  A finished request
  * whose outcome was not built yet becomes cancelled. */
 static int request_cancel(lua_State *L) {
-  request *r = to_request(L);
+  kp_request *r = to_request(L);
   if (!r->decoding) {
     kp_transfer_cancel(&r->t);
+    kp_h1_free(&r->h1);
     if (kp_json_slicer_busy(&r->slicer))
       drop_slices(L, r);
   }
@@ -240,7 +238,9 @@ static int request_cancel(lua_State *L) {
 
 /* __gc: no decode can be running on an unreachable request. */
 static int request_gc(lua_State *L) {
-  kp_transfer_cancel(&to_request(L)->t);
+  kp_request *r = to_request(L);
+  kp_transfer_cancel(&r->t);
+  kp_h1_free(&r->h1);
   return 0;
 }
 
@@ -270,4 +270,8 @@ static const luaL_Reg request_meta[] = {
 
 void kp_request_register(lua_State *L) {
   kp_new_type(L, KP_REQUEST, request_meta, request_methods);
+  luaL_getmetatable(L, KP_REQUEST);
+  lua_getfield(L, -1, "__index");
+  luaL_setfuncs(L, kp_report_methods, 0);
+  lua_pop(L, 2);
 }

@@ -56,9 +56,25 @@ local function ended(req)
   return st == DELIVERED or st == CANCELLED
 end
 
+-- The calling context's part of a client: `live` (requests not yet ended,
+-- weak) and `watch` (requests with on_done not yet called back, in start
+-- order).  One per client, but inside nginx one per nginx request or timer
+-- (kpayment.nginx), so that a poll there sees its own requests only.
+local function scope(client)
+  local f = client._scoped
+  if f then return f(client._core) end
+  return client._one
+end
+
+--- Every scope of a client (for close).
+local function scopes(client)
+  if client._scoped then return require("kpayment.nginx").scopes(client._core) end
+  return { client._one }
+end
+
 -- Forget a request that the client no longer needs to track.
 local function untrack(req)
-  req._client._live[req] = nil
+  req._scope.live[req] = nil
 end
 
 -- The request's callback, once: marked before it runs, so a callback that
@@ -67,7 +83,7 @@ local function notify(req)
   if not req._on_done or req._notified then return end
   req._notified = true
   local client = req._client
-  local watch = client._watch
+  local watch = req._scope.watch
   for i = 1, #watch do
     if watch[i] == req then
       table_remove(watch, i)
@@ -187,16 +203,17 @@ end
 function M.new(client, url, fields, on_done)
   local now = monotonic()
   client._seq = client._seq + 1
-  local req = setmetatable({ _client = client, _url = url, _fields = fields,
+  local s = scope(client)
+  local req = setmetatable({ _client = client, _url = url, _fields = fields, _scope = s,
                              _attempts = 0, _started = now, _deadline_at = now + client._deadline,
                              _seq = client._seq, _state = RUNNING }, Request)
   -- Sent before the client tracks it: if sending raises (out of memory),
   -- the caller gets the error and no half-made request stays behind.
   launch(req)
   if not ended(req) then
-    client._live[req] = true
+    s.live[req] = true
     if on_done then
-      client._watch[#client._watch + 1] = req
+      s.watch[#s.watch + 1] = req
       -- only now: had the line above raised, no callback may be pending for
       -- a request its caller never got
       req._on_done = on_done
@@ -295,8 +312,8 @@ local function by_seq(a, b) return a._seq < b._seq end
 -- loop's head, which enters the same trace again, and inside `__gc` no
 -- side trace may be recorded to break the cycle.  A `while` loop's exit
 -- leaves the loop.  (spec/finalizer_spec.lua, spec/support/jit_close.lua)
-local function live_list(client)
-  local list, live = {}, client._live
+local function live_list(s)
+  local list, live = {}, s.live
   local req = next(live)
   while req ~= nil do
     list[#list + 1] = req
@@ -306,8 +323,9 @@ local function live_list(client)
   return list
 end
 
---- Wait for one request as a blocking call does: network work (returning
--- as soon as any transfer ends) or the sleep to its retry timer.
+--- Wait for one request as a blocking call does: for its attempt to end
+-- (over libcurl, network work that returns as soon as any transfer ends),
+-- or the sleep to its retry timer.
 -- @local
 function M.wait(req)
   local client = req._client
@@ -318,7 +336,9 @@ function M.wait(req)
     if st == WAITING then
       pause(client, math_max(req._retry_at - monotonic(), 0))
     else
-      client._core:poll(1000)
+      local c = client._core
+      local wait = c.wait
+      if wait then wait(c, req._core, 1000) else c:poll(1000) end
     end
   end
 end
@@ -328,30 +348,37 @@ end
 function M.poll(client, ms, budget_ms)
   if client._closed then return 0 end
   local deadline = monotonic() + ms / 1000
+  local c = client._core
+  local mark = c.mark and c:mark()
   -- Deliver only what had finished before this call's network work, so a
   -- poll(0) costs that work, one budget of decoding and the delivery of
   -- one response.
   local ready = {}
-  local live = live_list(client)
+  local s = scope(client)
+  local live = live_list(s)
+  local decoding = false
   for i = 1, #live do
     local req = live[i]
     step(req)
     if req._on_done and settled(req) then ready[#ready + 1] = req end
+    decoding = decoding or req._state == DECODING
   end
-  local watch = client._watch
+  local watch = s.watch
   for i = 1, #watch do   -- delivered by result() but not called back yet
     if ended(watch[i]) and not watch[i]._notified then ready[#ready + 1] = watch[i] end
   end
   -- The budget covers receiving (the core pauses a transfer that would go
   -- over it) and decoding, so a poll(0) stays near it whatever the size.
+  -- With work ready, the network is not waited for.
   local work_start = monotonic()
-  local running = client._core:poll(math_floor(ms), budget_ms)
-  if running == 0 and ms > 0 then
+  local wait_ms = (#ready > 0 or decoding) and 0 or math_floor(ms)
+  local running = c:poll(wait_ms, budget_ms, mark)
+  if running == 0 and wait_ms > 0 then
     -- nothing on the wire: a retry timer is the only thing worth waiting for
     local t = next_timer(live)
     if t then pause(client, math_min(t, math_max(deadline - monotonic(), 0))) end
   end
-  if ms > 0 then work_start = monotonic() end   -- waiting is not work
+  if wait_ms > 0 then work_start = monotonic() end   -- waiting is not work
   -- Decode, in start order, for what is left of the budget (at least one
   -- record).
   local stop_at, decoded = work_start + budget_ms / 1000, false
@@ -384,7 +411,8 @@ end
 -- @local
 function M.pending(client)
   if client._closed then return 0 end
-  local n, live = 0, client._live
+  local s = scope(client)
+  local n, live = 0, s.live
   local req = next(live)
   while req ~= nil do   -- not pairs: see live_list
     if not req._on_done and (req._state == RUNNING or req._state == WAITING or req._state == DECODING) then
@@ -392,7 +420,7 @@ function M.pending(client)
     end
     req = next(live, req)
   end
-  local watch = client._watch
+  local watch = s.watch
   for i = 1, #watch do
     if not watch[i]._notified then n = n + 1 end
   end
@@ -403,12 +431,15 @@ end
 -- pending `on_done` once, in start order.
 -- @local
 function M.close_all(client)
-  local live = live_list(client)
-  for i = 1, #live do live[i]:cancel() end
-  local watch = client._watch
-  local pending = {}
-  for i = 1, #watch do pending[i] = watch[i] end
-  for i = 1, #pending do notify(pending[i]) end
+  local all = scopes(client)
+  for k = 1, #all do
+    local live = live_list(all[k])
+    for i = 1, #live do live[i]:cancel() end
+    local watch = all[k].watch
+    local pending = {}
+    for i = 1, #watch do pending[i] = watch[i] end
+    for i = 1, #pending do notify(pending[i]) end
+  end
 end
 
 --- client:get_offers_many after its checks: urls and fields per entry.
@@ -416,6 +447,8 @@ end
 function M.many(client, urls, fields, concurrency, on_progress)
   local n = #urls
   local results, inflight, nextup, finished = {}, {}, 1, 0
+  local c0 = client._core
+  local mark = c0.mark and c0:mark()
   while finished < n and not client._closed do
     while #inflight < concurrency and nextup <= n and not client._closed do
       inflight[#inflight + 1] = M.new(client, urls[nextup], fields[nextup])
@@ -425,11 +458,12 @@ function M.many(client, urls, fields, concurrency, on_progress)
     -- Wait for the wire (returning as soon as anything happened), but no
     -- longer than the next retry timer; with nothing on the wire, sleep to it.
     local t = next_timer(inflight)
-    local running = client._core:poll(t and math_floor(math_min(t, 1) * 1000) or 1000)
+    local running = c0:poll(t and math_floor(math_min(t, 1) * 1000) or 1000, nil, mark)
     if running == 0 and t then
       t = next_timer(inflight)
       if t then pause(client, t) end
     end
+    mark = c0.mark and c0:mark()
     local k = 1
     while k <= #inflight and not client._closed do   -- a callback may close it
       local req = inflight[k]

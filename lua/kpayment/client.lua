@@ -37,13 +37,16 @@ function M.new(cfg)
   for k, v in pairs(cfg) do core_cfg[k] = v end
   -- enough of an error body that a secret cut at the kept length is whole
   core_cfg.snippet = math.min(core.LIMITS.snippet + longest, core.LIMITS.max_snippet)
+  local core_of = transport.select(core_cfg)
+  local in_nginx = transport.ngx() ~= nil
   return setmetatable({
     base_url = cfg.base_url,
     _defaults = { skin = cfg.skin, locale = cfg.locale },
-    _core = transport.select(core_cfg),   -- libcurl, nginx or the `transport` option
+    _core = core_of,   -- libcurl, nginx or the `transport` option
     _closed = false,
-    _live = setmetatable({}, { __mode = "k" }),   -- requests not yet ended
-    _watch = {},   -- requests with on_done not yet called back, in start order
+    -- the requests of kpayment.async: one scope, or one per nginx request
+    _one = { live = setmetatable({}, { __mode = "k" }), watch = {} },
+    _scoped = type(core_of) == "table" and core_of._scope or nil,
     _seq = 0,
     _retries = cfg.retries or 2,
     -- one bound for all attempts together; by default the timeout
@@ -53,7 +56,8 @@ function M.new(cfg)
     _insecure = cfg.insecure == true,
     _debug = cfg.debug == true,
     _personal = cfg.log_personal_data == true,
-    _logger = cfg.logger or log.stderr,
+    _logger = cfg.logger or (in_nginx and require("kpayment.nginx").logger or log.stderr),
+    _url_in_logs = not in_nginx,   -- inside nginx, log lines carry no customer id
     _on_request = cfg.on_request,     -- observability hooks (kpayment.log)
     _on_response = cfg.on_response,
     _secrets = secrets,

@@ -92,7 +92,10 @@ local function describe(client, offers)
 end
 
 --- Before each attempt: the insecure warning, and the request when debugging.
+-- Inside nginx a line shows the URL without its query (customer ids are
+-- personal data, and nginx's error log is read by many).
 function M.attempt(client, url, attempt)
+  if not client._url_in_logs then url = url:match("^[^?]*") end
   if client._insecure then
     M.line(client, "warn", "TLS verification is off (insecure = true): " .. url)
   end

@@ -1,0 +1,312 @@
+--- Inside an nginx worker (OpenResty, or Debian's nginx with
+-- libnginx-mod-http-lua): where attempts run and how their callers wait,
+-- so that the worker never blocks and every waiter wakes when its own work
+-- is done.
+--
+-- Scopes.  A client made once per worker is shared by many nginx
+-- requests (and timers).  Each request or timer sees its own part of it, a
+-- scope: the requests it started, the attempts it queued, the pollers it
+-- runs.  `client:poll` there steps, delivers and counts that scope's
+-- requests only, and the attempts of a scope run in light threads of that
+-- request, so they end with it when it ends early, and the client stays
+-- usable for the others.
+--
+-- Wake-ups.  A blocking call (`get_offers`) sends its attempt in its own
+-- coroutine: the cosocket (or subrequest) wakes exactly that coroutine.
+-- Attempts started with `start_offers` or by `get_offers_many` run in light
+-- threads spawned by `poll`; a poller waits on a semaphore of its own,
+-- posted by every attempt of its scope that ends (and, through `mark`,
+-- never misses one that ended while it was not waiting); a waiter for one
+-- attempt waits on that attempt's own semaphore.  No semaphore is shared
+-- between waiters, and none is drained.
+-- @module kpayment.nginx
+
+local transport = require("kpayment.transport")
+local core = require("kpayment.core")
+
+local setmetatable, pairs, error, pcall, tostring, type, next =
+  setmetatable, pairs, error, pcall, tostring, type, next
+local string_format = string.format
+local math_max, math_floor = math.max, math.floor
+local monotonic = core.monotonic
+
+local ngx = transport.ngx()
+local semaphore = require("ngx.semaphore")
+local spawn, sleep_ngx, get_phase = ngx.thread.spawn, ngx.sleep, ngx.get_phase
+
+local M = {}
+
+-- Phases where cosockets (and light threads, and ngx.sleep) work, and
+-- those that allow subrequests too.
+M.COSOCKET_PHASES = { rewrite = true, access = true, content = true, timer = true,
+                      ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
+                      server_rewrite = true }
+M.SUBREQUEST_PHASES = { rewrite = true, access = true, content = true }
+
+-- The directive behind each phase, for messages.
+local WHERE = {
+  init = "init_by_lua*", init_worker = "init_worker_by_lua*", exit_worker = "exit_worker_by_lua*",
+  set = "set_by_lua*", header_filter = "header_filter_by_lua*", body_filter = "body_filter_by_lua*",
+  log = "log_by_lua*", timer = "an ngx.timer callback", balancer = "balancer_by_lua*",
+  ssl_cert = "ssl_certificate_by_lua*", ssl_session_fetch = "ssl_session_fetch_by_lua*",
+  ssl_session_store = "ssl_session_store_by_lua*", ssl_client_hello = "ssl_client_hello_by_lua*",
+  server_rewrite = "server_rewrite_by_lua*",
+}
+
+--- Raises, naming the phase and the way out, where the transport `name`
+-- cannot run.
+function M.check_phase(name)
+  local phase = get_phase()
+  local phases = name == "subrequest" and M.SUBREQUEST_PHASES or M.COSOCKET_PHASES
+  if phases[phase] then return end
+  local way
+  if name == "subrequest" then
+    way = "call kpayment from rewrite_by_lua*, access_by_lua* or content_by_lua*, or use the " ..
+      "cosocket transport (the default), which works in ngx.timer callbacks too"
+  elseif phase == "init_worker" then
+    way = "start a timer there and call kpayment from it: ngx.timer.at(0, function() ... end)"
+  else
+    way = "call kpayment from rewrite_by_lua*, access_by_lua*, content_by_lua* or an " ..
+      "ngx.timer callback (ngx.timer.at(0, function() ... end))"
+  end
+  error(string_format("kpayment: nginx allows no %s in %s (phase '%s'), so the %s transport " ..
+    "cannot run here; %s", name == "subrequest" and "subrequests" or "cosockets",
+    WHERE[phase] or "this context", tostring(phase), name, way), 0)
+end
+
+-- Log levels by kpayment's names.
+local LEVELS = { debug = ngx.DEBUG, info = ngx.INFO, warn = ngx.WARN, error = ngx.ERR }
+
+--- The default logger inside nginx: nginx's error log, at the matching
+-- level.
+function M.logger(level, message)
+  ngx.log(LEVELS[level] or ngx.ERR, "kpayment: ", message)
+end
+
+--- Seconds to wait without blocking the worker (a millisecond at least:
+-- nginx's timers count whole ones).
+function M.sleep(seconds)
+  sleep_ngx(math_max(seconds, 0.001))
+end
+
+-- Scopes (see the module's header), kept in the nginx request's ngx.ctx
+-- under a key of our own, per core; and per coroutine where a phase has
+-- no ngx.ctx.
+local SCOPES = {}
+local by_coroutine = setmetatable({}, { __mode = "k" })
+
+local function get_ctx()
+  return ngx.ctx
+end
+
+--- The calling request's (or timer's) scope of core `c`: `live` and
+-- `watch` (kpayment.async's requests), `queue` (attempts not yet sent),
+-- `running` (attempts in light threads), `ends` (how many ended),
+-- `waiters` (pollers' semaphores).
+function M.scope(c)
+  local ok, ctx = pcall(get_ctx)
+  local map
+  if ok and type(ctx) == "table" then
+    map = ctx[SCOPES]
+    if map == nil then
+      map = setmetatable({}, { __mode = "k" })
+      ctx[SCOPES] = map
+    end
+  else
+    local co = coroutine.running()
+    map = by_coroutine[co]
+    if map == nil then
+      map = setmetatable({}, { __mode = "k" })
+      by_coroutine[co] = map
+    end
+  end
+  local s = map[c]
+  if s == nil then
+    s = { live = setmetatable({}, { __mode = "k" }), watch = {}, queue = {}, head = 1,
+          running = 0, ends = 0, waiters = setmetatable({}, { __mode = "k" }) }
+    map[c] = s
+    c._scopes[s] = true
+  end
+  return s
+end
+
+--- Every scope of core `c` still alive (for close).
+function M.scopes(c)
+  local list = {}
+  local s = next(c._scopes)
+  while s ~= nil do   -- not pairs: may run inside a finalizer (kpayment.async)
+    list[#list + 1] = s
+    s = next(c._scopes, s)
+  end
+  return list
+end
+
+-- Wake every poller of scope s (each has its own semaphore).
+local function wake(s)
+  for sema in pairs(s.waiters) do sema:post(1) end
+end
+
+-- Wake whoever waits for attempt a itself.
+local function wake_attempt(c, a)
+  local sema = c._waits[a]
+  if sema then
+    c._waits[a] = nil
+    local n = -sema:count()
+    sema:post(n > 0 and n or 1)
+  end
+end
+
+-- Send one attempt; a raise (a fault of ours, or memory) ends the attempt
+-- as cancelled and is kept for the next poll or wait of its scope to
+-- raise, so no waiter is left hanging.
+local function send(c, s, a, url, ms)
+  local ok, why = pcall(c._send, c, a, url, ms)
+  if not ok then
+    a:cancel()
+    if s.raised == nil then s.raised = why end
+  end
+end
+
+local function thread_main(c, s, item)
+  local a = item[1]
+  send(c, s, a, item[2], item[3])
+  c._where[a] = nil
+  s.running = s.running - 1
+  s.ends = s.ends + 1
+  wake(s)
+  wake_attempt(c, a)
+end
+
+local function raise_kept(s)
+  local why = s.raised
+  if why ~= nil then
+    s.raised = nil
+    error(why, 0)
+  end
+end
+
+-- The runner of an nginx core (see kpayment.transport).
+local runner = { sleep = M.sleep }
+
+function runner.start(c, a, url, ms)
+  M.check_phase(c._kind)
+  local s = M.scope(c)
+  local item = { a, url, ms, s }
+  local q = s.queue
+  q[#q + 1] = item
+  c._where[a] = item
+end
+
+-- Spawn a light thread for each attempt queued in scope s.
+local function spawn_queued(c, s)
+  local q = s.queue
+  while q[s.head] ~= nil do
+    local item = q[s.head]
+    q[s.head] = nil
+    s.head = s.head + 1
+    -- false: sent by a waiter meanwhile (runner.wait)
+    if item and not item[1]:done() then
+      s.running = s.running + 1
+      item.thread = true
+      local ms = item[3]
+      item.until_at = ms >= 0 and monotonic() + ms / 1000 + 1 or nil
+      local th, err = spawn(thread_main, c, s, item)
+      if not th then
+        s.running = s.running - 1
+        item[1]:cancel()
+        error("kpayment: cannot start a light thread: " .. tostring(err), 0)
+      end
+    elseif item then
+      c._where[item[1]] = nil
+    end
+  end
+  s.queue, s.head = {}, 1
+end
+
+function runner.mark(c)
+  return M.scope(c).ends
+end
+
+function runner.poll(c, ms, mark)
+  local s = M.scope(c)
+  raise_kept(s)
+  spawn_queued(c, s)
+  if s.running == 0 or (mark ~= nil and s.ends ~= mark) then
+    raise_kept(s)
+    return s.running
+  end
+  if ms <= 0 then
+    -- a loop of poll(0) must let the light threads run
+    sleep_ngx(0)
+  else
+    local sema = semaphore.new(0)
+    s.waiters[sema] = true
+    sema:wait(ms / 1000)
+    s.waiters[sema] = nil
+  end
+  raise_kept(s)
+  return s.running
+end
+
+function runner.wait(c, a, ms)
+  local item = c._where[a]
+  if item == nil then return end
+  local s = item[4]
+  if not item.thread then
+    -- not sent yet: send it here, in the caller's own coroutine
+    item.thread = true
+    c._where[a] = nil
+    local q = s.queue
+    for i = s.head, #q do
+      if q[i] == item then
+        q[i] = false   -- skipped when the queue is spawned
+        break
+      end
+    end
+    send(c, s, a, item[2], item[3])
+    raise_kept(s)
+    return
+  end
+  -- under way in a light thread: wait for that attempt alone
+  local sema = c._waits[a]
+  if sema == nil then
+    sema = semaphore.new(0)
+    c._waits[a] = sema
+  end
+  sema:wait(ms / 1000)
+  raise_kept(s)
+  -- the nginx request that ran it may have ended, and its thread with it
+  if not a:done() and item.until_at and monotonic() > item.until_at then
+    a:fail("network", "the nginx request that sent this attempt ended before it")
+  end
+end
+
+function runner.close(c)
+  local list = M.scopes(c)
+  for i = 1, #list do wake(list[i]) end
+end
+
+--- A core for the transport `name` ("cosocket" or "subrequest") over
+-- resolved options `cfg`.
+function M.core(cfg, name)
+  if name ~= "cosocket" and name ~= "subrequest" then
+    error("kpayment: bad option 'transport' (\"curl\", \"cosocket\" or \"subrequest\" expected)", 0)
+  end
+  local module = require("kpayment." .. name)
+  local c = transport.new(cfg, module.send, name, runner, "nginx/" .. M.nginx_version())
+  c._kind = name
+  c._scopes = setmetatable({}, { __mode = "k" })
+  c._where = setmetatable({}, { __mode = "k" })   -- attempt -> its queue item
+  c._waits = setmetatable({}, { __mode = "k" })   -- attempt -> its waiter's semaphore
+  c._scope = M.scope
+  module.setup(c, cfg)
+  return c
+end
+
+--- nginx's version as "1.22.1".
+function M.nginx_version()
+  local v = ngx.config and ngx.config.nginx_version or 0
+  return string_format("%d.%d.%d", math_floor(v / 1000000), math_floor(v / 1000) % 1000, v % 1000)
+end
+
+return M
