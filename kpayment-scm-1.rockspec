@@ -25,6 +25,7 @@ test_dependencies = {
 external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
 }
+copy_directories = { "nginx" }   -- nginx/http.conf, nginx/server.conf (docs/openresty.md)
 build = {
   type = "builtin",
   modules = {
@@ -49,7 +50,9 @@ build = {
     ["kpayment.errors"] = "lua/kpayment/errors.lua",
     ["kpayment.offer"] = "lua/kpayment/offer.lua",
     ["kpayment.transport"] = "lua/kpayment/transport.lua",
-    ["kpayment.transport_ngx"] = "lua/kpayment/transport_ngx.lua",
+    ["kpayment.nginx"] = "lua/kpayment/nginx.lua",
+    ["kpayment.cosocket"] = "lua/kpayment/cosocket.lua",
+    ["kpayment.subrequest"] = "lua/kpayment/subrequest.lua",
     ["kpayment.cli"] = "lua/kpayment/cli.lua",
     ["kpayment.cli_offers"] = "lua/kpayment/cli_offers.lua",
     ["kpayment.cli_doctor"] = "lua/kpayment/cli_doctor.lua",

@@ -154,10 +154,13 @@ static int new_client(lua_State *L, int external) {
   lua_settop(L, 2);
   luaL_checkstack(L, 24, NULL);
   memset(&cfg, 0, sizeof cfg);
-  cfg.timeout_ms = opt_ms(L, "timeout", 30000);
-  cfg.connect_timeout_ms = opt_ms(L, "connect_timeout", 10000);
-  cfg.max_body = (size_t)opt_number(L, "max_body", 64.0 * 1024 * 1024, 1,
+  cfg.timeout_ms = opt_ms(L, "timeout", KP_DEFAULT_TIMEOUT * 1000);
+  cfg.connect_timeout_ms = opt_ms(L, "connect_timeout", KP_DEFAULT_CONNECT_TIMEOUT * 1000);
+  cfg.max_body = (size_t)opt_number(L, "max_body", KP_DEFAULT_MAX_BODY, 1,
                                     (lua_Number)max_body_limit());
+  cfg.pool_size = (long)opt_number(L, "pool_size", KP_DEFAULT_POOL_SIZE, 1, KP_MAX_POOL_SIZE);
+  cfg.pool_idle_s = (long)opt_number(L, "pool_idle_timeout", KP_DEFAULT_POOL_IDLE, 0,
+                                     KP_MAX_SECONDS);
   cfg.snippet = (size_t)opt_number(L, "snippet", KP_SNIPPET, 0, KP_MAX_SNIPPET);
   cfg.ca_file = opt_string(L, "ca_file");
   cfg.proxy = opt_string(L, "proxy");

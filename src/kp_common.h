@@ -29,6 +29,15 @@
 #define KP_SNIPPET 512
 #define KP_MAX_SNIPPET 65536
 
+/* The defaults of the options that C applies (exported as core.DEFAULTS,
+ * which the Lua side and the docs read). */
+#define KP_DEFAULT_TIMEOUT 30             /* seconds per attempt */
+#define KP_DEFAULT_CONNECT_TIMEOUT 10     /* seconds */
+#define KP_DEFAULT_MAX_BODY 67108864.0    /* 64 MiB */
+#define KP_DEFAULT_POOL_SIZE 32           /* idle connections kept */
+#define KP_DEFAULT_POOL_IDLE 60           /* seconds an idle one is kept */
+#define KP_MAX_POOL_SIZE 10000
+
 #include <time.h>
 
 /* Milliseconds from an arbitrary start, never going back: the clock of

@@ -278,6 +278,21 @@ static void push_limits(lua_State *L) {
   lua_setfield(L, -2, "max_snippet");
 }
 
+/* The defaults of the options C applies, for the Lua side and the docs. */
+static void push_defaults(lua_State *L) {
+  lua_createtable(L, 0, 5);
+  lua_pushinteger(L, KP_DEFAULT_TIMEOUT);
+  lua_setfield(L, -2, "timeout");
+  lua_pushinteger(L, KP_DEFAULT_CONNECT_TIMEOUT);
+  lua_setfield(L, -2, "connect_timeout");
+  lua_pushinteger(L, (lua_Integer)KP_DEFAULT_MAX_BODY);
+  lua_setfield(L, -2, "max_body");
+  lua_pushinteger(L, KP_DEFAULT_POOL_SIZE);
+  lua_setfield(L, -2, "pool_size");
+  lua_pushinteger(L, KP_DEFAULT_POOL_IDLE);
+  lua_setfield(L, -2, "pool_idle_timeout");
+}
+
 static const luaL_Reg core_funcs[] = {
   {"sleep", core_sleep},
   {"decode", core_decode},
@@ -305,6 +320,8 @@ KP_EXPORT int luaopen_kpayment_core(lua_State *L) {
   kp_client_register(L);
   push_limits(L);
   lua_setfield(L, -2, "LIMITS");
+  push_defaults(L);
+  lua_setfield(L, -2, "DEFAULTS");
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
   lua_pushliteral(L, KP_VERSION);

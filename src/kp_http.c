@@ -157,6 +157,8 @@ static CURLcode configure(kp_transport *tp, CURL *e, const kp_http_config *cfg) 
   SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
   SET(CURLOPT_TCP_KEEPALIVE, 1L);
+  /* pool_idle_timeout: at least a second (libcurl counts whole ones) */
+  SET(CURLOPT_MAXAGE_CONN, cfg->pool_idle_s > 0 ? cfg->pool_idle_s : 1L);
   SET(CURLOPT_TIMEOUT_MS, cfg->timeout_ms);
   SET(CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
   /* Refuse early when Content-Length already says too much. */
@@ -197,7 +199,8 @@ CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg) {
    * need the share object.  One client is used from one thread at a time,
    * so no lock callbacks. */
   if (curl_share_setopt(tp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
-      CURLSHE_OK)
+      CURLSHE_OK ||
+      curl_multi_setopt(tp->multi, CURLMOPT_MAXCONNECTS, cfg->pool_size) != CURLM_OK)
     return CURLE_FAILED_INIT;
   return configure(tp, tp->proto, cfg);
 }

@@ -18,6 +18,8 @@ typedef struct kp_http_config {
   struct curl_slist *resolve;   /* "host:port:address" entries; taken over */
   long timeout_ms;              /* whole transfer; 0: none */
   long connect_timeout_ms;
+  long pool_size;               /* idle connections kept */
+  long pool_idle_s;             /* seconds an idle connection is kept */
   size_t max_body;              /* bytes after decompression */
   size_t snippet;               /* bytes of an error body kept (kp_outcome) */
   int insecure;                 /* skip TLS verification (explicit only) */

@@ -119,21 +119,25 @@ static int request_response(lua_State *L) {
 }
 
 /*
- * request:fail(kind, message [, retryable]) -> true: the attempt got no
- * usable response.  kind: "network", "timeout", "tls" or
+ * request:fail(kind, message [, retryable [, status]]) -> true: the attempt
+ * got no usable response.  kind: "network", "timeout", "tls" or
  * "body_too_large"; retryable defaults to the kind's (network and
- * timeout: true).  nil when the attempt no longer runs.
+ * timeout: true); status: of a response refused for its size.  nil when
+ * the attempt no longer runs.
  */
 static int request_fail(lua_State *L) {
   kp_request *r = running(L);
   const char *name = luaL_checkstring(L, 2);
   const char *message = luaL_checkstring(L, 3);
   int kind = kp_kind_named(name);
+  lua_Integer status = luaL_optinteger(L, 5, 0);
   int retryable;
   luaL_argcheck(L, kind > 0, 2, "failure kind expected");
+  luaL_argcheck(L, status == 0 || (status >= 100 && status <= 999), 5, "HTTP status expected");
   retryable = lua_isnoneornil(L, 4) ? kp_kind_retryable(kind) : lua_toboolean(L, 4);
   if (r == NULL)
     return 0;
+  r->t.res.status = (long)status;
   end_failed(r, kind, retryable, message);
   lua_pushboolean(L, 1);
   return 1;

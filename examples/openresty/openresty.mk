@@ -22,6 +22,8 @@ demo-openresty: openresty-build
 	@LUA=lua5.4 examples/with-mock.sh sh examples/openresty/demo.sh \
 	  4f1c2a7e-demo-customer 9b3d5e11-demo-dealer
 
+# NGINX_SPECS: the files to run (default: every spec/nginx/*_nginx.lua).
+NGINX_SPECS ?= spec/nginx
 test-openresty: openresty-build
 	lua5.4 $(BUSTED) --lpath='$(OPENRESTY_LPATH)' --cpath='build/5.4/?.so' \
-	  -o spec/support/summary.lua --pattern=openresty_nginx spec/openresty_nginx.lua
+	  -o spec/support/summary.lua --pattern=_nginx $(NGINX_SPECS)

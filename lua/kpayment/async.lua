@@ -371,8 +371,10 @@ function M.poll(client, ms, budget_ms)
   -- over it) and decoding, so a poll(0) stays near it whatever the size.
   -- With work ready, the network is not waited for.
   local work_start = monotonic()
-  local wait_ms = (#ready > 0 or decoding) and 0 or math_floor(ms)
-  local running = c:poll(wait_ms, budget_ms, mark)
+  local has_work = #ready > 0 or decoding
+  local wait_ms = has_work and 0 or math_floor(ms)
+  -- with work ready, no mark: nothing to wait for, nor to yield for
+  local running = c:poll(wait_ms, budget_ms, not has_work and mark or nil)
   if running == 0 and wait_ms > 0 then
     -- nothing on the wire: a retry timer is the only thing worth waiting for
     local t = next_timer(live)

@@ -7,7 +7,7 @@ local core = require("kpayment.core")
 local request = require("kpayment.request")
 local errors = require("kpayment.errors")
 
-local pairs, ipairs, type, tostring, error = pairs, ipairs, type, tostring, error
+local pairs, ipairs, type, tostring, tonumber, error = pairs, ipairs, type, tostring, tonumber, error
 local os_getenv = os.getenv
 local math_floor, math_huge = math.floor, math.huge
 -- math.type before 5.3: an integral, finite number counts as an integer.
@@ -90,14 +90,28 @@ M.math_type = math_type
 -- @tfield function logger `function(level, message)` receiving every log
 -- line (levels `"debug"`, `"warn"`, `"error"`), scrubbed of secrets; one
 -- that raises changes no call's outcome.  Default: one line on stderr
--- @tfield function transport `function(req)` sending each attempt with an
--- HTTP client of yours: `req` has `method`, `url`, `headers`, `timeout`
--- (seconds, or nil) and `max_body`; it returns `status, body, headers`
--- for a complete response, or `nil, kind, message` (kind `"network"`,
--- `"timeout"` or `"tls"`) when none arrived.  Default: libcurl (inside
--- nginx, nginx's subrequests)
--- @tfield string ngx_location inside nginx, the internal location that
--- proxies to the API.  Default: `"/_kpayment"`
+-- @tfield string|function transport what sends each attempt: `"curl"`
+-- (libcurl), `"cosocket"` (inside nginx: `ngx.socket.tcp`, kept-alive
+-- connections, in the nginx request or timer that waits), `"subrequest"`
+-- (inside nginx: `ngx.location.capture` to the location of kpayment's
+-- nginx/server.conf, for nginx's upstream features: proxies, balancing), or
+-- a `function(req)` sending each attempt with an HTTP client of yours:
+-- `req` has `method`, `url`, `headers`, `timeout` (seconds, or nil) and
+-- `max_body`; it returns `status, body, headers` for a complete response,
+-- or `nil, kind, message` (kind `"network"`, `"timeout"` or `"tls"`) when
+-- none arrived.  Default: `"cosocket"` inside nginx, `"curl"` elsewhere
+-- @tfield {string,...} resolve addresses to use for host names, as
+-- curl's `--resolve`: `{ "api.example.com:443:10.0.0.7" }` connects to
+-- 10.0.0.7 for `api.example.com` port 443 while sending and verifying the
+-- name (an IPv6 address in brackets).  Default: none (libcurl resolves
+-- names itself; inside nginx, nginx's `resolver` directive does)
+-- @tfield integer pool_size idle connections kept for reuse (libcurl:
+-- per client; cosockets: per nginx worker and API address), 1 to 10000.
+-- Default: 32
+-- @tfield number pool_idle_timeout seconds an idle connection is kept
+-- (above 0, up to 86400).  Default: 60
+-- @tfield string ngx_location with the subrequest transport, the internal
+-- location that proxies to the API.  Default: `"/_kpayment"`
 -- @tfield number decode_budget milliseconds of decoding one `client:poll`
 -- does at most (at least one record): a large response is decoded over
 -- several polls, between two of its records.  `0`: one record per poll;
@@ -121,9 +135,13 @@ local OPTIONS = {
   max_body = "number", ca_file = "string", proxy = "string", user_agent = "string",
   retries = "number", deadline = "number", insecure = "boolean", follow_redirects = "boolean",
   debug = "boolean", log_personal_data = "boolean", logger = "function",
-  transport = "function", ngx_location = "string", decode_budget = "number",
-  on_request = "function", on_response = "function",
+  transport = { ["function"] = true, string = true }, ngx_location = "string",
+  decode_budget = "number", on_request = "function", on_response = "function",
+  resolve = "table", pool_size = "number", pool_idle_timeout = "number",
 }
+
+-- The transports a name may choose.
+M.TRANSPORTS = { curl = true, cosocket = true, subrequest = true }
 
 local ENV = {
   base_url = "KPAYMENT_BASE_URL", skin = "KPAYMENT_SKIN", locale = "KPAYMENT_LOCALE",
@@ -176,7 +194,13 @@ function M.resolve(opts, level)
   for k, v in pairs(opts) do
     local want = OPTIONS[k]
     if want == nil then bad(level, "unknown option '%s'", tostring(k)) end
-    if type(v) ~= want then bad(level, "bad option '%s' (%s expected, got %s)", k, want, type(v)) end
+    if type(want) == "table" then
+      if not want[type(v)] then
+        bad(level, "bad option '%s' (function or transport name expected, got %s)", k, type(v))
+      end
+    elseif type(v) ~= want then
+      bad(level, "bad option '%s' (%s expected, got %s)", k, want, type(v))
+    end
     cfg[k] = v
   end
   from_env(cfg, ENV)
@@ -226,7 +250,54 @@ function M.resolve(opts, level)
   if cfg.retries ~= nil and (math_type(cfg.retries) ~= "integer" or cfg.retries < 0 or cfg.retries > 100) then
     bad(level, "bad option 'retries' (an integer from 0 to 100 expected)")
   end
+  if type(cfg.transport) == "string" and not M.TRANSPORTS[cfg.transport] then
+    bad(level, "bad option 'transport' (a function, \"curl\", \"cosocket\" or \"subrequest\" expected)")
+  end
+  if cfg.pool_size ~= nil and (math_type(cfg.pool_size) ~= "integer" or cfg.pool_size < 1
+                               or cfg.pool_size > 10000) then
+    bad(level, "bad option 'pool_size' (an integer from 1 to 10000 expected)")
+  end
+  local idle = cfg.pool_idle_timeout
+  if idle ~= nil and not (idle > 0 and idle <= LIMITS.seconds) then
+    bad(level, "bad option 'pool_idle_timeout' (seconds above 0, up to %d expected)", LIMITS.seconds)
+  end
+  if cfg.resolve ~= nil then
+    local why = M.check_resolve(cfg.resolve)
+    if why then bad(level, "bad option 'resolve' (%s)", why) end
+  end
   return cfg
+end
+
+-- An IPv4 address, or an IPv6 one in brackets.
+local function ip_literal(a)
+  local o = { a:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
+  if #o == 4 then
+    for i = 1, 4 do if tonumber(o[i]) > 255 then return false end end
+    return true
+  end
+  return a:find("^%[[%x:.]+%]$") ~= nil and a:find(":", 1, true) ~= nil
+end
+
+--- Why a `resolve` list is not one, or nil: each entry
+-- "host:port:address", port 1 to 65535, address an IP literal.
+-- @local
+function M.check_resolve(list)
+  local n = #list
+  for k in pairs(list) do
+    if math_type(k) ~= "integer" or k < 1 or k > n then return "a list expected" end
+  end
+  for i = 1, n do
+    local e = list[i]
+    if type(e) ~= "string" then return "entry " .. i .. ": a string expected" end
+    local host, port, addr = e:match("^([^:%[%]%s/@]+):(%d+):(%S+)$")
+    if not host then return "entry " .. i .. ": \"host:port:address\" expected" end
+    local p = tonumber(port)
+    if p < 1 or p > 65535 then return "entry " .. i .. ": port from 1 to 65535 expected" end
+    if not ip_literal(addr) then
+      return "entry " .. i .. ": an IP address expected after the port (IPv6 in brackets)"
+    end
+  end
+  return nil
 end
 
 local function percent_decode(s)

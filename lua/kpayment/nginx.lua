@@ -227,23 +227,22 @@ function runner.mark(c)
   return M.scope(c).ends
 end
 
+-- poll(ms, mark): with a mark, the caller has nothing to do until an
+-- attempt ends, so poll(0) yields a millisecond too (a loop of poll(0)
+-- calls must let the light threads run); without one, poll(0) only starts
+-- the queued attempts.
 function runner.poll(c, ms, mark)
   local s = M.scope(c)
   raise_kept(s)
   spawn_queued(c, s)
-  if s.running == 0 or (mark ~= nil and s.ends ~= mark) then
+  if s.running == 0 or mark == nil and ms <= 0 or (mark ~= nil and s.ends ~= mark) then
     raise_kept(s)
     return s.running
   end
-  if ms <= 0 then
-    -- a loop of poll(0) must let the light threads run
-    sleep_ngx(0)
-  else
-    local sema = semaphore.new(0)
-    s.waiters[sema] = true
-    sema:wait(ms / 1000)
-    s.waiters[sema] = nil
-  end
+  local sema = semaphore.new(0)
+  s.waiters[sema] = true
+  sema:wait(math_max(ms, 1) / 1000)
+  s.waiters[sema] = nil
   raise_kept(s)
   return s.running
 end

@@ -204,7 +204,7 @@ end
 function M.select(cfg)
   if type(cfg.transport) == "function" then
     local c = M.new(cfg, send_function, "function")
-    c._fn, c._max_body = cfg.transport, cfg.max_body or 64 * 1024 * 1024
+    c._fn, c._max_body = cfg.transport, cfg.max_body or core.DEFAULTS.max_body
     return c
   end
   local name = M.default(cfg)

@@ -1,0 +1,167 @@
+--- The subrequest transport (`transport = "subrequest"`), for users who
+-- want nginx's upstream features (proxies, upstream blocks, balancing):
+-- each attempt is an `ngx.location.capture` to the internal location of
+-- kpayment's nginx/server.conf, which proxies to `upstream kpayment_api`.
+--
+-- That location's header filter (`M.header_filter`) keeps what nginx knows
+-- of the attempt in the capture's ngx.ctx: whether a response header came
+-- from the API at all, which tells nginx's own failure to reach it (a
+-- refused connection, a failed TLS handshake, a timeout) from the API's
+-- own 502 or 504 page.  Its body filter (`M.body_filter`) keeps at most
+-- max_body bytes of a body in memory.
+-- @module kpayment.subrequest
+
+local core = require("kpayment.core")
+
+local error, tostring, tonumber, pcall, pairs = error, tostring, tonumber, pcall, pairs
+local string_format = string.format
+local monotonic = core.monotonic
+
+local ngx = require("kpayment.transport").ngx()
+
+local M = {}
+
+M.DEFAULT_LOCATION = "/_kpayment"
+
+-- Options nginx's configuration decides for a subrequest, and where.
+local INSTEAD = {
+  ca_file = "set proxy_ssl_trusted_certificate (nginx/http.conf sets Debian's bundle)",
+  insecure = "the location verifies TLS (proxy_ssl_verify on in nginx/server.conf)",
+  proxy = "nginx connects to the API itself: point `upstream kpayment_api` at your proxy's way out",
+  connect_timeout = "nginx/server.conf sets proxy_connect_timeout",
+  follow_redirects = "a subrequest returns a redirect as it is",
+  resolve = "`upstream kpayment_api` says which address to connect to",
+  pool_size = "give `upstream kpayment_api` a `keepalive` size",
+  pool_idle_timeout = "give `upstream kpayment_api` a `keepalive_timeout`",
+}
+
+--- Checks the options for this transport and keeps what attempts need.
+function M.setup(c, cfg)
+  for k, why in pairs(INSTEAD) do
+    if cfg[k] ~= nil then
+      error(string_format("kpayment: option '%s' has no effect with the subrequest transport: %s",
+        k, why), 0)
+    end
+  end
+  c._location = cfg.ngx_location or M.DEFAULT_LOCATION
+  c._max_body = cfg.max_body or core.DEFAULTS.max_body
+end
+
+--- The location's header filter (nginx/server.conf).
+function M.header_filter()
+  local ctx = ngx.ctx
+  if not ctx.kpayment then return end
+  local var = ngx.var
+  ctx.upstream_status = var.upstream_status
+  ctx.header_time = var.upstream_header_time
+  ctx.upstream_bytes = var.upstream_bytes_received
+end
+
+--- The location's body filter: at most max_body bytes reach the capture;
+-- the rest is dropped, and the attempt ends as body_too_large.
+function M.body_filter()
+  local ctx = ngx.ctx
+  local limit = ctx.kpayment
+  if not limit then return end
+  local chunk = ngx.arg[1]
+  local n = (ctx.bytes or 0) + #chunk
+  ctx.bytes = n
+  if n > limit then
+    ctx.too_large = true
+    ngx.arg[1] = ""
+  end
+end
+
+-- The last entry of a list of upstream values ("a, b : c").
+local function last(v)
+  return v and v:match("([^,%s]+)%s*$") or "-"
+end
+
+local INCLUDE = "include kpayment's nginx/server.conf in this server block (see docs/openresty.md)"
+
+-- How nginx's own failure to reach the API (no response header came from
+-- it) is reported: kind, message, retryable.
+local function failure(seen, scheme)
+  if last(seen.upstream_status) == "504" then
+    return "timeout", "nginx timed out waiting for the API"
+  end
+  if scheme == "https" and (tonumber(last(seen.upstream_bytes)) or 0) > 0 then
+    -- bytes came, but no response: the TLS handshake failed
+    return "tls", "nginx's TLS handshake with the API failed (its error log says why: a certificate " ..
+      "that proxy_ssl_trusted_certificate does not verify, or a chain deeper than " ..
+      "proxy_ssl_verify_depth)", false
+  end
+  return "network", "nginx could not reach the API (refused, unreachable, or not resolved: its " ..
+    "error log says which)"
+end
+
+-- One capture; what it returned, or raised.
+local function capture(c, url, seen)
+  local scheme, authority, rest = url:match("^(https?)://([^/?#]+)(.*)$")
+  local path, query = rest:match("^([^?]*)%??(.*)$")
+  if path == "" then path = "/" end
+  local h = c._headers
+  local sni = authority:gsub(":%d+$", ""):gsub("^%[(.*)%]$", "%1")
+  local ok, res = pcall(ngx.location.capture, c._location .. (query ~= "" and "?" .. query or ""), {
+    ctx = seen,
+    vars = {
+      kpayment_scheme = scheme, kpayment_host = authority, kpayment_sni = sni,
+      kpayment_path = path, kpayment_auth = h.Authorization or "",
+      kpayment_accept = h.Accept, kpayment_agent = h["User-Agent"],
+    },
+  })
+  return ok, res, scheme
+end
+
+-- Report what a capture gave into attempt a.
+local function report(c, a, ok, res, scheme, seen)
+  if not ok then
+    if tostring(res):find("not found for writing", 1, true) then
+      return a:fail("network", "kpayment: the subrequest transport's $kpayment_* variables are " ..
+        "not declared: " .. INCLUDE, false)
+    end
+    error(res, 0)
+  end
+  if seen.upstream_status == nil then
+    return a:fail("network", "kpayment: no location of kpayment's answered " .. c._location ..
+      " (nginx said " .. tostring(res.status) .. "): " .. INCLUDE, false)
+  end
+  if last(seen.header_time) == "-" then
+    return a:fail(failure(seen, scheme))
+  end
+  if seen.too_large then
+    return a:fail("body_too_large", "response body larger than max_body", false, res.status)
+  end
+  if res.truncated then
+    return a:fail("network", "the API's response was cut short")
+  end
+  a:response(res.status, res.body or "", res.header)
+end
+
+--- Send one attempt (kpayment.transport's `send`): the capture runs in a
+-- light thread of its own when the attempt has a timeout, so the caller
+-- stops waiting when it runs out (nginx cannot abort a subrequest: the
+-- thread finishes later, and its answer is dropped).
+function M.send(c, a, url, timeout_ms)
+  local seen = { kpayment = c._max_body }
+  if timeout_ms < 0 then
+    local ok, res, scheme = capture(c, url, seen)
+    return report(c, a, ok, res, scheme, seen)
+  end
+  local sema = require("ngx.semaphore").new(0)
+  local got
+  local thread = ngx.thread.spawn(function()
+    got = { capture(c, url, seen) }
+    sema:post(1)
+  end)
+  local start = monotonic()
+  sema:wait(timeout_ms / 1000)
+  if got == nil then
+    local ms = (monotonic() - start) * 1000
+    a:fail("timeout", string_format("operation timed out after %d milliseconds", ms))
+    return thread
+  end
+  return report(c, a, got[1], got[2], got[3], seen)
+end
+
+return M

@@ -1,0 +1,121 @@
+--- Handlers that the nginx specs' locations run inside nginx (LuaJIT):
+-- kpayment called as an OpenResty user would, answers in one line of
+-- text that the specs read.
+--
+-- Clients are made once per worker and shared by every request, as the
+-- guide advises, one per set of options (the query's `opts`).
+
+local kpayment = require("kpayment")
+local ngx = ngx   -- luacheck: globals ngx
+
+local M = {}
+
+local clients = {}
+
+-- Options from the query: base_url (default KPAYMENT_BASE_URL), retries,
+-- max_body, timeout, deadline, transport, insecure, resolve (one entry),
+-- debug; plus `fresh` for a client of this request alone.
+local function options(args)
+  local o = {}
+  for _, k in ipairs({ "retries", "max_body", "timeout", "deadline", "pool_size", "pool_idle_timeout" }) do
+    if args[k] then o[k] = tonumber(args[k]) end
+  end
+  for _, k in ipairs({ "base_url", "transport" }) do o[k] = args[k] end
+  if args.insecure then o.insecure = true end
+  if args.debug then o.debug = true end
+  if args.resolve then o.resolve = { args.resolve } end
+  return o
+end
+
+--- The client for the query's options, made once per worker.
+function M.client(args)
+  args = args or ngx.req.get_uri_args()
+  local o = options(args)
+  if args.fresh then return kpayment.new(o) end
+  local key = {}
+  for k, v in pairs(o) do key[#key + 1] = k .. "=" .. tostring(type(v) == "table" and v[1] or v) end
+  table.sort(key)
+  key = table.concat(key, "&")
+  local c = clients[key]
+  if not c then
+    c = kpayment.new(o)
+    clients[key] = c
+  end
+  return c
+end
+
+-- "<count|kind> <status> <attempts> <request id> <seconds> <message>"
+local function line(offers, err, t0)
+  ngx.update_time()
+  local meta = offers and offers:meta() or err
+  return table.concat({ offers and #offers or err.kind, tostring(meta.status), tostring(meta.attempts),
+    tostring(meta.request_id), string.format("%.3f", ngx.now() - t0),
+    offers and "-" or tostring(err.message) }, " ")
+end
+
+--- One get_offers: ?customer=&dealer= and options.
+function M.call()
+  local args = ngx.req.get_uri_args()
+  local c = M.client(args)
+  ngx.update_time()
+  local t0 = ngx.now()
+  local offers, err = c:get_offers({ customer_uuid = args.customer or "c-1", dealer_uuid = args.dealer or "d-1" })
+  ngx.say(line(offers, err, t0))
+end
+
+--- Several get_offers in light threads of this request (?threads=N),
+-- one line each, in thread order.
+function M.threads()
+  local args = ngx.req.get_uri_args()
+  local c = M.client(args)
+  local n = tonumber(args.threads) or 5
+  local list = {}
+  ngx.update_time()
+  local t0 = ngx.now()
+  for i = 1, n do
+    list[i] = ngx.thread.spawn(function()
+      local offers, err = c:get_offers({ customer_uuid = args.customer or "c-1", dealer_uuid = "d-" .. i })
+      return line(offers, err, t0)
+    end)
+  end
+  for i = 1, n do
+    local ok, res = ngx.thread.wait(list[i])
+    ngx.say(ok and res or ("raised " .. tostring(res)))
+  end
+end
+
+--- get_offers_many: ?n=&concurrency=&customer= -> "<ok> <progress> <seconds>"
+function M.many()
+  local args = ngx.req.get_uri_args()
+  local c = M.client(args)
+  local n, concurrency = tonumber(args.n), tonumber(args.concurrency)
+  local list = {}
+  for i = 1, n do list[i] = { customer_uuid = args.customer or "c-1", dealer_uuid = "d-" .. i } end
+  local progress = 0
+  ngx.update_time()
+  local t0 = ngx.now()
+  local results = c:get_offers_many(list, { concurrency = concurrency,
+    on_progress = function(done) progress = done end })
+  ngx.update_time()
+  local ok = 0
+  for i = 1, n do if results[i].offers then ok = ok + 1 end end
+  ngx.say(ok, " ", progress, " ", string.format("%.3f", ngx.now() - t0))
+end
+
+--- start_offers + poll: ?n=&customer= -> "<delivered> <offers each> <polls>"
+function M.poll()
+  local args = ngx.req.get_uri_args()
+  local c = M.client(args)
+  local n = tonumber(args.n) or 3
+  local got = {}
+  for i = 1, n do
+    c:start_offers({ customer_uuid = args.customer or "c-1", dealer_uuid = "d-" .. i,
+      on_done = function(offers, err) got[#got + 1] = offers and #offers or err.kind end })
+  end
+  local polls = 0
+  local ms = tonumber(args.ms) or 100
+  while c:poll(ms) > 0 and polls < 100000 do polls = polls + 1 end
+  ngx.say(#got, " ", table.concat(got, ","), " ", polls)
+end
+
+return M
