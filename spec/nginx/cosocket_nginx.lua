@@ -81,10 +81,12 @@ location = /t/hooks {
     local lines = {}
     local function record(name)
       return function(info)
-        lines[#lines + 1] = table.concat({ name, info.attempt, tostring(info.status), tostring(info.error) }, " ")
+        lines[#lines + 1] = table.concat({ name, info.attempt, tostring(info.status),
+                                           tostring(info.error) }, " ")
       end
     end
-    local c = require("kpayment").new({ on_request = record("on_request"), on_response = record("on_response") })
+    local c = require("kpayment").new({ on_request = record("on_request"),
+                                        on_response = record("on_response") })
     c:get_offers({ customer_uuid = ngx.var.arg_customer, dealer_uuid = "d-hooks" })
     ngx.say(table.concat(lines, "\n"))
   }
@@ -200,7 +202,8 @@ describe("kpayment inside nginx, over cosockets", function()
     assert.matches("^body_too_large 200 1 ", body)
     local dead = "http://127.0.0.1:" .. require("support.server").free_port()
     _, body = n.get("/t/call?retries=0&base_url=" .. dead)
-    assert.matches("^network nil 1 nil [%d.]+ cannot connect to 127%.0%.0%.1 port %d+: connection refused", body)
+    assert.matches("^network nil 1 nil [%d.]+ cannot connect to 127%.0%.0%.1 port %d+: connection refused",
+      body)
     local t
     _, body, t = n.get("/t/call?customer=mock:stall:3&retries=0&timeout=0.5")
     assert.matches("^timeout nil 1 ", body)
@@ -233,10 +236,10 @@ describe("kpayment inside nginx, over cosockets", function()
     local _, body = n.get("/t/options")
     local lines = {}
     for l in body:gmatch("[^\n]+") do lines[#lines + 1] = l end
-    assert.matches("option 'ca_file' has no effect with the cosocket transport: .*lua_ssl_trusted_certificate",
-      lines[1])
-    assert.matches("option 'proxy' has no effect with the cosocket transport: .*transport = \"subrequest\"",
-      lines[2])
+    assert.matches("option 'ca_file' has no effect with the cosocket transport: " ..
+      ".*lua_ssl_trusted_certificate", lines[1])
+    assert.matches("option 'proxy' has no effect with the cosocket transport: " ..
+      ".*transport = \"subrequest\"", lines[2])
     assert.matches("option 'follow_redirects' has no effect", lines[3])
     assert.equal("cosocket\n", select(2, n.get("/t/info")))
   end)

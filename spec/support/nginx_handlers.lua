@@ -59,7 +59,8 @@ function M.call()
   local c = M.client(args)
   ngx.update_time()
   local t0 = ngx.now()
-  local offers, err = c:get_offers({ customer_uuid = args.customer or "c-1", dealer_uuid = args.dealer or "d-1" })
+  local offers, err = c:get_offers({ customer_uuid = args.customer or "c-1",
+                                     dealer_uuid = args.dealer or "d-1" })
   ngx.say(line(offers, err, t0))
 end
 
