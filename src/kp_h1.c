@@ -87,8 +87,7 @@ static int status_line(kp_h1 *p, const char *s, size_t n) {
   p->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
   if (p->status == 101)
     return fail(p, KP_H1_BAD, "the server switched protocols (101), which was not asked for");
-  p->close = p->minor == 0;
-  p->keep_alive = p->chunked = p->has_length = 0;
+  p->close = p->keep_alive = p->chunked = p->has_length = 0;
   p->length = 0;
   p->state = S_HEADER;
   return KP_H1_MORE;
@@ -98,7 +97,9 @@ static int status_line(kp_h1 *p, const char *s, size_t n) {
 static int content_length(kp_h1 *p, const char *v, size_t n) {
   const char *item;
   size_t len, i;
+  int items = 0;
   while (next_item(&v, &n, &item, &len)) {
+    items++;
     uint64_t x = 0;
     if (len == 0 || len > 18)
       return fail(p, KP_H1_BAD, "the response has a bad Content-Length");
@@ -112,6 +113,8 @@ static int content_length(kp_h1 *p, const char *v, size_t n) {
     p->has_length = 1;
     p->length = x;
   }
+  if (items == 0)
+    return fail(p, KP_H1_BAD, "the response has a bad Content-Length");
   return KP_H1_MORE;
 }
 
@@ -194,6 +197,11 @@ static int end_of_head(kp_h1 *p, kp_buf *body) {
     p->state = S_STATUS;
     return KP_H1_MORE;
   }
+  p->final = 1;
+  /* HTTP/1.0 keeps a connection only when asked, and never one whose body
+   * was chunked (RFC 9112 6.1: a 1.0 peer cannot have sent it rightly) */
+  if (p->minor == 0 && (!p->keep_alive || p->chunked))
+    p->close = 1;
   if (p->status == 204 || p->status == 304) {
     p->state = S_DONE;
     return KP_H1_DONE;
@@ -326,10 +334,12 @@ int kp_h1_feed(kp_h1 *p, const char *data, size_t n, int eof, size_t *used,
       const char *lf = memchr(s, '\n', avail);
       size_t take = lf ? (size_t)(lf - s) + 1 : avail;
       size_t len;
-      if (head_state(p->state) && (p->head += take) > KP_H1_MAX_HEAD)
-        return fail(p, KP_H1_BAD, "the response's head is over 65536 bytes");
+      /* the line's limit first: which one a long line breaks must not
+       * depend on where the pieces were cut */
       if (p->line.len + take > KP_H1_MAX_LINE)
         return fail(p, KP_H1_BAD, "the response has a line over 8192 bytes");
+      if (head_state(p->state) && (p->head += take) > KP_H1_MAX_HEAD)
+        return fail(p, KP_H1_BAD, "the response's head is over 65536 bytes");
       at += take;
       if (lf == NULL || p->line.len > 0) {      /* split: gather it */
         if (kp_buf_append(&p->line, s, take) != 0)
@@ -364,5 +374,5 @@ int kp_h1_feed(kp_h1 *p, const char *data, size_t n, int eof, size_t *used,
 }
 
 int kp_h1_reusable(const kp_h1 *p) {
-  return p->state == S_DONE && !p->close && (p->minor > 0 || p->keep_alive);
+  return p->state == S_DONE && !p->close;
 }

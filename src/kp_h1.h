@@ -34,14 +34,14 @@ enum { KP_H1_MORE, KP_H1_DONE, KP_H1_FAIL };
 enum { KP_H1_BAD = 1, KP_H1_TOO_LARGE, KP_H1_NOMEM };
 
 /* Called for each header of the final response (name as sent, value
- * without surrounding blanks), and with name NULL when an interim response
- * ends, so what its headers said is forgotten. */
+ * without surrounding blanks); interim responses' headers are skipped. */
 typedef void (*kp_h1_header_fn)(void *ud, const char *name, size_t nlen,
                                 const char *value, size_t vlen);
 
 typedef struct kp_h1 {
   int state;
   int status;                   /* of the response being read */
+  int final;                    /* its head is complete, and it is not a 1xx */
   int minor;                    /* HTTP/1.minor */
   int close;                    /* the connection ends after this response */
   int keep_alive;               /* "Connection: keep-alive" (HTTP/1.0) */

@@ -45,13 +45,15 @@ static int request_feed(lua_State *L) {
     return 0;
   rc = kp_h1_feed(&r->h1, data, n, data == NULL, &used, &r->t.body, on_header,
                   &r->t.res);
+  if (r->h1.final)              /* stats() shows the status from here on */
+    r->t.res.status = r->h1.status;
   if (rc == KP_H1_MORE) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  if (r->h1.status >= 200)
-    r->t.res.status = r->h1.status;
   if (rc == KP_H1_FAIL) {
+    if (r->h1.status >= 200)    /* a final response's, even if its head broke */
+      r->t.res.status = r->h1.status;
     if (r->h1.fail == KP_H1_NOMEM)
       r->t.res.oom = 1;
     end_failed(r, r->h1.fail == KP_H1_TOO_LARGE ? KP_TOO_LARGE : KP_NETWORK,

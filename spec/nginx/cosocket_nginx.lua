@@ -246,8 +246,8 @@ describe("kpayment inside nginx, over cosockets", function()
 
   it("calls the hooks on every attempt", function()
     local _, body = n.get("/t/hooks?customer=mock:flaky:1:503:0")
-    assert.equal("on_request 1 nil nil\non_response 1 503 http\non_request 2 nil nil\non_response 2 200 nil\n",
-      body)
+    assert.equal("on_request 1 nil nil\non_response 1 503 http\n" ..
+      "on_request 2 nil nil\non_response 2 200 nil\n", body)
   end)
 
   it("logs through nginx's error log, with no customer id or secret", function()
