@@ -113,15 +113,21 @@ local function capture(c, url, seen)
   return ok, res, scheme
 end
 
+-- Whether nginx knows the $kpayment_* variables (nginx/server.conf
+-- declares them).  A capture that sets an unknown one fails the whole
+-- request with a 500, so ask first, once: writing an unknown variable
+-- raises, writing a known one touches only this request's copy.
+local declared = false
+local function variables_declared()
+  if not declared then
+    declared = pcall(function() ngx.var.kpayment_scheme = "" end)
+  end
+  return declared
+end
+
 -- Report what a capture gave into attempt a.
 local function report(c, a, ok, res, scheme, seen)
-  if not ok then
-    if tostring(res):find("not found for writing", 1, true) then
-      return a:fail("network", "kpayment: the subrequest transport's $kpayment_* variables are " ..
-        "not declared: " .. INCLUDE, false)
-    end
-    error(res, 0)
-  end
+  if not ok then error(res, 0) end
   if seen.upstream_status == nil then
     return a:fail("network", "kpayment: no location of kpayment's answered " .. c._location ..
       " (nginx said " .. tostring(res.status) .. "): " .. INCLUDE, false)
@@ -143,6 +149,10 @@ end
 -- stops waiting when it runs out (nginx cannot abort a subrequest: the
 -- thread finishes later, and its answer is dropped).
 function M.send(c, a, url, timeout_ms)
+  if not variables_declared() then
+    return a:fail("network", "kpayment: the subrequest transport's $kpayment_* variables are not " ..
+      "declared: " .. INCLUDE, false)
+  end
   local seen = { kpayment = c._max_body }
   if timeout_ms < 0 then
     local ok, res, scheme = capture(c, url, seen)
