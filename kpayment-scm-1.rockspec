@@ -25,9 +25,11 @@ test_dependencies = {
 external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
 }
-copy_directories = { "nginx" }   -- nginx/http.conf, nginx/server.conf (docs/openresty.md)
 build = {
   type = "builtin",
+  -- nginx/http.conf and nginx/server.conf, in the rock's directory
+  -- (`luarocks show --rock-dir kpayment`; docs/openresty.md)
+  copy_directories = { "nginx" },
   modules = {
     ["kpayment.core"] = {
       sources = { "src/kp_core.c", "src/kp_client.c", "src/kp_request.c", "src/kp_report.c",

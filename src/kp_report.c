@@ -139,7 +139,8 @@ static int request_fail(lua_State *L) {
   retryable = lua_isnoneornil(L, 4) ? kp_kind_retryable(kind) : lua_toboolean(L, 4);
   if (r == NULL)
     return 0;
-  r->t.res.status = (long)status;
+  if (status != 0)              /* else the status of a head already read stays */
+    r->t.res.status = (long)status;
   end_failed(r, kind, retryable, message);
   lua_pushboolean(L, 1);
   return 1;
