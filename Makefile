@@ -15,7 +15,7 @@
 #   make soak       20 000 calls against the mock: RSS and fds stay flat
 #   make demo-openresty  kpayment inside nginx against the mock: one answer
 #   make test-openresty  nginx with examples/openresty/nginx.conf, for real
-#   make docs     the LDoc reference into docs/ (docs/index.html); warnings fail
+#   make docs     the LDoc reference into docs/reference/ (index.html); warnings fail
 #   make readme-check   every command block of README.md, run against the mock
 #   make examples-check every file of examples/ runs (or a named CI step runs it)
 

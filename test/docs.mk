@@ -25,16 +25,16 @@ LDOC_QUIET := -e '^reading configuration from ' -e '^found master module' \
 docs: all
 	@command -v $(LDOC) >/dev/null || $(MAKE) --no-print-directory deps DEPS_QUIET=1 \
 	  DEB_PACKAGES="$(DOCS_PACKAGES)"
-	@rm -rf docs
+	@rm -rf docs/reference
 	@out=$$($(LDOC) --fatalwarnings . 2>&1); rc=$$?; \
 	noise=$$(printf '%s\n' "$$out" | grep -v $(LDOC_QUIET)); \
 	if [ $$rc -ne 0 ] || [ -n "$$noise" ]; then \
 	  printf '%s\n' "$$out" >&2; echo "docs: ldoc failed or warned (above)" >&2; exit 1; fi
-	@$(LUA_ENV) $(LUA) test/docs_check.lua docs
-	@echo "docs: docs/index.html"
+	@$(LUA_ENV) $(LUA) test/docs_check.lua docs/reference
+	@echo "docs: docs/reference/index.html"
 
 readme-check: all
-	@lua5.4 test/readme_check.lua readme README.md
+	@lua5.4 test/readme_check.lua readme README.md $(wildcard docs/*.md)
 
 examples-check: all
 	@lua5.4 test/readme_check.lua examples

@@ -11,7 +11,7 @@
 -- Needs the checkout's modules and the built core on the paths (the
 -- Makefile's LUA_ENV).
 
-local docs = arg[1] or "docs"
+local docs = arg[1] or "docs/reference"
 
 local function read(path)
   local f = assert(io.open(path, "rb"))

@@ -1,6 +1,6 @@
 -- The README works as written, and every example runs.
 --
---   lua5.4 test/readme_check.lua readme [README.md]   (make readme-check)
+--   lua5.4 test/readme_check.lua readme [PAGE.md ...]  (make readme-check)
 --   lua5.4 test/readme_check.lua examples             (make examples-check)
 --
 -- readme: every fenced block of README.md whose info string is sh, bash,
@@ -13,7 +13,14 @@
 -- checkout outside build/ and docs/ (git status --ignored before and after).
 -- Blocks of other languages are never run: c and text (output) only; any
 -- other info string, a fence without one, or an indented code block is an
--- error, so a command cannot hide from this check.
+-- error, so a command cannot hide from this check.  An nginx block is a
+-- whole configuration file shipped in the checkout, marked with its path,
+-- and must be that file, byte for byte (what runs it is named in the COVERED
+-- list of examples):
+--
+--   <!-- readme-check: same-as examples/openresty/nginx.conf -->
+--
+-- Several pages may be checked in one run (README.md and docs/*.md).
 --
 -- What cannot run here is marked in the README, on the lines right above
 -- the fence, with a reason (unmarked = run):
@@ -64,6 +71,7 @@ local RUN = { sh = "sh", bash = "bash", console = "bash", lua = "lua" }
 local SHOWN = {
   c = "C fragments (examples/host/host.c is the whole program, run by make host-check)",
   text = "output, not commands",
+  nginx = "a configuration file of the checkout (same-as mark)",
 }
 
 local function quote(s)
@@ -132,10 +140,15 @@ end
 
 -- One mark: { verb = "skip"|"needs", path = …, command = …, reason = … }.
 local function parse_mark(text, line)
-  local verb, rest = text:match("^(%a+)%s*(.-)%s*$")
+  local verb, rest = text:match("^([%a-]+)%s*(.-)%s*$")
   local mark = { verb = verb, line = line }
+  if verb == "same-as" then
+    mark.path = rest:match("^(%S+)$")
+    if not mark.path then problem(line, "'same-as' wants a path: %s", text) end
+    return mark.path and mark
+  end
   if verb ~= "skip" and verb ~= "needs" then
-    problem(line, "unknown readme-check mark '%s' (skip or needs)", text)
+    problem(line, "unknown readme-check mark '%s' (skip, needs or same-as)", text)
     return nil
   end
   if verb == "needs" then
@@ -250,7 +263,7 @@ local function checkout_state()
   local out = capture("git -C " .. quote(ROOT) .. " status --porcelain --ignored 2>&1")
   local lines = {}
   for l in out:gmatch("[^\n]+") do
-    if not l:match("^!! build/") and not l:match("^!! docs/") then lines[#lines + 1] = l end
+    if not l:match("^!! build/") and not l:match("^!! docs/reference/") then lines[#lines + 1] = l end
   end
   return lines
 end
@@ -272,6 +285,8 @@ local results = { ran = 0, skipped = 0, failed = 0 }
 local function run(label, body, keep_lua_path)
   local dir = tmp .. "/" .. tostring(results.ran + results.failed + 1)
   os.execute("mkdir -p " .. quote(dir .. "/home") .. " " .. quote(dir .. "/tmp"))
+  -- nginx's workers (nobody, when nginx starts as root) read files there
+  os.execute("chmod 755 " .. quote(tmp) .. " " .. quote(dir) .. " " .. quote(dir .. "/home"))
   local log = dir .. "/log"
   local inner = body
   if not keep_lua_path then
@@ -329,6 +344,17 @@ local function check_readme(path)
       problem(b.line, "fence without an info string (sh, bash, console, lua, c or text)")
     elseif not RUN[b.lang] and not SHOWN[b.lang] then
       problem(b.line, "fence '%s': run (sh, bash, console, lua) or shown (c, text)?", b.lang)
+    elseif b.lang == "nginx" then
+      local m = b.marks[1]
+      if #b.marks ~= 1 or m.verb ~= "same-as" then
+        problem(b.line, "an nginx block needs one mark: <!-- readme-check: same-as PATH -->")
+      elseif not exists(ROOT .. "/" .. m.path) then
+        problem(b.line, "same-as %s: no such file", m.path)
+      elseif read(ROOT .. "/" .. m.path) ~= table.concat(b.lines, "\n") .. "\n" then
+        problem(b.line, "the block is not %s as it is in the checkout", m.path)
+      else
+        skipped(string.format("%s:%d nginx", readme_name, b.line), "the same as " .. m.path)
+      end
     elseif SHOWN[b.lang] and #b.marks > 0 then
       problem(b.line, "a readme-check mark on a %s block, which never runs", b.lang)
     elseif RUN[b.lang] then
@@ -433,11 +459,11 @@ end
 
 local mode = arg[1]
 if mode == "readme" then
-  check_readme(arg[2] or ROOT .. "/README.md")
+  for i = 2, math.max(#arg, 2) do check_readme(arg[i] or ROOT .. "/README.md") end
 elseif mode == "examples" then
   check_examples()
 else
-  io.stderr:write("usage: lua5.4 test/readme_check.lua readme [README.md] | examples\n")
+  io.stderr:write("usage: lua5.4 test/readme_check.lua readme [PAGE.md ...] | examples\n")
   cleanup()
   os.exit(2)
 end

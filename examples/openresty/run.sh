@@ -2,15 +2,14 @@
 # examples/openresty/run.sh API_BASE_URL PORT
 #
 # Starts nginx (Debian's nginx + libnginx-mod-http-lua) with
-# examples/openresty/nginx.conf under a private prefix, on 127.0.0.1:PORT,
-# pointed at the API at API_BASE_URL.  Credentials, skin and locale come
-# from KPAYMENT_USERNAME/KPAYMENT_PASSWORD (or KPAYMENT_BEARER_TOKEN),
-# KPAYMENT_SKIN, KPAYMENT_LOCALE, KPAYMENT_TIMEOUT (seconds per call);
-# KPAYMENT_CA_FILE names the CA file that verifies an https API (default:
-# the system's); KPAYMENT_NGINX_INCLUDE names files of extra locations for
-# the server block.  Prints its URL once it
-# serves, then serves until stopped (SIGINT/SIGTERM); the prefix goes with it.
-# Needs kpayment built for LuaJIT: make LUA_VERSION=luajit.
+# examples/openresty/nginx.conf under a private prefix laid out as that file
+# expects (a rock tree in lua_modules/, the rock's nginx/ in kpayment/, the
+# handler offers.lua), made of links into this checkout, on
+# 127.0.0.1:PORT (the one line changed: `listen`), calling the API at
+# API_BASE_URL.  Credentials and skin come from KPAYMENT_USERNAME and
+# KPAYMENT_PASSWORD (or KPAYMENT_BEARER_TOKEN), KPAYMENT_SKIN.  Prints its
+# URL once it serves, then serves until stopped (SIGINT/SIGTERM); the prefix
+# goes with it.  Needs kpayment built for LuaJIT: make LUA_VERSION=luajit.
 set -eu
 if [ $# -ne 2 ]; then
   echo "usage: $0 API_BASE_URL PORT" >&2
@@ -23,53 +22,26 @@ root=$(cd "$here/../.." && pwd)
 so="$root/build/luajit/kpayment/core.so"
 [ -f "$so" ] || { echo "run.sh: $so missing: run make LUA_VERSION=luajit first" >&2; exit 1; }
 command -v nginx >/dev/null 2>&1 || PATH=$PATH:/usr/sbin
-command -v nginx >/dev/null 2>&1 || { echo "run.sh: nginx not found (apt-get install nginx libnginx-mod-http-lua)" >&2; exit 1; }
-
-# scheme://host[:port][/path]: the upstream needs host:port.
-case $base in
-  http://*) scheme=http; default_port=80 ;;
-  https://*) scheme=https; default_port=443 ;;
-  *) echo "run.sh: API_BASE_URL must start with http:// or https://" >&2; exit 2 ;;
-esac
-authority=${base#*://}
-authority=${authority%%/*}
-case $authority in
-  *:[0-9]*) server=$authority ;;
-  *) server=$authority:$default_port ;;
-esac
-# nginx would also try ::1 for localhost; Host and TLS name stay "localhost"
-case $server in
-  localhost:*) server=127.0.0.1:${server#localhost:} ;;
-esac
+command -v nginx >/dev/null 2>&1 || {
+  echo "run.sh: nginx not found (apt-get install nginx libnginx-mod-http-lua)" >&2; exit 1; }
 case $port in
   ''|*[!0-9]*) echo "run.sh: PORT must be a number" >&2; exit 2 ;;
 esac
 
 prefix=$(mktemp -d "${TMPDIR:-/tmp}/kpayment-openresty.XXXXXX")
-# workers (nobody, when started as root) must reach the temp directories
+# workers (nobody, when started as root) read through these links
 chmod 755 "$prefix"
-mkdir -p "$prefix/conf/server.d" "$prefix/logs" "$prefix/temp" "$prefix/lua" "$prefix/lib/kpayment"
-cp "$here/nginx.conf" "$prefix/conf/nginx.conf"
-for f in ${KPAYMENT_NGINX_INCLUDE:-}; do cp "$f" "$prefix/conf/server.d/"; done
-ln -s "$root/lua/kpayment" "$prefix/lua/kpayment"
-ln -s "$here/offers.lua" "$prefix/lua/offers.lua"
-ln -s "$so" "$prefix/lib/kpayment/core.so"
-nameserver=$(awk '$1 == "nameserver" { print $2; exit }' /etc/resolv.conf 2>/dev/null || true)
-cat >"$prefix/conf/api.conf" <<CONF
-upstream kpayment_api {
-    server $server;
-    keepalive 32;
-}
-proxy_ssl_trusted_certificate ${KPAYMENT_CA_FILE:-/etc/ssl/certs/ca-certificates.crt};
-lua_ssl_trusted_certificate ${KPAYMENT_CA_FILE:-/etc/ssl/certs/ca-certificates.crt};
-resolver ${nameserver:-127.0.0.1} ipv6=off;
-CONF
-echo "listen 127.0.0.1:$port;" >"$prefix/conf/listen.conf"
+mkdir -p "$prefix/logs" "$prefix/lua_modules/share/lua/5.1" "$prefix/lua_modules/lib/lua/5.1/kpayment"
+ln -s "$root/lua/kpayment" "$prefix/lua_modules/share/lua/5.1/kpayment"
+ln -s "$so" "$prefix/lua_modules/lib/lua/5.1/kpayment/core.so"
+ln -s "$root/nginx" "$prefix/kpayment"
+ln -s "$here/offers.lua" "$prefix/offers.lua"
+sed "s/listen 127\.0\.0\.1:8080;/listen 127.0.0.1:$port;/" "$here/nginx.conf" >"$prefix/nginx.conf"
 
 KPAYMENT_BASE_URL=$base
 export KPAYMENT_BASE_URL
 
-nginx -p "$prefix/" -c conf/nginx.conf -g 'daemon off;' </dev/null &
+nginx -p "$prefix/" -c nginx.conf -g 'daemon off;' </dev/null &
 pid=$!
 stop() {
   kill -TERM "$pid" 2>/dev/null || true
@@ -80,7 +52,8 @@ trap stop EXIT
 trap 'exit 0' INT TERM
 
 i=0
-until curl -fs "http://127.0.0.1:$port/ping" >/dev/null 2>&1; do
+# /offers without its parameters answers 400 once nginx serves
+until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/offers")" = 400 ]; do
   if ! kill -0 "$pid" 2>/dev/null; then
     echo "run.sh: nginx did not start:" >&2
     cat "$prefix/logs/error.log" >&2 2>/dev/null || true
