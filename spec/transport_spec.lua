@@ -259,8 +259,14 @@ describe("the transport option", function()
   end)
 
   it("is checked as an option", function()
-    assert.has_error(function() kpayment.new({ transport = "curl" }) end,
-      "kpayment: bad option 'transport' (function expected, got string)")
+    assert.has_error(function() kpayment.new({ transport = 42 }) end,
+      "kpayment: bad option 'transport' (function or transport name expected, got number)")
+    assert.has_error(function() kpayment.new({ transport = "ngx" }) end,
+      "kpayment: bad option 'transport' (a function, \"curl\", \"cosocket\" or \"subrequest\" expected)")
+    assert.is_table(kpayment.new({ transport = "curl" }))
+    -- nginx's transports need nginx
+    assert.has_error(function() kpayment.new({ transport = "cosocket" }) end,
+      "kpayment: the cosocket transport runs inside nginx only (transport = \"curl\" or a function here)")
     assert.has_error(function() kpayment.new({ ngx_location = "_kpayment" }) end,
       "kpayment: bad option 'ngx_location' (a location path such as \"/_kpayment\" expected)")
     assert.has_error(function() kpayment.new({ ngx_location = "/_k?x=1" }) end)

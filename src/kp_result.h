@@ -21,7 +21,7 @@ enum { KP_IDLE, KP_RUNNING, KP_DONE, KP_CANCELLED };
  * of the transport. */
 enum { KP_COMPLETE, KP_NETWORK, KP_TIMEOUT, KP_TLS, KP_TOO_LARGE, KP_NKINDS };
 
-#define KP_MESSAGE_SIZE 256     /* libcurl's CURL_ERROR_SIZE */
+#define KP_MESSAGE_SIZE 512     /* libcurl needs CURL_ERROR_SIZE (256) at least */
 
 /* The messages of a body over max_body, whoever refuses it. */
 #define KP_MSG_TOO_LARGE "response body larger than max_body"

@@ -130,7 +130,9 @@ local function tls_failure(t, err)
       "verifies with the CA file named by lua_ssl_trusted_certificate, and chains up to " ..
       "lua_ssl_verify_depth (default 1); check both, or give insecure = true", false
   end
-  return "tls", "the TLS handshake with " .. t.host .. " failed: " .. tostring(err), false
+  return "tls", "the TLS handshake with " .. t.host .. " failed (" .. tostring(err) .. "): nginx's " ..
+    "error log says why; a server that speaks TLS 1.3 only needs lua_ssl_protocols TLSv1.2 TLSv1.3 " ..
+    "(kpayment's nginx/http.conf sets it)", false
 end
 
 local function timed_out(a, deadline, timeout_ms)

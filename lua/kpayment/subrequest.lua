@@ -7,7 +7,7 @@
 -- of the attempt in the capture's ngx.ctx: whether a response header came
 -- from the API at all, which tells nginx's own failure to reach it (a
 -- refused connection, a failed TLS handshake, a timeout) from the API's
--- own 502 or 504 page.  Its body filter (`M.body_filter`) keeps at most
+-- own 502 or 504 page.  Only a failed handshake needs more (probe_tls).  Its body filter (`M.body_filter`) keeps at most
 -- max_body bytes of a body in memory.
 -- @module kpayment.subrequest
 
@@ -54,7 +54,7 @@ function M.header_filter()
   local var = ngx.var
   ctx.upstream_status = var.upstream_status
   ctx.header_time = var.upstream_header_time
-  ctx.upstream_bytes = var.upstream_bytes_received
+  ctx.upstream_addr = var.upstream_addr
 end
 
 --- The location's body filter: at most max_body bytes reach the capture;
@@ -79,17 +79,34 @@ end
 
 local INCLUDE = "include kpayment's nginx/server.conf in this server block (see docs/openresty.md)"
 
+-- Why nginx's TLS handshake with the upstream at `addr` ("ip:port") failed,
+-- or nil when it did not: nginx tells that only in its error log (no
+-- variable sets a handshake failure apart from a refused connection), so
+-- on that failure alone a cosocket shakes hands with the same address and
+-- name, verifying as nginx/http.conf has both sides verify.
+local function probe_tls(addr, sni)
+  local host, port = addr:match("^%[?([^%]]+)%]?:(%d+)$")
+  if not host then return nil end
+  local sock = ngx.socket.tcp()
+  sock:settimeout(5000)
+  if not sock:connect(host, tonumber(port)) then return nil end
+  local ok, err = sock:sslhandshake(nil, sni, true)
+  sock:close()
+  if ok then return nil end
+  return tostring(err)
+end
+
 -- How nginx's own failure to reach the API (no response header came from
 -- it) is reported: kind, message, retryable.
-local function failure(seen, scheme)
+local function failure(seen, scheme, sni)
   if last(seen.upstream_status) == "504" then
     return "timeout", "nginx timed out waiting for the API"
   end
-  if scheme == "https" and (tonumber(last(seen.upstream_bytes)) or 0) > 0 then
-    -- bytes came, but no response: the TLS handshake failed
-    return "tls", "nginx's TLS handshake with the API failed (its error log says why: a certificate " ..
-      "that proxy_ssl_trusted_certificate does not verify, or a chain deeper than " ..
-      "proxy_ssl_verify_depth)", false
+  local why = scheme == "https" and probe_tls(last(seen.upstream_addr), sni)
+  if why then
+    return "tls", "nginx's TLS handshake with the API failed (" .. why .. "): nginx verifies with " ..
+      "the CA file of proxy_ssl_trusted_certificate, chains up to proxy_ssl_verify_depth " ..
+      "(nginx/http.conf sets both)", false
   end
   return "network", "nginx could not reach the API (refused, unreachable, or not resolved: its " ..
     "error log says which)"
@@ -102,6 +119,7 @@ local function capture(c, url, seen)
   if path == "" then path = "/" end
   local h = c._headers
   local sni = authority:gsub(":%d+$", ""):gsub("^%[(.*)%]$", "%1")
+  seen.sni = sni
   local ok, res = pcall(ngx.location.capture, c._location .. (query ~= "" and "?" .. query or ""), {
     ctx = seen,
     vars = {
@@ -133,7 +151,7 @@ local function report(c, a, ok, res, scheme, seen)
       " (nginx said " .. tostring(res.status) .. "): " .. INCLUDE, false)
   end
   if last(seen.header_time) == "-" then
-    return a:fail(failure(seen, scheme))
+    return a:fail(failure(seen, scheme, seen.sni))
   end
   if seen.too_large then
     return a:fail("body_too_large", "response body larger than max_body", false, res.status)

@@ -208,8 +208,12 @@ function M.select(cfg)
     return c
   end
   local name = M.default(cfg)
-  if name ~= "curl" then return require("kpayment.nginx").core(cfg, name) end
-  return core.new(cfg)
+  if name == "curl" then return core.new(cfg) end
+  if not M.ngx() then
+    error("kpayment: the " .. name .. " transport runs inside nginx only (transport = \"curl\" " ..
+      "or a function here)", 0)
+  end
+  return require("kpayment.nginx").core(cfg, name)
 end
 
 --- The transport a client made with `cfg` gets: its `transport` option
