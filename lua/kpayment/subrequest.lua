@@ -7,8 +7,9 @@
 -- of the attempt in the capture's ngx.ctx: whether a response header came
 -- from the API at all, which tells nginx's own failure to reach it (a
 -- refused connection, a failed TLS handshake, a timeout) from the API's
--- own 502 or 504 page.  Only a failed handshake needs more (probe_tls).  Its body filter (`M.body_filter`) keeps at most
--- max_body bytes of a body in memory.
+-- own 502 or 504 page.  Only a failed handshake needs more (probe_tls).
+-- Its body filter (`M.body_filter`) keeps at most max_body bytes of a body
+-- in memory.
 -- @module kpayment.subrequest
 
 local core = require("kpayment.core")
