@@ -4,10 +4,8 @@
 
 local setmetatable, getmetatable, tostring, type, pairs, next =
   setmetatable, getmetatable, tostring, type, pairs, next
-local string_gsub, string_byte, string_sub, string_find =
-  string.gsub, string.byte, string.sub, string.find
+local string_gsub, string_sub, string_find = string.gsub, string.sub, string.find
 local table_concat = table.concat
-local math_floor = math.floor
 
 local M = {}
 
@@ -139,23 +137,11 @@ function M.redact(e, secrets)
   return e
 end
 
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
---- Base64 of `s` (RFC 4648, padded): what an `Authorization: Basic` header
--- carries, so that an echo of it can be scrubbed too.
+--- Base64 of `s` (RFC 4648, padded): what an `Authorization: Basic`
+-- header carries, so that an echo of it can be scrubbed too.  The C core's,
+-- which also builds that header.
 -- @local
-function M.base64(s)
-  local out = {}
-  for i = 1, #s, 3 do
-    local a, b, c = string_byte(s, i, i + 2)
-    local n = a * 65536 + (b or 0) * 256 + (c or 0)
-    local q = { math_floor(n / 262144), math_floor(n / 4096) % 64, math_floor(n / 64) % 64, n % 64 }
-    for j = 1, 4 do out[#out + 1] = string_sub(B64, q[j] + 1, q[j] + 1) end
-    if c == nil then out[#out] = "=" end
-    if b == nil then out[#out - 1] = "=" end
-  end
-  return table_concat(out)
-end
+M.base64 = require("kpayment.core").base64
 
 M.Error = Error
 return M

@@ -26,7 +26,7 @@ local CODINGS = { { "deflate", "libz" }, { "gzip", "libz" }, { "br", "brotli" },
 --   against when no `ca_file` option is given (nil when it has none built in)
 -- - `proxy`: the proxy variables set in the environment, name -> value,
 --   credentials in a value replaced by "[redacted]"
--- - `transport`: "ngx" inside an nginx worker, "curl" elsewhere (what a
+-- - `transport`: "cosocket" inside an nginx worker, "curl" elsewhere (what a
 --   client without the `transport` option uses)
 -- - `curl_info`: everything libcurl reports (core.info(): `version`,
 --   `compiled`, `ssl`, `http2`, `http3`, `libz`, `brotli`, `zstd`,

@@ -59,7 +59,7 @@ local M = {
   -- library), `http2`, `compression` (encodings it decodes: `"gzip"`,
   -- `"br"`, …), `ca_file` and `ca_path` (its built-in CA defaults),
   -- `proxy` (the proxy variables set, name -> value, credentials
-  -- `[redacted]`), `transport` (`"curl"`, or `"ngx"` inside nginx) and
+  -- `[redacted]`), `transport` (`"curl"`, or `"cosocket"` inside nginx) and
   -- `curl_info` (all of `kpayment.core.info()`).
   -- @function info
   -- @treturn table
