@@ -18,7 +18,8 @@
 # path in it, so it is removed from nginx's environment.
 # The command gets BENCH_HTTP_URL, BENCH_HTTPS_URL, BENCH_DELAY_URL,
 # BENCH_OPENRESTY_URL, BENCH_HTTP_STATUS_URL, BENCH_HTTPS_LOG, BENCH_HTTP_CA,
-# BENCH_HTTP_CLIENT and BENCH_HTTP_NGINX.  The OpenResty server loads
+# BENCH_HTTP_CLIENT, BENCH_HTTP_NGINX and BENCH_HTTP_NGINX_PID (nginx's
+# master, whose children are the workers).  The OpenResty server loads
 # kpayment built for LuaJIT (build/luajit: make LUA_VERSION=luajit).
 set -eu
 
@@ -114,7 +115,7 @@ DELAY_URL=http://127.0.0.1:$DELAY_PORT
 OPENRESTY_URL=http://127.0.0.1:$OPENRESTY_PORT
 
 # Up when all three servers answer the API path with 200, and the
-# OpenResty one its cjson location (at most 10 s).
+# OpenResty one a location fetching from the HTTP one (at most 10 s).
 up=""
 i=0
 while [ $i -lt 100 ]; do
@@ -122,7 +123,7 @@ while [ $i -lt 100 ]; do
   if [ "$(curl -s -o /dev/null -w '%{http_code}' "$HTTP_URL$API$Q")" = 200 ] &&
      [ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$PREFIX/conf/ca.pem" "$HTTPS_URL$API$Q")" = 200 ] &&
      [ "$(curl -s -o /dev/null -w '%{http_code}' "$DELAY_URL$API$Q")" = 200 ] &&
-     [ "$(curl -s -o /dev/null -w '%{http_code}' "$OPENRESTY_URL/cjson")" = 200 ]; then
+     [ "$(curl -s -o /dev/null -w '%{http_code}' "$OPENRESTY_URL/cosocket?offers=1")" = 200 ]; then
     up=1
     break
   fi
@@ -139,6 +140,7 @@ export BENCH_OPENRESTY_URL=$OPENRESTY_URL
 export BENCH_HTTP_STATUS_URL=$HTTP_URL/nginx_status
 export BENCH_HTTPS_LOG=$PREFIX/logs/https-protocols.log
 export BENCH_HTTP_CA=$PREFIX/conf/ca.pem BENCH_HTTP_CLIENT=$OUT/http_client BENCH_HTTP_NGINX=$NGINX_BIN
+export BENCH_HTTP_NGINX_PID=$NGINX_PID
 
 if [ $# -eq 0 ]; then
   set -- env LUA_PATH='lua/?.lua;lua/?/init.lua;bench/?.lua;;' LUA_CPATH="$BUILD/?.so;;" "$LUA" bench/http.lua

@@ -1,7 +1,8 @@
 --[[
 bench/http.lua -- kpayment's client over real HTTP, beside plain libcurl in C
 (with and without lua-cjson), luasocket + cjson and the curl command; and
-kpayment inside nginx (OpenResty) beside ngx.location.capture + cjson.
+kpayment inside nginx (OpenResty), over cosockets and by subrequest, beside
+the same done by hand (a cosocket or ngx.location.capture, then cjson).
 
 Run by `make bench-http` through bench/http-run.sh, which starts nginx on
 loopback and sets the variables below.  By hand, from the repository root:
@@ -17,12 +18,12 @@ Environment:
                       20 ms runs make 3
   BENCH_HTTP_ONLY     run only the sections whose title contains this text
                       (plain, case-sensitive), e.g. "1000 offers"
-  BENCH_HTTP_WRK_SECONDS  seconds of each wrk run of the OpenResty section
+  BENCH_HTTP_WRK_SECONDS  seconds of each wrk run of the OpenResty sections
                       (default 3)
   BENCH_WRK           the load generator (default wrk, Debian's package)
   BENCH_HTTP_URL, BENCH_HTTPS_URL, BENCH_DELAY_URL, BENCH_OPENRESTY_URL,
   BENCH_HTTP_STATUS_URL, BENCH_HTTPS_LOG, BENCH_HTTP_CA, BENCH_HTTP_CLIENT,
-  BENCH_HTTP_NGINX    (set by http-run.sh)
+  BENCH_HTTP_NGINX, BENCH_HTTP_NGINX_PID    (set by http-run.sh)
 
 Method, and why:
   * nginx serves recorded responses (bench/gen.lua: 1, 10 and 1 000 offers)
@@ -47,14 +48,20 @@ Method, and why:
     stub_status counters): 1 for a client that keeps its connection alive.
     The HTTPS server logs the protocol of every request, so the table says
     which protocol each client really spoke there.
-  * OpenResty: nginx's own workers (one per CPU) serve locations that
-    fetch the 10-offer response from the same nginx with
-    ngx.location.capture through kpayment's internal location, then decode
-    it (bench/nginx/bench_openresty.lua); wrk (one thread, CONCURRENCY
-    keep-alive connections) loads one location per run, the rows
-    interleaved like the others.  nginx and wrk share the 2 CPUs, so the
-    rates are of the whole machine; the ratios are what the location's Lua
-    costs.
+  * OpenResty: 2 nginx workers serve locations that fetch the 10- or
+    1 000-offer response from the HTTP server of the same nginx, then
+    decode it (bench/nginx/bench_openresty.lua): kpayment over its default
+    cosocket transport and over its subrequest transport (the location of
+    nginx/server.conf, included as users include it), and the same done by
+    hand: a cosocket (connect from a keep-alive pool, send, read the head
+    and a Content-Length body, setkeepalive: a lower bound of
+    lua-resty-http) or ngx.location.capture, then cjson.decode; each
+    without decoding too.  wrk (one thread, CONCURRENCY keep-alive
+    connections) loads one location per run, the rows interleaved like the
+    others.  nginx and wrk share the machine's CPUs, so the rates are of
+    the whole machine; the ratios are what the location's Lua costs.
+    "cpu us" there is the workers' CPU time (/proc) per request wrk saw
+    answered, requests cut at the end of a run included in the time.
 Every response is checked (status 200, the expected number of offers); a
 failure aborts the run.  (The wrk rows are checked once before timing, and
 a run with any non-2xx answer or socket error aborts.)
@@ -119,6 +126,7 @@ local STATUS_URL = need("BENCH_HTTP_STATUS_URL")
 local CA_FILE = need("BENCH_HTTP_CA")
 local C_CLIENT = need("BENCH_HTTP_CLIENT")
 local NGINX = getenv("BENCH_HTTP_NGINX") or "nginx"
+local NGINX_PID = getenv("BENCH_HTTP_NGINX_PID")
 local HTTPS_LOG = getenv("BENCH_HTTPS_LOG")
 
 ---------------------------------------------------------------------------
@@ -264,29 +272,60 @@ local function curl_command_cjson(base, offers, calls)
   return calls / (clock() - t0)
 end
 
--- One location of the OpenResty server under wrk for WRK_SECONDS: req/s.
+-- CPU seconds nginx's workers (the master's children) have used so far, or
+-- nil where /proc does not say.
+local CLK_TCK = tonumber(command_output("getconf CLK_TCK") or "") or 100
+local function workers_cpu()
+  local children = NGINX_PID and common.read_file(format("/proc/%s/task/%s/children", NGINX_PID,
+    NGINX_PID))
+  if not children or not children:find("%d") then return nil end
+  local ticks = 0
+  for pid in children:gmatch("%d+") do
+    -- after the command's ")": field 3 (state) on, so utime and stime
+    -- (fields 14 and 15) are the 12th and 13th
+    local rest = (common.read_file("/proc/" .. pid .. "/stat") or ""):match("%) (.*)$")
+    local f = {}
+    for x in (rest or ""):gmatch("%S+") do f[#f + 1] = tonumber(x) end
+    if not f[13] then return nil end
+    ticks = ticks + f[12] + f[13]
+  end
+  return ticks / CLK_TCK
+end
+
+-- One location of the OpenResty server under wrk for WRK_SECONDS: req/s,
+-- and nginx's workers' CPU seconds per request.
+-- wrk gives up on an answer after 2 s by default and counts it as a socket
+-- error; a 1 000-offer answer takes that long on a loaded machine (each
+-- worker decodes several 4.5 MB bodies at once), so slow stays slow here,
+-- and only a real failure aborts.
 local function wrk_location(path)
-  local cmd = format("%s -t1 -c%d -d%ds %s", common.shell_quote(WRK), CONCURRENCY, WRK_SECONDS,
-    common.shell_quote(OPENRESTY_URL .. path))
+  local cmd = format("%s -t1 -c%d -d%ds --timeout 60s %s", common.shell_quote(WRK), CONCURRENCY,
+    WRK_SECONDS, common.shell_quote(OPENRESTY_URL .. path))
+  local c0 = workers_cpu()
   local out, ok = command_output(cmd)
+  local c1 = workers_cpu()
   local rps = out and tonumber(out:match("Requests/sec:%s*([%d.]+)"))
   if not ok or not rps then die("wrk failed: " .. cmd .. "\n" .. (out or "")) end
   if out:find("Non-2xx", 1, true) or out:find("Socket errors", 1, true) then
     die("wrk saw failures on " .. path .. ":\n" .. out)
   end
-  return rps
+  local done = tonumber(out:match("(%d+) requests in"))
+  return rps, c0 and c1 and done and done > 0 and (c1 - c0) / done or nil
 end
 
--- Before timing: each location answers what it should.
-local function check_locations()
-  local body, code = http.request(api_url(HTTP_URL, 10))
+-- Before timing: each location answers what it should for `offers` (the
+-- cosocket one, which does not decode, the body's size).
+local function check_locations(offers)
+  local body, code = http.request(api_url(HTTP_URL, offers))
   if code ~= 200 then die("HTTP server: " .. tostring(code)) end
-  local want = { kpayment = 10, decode = 10, cjson = 10, capture = #body }
+  local want = { kpayment = offers, kpayment_sub = offers, cosocket_cjson = offers,
+                 capture_cjson = offers, cosocket = #body }
   for path, n in pairs(want) do
-    local got, c = http.request(OPENRESTY_URL .. "/" .. path)
+    local url = format("%s/%s?offers=%d", OPENRESTY_URL, path, offers)
+    local got, c = http.request(url)
     if c ~= 200 or tonumber(got) ~= n then
-      die(format("OpenResty /%s: status %s, answer %q, %d expected (see %s's error log)",
-        path, tostring(c), tostring(got), n, NGINX))
+      die(format("OpenResty %s: status %s, answer %q, %d expected (see %s's error log)",
+        url, tostring(c), tostring(got), n, NGINX))
     end
   end
 end
@@ -418,25 +457,34 @@ sections[#sections + 1] = {
   },
 }
 
--- OpenResty: kpayment inside nginx against capture + cjson.
-sections[#sections + 1] = {
-  title = format("OpenResty: nginx locations under wrk, %d connections, 10 offers by "
-    .. "ngx.location.capture", CONCURRENCY),
-  tag = "OpenResty",
-  rounds = ROUNDS,
-  check = check_locations,
-  rows = {
-    wrk_row("or_kp", "client:get_offers (nginx transport)", "/kpayment",
-        { { "or_cjson", "capture+cjson", 1.9 }, { "or_capture", "transport limit" } }),
-    wrk_row("or_decode", "capture + kpayment.core.decode", "/decode",
-        { { "or_cjson", "capture+cjson" } }),
-    wrk_row("or_cjson", "capture + cjson.decode", "/cjson"),
-    wrk_row("or_capture", "capture, body not decoded (transport limit)", "/capture"),
-  },
-  note = "req/s of the whole machine: nginx's workers and wrk share its CPUs; 'conns' counts "
-    .. "wrk's connections and new ones to the upstream (nginx closes a kept-alive upstream "
-    .. "connection after 1000 requests, the default of the upstream's keepalive_requests)",
-}
+-- OpenResty: kpayment inside nginx against the same done by hand.
+for _, size in ipairs({ { 10, "46 KB", 1.5 }, { 1000, "4.5 MB", 1.8 } }) do
+  local offers, bytes, target = size[1], size[2], size[3]
+  local function loc(name) return format("/%s?offers=%d", name, offers) end
+  sections[#sections + 1] = {
+    title = format("OpenResty: nginx locations under wrk, %d connections, 2 workers, %d offers (%s)",
+      CONCURRENCY, offers, bytes),
+    tag = format("OpenResty, %d offers", offers),
+    rounds = ROUNDS,
+    check = function() check_locations(offers) end,
+    rows = {
+      wrk_row("or_kp", "client:get_offers (cosocket transport)", loc("kpayment"),
+          { { "or_cosocket_cjson", "cosocket+cjson", target },
+            { "or_capture_cjson", "capture+cjson" }, { "or_cosocket", "transport limit" } }),
+      wrk_row("or_kp_sub", "client:get_offers (subrequest transport)", loc("kpayment_sub"),
+          { { "or_capture_cjson", "capture+cjson" } }),
+      wrk_row("or_cosocket_cjson", "cosocket by hand + cjson.decode", loc("cosocket_cjson")),
+      wrk_row("or_capture_cjson", "capture /_kpayment + cjson.decode", loc("capture_cjson")),
+      wrk_row("or_cosocket", "cosocket by hand, not decoded (limit)", loc("cosocket")),
+    },
+    note = "req/s of the whole machine: nginx's 2 workers and wrk share its CPUs; 'cpu us' is "
+      .. "the workers' CPU time per answered request (the location, and the HTTP server's side "
+      .. "of the fetch: the same for every row), steadier than req/s when neighbours load the "
+      .. "machine; 'conns' counts wrk's connections and new ones to the HTTP server (nginx "
+      .. "closes a kept-alive upstream connection of the capture rows after 1000 requests, the "
+      .. "default of the upstream's keepalive_requests; the cosocket pools keep theirs)",
+  }
+end
 
 ---------------------------------------------------------------------------
 -- The machine, then the runs, then the table.

@@ -1,14 +1,16 @@
 # bench/http.mk -- `make bench-http`: kpayment's client over real HTTP against
 # nginx on loopback, beside plain libcurl (with and without lua-cjson),
 # luasocket + cjson and the curl command; and kpayment inside nginx (built
-# for LuaJIT) beside ngx.location.capture + cjson, under wrk (about 2.5 to
-# 4 minutes).
+# for LuaJIT), over cosockets and by subrequest, beside the same by hand
+# with cjson, under wrk (about 5 to 7 minutes in all; the OpenResty
+# sections alone, BENCH_HTTP_ONLY=OpenResty, about 3).
 # Included from the main Makefile, which defines LUA, BUILD, CC, CFLAGS,
 # LUA_CFLAGS, CURL_CFLAGS, CURL_LIBS and the target all.
 #
 #   make bench-http                     the full run
 #   make bench-http BENCH_HTTP_N=500    fewer calls per round, for a quick look
 #   make bench-http BENCH_HTTP_ONLY='1000 offers'   only the sections whose title has it
+#   make bench-http BENCH_HTTP_ONLY=OpenResty BENCH_HTTP_WRK_SECONDS=10   longer wrk runs
 #
 # Needs the Debian packages in BENCH_HTTP_PACKAGES; as root the missing ones
 # are installed, otherwise the command to run is printed.  nginx runs from a
@@ -19,6 +21,7 @@
 BENCH_HTTP_N       ?= 2000
 BENCH_HTTP_ROUNDS  ?= 5
 BENCH_HTTP_ONLY    ?=
+BENCH_HTTP_WRK_SECONDS ?= 3
 BENCH_HTTP_DIR     := build/bench-http
 BENCH_HTTP_CLIENT  := $(BENCH_HTTP_DIR)/http_client
 BENCH_HTTP_PAYLOADS := $(BENCH_HTTP_DIR)/offers-1.json $(BENCH_HTTP_DIR)/offers-10.json \
@@ -36,7 +39,8 @@ BENCH_HTTP_CFLAGS  := -std=c99 -Wall -Wextra -Wshadow -Wstrict-prototypes \
 bench-http: all bench-http-deps $(BENCH_HTTP_CLIENT) $(BENCH_HTTP_PAYLOADS)
 	@$(MAKE) --no-print-directory LUA_VERSION=luajit all
 	LUA=$(LUA) BUILD=$(BUILD) OUT=$(BENCH_HTTP_DIR) BENCH_HTTP_N=$(BENCH_HTTP_N) \
-	  BENCH_HTTP_ROUNDS=$(BENCH_HTTP_ROUNDS) BENCH_HTTP_ONLY='$(BENCH_HTTP_ONLY)' sh bench/http-run.sh
+	  BENCH_HTTP_ROUNDS=$(BENCH_HTTP_ROUNDS) BENCH_HTTP_ONLY='$(BENCH_HTTP_ONLY)' \
+	  BENCH_HTTP_WRK_SECONDS=$(BENCH_HTTP_WRK_SECONDS) sh bench/http-run.sh
 
 $(BENCH_HTTP_CLIENT): bench/http_client.c
 	@mkdir -p $(dir $@)

@@ -2,8 +2,12 @@
 # (or used as `make -f Makefile -f fuzz/fuzz.mk TARGET`).
 #
 #   make fuzz [FUZZ_SECONDS=60]   libFuzzer + ASan + UBSan on the JSON decoder
-#   make fuzz-build               only build build/fuzz/fuzz_decode
-#   make fuzz-corpus              only (re)fill build/fuzz/corpus
+#                                 and on the HTTP/1.x parser, FUZZ_SECONDS
+#                                 split between the two
+#   make fuzz-build               only build build/fuzz/fuzz_decode and
+#                                 build/fuzz/fuzz_h1
+#   make fuzz-corpus              only (re)fill build/fuzz/corpus and
+#                                 build/fuzz/corpus-h1
 #   make test-asan                the whole busted suite against an
 #                                 ASan + UBSan build of the module (gcc)
 #
@@ -39,6 +43,14 @@ FUZZ_FLAGS    := -g -O1 -fsanitize=fuzzer,address,undefined \
                  -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 # Extra libFuzzer options, e.g. FUZZ_ARGS=-jobs=2 or -only_ascii=1.
 FUZZ_ARGS     ?=
+# The HTTP/1.x parser's target (fuzz/fuzz_h1.c): the parser alone, taken
+# from KP_SRCS so that SRCS=... checks a scratch copy here too.
+FUZZ_H1_BIN    := $(FUZZ_OUT)/fuzz_h1
+FUZZ_H1_CORPUS := $(FUZZ_OUT)/corpus-h1
+FUZZ_H1_SRCS   := $(filter %/kp_h1.c %/kp_buf.c,$(KP_SRCS))
+# Longer than FUZZ_MAX_LEN: a head may take 65536 bytes (KP_H1_MAX_HEAD),
+# and what breaks at that limit only shows with more after it.
+FUZZ_H1_MAX_LEN ?= 98304
 
 # Lua is linked statically (liblua5.4.a); -Wl,-E exports its API so that
 # lua-cjson, loaded with dlopen, resolves lua_* against this binary.
@@ -57,34 +69,57 @@ $(FUZZ_OUT)/checker.inc: fuzz/checker.lua fuzz/fuzz.mk
 	@if command -v luac5.4 >/dev/null; then luac5.4 -p fuzz/checker.lua; fi
 	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n",/' fuzz/checker.lua >$@
 
-fuzz-build: $(FUZZ_BIN)
+# No Lua and no libcurl: the parser has neither.
+$(FUZZ_H1_BIN): fuzz/fuzz_h1.c $(FUZZ_H1_SRCS) $(KP_HDRS) fuzz/fuzz.mk
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(KP_C_STD) -Isrc fuzz/fuzz_h1.c $(FUZZ_H1_SRCS) -o $@
 
+fuzz-build: $(FUZZ_BIN) $(FUZZ_H1_BIN)
+
+# The parser's corpus: the seeds of fuzz/seeds-h1 (only added to, as
+# make-corpus.sh does for the decoder's).
 fuzz-corpus:
 	@sh fuzz/make-corpus.sh $(FUZZ_CORPUS)
+	@mkdir -p $(FUZZ_H1_CORPUS)
+	@for f in fuzz/seeds-h1/*; do cp "$$f" "$(FUZZ_H1_CORPUS)/seed-$${f##*/}"; done
+	@echo "fuzz corpus: $(FUZZ_H1_CORPUS) ($$(ls fuzz/seeds-h1 | wc -l) seeds, $$(ls $(FUZZ_H1_CORPUS) | wc -l) files in all)"
 
 # libFuzzer exits non-zero on a finding (crash, leak, timeout, UBSan report)
-# and leaves the input in build/fuzz/artifacts/.  Its log goes to
-# build/fuzz/fuzz.log; the last lines sum the run up.
-fuzz: $(FUZZ_BIN) fuzz-corpus
+# and leaves the input in build/fuzz/artifacts/ (the parser's named
+# fuzz_h1-*).  Logs go to build/fuzz/fuzz.log and fuzz-h1.log; the last
+# lines sum each run up.  Both targets run even when the first finds
+# something; the parser gets half of FUZZ_SECONDS, the decoder the rest.
+#
+# $(call kp_fuzz,BIN,SECONDS,MAX_LEN,DICT,CORPUS,LOG,ARTIFACT_PREFIX): one
+# run, as shell commands that set rc to its exit status when that is not 0.
+define kp_fuzz
+echo "fuzz: $(2)s on $(1), corpus $(5), log $(6)"; \
+r=0; \
+$(1) -max_total_time=$(2) -timeout=$(FUZZ_TIMEOUT) \
+  -max_len=$(3) -dict=$(4) -print_final_stats=1 \
+  -artifact_prefix=$(7) $(FUZZ_ARGS) \
+  $(5) >$(6) 2>&1 || r=$$?; \
+if [ $$r -ne 0 ]; then \
+  echo "fuzz: FINDING (exit $$r); report:"; \
+  grep -v '^#[0-9]' $(6) | tail -60 | cut -c1-400; \
+  ls -l $(FUZZ_OUT)/artifacts/; \
+  rc=$$r; \
+fi; \
+execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $(6)); \
+rate=$$(sed -n 's/^stat::average_exec_per_sec: *//p' $(6)); \
+rss=$$(sed -n 's/^stat::peak_rss_mb: *//p' $(6)); \
+cov=$$(grep -E '^#[0-9]+' $(6) | tail -1 | grep -oE 'cov: [0-9]+ ft: [0-9]+' || true); \
+files=$$(ls $(5) | wc -l); \
+echo "fuzz: $${execs:-?} execs, $${rate:-?} exec/s, $$files corpus files, $${cov:-cov: ?}, peak rss $${rss:-?} MB"; \
+if [ $$r -eq 0 ]; then echo "fuzz: no findings"; fi
+endef
+
+fuzz: $(FUZZ_BIN) $(FUZZ_H1_BIN) fuzz-corpus
 	@mkdir -p $(FUZZ_OUT)/artifacts
-	@echo "fuzz: $(FUZZ_SECONDS)s on $(FUZZ_BIN), corpus $(FUZZ_CORPUS), log $(FUZZ_OUT)/fuzz.log"
-	@rc=0; \
-	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) \
-	  -max_len=$(FUZZ_MAX_LEN) -dict=fuzz/json.dict -print_final_stats=1 \
-	  -artifact_prefix=$(FUZZ_OUT)/artifacts/ $(FUZZ_ARGS) \
-	  $(FUZZ_CORPUS) >$(FUZZ_OUT)/fuzz.log 2>&1 || rc=$$?; \
-	if [ $$rc -ne 0 ]; then \
-	  echo "fuzz: FINDING (exit $$rc); report:"; \
-	  grep -v '^#[0-9]' $(FUZZ_OUT)/fuzz.log | tail -60 | cut -c1-400; \
-	  ls -l $(FUZZ_OUT)/artifacts/; \
-	fi; \
-	execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $(FUZZ_OUT)/fuzz.log); \
-	rate=$$(sed -n 's/^stat::average_exec_per_sec: *//p' $(FUZZ_OUT)/fuzz.log); \
-	rss=$$(sed -n 's/^stat::peak_rss_mb: *//p' $(FUZZ_OUT)/fuzz.log); \
-	cov=$$(grep -E '^#[0-9]+' $(FUZZ_OUT)/fuzz.log | tail -1 | grep -oE 'cov: [0-9]+ ft: [0-9]+' || true); \
-	files=$$(ls $(FUZZ_CORPUS) | wc -l); \
-	echo "fuzz: $${execs:-?} execs, $${rate:-?} exec/s, $$files corpus files, $${cov:-cov: ?}, peak rss $${rss:-?} MB"; \
-	if [ $$rc -eq 0 ]; then echo "fuzz: no findings"; fi; \
+	@rc=0; h1=$$(( $(FUZZ_SECONDS) / 2 )); [ $$h1 -ge 1 ] || h1=1; \
+	dec=$$(( $(FUZZ_SECONDS) - h1 )); [ $$dec -ge 1 ] || dec=1; \
+	$(call kp_fuzz,$(FUZZ_BIN),$${dec},$(FUZZ_MAX_LEN),fuzz/json.dict,$(FUZZ_CORPUS),$(FUZZ_OUT)/fuzz.log,$(FUZZ_OUT)/artifacts/); \
+	$(call kp_fuzz,$(FUZZ_H1_BIN),$${h1},$(FUZZ_H1_MAX_LEN),fuzz/h1.dict,$(FUZZ_H1_CORPUS),$(FUZZ_OUT)/fuzz-h1.log,$(FUZZ_OUT)/artifacts/fuzz_h1-); \
 	exit $$rc
 
 # ------------------------------------------------------------ ASan + UBSan

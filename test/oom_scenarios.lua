@@ -46,6 +46,10 @@ function M.list(env)
   end
   names[#names + 1] = "decode-steps:example-200.json"
   names[#names + 1] = "recover:decode"
+  -- attempts of a core.external client, reported by Lua code: no network
+  for _, name in ipairs({ "external:feed", "external:response", "external:fail" }) do
+    names[#names + 1] = name
+  end
   if env.url then
     for _, name in ipairs({ "get:normal", "get:badjson", "get:error500", "log:debug",
       "retry:flaky-502", "async:start-poll", "async:cancel-close", "async:slices", "many:3",
@@ -98,6 +102,27 @@ local function recover_on_done(env, opts, customer, dealer)
   return got
 end
 
+-- For the external: scenarios, a 2xx body and the response framings the
+-- attempts are fed (src/kp_h1.c through request:feed, src/kp_report.c).
+local EXT_BODY = '{"financeOffers":[{"id":1,"name":"Ada"},{"id":2,"name":"Lin"}]}'
+local EXT_MAX_BODY = 200
+
+-- text in pieces of `size` bytes (the last one shorter)
+local function pieces_of(text, size)
+  local list = {}
+  for i = 1, #text, size do list[#list + 1] = text:sub(i, i + size - 1) end
+  return list
+end
+
+-- The outcome fields that say how an attempt ended (total_time is a clock
+-- reading, different in every run).
+local function outcome_of(req)
+  local o = req:outcome()
+  return { kind = o.kind or false, status = o.status or false, message = o.message or false,
+    retryable = o.retryable, request_id = o.request_id or false,
+    retry_after = o.retry_after or false, value = o.value or false, errors = o.errors or false }
+end
+
 local GET_CUSTOMERS = {
   ["get:normal"] = "oom-customer-1",
   ["get:badjson"] = "mock:badjson",
@@ -132,6 +157,80 @@ function M.prepare(name, env)
       if ok then error("a truncated document decoded") end
       if not tostring(msg):find("^kpayment%.decode: ") then error(msg, 0) end
       return msg
+    end
+  elseif name == "external:feed" then
+    -- a chunked response with extensions and trailers, fed in pieces cut
+    -- inside every part of it, then decoded; a close-delimited body fed
+    -- past max_body; one cancelled in its body; one still in its head
+    -- when the client closes
+    local chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Request-Id: ext-feed\r\n"
+      .. "Retry-After: 7\r\n\r\n"
+      .. string.format("%x;ext=1\r\n%s\r\n", 30, EXT_BODY:sub(1, 30))
+      .. string.format("%X\r\n%s\r\n", #EXT_BODY - 30, EXT_BODY:sub(31))
+      .. "0\r\nX-Checksum: abc\r\nExpires: never\r\n\r\n"
+    local feed_pieces = pieces_of(chunked, 23)
+    local big_head = "HTTP/1.1 200 OK\r\nX-Request-Id: ext-big\r\n\r\n"
+    local big_body = pieces_of(("x"):rep(EXT_MAX_BODY + 1), 64)
+    local cut_head = "HTTP/1.1 200 OK\r\nContent-Length: " .. #EXT_BODY .. "\r\n\r\n" .. EXT_BODY:sub(1, 9)
+    return function()
+      local client = core.external({ max_body = EXT_MAX_BODY })
+      local got = { feeds = {} }
+      local a = client:start("http://x/")
+      for _, piece in ipairs(feed_pieces) do
+        local done, reusable = a:feed(piece)
+        got.feeds[#got.feeds + 1] = done and (reusable and "reusable" or "done") or "more"
+      end
+      got.complete = outcome_of(a)
+      local b = client:start("http://x/")
+      local ended = b:feed(big_head) ~= false
+      for _, piece in ipairs(big_body) do
+        if b:feed(piece) == nil then ended = true break end
+      end
+      got.too_large = ended and outcome_of(b)
+      local c = client:start("http://x/")
+      got.cut = c:feed(cut_head)
+      c:cancel()
+      got.cut_after = c:feed(EXT_BODY:sub(10)) == nil
+      got.cancelled = outcome_of(c)
+      local d = client:start("http://x/")
+      got.head = d:feed("HTTP/1.1 200 O")
+      client:close()
+      got.head_after = d:feed("K\r\n") == nil
+      got.closed = outcome_of(d)
+      got.start_after_close = client:start("http://x/") == nil
+      return got
+    end
+  elseif name == "external:response" then
+    -- a whole response with a headers table (a list of values: the first
+    -- counts), then a 404 with the API's error body
+    local api_error = '{"errors":[{"code":"CUSTOMER_NOT_FOUND","message":"no such customer"}]}'
+    local headers = { ["x-REQUEST-id"] = "ext-resp", ["Retry-After"] = { "5", "6" },
+      ["Content-Type"] = "application/json" }
+    return function()
+      local client = core.external({ max_body = EXT_MAX_BODY })
+      local a = client:start("http://x/")
+      local got = { response = a:response(200, EXT_BODY, headers) }
+      got.complete = outcome_of(a)
+      local b = client:start("http://x/")
+      b:response(404, api_error, { ["X-Correlation-Id"] = "ext-corr" })
+      got.not_found = outcome_of(b)
+      client:close()
+      return got
+    end
+  elseif name == "external:fail" then
+    -- a failure with the status of a response refused for its size; a
+    -- timeout after a head was read keeps that head's status
+    return function()
+      local client = core.external({ max_body = EXT_MAX_BODY })
+      local a = client:start("http://x/")
+      local got = { fail = a:fail("body_too_large", "the proxy refused a large body", nil, 413) }
+      got.too_large = outcome_of(a)
+      local b = client:start("http://x/")
+      b:feed("HTTP/1.1 502 Bad Gateway\r\nX-Request-Id: ext-502\r\nContent-Length: 10\r\n\r\nbad")
+      b:fail("timeout", "the body stopped coming")
+      got.timeout = outcome_of(b)
+      client:close()
+      return got
     end
   elseif kind == "get" then
     local customer = assert(GET_CUSTOMERS[name], name)
@@ -371,6 +470,31 @@ local CHECKS = {
   end,
   ["hooks:close"] = function(v)
     return v.responses == 2 and #v.kinds == 2 and v.kinds[1] == "cancelled" and v.kinds[2] == "cancelled"
+  end,
+  ["external:feed"] = function(v)
+    local o = v.complete
+    local feeds = table.concat(v.feeds, " ")
+    return #v.feeds > 4 and feeds == ("more "):rep(#v.feeds - 1) .. "reusable"
+      and o.kind == false and o.status == 200 and offers_of(o.value.financeOffers, 2)
+      and o.request_id == "ext-feed" and o.retry_after == "7"
+      and v.too_large and v.too_large.kind == "body_too_large" and v.too_large.status == 200
+      and v.too_large.request_id == "ext-big" and v.too_large.retryable == false
+      and v.cut == false and v.cut_after and v.cancelled.kind == "cancelled"
+      and v.head == false and v.head_after and v.closed.kind == "cancelled" and v.start_after_close
+  end,
+  ["external:response"] = function(v)
+    local o, e = v.complete, v.not_found
+    return v.response == true and o.kind == false and o.status == 200
+      and offers_of(o.value.financeOffers, 2) and o.request_id == "ext-resp" and o.retry_after == "5"
+      and e.kind == "http" and e.status == 404 and e.request_id == "ext-corr"
+      and type(e.errors) == "table" and e.errors[1].code == "CUSTOMER_NOT_FOUND"
+  end,
+  ["external:fail"] = function(v)
+    local a, b = v.too_large, v.timeout
+    return v.fail == true and a.kind == "body_too_large" and a.status == 413
+      and a.message == "the proxy refused a large body" and a.retryable == false
+      and b.kind == "timeout" and b.status == 502 and b.request_id == "ext-502"
+      and b.message == "the body stopped coming" and b.retryable == true
   end,
   ["recover:decode"] = function(v)
     return type(v[1]) == "table" and type(v[2]) == "table" and #v[1].financeOffers > 0

@@ -1,13 +1,14 @@
 # kpayment inside nginx (Debian's nginx + libnginx-mod-http-lua), from the
 # Makefile:
 #   make demo-openresty   examples/openresty/run.sh against the mock: one answer
-#   make test-openresty   spec/openresty_nginx.lua: nginx with the example
-#                         configuration, pointed at the mock and at TLS servers
+#   make test-openresty   spec/nginx/*_nginx.lua: kpayment in nginx, each file
+#                         with its configuration, against the mock, the
+#                         framing server and TLS servers (ab for the load)
 # Both build kpayment for LuaJIT (nginx's Lua) and for Lua 5.4 (the mock's
 # side and the spec's).
 
 OPENRESTY_LPATH := lua/?.lua;lua/?/init.lua;mock/?.lua;mock/?/init.lua;spec/?.lua
-OPENRESTY_PACKAGES := nginx libnginx-mod-http-lua curl openssl lua-socket
+OPENRESTY_PACKAGES := nginx libnginx-mod-http-lua curl openssl lua-socket apache2-utils
 
 .PHONY: demo-openresty test-openresty openresty-build
 

@@ -100,9 +100,15 @@ local function get_ctx()
 end
 
 --- The calling request's (or timer's) scope of core `c`: `live` and
--- `watch` (kpayment.async's requests), `queue` (attempts not yet sent),
--- `running` (attempts in light threads), `ends` (how many ended),
--- `waiters` (pollers' semaphores).
+-- `watch` (kpayment.async's requests), `queue` (attempts not yet sent, in
+-- start order), `info` (attempt -> its url, timeout and whether it went
+-- out), `running` (attempts in light threads), `ends` (how many of those
+-- ended), `waiters` (pollers' semaphores).
+--
+-- Nothing here refers back from a value to its weak key (LuaJIT's weak
+-- tables are not ephemerons: such an entry would never go): `info` holds no
+-- attempt, and the core finds an attempt's scope through a table weak on
+-- both sides.
 function M.scope(c)
   local ok, ctx = pcall(get_ctx)
   local map
@@ -123,7 +129,8 @@ function M.scope(c)
   local s = map[c]
   if s == nil then
     s = { live = setmetatable({}, { __mode = "k" }), watch = {}, queue = {}, head = 1,
-          running = 0, ends = 0, waiters = setmetatable({}, { __mode = "k" }) }
+          info = setmetatable({}, { __mode = "k" }), running = 0, ends = 0,
+          waiters = setmetatable({}, { __mode = "k" }) }
     map[c] = s
     c._scopes[s] = true
   end
@@ -159,18 +166,18 @@ end
 -- Send one attempt; a raise (a fault of ours, or memory) ends the attempt
 -- as cancelled and is kept for the next poll or wait of its scope to
 -- raise, so no waiter is left hanging.
-local function send(c, s, a, url, ms)
-  local ok, why = pcall(c._send, c, a, url, ms)
+local function send(c, s, a, info)
+  local ok, why = pcall(c._send, c, a, info.url, info.ms)
   if not ok then
     a:cancel()
     if s.raised == nil then s.raised = why end
   end
+  s.info[a] = nil
+  c._scope_of[a] = nil
 end
 
-local function thread_main(c, s, item)
-  local a = item[1]
-  send(c, s, a, item[2], item[3])
-  c._where[a] = nil
+local function thread_main(c, s, a, info)
+  send(c, s, a, info)
   s.running = s.running - 1
   s.ends = s.ends + 1
   wake(s)
@@ -191,33 +198,33 @@ local runner = { sleep = M.sleep }
 function runner.start(c, a, url, ms)
   M.check_phase(c._kind)
   local s = M.scope(c)
-  local item = { a, url, ms, s }
   local q = s.queue
-  q[#q + 1] = item
-  c._where[a] = item
+  q[#q + 1] = a
+  s.info[a] = { url = url, ms = ms }
+  c._scope_of[a] = s
 end
 
--- Spawn a light thread for each attempt queued in scope s.
+-- Spawn a light thread for each attempt queued in scope s (one that a
+-- waiter sent itself meanwhile is marked sent).
 local function spawn_queued(c, s)
   local q = s.queue
   while q[s.head] ~= nil do
-    local item = q[s.head]
+    local a = q[s.head]
     q[s.head] = nil
     s.head = s.head + 1
-    -- false: sent by a waiter meanwhile (runner.wait)
-    if item and not item[1]:done() then
+    local info = s.info[a]
+    if info and not info.sent and not a:done() then
+      info.sent = true
+      info.until_at = info.ms >= 0 and monotonic() + info.ms / 1000 + 1 or nil
       s.running = s.running + 1
-      item.thread = true
-      local ms = item[3]
-      item.until_at = ms >= 0 and monotonic() + ms / 1000 + 1 or nil
-      local th, err = spawn(thread_main, c, s, item)
+      local th, err = spawn(thread_main, c, s, a, info)
       if not th then
         s.running = s.running - 1
-        item[1]:cancel()
+        a:cancel()
         error("kpayment: cannot start a light thread: " .. tostring(err), 0)
       end
-    elseif item then
-      c._where[item[1]] = nil
+    elseif info and not info.sent then
+      s.info[a], c._scope_of[a] = nil, nil
     end
   end
   s.queue, s.head = {}, 1
@@ -248,21 +255,13 @@ function runner.poll(c, ms, mark)
 end
 
 function runner.wait(c, a, ms)
-  local item = c._where[a]
-  if item == nil then return end
-  local s = item[4]
-  if not item.thread then
+  local s = c._scope_of[a]
+  local info = s and s.info[a]
+  if info == nil then return end
+  if not info.sent then
     -- not sent yet: send it here, in the caller's own coroutine
-    item.thread = true
-    c._where[a] = nil
-    local q = s.queue
-    for i = s.head, #q do
-      if q[i] == item then
-        q[i] = false   -- skipped when the queue is spawned
-        break
-      end
-    end
-    send(c, s, a, item[2], item[3])
+    info.sent = true
+    send(c, s, a, info)
     raise_kept(s)
     return
   end
@@ -275,7 +274,7 @@ function runner.wait(c, a, ms)
   sema:wait(ms / 1000)
   raise_kept(s)
   -- the nginx request that ran it may have ended, and its thread with it
-  if not a:done() and item.until_at and monotonic() > item.until_at then
+  if not a:done() and info.until_at and monotonic() > info.until_at then
     a:fail("network", "the nginx request that sent this attempt ended before it")
   end
 end
@@ -295,7 +294,7 @@ function M.core(cfg, name)
   local c = transport.new(cfg, module.send, name, runner, "nginx/" .. M.nginx_version())
   c._kind = name
   c._scopes = setmetatable({}, { __mode = "k" })
-  c._where = setmetatable({}, { __mode = "k" })   -- attempt -> its queue item
+  c._scope_of = setmetatable({}, { __mode = "kv" })   -- attempt -> its scope
   c._waits = setmetatable({}, { __mode = "k" })   -- attempt -> its waiter's semaphore
   c._scope = M.scope
   module.setup(c, cfg)

@@ -19,6 +19,13 @@ location = /t/abortable {
   lua_check_client_abort on;
   content_by_lua_block { require("support.nginx_handlers").threads() }
 }
+location = /t/mem {
+  content_by_lua_block {
+    collectgarbage()
+    collectgarbage()
+    ngx.say(math.floor(collectgarbage("count")))
+  }
+}
 location = /t/abortable_poll {
   lua_check_client_abort on;
   content_by_lua_block { require("support.nginx_handlers").poll() }
@@ -120,7 +127,8 @@ describe("a client per worker, shared under load", function()
       return s
     end
     -- requests whose calls wait (in light threads and in poll), aborted
-    -- by their clients while the API is still answering
+    -- by their clients while the API is still answering; what they leave
+    -- on the shared client goes with them (the worker's Lua heap, in KiB)
     local gone = {}
     for i = 1, 10 do
       gone[#gone + 1] = abort("/t/abortable?threads=5&customer=mock:stall:2&i=" .. i)
@@ -142,6 +150,22 @@ describe("a client per worker, shared under load", function()
     local r = ab(n.url .. "/t/threads?threads=5&customer=c-1", 100, 10)
     assert.equal(0, r.bad, r.text)
     assert.is_true(responsive(n))
+    -- once more, after the worker's first aborted requests (its Lua heap
+    -- settles from there), then measured over three rounds
+    local heap0
+    for round = 0, 3 do
+      if round == 1 then heap0 = tonumber((select(2, n.get("/t/mem")))) end
+      for i = 1, 20 do
+        gone[i] = abort("/t/abortable_poll?n=3&customer=mock:stall:1&i=" .. i)
+      end
+      socket.sleep(0.2)
+      for i = 1, 20 do gone[i]:close() end
+    end
+    socket.sleep(1.5)
+    local heap1 = tonumber((select(2, n.get("/t/mem"))))
+    io.stderr:write(("\n[nginx stress] worker Lua heap: %d KiB before 60 aborted requests, %d after\n")
+      :format(heap0, heap1))
+    assert.is_true(heap1 - heap0 < 100, "the heap grew from " .. heap0 .. " to " .. heap1 .. " KiB")
     assert.is_nil(n.log():find("[alert]", 1, true), n.log())
   end)
 
