@@ -55,10 +55,10 @@ Method, and why:
     nginx/server.conf, included as users include it), and the same done by
     hand: a cosocket (connect from a keep-alive pool, send, read the head
     and a Content-Length body, setkeepalive: a lower bound of
-    lua-resty-http) or ngx.location.capture, then cjson.decode; each
-    without decoding too.  wrk (one thread, CONCURRENCY keep-alive
-    connections) loads one location per run, the rows interleaved like the
-    others.  nginx and wrk share the machine's CPUs, so the rates are of
+    lua-resty-http) or ngx.location.capture, then cjson.decode; and that
+    cosocket without decoding (the transport limit).  wrk (one thread,
+    CONCURRENCY keep-alive connections) loads one location per run, the
+    rows interleaved like the others.  nginx and wrk share the machine's CPUs, so the rates are of
     the whole machine; the ratios are what the location's Lua costs.
     "cpu us" there is the workers' CPU time (/proc) per request wrk saw
     answered, requests cut at the end of a run included in the time.

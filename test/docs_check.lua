@@ -131,7 +131,7 @@ else
     end
   end
   local count = 0
-  for option in options_src:gmatch("([%a_][%w_]*)%s*=%s*\"") do
+  for option in options_src:gmatch("([%a_][%w_]*)%s*=%s*[\"{]") do
     count = count + 1
     if from and not documented[option] then
       fail("kpayment: option '%s' (lua/kpayment/config.lua) is not a field of the options table", option)
