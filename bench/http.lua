@@ -285,9 +285,10 @@ local function workers_cpu()
     -- (fields 14 and 15) are the 12th and 13th
     local rest = (common.read_file("/proc/" .. pid .. "/stat") or ""):match("%) (.*)$")
     local f = {}
-    for x in (rest or ""):gmatch("%S+") do f[#f + 1] = tonumber(x) end
-    if not f[13] then return nil end
-    ticks = ticks + f[12] + f[13]
+    for x in (rest or ""):gmatch("%S+") do f[#f + 1] = x end
+    local utime, stime = tonumber(f[12]), tonumber(f[13])
+    if not (utime and stime) then return nil end
+    ticks = ticks + utime + stime
   end
   return ticks / CLK_TCK
 end

@@ -58,7 +58,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_CUTS 15
-#define SMALL_FEEDS 2048
+#define SMALL_FEEDS 512
 
 /* One way of feeding the response: its parser and what came out of it. */
 typedef struct way {

@@ -153,7 +153,9 @@ describe("kpayment", function()
       assert.equal("application/json", req.headers.accept)
       assert.equal("Basic", req.headers.authorization)
       assert.matches("gzip", req.headers["accept-encoding"])
-      assert.matches("^kpayment/%d+%.%d+%.%d+ %(Lua 5%.%d; libcurl/%d", req.headers["user-agent"])
+      -- the Lua that runs us: LuaJIT names itself
+      assert.matches("^kpayment/%d+%.%d+%.%d+ %(Lua[JIT]* [%d.]+[%w.-]*; libcurl/%d",
+        req.headers["user-agent"])
     end)
 
     it("percent-encodes hostile parameter values so they arrive intact", function()
