@@ -25,9 +25,8 @@
  * byte at a time through a long head costs more than all the rest of an
  * input, and libFuzzer would spend its time there).  Each way gets EOF
  * after the response when bit 0 says so, then more bytes and EOF again
- * once it ended.  Every way
- * must give the same: result code; failure class, message and retryable
- * flag; status and whether the head was final; where in the response the
+ * once it ended.  Every way must give the same: result code; failure
+ * class, message and retryable flag; status and whether the head was final; where in the response the
  * response ended (DONE); kp_h1_reusable; the headers given to the
  * callback, in order, byte for byte; and the body -- byte for byte, except
  * after a body_too_large failure, where a way that had pieces may hold

@@ -559,6 +559,15 @@ describe("HTTP/1.x framing of fed bytes", function()
       local pieces = {}
       for i = 1, #junk, 1000 do pieces[#pieces + 1] = junk:sub(i, i + 999) end
       assert.same(whole, (verdict(pieces)))
+      -- a long line that starts near the head's limit (the fuzzer's case):
+      -- cut inside it, it is still refused for its length
+      head = "HTTP/1.1 200 OK\r\n" .. ("X-Pad: " .. ("p"):rep(4990) .. "\r\n"):rep(12)
+      text = head .. "X-Long: " .. ("l"):rep(9000) .. "\r\n\r\n"
+      whole = verdict({ text })
+      assert.equal("the response has a line over 8192 bytes", whole.outcome.message)
+      for cut = #head, #head + 9010, 1000 do
+        assert.same(whole, (verdict({ text:sub(1, cut), text:sub(cut + 1) })), "cut at " .. cut)
+      end
     end)
   end)
 
@@ -837,6 +846,44 @@ describe("HTTP/1.x framing of fed bytes", function()
       status, _, bytes = a:stats()
       assert.equal(200, status)
       assert.equal(7, bytes)
+    end)
+  end)
+
+  describe("the reporting methods", function()
+    it("take one way of reporting per attempt: response() after feed() raises", function()
+      local a = attempt()
+      assert.is_false(a:feed("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"))
+      assert.has_error(function() a:response(200, "{}") end, "response() after feed() on the same attempt")
+      a = attempt()
+      assert.is_false(a:feed("HTTP/1.1 20"))
+      assert.has_error(function() a:response(200, "{}") end, "response() after feed() on the same attempt")
+    end)
+
+    it("look at the attempt after converting their arguments, which may run a finalizer", function()
+      local gc = require("support.gc")
+      -- Finalizers that cancel the attempt of the moment fire at any
+      -- allocation, the conversion of feed's number argument to a string
+      -- among them.  An attempt cancelled at any point ends cancelled,
+      -- never done with what was fed after that.
+      local current, cancelled, wrong = nil, setmetatable({}, { __mode = "k" }), 0
+      local fin = gc.storm(function()
+        if current then
+          cancelled[current] = true
+          current:cancel()
+        end
+      end, function()
+        for round = 1, 3000 do
+          local a = attempt()
+          current = a
+          a:feed("HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n")
+          a:feed(1000000000000000 + round)   -- 16 digits: a new string
+          current = nil
+          if cancelled[a] and a:outcome().kind ~= "cancelled" then wrong = wrong + 1 end
+        end
+      end)
+      assert.is_true(fin.ok, tostring(fin.results[1]))
+      assert.is_true(fin.n > 0, "no finalizer fired")
+      assert.equal(0, wrong)
     end)
   end)
 end)

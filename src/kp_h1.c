@@ -334,11 +334,13 @@ int kp_h1_feed(kp_h1 *p, const char *data, size_t n, int eof, size_t *used,
       const char *lf = memchr(s, '\n', avail);
       size_t take = lf ? (size_t)(lf - s) + 1 : avail;
       size_t len;
-      /* the line's limit first: which one a long line breaks must not
-       * depend on where the pieces were cut */
+      /* A line's length counts as its bytes come, the head's size once a
+       * line is whole: which limit a response breaks must not depend on
+       * where the pieces were cut. */
       if (p->line.len + take > KP_H1_MAX_LINE)
         return fail(p, KP_H1_BAD, "the response has a line over 8192 bytes");
-      if (head_state(p->state) && (p->head += take) > KP_H1_MAX_HEAD)
+      if (lf != NULL && head_state(p->state) &&
+          (p->head += p->line.len + take) > KP_H1_MAX_HEAD)
         return fail(p, KP_H1_BAD, "the response's head is over 65536 bytes");
       at += take;
       if (lf == NULL || p->line.len > 0) {      /* split: gather it */
@@ -368,7 +370,7 @@ int kp_h1_feed(kp_h1 *p, const char *data, size_t n, int eof, size_t *used,
     return KP_H1_DONE;
   }
   p->retryable = 1;
-  if (p->state == S_STATUS && p->head == 0)
+  if (p->state == S_STATUS && p->head == 0 && p->line.len == 0)
     return fail(p, KP_H1_BAD, "the server closed the connection without answering");
   return fail(p, KP_H1_BAD, "the response was cut short");
 }

@@ -10,10 +10,11 @@
 #include <string.h>
 #include "kp_request.h"
 
-/* The attempt at 1 if it still runs, else NULL. */
-static kp_request *running(lua_State *L) {
-  kp_request *r = kp_request_check(L, 1);
-  return r->t.res.state == KP_RUNNING ? r : NULL;
+/* Whether r still runs.  Asked after every argument is converted: a
+ * conversion allocates, and a finalizer run by it may cancel the attempt
+ * or close its client. */
+static int running(const kp_request *r) {
+  return r->t.res.state == KP_RUNNING;
 }
 
 static void on_header(void *ud, const char *name, size_t nlen, const char *value,
@@ -37,11 +38,11 @@ static void end_failed(kp_request *r, int kind, int retryable, const char *why) 
  * the connection.
  */
 static int request_feed(lua_State *L) {
-  kp_request *r = running(L);
+  kp_request *r = kp_request_check(L, 1);
   size_t n = 0, used = 0;
   const char *data = lua_isnoneornil(L, 2) ? NULL : luaL_checklstring(L, 2, &n);
   int rc;
-  if (r == NULL)
+  if (!running(r))
     return 0;
   rc = kp_h1_feed(&r->h1, data, n, data == NULL, &used, &r->t.body, on_header,
                   &r->t.res);
@@ -95,7 +96,7 @@ static void keep_headers(lua_State *L, int idx, kp_result *res) {
  * (the status kept).  nil when the attempt no longer runs.
  */
 static int request_response(lua_State *L) {
-  kp_request *r = running(L);
+  kp_request *r = kp_request_check(L, 1);
   lua_Integer status = luaL_checkinteger(L, 2);
   size_t len;
   const char *body = luaL_checklstring(L, 3, &len);
@@ -103,8 +104,11 @@ static int request_response(lua_State *L) {
   luaL_argcheck(L, status >= 100 && status <= 999, 2, "HTTP status expected");
   if (!lua_isnoneornil(L, 4))
     luaL_checktype(L, 4, LUA_TTABLE);
-  if (r == NULL)
+  if (!running(r))
     return 0;
+  /* one way of reporting per attempt: bytes fed, or a whole response */
+  if (r->t.body.len > 0 || r->h1.head > 0 || r->h1.line.len > 0)
+    return luaL_error(L, "response() after feed() on the same attempt");
   res = &r->t.res;
   res->status = (long)status;
   if (!lua_isnoneornil(L, 4))
@@ -115,6 +119,7 @@ static int request_response(lua_State *L) {
     if (kp_buf_append(&r->t.body, body, len) != 0)
       res->oom = 1;
     kp_transfer_end(&r->t);
+    kp_h1_free(&r->h1);
   }
   lua_pushboolean(L, 1);
   return 1;
@@ -128,7 +133,7 @@ static int request_response(lua_State *L) {
  * the attempt no longer runs.
  */
 static int request_fail(lua_State *L) {
-  kp_request *r = running(L);
+  kp_request *r = kp_request_check(L, 1);
   const char *name = luaL_checkstring(L, 2);
   const char *message = luaL_checkstring(L, 3);
   int kind = kp_kind_named(name);
@@ -137,7 +142,7 @@ static int request_fail(lua_State *L) {
   luaL_argcheck(L, kind > 0, 2, "failure kind expected");
   luaL_argcheck(L, status == 0 || (status >= 100 && status <= 999), 5, "HTTP status expected");
   retryable = lua_isnoneornil(L, 4) ? kp_kind_retryable(kind) : lua_toboolean(L, 4);
-  if (r == NULL)
+  if (!running(r))
     return 0;
   if (status != 0)              /* else the status of a head already read stays */
     r->t.res.status = (long)status;

@@ -148,37 +148,63 @@ static int decode_success(lua_State *L, kp_request *r, const kp_result *res,
  * outcome.  A request cancelled while its decode was under way keeps its
  * decode if it completed, and gets the cancelled outcome otherwise.
  */
+/* The building part of request:outcome, run protected (stack: 1
+ * request, 2 user value, 3 trie, 4 client, 5 budget, 6 outer), so that a
+ * raise in it (out of memory) reaches its caller, which clears the
+ * decoding flag before passing the error on.  Pushes the outcome, or
+ * nothing when a decode in steps is not complete. */
+static int build_outcome(lua_State *L) {
+  kp_request *r = (kp_request *)lua_touserdata(L, 1);
+  double budget = (double)lua_tonumber(L, 5);
+  int outer = lua_toboolean(L, 6);
+  kp_result res = r->t.res;     /* a copy: cancel() may change the original */
+  lua_settop(L, 4);
+  if (outer && kp_result_success(&res))
+    return decode_success(L, r, &res, budget);
+  kp_outcome_push(L, &res, &r->t.body, (const kp_json_path *)lua_touserdata(L, 3),
+                  ((kp_client *)lua_touserdata(L, 4))->tp.snippet);
+  return 1;
+}
+
 static int request_outcome(lua_State *L) {
   kp_request *r = to_request(L);
   double budget = luaL_optnumber(L, 2, -1);
   kp_result res;
-  int outer, built;
+  int outer, built, status;
   if (r->t.res.state == KP_RUNNING)
     return luaL_error(L, "request still running (poll until done())");
   if (r->released)
     return luaL_error(L, "outcome already released");
   lua_settop(L, 1);
+  luaL_checkstack(L, 12, NULL);
   kp_getuservalue(L, 1);                        /* 2: user value */
   if (r->taken) {
     lua_rawgeti(L, 2, UV_OUTCOME);
     return 1;
   }
+  lua_rawgeti(L, 2, UV_FIELDS);                 /* 3: anchors the trie */
+  lua_rawgeti(L, 2, UV_CLIENT);                 /* 4 */
+  lua_pushcfunction(L, build_outcome);          /* may allocate: before the flag */
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_pushvalue(L, 4);
+  lua_pushnumber(L, (lua_Number)budget);
   /* While decoding is set, cancel() leaves the body alone: it is read in
    * place, and nothing else frees or moves a finished transfer's body. */
   outer = !r->decoding;
+  lua_pushboolean(L, outer);
   r->decoding = 1;
-  res = r->t.res;               /* a copy: cancel() may change the original */
-  lua_rawgeti(L, 2, UV_FIELDS);                 /* 3: anchors the trie */
-  lua_rawgeti(L, 2, UV_CLIENT);                 /* 4 */
-  if (outer && kp_result_success(&res)) {
-    built = decode_success(L, r, &res, budget);
-  } else {
-    kp_outcome_push(L, &res, &r->t.body, (const kp_json_path *)lua_touserdata(L, 3),
-                    ((kp_client *)lua_touserdata(L, 4))->tp.snippet);
-    built = 1;
-  }
+  status = lua_pcall(L, 6, LUA_MULTRET, 0);
   if (outer)
     r->decoding = 0;
+  if (status != 0) {
+    /* a decode in steps that raised starts over next time (kp_json.h) */
+    if (outer && kp_json_slicer_busy(&r->slicer))
+      drop_slices(L, r);
+    return lua_error(L);
+  }
+  built = lua_gettop(L) > 4;
   if (r->taken) {               /* a nested call finished first */
     if (!built)
       drop_slices(L, r);

@@ -47,7 +47,7 @@ function M.list(env)
   names[#names + 1] = "decode-steps:example-200.json"
   names[#names + 1] = "recover:decode"
   -- attempts of a core.external client, reported by Lua code: no network
-  for _, name in ipairs({ "external:feed", "external:response", "external:fail" }) do
+  for _, name in ipairs({ "external:feed", "external:response", "external:fail", "recover:external" }) do
     names[#names + 1] = name
   end
   if env.url then
@@ -214,6 +214,25 @@ function M.prepare(name, env)
       local b = client:start("http://x/")
       b:response(404, api_error, { ["X-Correlation-Id"] = "ext-corr" })
       got.not_found = outcome_of(b)
+      client:close()
+      return got
+    end
+  elseif name == "recover:external" then
+    -- a decode that ran out of memory leaves the attempt as it was: the
+    -- outcome asked again is the whole one, release() lets it go, and the
+    -- body is freed by cancel() (a decode flag left set would keep it)
+    return function()
+      local client = core.external({ max_body = EXT_MAX_BODY })
+      local a = client:start("http://x/")
+      a:response(200, EXT_BODY)
+      local got = { complete = again(outcome_of, a) }
+      a:release()
+      got.released = select(2, pcall(a.outcome, a))
+      local b = client:start("http://x/")
+      b:response(200, EXT_BODY)
+      again(b.outcome, b, 0)   -- a decode in steps: its first record
+      b:cancel()
+      got.cancelled = b:outcome().kind
       client:close()
       return got
     end
@@ -495,6 +514,11 @@ local CHECKS = {
       and a.message == "the proxy refused a large body" and a.retryable == false
       and b.kind == "timeout" and b.status == 502 and b.request_id == "ext-502"
       and b.message == "the body stopped coming" and b.retryable == true
+  end,
+  ["recover:external"] = function(v)
+    return v.complete.kind == false and offers_of(v.complete.value.financeOffers, 2)
+      and tostring(v.released):find("outcome already released", 1, true) ~= nil
+      and v.cancelled == "cancelled"
   end,
   ["recover:decode"] = function(v)
     return type(v[1]) == "table" and type(v[2]) == "table" and #v[1].financeOffers > 0
