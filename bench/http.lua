@@ -58,8 +58,9 @@ Method, and why:
     lua-resty-http) or ngx.location.capture, then cjson.decode; and that
     cosocket without decoding (the transport limit).  wrk (one thread,
     CONCURRENCY keep-alive connections) loads one location per run, the
-    rows interleaved like the others.  nginx and wrk share the machine's CPUs, so the rates are of
-    the whole machine; the ratios are what the location's Lua costs.
+    rows interleaved like the others.  nginx and wrk share the machine's
+    CPUs, so the rates are of the whole machine; the ratios are what the
+    location's Lua costs.
     "cpu us" there is the workers' CPU time (/proc) per request wrk saw
     answered, requests cut at the end of a run included in the time.
 Every response is checked (status 200, the expected number of offers); a
