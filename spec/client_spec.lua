@@ -258,9 +258,9 @@ describe("kpayment", function()
       assert.has_error(function() kpayment.new({ base_url = server.url, timout = 3 }) end,
         "kpayment: unknown option 'timout'")
       assert.has_error(function() kpayment.new({ base_url = "ftp://example.com" }) end,
-        "kpayment: bad option 'base_url' (expected http:// or https:// and a host)")
+        "kpayment: bad option 'base_url' (scheme 'ftp' is not http or https)")
       assert.has_error(function() kpayment.new({ base_url = "https://u:p@example.com" }) end,
-        "kpayment: bad option 'base_url' (credentials in the URL; use username/password)")
+        "kpayment: bad option 'base_url' (has credentials (user@): give username and password instead)")
       assert.has_error(function() kpayment.new({ username = "u" }) end,
         "kpayment: username and password go together")
       assert.has_error(function() kpayment.new({ username = "u", password = "p", bearer_token = "t" }) end,

@@ -214,7 +214,7 @@ function Client:get_offers_many(list, opts)
   opts = opts or {}
   for k in pairs(opts) do
     if k ~= "concurrency" and k ~= "on_progress" then
-      error("kpayment: unknown option '" .. tostring(k) .. "'", 2)
+      error("kpayment: unknown option '" .. errors.text(k) .. "'", 2)
     end
   end
   local concurrency, on_progress = opts.concurrency or 8, opts.on_progress

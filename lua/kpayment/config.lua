@@ -5,9 +5,10 @@
 
 local core = require("kpayment.core")
 local request = require("kpayment.request")
+local secrets = require("kpayment.secrets")
 local errors = require("kpayment.errors")
 
-local pairs, ipairs, type, tostring, tonumber, error = pairs, ipairs, type, tostring, tonumber, error
+local pairs, ipairs, type, tonumber, error = pairs, ipairs, type, tonumber, error
 local os_getenv = os.getenv
 local math_floor, math_huge = math.floor, math.huge
 -- math.type before 5.3: an integral, finite number counts as an integer.
@@ -165,9 +166,6 @@ local ENV_PROXY = { "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "a
 -- ...and the hosts it reaches without one.
 local ENV_NO_PROXY = { "no_proxy", "NO_PROXY" }
 
--- Secrets shorter than this are not scrubbed: they would match ordinary
--- words of libcurl's messages.
-M.MIN_SECRET = 4
 
 local function from_env(cfg, names)
   for k, var in pairs(names) do
@@ -193,7 +191,7 @@ function M.resolve(opts, level)
   local cfg = {}
   for k, v in pairs(opts) do
     local want = OPTIONS[k]
-    if want == nil then bad(level, "unknown option '%s'", tostring(k)) end
+    if want == nil then bad(level, "unknown option '%s'", errors.text(k)) end
     if type(want) == "table" then
       if not want[type(v)] then
         bad(level, "bad option '%s' (function or transport name expected, got %s)", k, type(v))
@@ -300,36 +298,6 @@ function M.check_resolve(list)
   return nil
 end
 
-local function percent_decode(s)
-  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
-
--- user:password of a proxy URL, in every form a message may show it.
-local function proxy_secrets(url, out)
-  if type(url) ~= "string" then return end
-  local userinfo = url:match("^[%w+.-]+://([^/@]*)@") or url:match("^([^/@]*)@")
-  if not userinfo then return end
-  local user, pass = userinfo:match("^([^:]*):(.*)$")
-  if not user then return end
-  for _, form in ipairs({ pass, percent_decode(pass), userinfo, percent_decode(userinfo),
-                          errors.base64(percent_decode(user) .. ":" .. percent_decode(pass)) }) do
-    out[#out + 1] = form
-  end
-end
-
--- A proxy URL with whatever stands before the host's "@" (user, password)
--- replaced by "[redacted]".
-local function mask_proxy(url)
-  local scheme, authority, rest = url:match("^([%w+.-]+://)([^/]*)(.*)$")
-  if not scheme then
-    scheme = ""
-    authority, rest = url:match("^([^/]*)(.*)$")
-  end
-  local at = authority:match("^.*()@")
-  if at then authority = "[redacted]" .. authority:sub(at) end
-  return scheme .. authority .. rest
-end
-
 --- The proxy variables of the environment that libcurl reads, name ->
 -- value, credentials in a value replaced by "[redacted]".
 -- @local
@@ -338,39 +306,19 @@ function M.proxy_env()
   for _, names in ipairs({ ENV_PROXY, ENV_NO_PROXY }) do
     for _, var in ipairs(names) do
       local v = os_getenv(var)
-      if v ~= nil and v ~= "" then found[var] = names == ENV_PROXY and mask_proxy(v) or v end
+      if v ~= nil and v ~= "" then found[var] = names == ENV_PROXY and secrets.mask_proxy(v) or v end
     end
   end
   return found
 end
 
---- The strings to scrub from errors and log lines for this configuration:
--- password, bearer token, the Basic header value, proxy credentials (the
--- option's, or the environment's that libcurl would use), longest first so
--- a secret inside another is scrubbed with it.
+--- The strings to scrub from errors and log lines for this configuration
+-- (kpayment.secrets: every form of the password, the bearer token, the
+-- Basic value and a proxy's credentials: the option's, or the
+-- environment's that libcurl would use), longest first.
 -- @local
 function M.secrets(cfg)
-  local found = {}
-  if cfg.password then found[#found + 1] = cfg.password end
-  if cfg.bearer_token then found[#found + 1] = cfg.bearer_token end
-  if cfg.username and cfg.password then
-    found[#found + 1] = errors.base64(cfg.username .. ":" .. cfg.password)
-  end
-  if cfg.proxy then
-    proxy_secrets(cfg.proxy, found)
-  else
-    for _, var in ipairs(ENV_PROXY) do proxy_secrets(os_getenv(var), found) end
-  end
-  local list, seen = {}, {}
-  for i = 1, #found do
-    local s = found[i]
-    if #s >= M.MIN_SECRET and not seen[s] then
-      seen[s] = true
-      list[#list + 1] = s
-    end
-  end
-  table.sort(list, function(a, b) return #a > #b end)
-  return list
+  return secrets.of(cfg, ENV_PROXY)
 end
 
 return M

@@ -2,10 +2,11 @@
 -- the scrubbing of secrets from it.
 -- @module kpayment
 
-local setmetatable, getmetatable, tostring, type, pairs, next =
-  setmetatable, getmetatable, tostring, type, pairs, next
-local string_gsub, string_sub, string_find = string.gsub, string.sub, string.find
-local table_concat = table.concat
+local setmetatable, getmetatable, tostring, type, pairs =
+  setmetatable, getmetatable, tostring, type, pairs
+local string_gsub = string.gsub
+local secrets = require("kpayment.secrets")
+local scrub_value = secrets.scrub_value
 
 local M = {}
 
@@ -79,6 +80,20 @@ function M.is(v)
   return type(v) == "table" and getmetatable(v) == Error
 end
 
+--- `v` as text for a message, whatever a user's code made it: what
+-- `tostring` gives, or a description when its `__tostring` raises or gives
+-- no string (user code may raise anything; kpayment's outcome must not
+-- depend on it).  Running out of memory is passed on.
+-- @local
+function M.text(v)
+  if type(v) == "string" then return v end
+  local ok, s = pcall(tostring, v)
+  if ok and type(s) == "string" then return s end
+  if not ok and M.is_memory_error(s) then error(s, 0) end
+  return "(a " .. type(v) .. " that cannot be shown: its __tostring " ..
+    (ok and "gave no string" or "raised") .. ")"
+end
+
 --- True for the error Lua raises when an allocation fails.  Code that
 -- contains user functions (pcall) passes it on: running out of memory is
 -- nobody's mistake to log and carry on from.
@@ -87,52 +102,19 @@ function M.is_memory_error(why)
   return why == "not enough memory"
 end
 
-local REDACTED = "[redacted]"
-
---- `s` with every occurrence of each secret (a list, longest first)
--- replaced by "[redacted]".
+--- `s` scrubbed of `secrets` (kpayment.secrets, the one scrubber).
 -- @local
-function M.scrub(s, secrets)
-  for i = 1, #secrets do
-    local secret = secrets[i]
-    if string_find(s, secret, 1, true) then
-      local out, at = {}, 1
-      while true do
-        local b, e = string_find(s, secret, at, true)
-        if not b then break end
-        out[#out + 1] = string_sub(s, at, b - 1)
-        out[#out + 1] = REDACTED
-        at = e + 1
-      end
-      out[#out + 1] = string_sub(s, at)
-      s = table_concat(out)
-    end
-  end
-  return s
-end
-
--- v scrubbed: strings directly, tables (decoded JSON, so no cycles) as
--- copies with their keys and values scrubbed at any depth.
-local function scrub_value(v, secrets)
-  local t = type(v)
-  if t == "string" then return M.scrub(v, secrets) end
-  if t ~= "table" or next(v) == nil then return v end
-  local copy = {}
-  for k, x in pairs(v) do
-    copy[scrub_value(k, secrets)] = scrub_value(x, secrets)
-  end
-  return setmetatable(copy, getmetatable(v))
-end
+M.scrub = secrets.scrub
 
 --- Scrub every string the error carries (message, code, errors and
 -- warnings at any depth, body, …) of the given secrets, in place.
 -- @local
-function M.redact(e, secrets)
-  if #secrets == 0 then return e end
+function M.redact(e, list)
+  if #list == 0 then return e end
   local fields = {}
   for k, v in pairs(e) do fields[k] = v end
   for k, v in pairs(fields) do
-    e[k] = scrub_value(v, secrets)
+    e[k] = scrub_value(v, list)
   end
   return e
 end

@@ -31,7 +31,7 @@ function M.line(client, level, message)
   local ok, why = pcall(logger, level, message)
   if not ok and errors.is_memory_error(why) then error(why, 0) end
   if not ok then
-    M.stderr("error", "logger raised (" .. errors.scrub(tostring(why), secrets) .. ") on: "
+    M.stderr("error", "logger raised (" .. errors.scrub(errors.text(why), secrets) .. ") on: "
       .. level .. ": " .. message)
   end
 end
@@ -41,7 +41,7 @@ end
 function M.call(client, what, fn, ...)
   local ok, why = pcall(fn, ...)
   if not ok and errors.is_memory_error(why) then error(why, 0) end
-  if not ok then M.line(client, "error", what .. " callback failed: " .. tostring(why)) end
+  if not ok then M.line(client, "error", what .. " callback failed: " .. errors.text(why)) end
 end
 
 --- The table the `on_request` and `on_response` hooks of one attempt get

@@ -4,7 +4,8 @@
 
 local string_byte, string_format, string_gsub, string_find =
   string.byte, string.format, string.gsub, string.find
-local type, pairs, tostring = type, pairs, tostring
+local type, pairs, tonumber = type, pairs, tonumber
+local text = require("kpayment.errors").text
 
 local M = {}
 
@@ -56,21 +57,44 @@ function M.check_value(name, v, missing)
   return v
 end
 
---- Check a base URL: http(s), no credentials, query or fragment in it.
+--- Check a base URL whole, as the client is made: `http` or `https`, a
+-- host (a name, an IPv4 address, or an IPv6 one in brackets), an optional
+-- port from 1 to 65535, an optional path; no credentials, query, fragment,
+-- whitespace or control character.  The message names the part at fault.
 -- @return the URL without a trailing slash, or nil and a message
 function M.check_base_url(url)
-  if type(url) ~= "string" then
-    return nil, "bad option 'base_url' (string expected, got " .. type(url) .. ")"
+  local function bad(why) return nil, "bad option 'base_url' (" .. why .. ")" end
+  if type(url) ~= "string" then return bad("string expected, got " .. type(url)) end
+  local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
+  if not scheme then return bad("expected http:// or https:// and a host") end
+  local lower = scheme:lower()
+  if lower ~= "http" and lower ~= "https" then
+    return bad("scheme '" .. scheme .. "' is not http or https")
   end
-  local authority = url:match("^[Hh][Tt][Tt][Pp][Ss]?://([^/?#]*)")
-  if not authority or authority == "" then
-    return nil, "bad option 'base_url' (expected http:// or https:// and a host)"
-  end
+  if url:find("[%s%c]") then return bad("contains whitespace or control characters") end
+  if url:find("#", 1, true) then return bad("has a fragment (#…)") end
+  if url:find("?", 1, true) then return bad("has a query (?…): parameters go to each call") end
+  local authority = rest:match("^[^/]*")
   if authority:find("@", 1, true) then
-    return nil, "bad option 'base_url' (credentials in the URL; use username/password)"
+    return bad("has credentials (user@): give username and password instead")
   end
-  if url:find("[?#%s%c]") then
-    return nil, "bad option 'base_url' (must not contain a query, fragment or whitespace)"
+  local host, port = authority:match("^(%[[^%]]*%])(.*)$")
+  if host then
+    if not host:find("^%[[%x:.]+%]$") or not host:find(":", 1, true) then
+      return bad("host " .. host .. " is not an IPv6 address")
+    end
+  else
+    host, port = authority:match("^([^:]*)(.*)$")
+  end
+  if host == "" then return bad("has no host") end
+  if not host:find("^%[") and not host:find("^[%w._-]+$") then
+    return bad("host '" .. host .. "' has characters a host name cannot have")
+  end
+  if port ~= "" then
+    local digits = port:match("^:(%d+)$")
+    if not digits then return bad("port '" .. port:sub(2) .. "' is not a number") end
+    local n = tonumber(digits)
+    if n < 1 or n > 65535 then return bad("port " .. digits .. " is not from 1 to 65535") end
   end
   return (string_gsub(url, "/+$", ""))
 end
@@ -89,7 +113,7 @@ function M.url(base, params, defaults, extra, missing)
   end
   for k in pairs(params) do
     if not KNOWN[k] and not (extra and extra[k]) then
-      return nil, "unknown parameter '" .. tostring(k) .. "'"
+      return nil, "unknown parameter '" .. text(k) .. "'"
     end
   end
   local parts, n = { base, M.PATH }, 2

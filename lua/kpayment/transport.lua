@@ -34,8 +34,8 @@
 local core = require("kpayment.core")
 local errors = require("kpayment.errors")
 
-local setmetatable, type, pairs, tostring, error, pcall, rawget =
-  setmetatable, type, pairs, tostring, error, pcall, rawget
+local setmetatable, type, pairs, error, pcall, rawget =
+  setmetatable, type, pairs, error, pcall, rawget
 local math_floor = math.floor
 
 local M = {}
@@ -158,13 +158,13 @@ local function report(a, status, body, headers)
   if status == nil then
     local kind, message = body, headers
     if not FAILURE_KINDS[kind] then
-      return nil, "failure kind 'network', 'timeout' or 'tls' expected, got " .. tostring(kind)
+      return nil, "failure kind 'network', 'timeout' or 'tls' expected, got " .. errors.text(kind)
     end
-    a:fail(kind, message ~= nil and tostring(message) or kind)
+    a:fail(kind, message ~= nil and errors.text(message) or kind)
     return true
   end
   if type(status) ~= "number" or status % 1 ~= 0 or status < 100 or status > 999 then
-    return nil, "HTTP status (an integer from 100 to 999) expected, got " .. tostring(status)
+    return nil, "HTTP status (an integer from 100 to 999) expected, got " .. errors.text(status)
   end
   if type(body) ~= "string" then
     return nil, "body (a string) expected, got " .. type(body)
@@ -188,7 +188,7 @@ local function send_function(c, a, url, timeout_ms)
   local why
   if not ok then
     if errors.is_memory_error(status) then error(status, 0) end
-    why = "kpayment: transport function raised: " .. tostring(status)
+    why = "kpayment: transport function raised: " .. errors.text(status)
   else
     local done
     done, why = report(a, status, body, hdrs)
