@@ -39,6 +39,9 @@ function M.new(cfg)
   core_cfg.snippet = math.min(core.LIMITS.snippet + longest, core.LIMITS.max_snippet)
   local core_of = transport.select(core_cfg)
   local in_nginx = transport.ngx() ~= nil
+  local settings = config.settings(cfg)
+  settings.transport = transport.default(cfg)
+  settings.from.transport = cfg.transport ~= nil and "option" or "default"
   return setmetatable({
     base_url = cfg.base_url,
     _defaults = { skin = cfg.skin, locale = cfg.locale },
@@ -61,6 +64,7 @@ function M.new(cfg)
     _on_request = cfg.on_request,     -- observability hooks (kpayment.log)
     _on_response = cfg.on_response,
     _secrets = secrets,
+    _settings = settings,
     _auth = cfg.username ~= nil or cfg.bearer_token ~= nil,
   }, Client)
 end
@@ -248,6 +252,25 @@ function Client:close()
 end
 
 Client.__close = Client.close
+
+--- The client's configuration as `kpayment.new` resolved it, without its
+-- secrets: what a diagnostic (`kpayment doctor`) shows.  A new table each
+-- call with every option's value, defaults filled in (the password, the
+-- bearer token and functions left out; a proxy's credentials
+-- `[redacted]`), `credentials` (`"basic"`, `"bearer"` or `"none"`),
+-- `transport` (`"curl"`, `"cosocket"`, `"subrequest"` or `"function"`),
+-- and `from`: for each, `"option"`, the environment variable it came from,
+-- or `"default"`.
+-- @treturn table
+function Client:settings()
+  local copy, from = {}, {}
+  for k, v in pairs(self._settings) do
+    if k ~= "from" then copy[k] = v end
+  end
+  for k, v in pairs(self._settings.from) do from[k] = v end
+  copy.from = from
+  return copy
+end
 
 function Client.__tostring(self)
   return "kpayment.Client (" .. self.base_url .. (self._closed and ", closed" or "") .. ")"

@@ -167,10 +167,15 @@ local ENV_PROXY = { "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "a
 local ENV_NO_PROXY = { "no_proxy", "NO_PROXY" }
 
 
-local function from_env(cfg, names)
+-- Options not given, from the environment; `from` keeps which variable
+-- each came from (for Client:settings).
+local function from_env(cfg, names, from)
   for k, var in pairs(names) do
     local v = os_getenv(var)
-    if cfg[k] == nil and v ~= nil and v ~= "" then cfg[k] = v end
+    if cfg[k] == nil and v ~= nil and v ~= "" then
+      cfg[k] = v
+      from[k] = var
+    end
   end
 end
 
@@ -201,15 +206,18 @@ function M.resolve(opts, level)
     end
     cfg[k] = v
   end
-  from_env(cfg, ENV)
+  local from = {}
+  for k in pairs(cfg) do from[k] = "option" end
+  from_env(cfg, ENV, from)
   -- Credentials come as a set: explicit ones replace the environment's.
   if cfg.username == nil and cfg.password == nil and cfg.bearer_token == nil then
-    from_env(cfg, ENV_AUTH)
+    from_env(cfg, ENV_AUTH, from)
   end
   local base, msg = request.check_base_url(cfg.base_url or M.DEFAULT_BASE_URL)
   if not base then bad(level, "%s", msg) end
   cfg.base_url = base
   if cfg.locale == nil then cfg.locale = "en-US" end
+  cfg._from = from
   for _, k in ipairs({ "skin", "locale" }) do
     if cfg[k] ~= nil then
       local ok, why = request.check_value(k, cfg[k])
@@ -296,6 +304,40 @@ function M.check_resolve(list)
     end
   end
   return nil
+end
+
+-- The defaults the Lua side applies (C's are core.DEFAULTS).
+M.DEFAULTS = { retries = 2, decode_budget = M.DEFAULT_DECODE_BUDGET, locale = "en-US",
+               base_url = M.DEFAULT_BASE_URL }
+
+--- What a resolved configuration says, without secrets: every option's
+-- value (password, bearer token and functions left out, a proxy's
+-- credentials masked; defaults filled in), `credentials` ("basic",
+-- "bearer" or "none"), and `from`: for each option, "option", the
+-- environment variable it came from, or "default".
+-- @local
+function M.settings(cfg)
+  local view, from = {}, {}
+  for k, v in pairs(cfg) do
+    if k ~= "_from" and k ~= "password" and k ~= "bearer_token" and type(v) ~= "function" then
+      view[k] = v
+      from[k] = cfg._from and cfg._from[k] or "default"
+    end
+  end
+  for _, defaults in ipairs({ core.DEFAULTS, M.DEFAULTS }) do
+    for k, v in pairs(defaults) do
+      if view[k] == nil then view[k], from[k] = v, "default" end
+    end
+  end
+  if cfg.deadline == nil then
+    view.deadline, from.deadline = view.timeout > 0 and view.timeout or nil, "default"
+  end
+  if cfg.proxy then view.proxy = secrets.mask_proxy(cfg.proxy) end
+  view.credentials = cfg.bearer_token and "bearer" or cfg.username and "basic" or "none"
+  from.credentials = cfg._from and (cfg._from.bearer_token or cfg._from.password) or "option"
+  if view.credentials == "none" then from.credentials = nil end
+  view.from = from
+  return view
 end
 
 --- The proxy variables of the environment that libcurl reads, name ->
