@@ -63,7 +63,11 @@ HDRS    := $(wildcard src/*.h)
 # One list, shared with CI.
 DEB_PACKAGES := $(shell cat .ci/debian-packages)
 
-LUA_ENV := LUA_PATH='lua/?.lua;lua/?/init.lua;mock/?.lua;mock/?/init.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
+# The checkout's Lua trees: the library, the command, the mock (one list,
+# for every target that runs them; the specs add spec/).
+LPATH   := lua/?.lua;lua/?/init.lua;cli/?.lua;cli/?/init.lua;mock/?.lua;mock/?/init.lua
+SPEC_LPATH := $(LPATH);spec/?.lua
+LUA_ENV := LUA_PATH='$(LPATH);;' LUA_CPATH='$(BUILD)/?.so;;'
 
 .PHONY: all build deps check-deps demo test test-all lint rock clean
 
@@ -127,7 +131,7 @@ TEST_TAGS := $(if $(filter 5.4,$(LUA_VERSION)),,--exclude-tags=lua54$(if $(filte
 # the mock server stays on Lua 5.4 (KPAYMENT_MOCK_LUA, spec/support/server.lua).
 test: all
 	@command -v $(BUSTED) >/dev/null || $(MAKE) --no-print-directory deps
-	KPAYMENT_LUA=$(LUA) $(LUA) $(BUSTED) --lpath='lua/?.lua;lua/?/init.lua;mock/?.lua;mock/?/init.lua;spec/?.lua' \
+	KPAYMENT_LUA=$(LUA) $(LUA) $(BUSTED) --lpath='$(SPEC_LPATH)' \
 	  --cpath='$(BUILD)/?.so' $(TEST_TAGS) -o spec/support/summary.lua $(TEST_SPECS)
 
 # Every spec under every Lua installed here (CI installs all five); a run
@@ -143,26 +147,26 @@ test-all:
 	done
 
 lint:
-	luacheck lua spec examples bin bench test fuzz/checker.lua
+	luacheck lua cli mock spec examples bin bench test fuzz/checker.lua
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c99 \
 	  --suppress=toomanyconfigs -I/usr/include/lua$(LUA_VERSION) src
 
-# Both rockspecs (the runtime, and the mock server) build and install
-# offline into a private tree (Debian's rocks are not visible to luarocks,
-# hence --deps-mode=none).  They build from a temporary copy of the
-# checkout's files, because the builtin backend writes its objects next to
-# the sources.  The mock's copy leaves out lua/: the backend installs any
-# lua/ directory it finds wholesale, which would put the runtime's modules
-# in the mock's rock too.  Then both load, and the installed script runs,
-# from /tmp.
+# The three rockspecs (the runtime, the command, and the mock server)
+# build and install offline into a private tree (Debian's rocks are not
+# visible to luarocks, hence --deps-mode=none).  They build from a
+# temporary copy of the checkout's files, because the builtin backend
+# writes its objects next to the sources.  The command's and the mock's
+# copies leave out lua/: the backend installs any lua/ directory it finds
+# wholesale, which would put the runtime's modules in their rocks too.
+# Then each loads from the tree, and the installed scripts run, from /tmp.
 ROCK_TREE := $(CURDIR)/build/rock-tree
 # The paths of the private tree alone (a versioned LUA_PATH_5_4 would win).
 ROCK_ENV = env -u LUA_PATH_$(subst .,_,$(LUA_VERSION)) -u LUA_CPATH_$(subst .,_,$(LUA_VERSION)) \
   LUA_PATH='$(ROCK_TREE)/share/lua/$(LUA_VERSION)/?.lua;$(ROCK_TREE)/share/lua/$(LUA_VERSION)/?/init.lua;;' \
   LUA_CPATH='$(ROCK_TREE)/lib/lua/$(LUA_VERSION)/?.so;;'
 # The mock server runs on Lua 5.4: other versions build and check the
-# runtime's rock alone.
-ROCK_NAMES := kpayment $(if $(filter 5.4,$(LUA_VERSION)),kpayment-mock)
+# runtime's rock and the command's.
+ROCK_NAMES := kpayment kpayment-cli $(if $(filter 5.4,$(LUA_VERSION)),kpayment-mock)
 ROCK_CHECK = local tree = "$(ROCK_TREE)/"; \
   local searchpath = package.searchpath or function(name, path) \
     for t in path:gmatch("[^;]+") do \
@@ -174,7 +178,8 @@ ROCK_CHECK = local tree = "$(ROCK_TREE)/"; \
     local name = rock:gsub("%-", "."); \
     local file = assert(searchpath(name, package.path)); \
     assert(file:find(tree, 1, true) == 1, name .. " found outside the rock tree: " .. file); \
-    print("rock: " .. name .. " " .. require(name)._VERSION .. " loads from the rock tree"); \
+    require(name); \
+    print("rock: " .. name .. " loads from the rock tree"); \
   end
 rock:
 	rm -rf build/rock-tree
@@ -182,7 +187,7 @@ rock:
 	for rock in $(ROCK_NAMES); do \
 	  mkdir "$$tmp/$$rock" && \
 	  git ls-files -z --cached --others --exclude-standard | \
-	    if [ $$rock = kpayment-mock ]; then grep -zv '^lua/'; else cat; fi | \
+	    if [ $$rock = kpayment ]; then cat; else grep -zv '^lua/'; fi | \
 	    tar --null --files-from=- --ignore-failed-read --warning=no-failed-read -cf - | \
 	    tar -xf - -C "$$tmp/$$rock" && \
 	  echo "rock: luarocks make $$rock-scm-1.rockspec (from a copy in $$tmp/$$rock)" && \
@@ -191,7 +196,9 @@ rock:
 	    $$rock-scm-1.rockspec) || exit 1; \
 	done
 	@clash=$$(ls -d $(ROCK_TREE)/share/lua/$(LUA_VERSION)/*_scm_*-* 2>/dev/null); \
-	if [ -n "$$clash" ]; then echo "rock: the two rocks install the same files: $$clash"; exit 1; fi
+	if [ -n "$$clash" ]; then echo "rock: two rocks install the same files: $$clash"; exit 1; fi
+	@if [ -e $(ROCK_TREE)/lib/luarocks/rocks-$(LUA_VERSION)/kpayment/scm-1/bin/kpayment ]; then \
+	  echo "rock: the runtime's rock installs the command"; exit 1; fi
 	cd /tmp && $(ROCK_ENV) $(LUA) -e '$(ROCK_CHECK)'
 	@if [ -n "$(filter kpayment-mock,$(ROCK_NAMES))" ]; then \
 	  cd /tmp && $(ROCK_ENV) $(ROCK_TREE)/bin/kpayment-mock --help >/dev/null && \

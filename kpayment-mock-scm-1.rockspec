@@ -19,6 +19,7 @@ description = {
 dependencies = {
   "lua >= 5.4",
   "luasocket",
+  "kpayment",   -- kpayment.json, the JSON writer
 }
 -- The builtin backend also installs any lua/ directory next to this
 -- rockspec: build from a copy without lua/ (the runtime's modules), as
@@ -30,7 +31,6 @@ build = {
     ["kpayment.mock.http"] = "mock/kpayment/mock/http.lua",
     ["kpayment.mock.data"] = "mock/kpayment/mock/data.lua",
     ["kpayment.mock.faults"] = "mock/kpayment/mock/faults.lua",
-    ["kpayment.mock.json"] = "mock/kpayment/mock/json.lua",
   },
   install = {
     bin = { ["kpayment-mock"] = "bin/kpayment-mock" },

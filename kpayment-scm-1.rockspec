@@ -9,7 +9,8 @@ description = {
   detailed = [[
     kpayment fetches finance offers with libcurl and decodes the JSON
     response straight into Lua tables in C (exact 64-bit integers, strict
-    RFC 8259). The mock API server is its own rock (kpayment-mock).
+    RFC 8259). The mock API server (kpayment-mock) and the command
+    (kpayment-cli) are rocks of their own.
   ]],
   license = "MIT",
   labels = { "http", "json", "payments", "curl" },
@@ -55,15 +56,7 @@ build = {
     ["kpayment.nginx"] = "lua/kpayment/nginx.lua",
     ["kpayment.cosocket"] = "lua/kpayment/cosocket.lua",
     ["kpayment.subrequest"] = "lua/kpayment/subrequest.lua",
-    ["kpayment.cli"] = "lua/kpayment/cli.lua",
-    ["kpayment.cli_offers"] = "lua/kpayment/cli_offers.lua",
-    ["kpayment.cli_doctor"] = "lua/kpayment/cli_doctor.lua",
-    ["kpayment.cli_mock"] = "lua/kpayment/cli_mock.lua",
-    ["kpayment.cli_json"] = "lua/kpayment/cli_json.lua",
-    ["kpayment.cli_term"] = "lua/kpayment/cli_term.lua",
-  },
-  -- `kpayment mock` needs the kpayment-mock rock (and Lua 5.4).
-  install = {
-    bin = { ["kpayment"] = "bin/kpayment" },
+    ["kpayment.secrets"] = "lua/kpayment/secrets.lua",
+    ["kpayment.json"] = "lua/kpayment/json.lua",
   },
 }

@@ -160,7 +160,7 @@ test-asan: $(ASAN_SO) $(ASAN_SHIM)
 	@rm -f $(ASAN_REPORT).*
 	@echo "test-asan: busted under $(KP_LUA) with ASan + UBSan preloaded, module $(ASAN_SO)"
 	@rc=0; \
-	$(ASAN_ENV) $(KP_LUA) $(BUSTED_BIN) --lpath='lua/?.lua;lua/?/init.lua;mock/?.lua;mock/?/init.lua;spec/?.lua' \
+	$(ASAN_ENV) $(KP_LUA) $(BUSTED_BIN) --lpath='$(SPEC_LPATH)' \
 	  --cpath='$(ASAN_OUT)/?.so' -o spec/support/summary.lua spec || rc=$$?; \
 	if ls $(ASAN_REPORT).* >/dev/null 2>&1; then \
 	  for f in $(ASAN_REPORT).*; do echo "== $$f"; cat "$$f"; done; \

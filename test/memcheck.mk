@@ -41,7 +41,7 @@ memcheck: all
 	@echo "memcheck: $(MEMCHECK_LUA) $(MEMCHECK_BUSTED) $(MEMCHECK_SPECS) under valgrind (log: $(MEMCHECK_LOG))"
 	@start=$$(date +%s); rc=0; \
 	KPAYMENT_SLOW=1 $(MEMCHECK_VALGRIND) $(MEMCHECK_LUA) $(MEMCHECK_BUSTED) \
-	  --lpath='lua/?.lua;lua/?/init.lua;mock/?.lua;mock/?/init.lua;spec/?.lua' --cpath='$(MEMCHECK_CPATH)' \
+	  --lpath='$(SPEC_LPATH)' --cpath='$(MEMCHECK_CPATH)' \
 	  -o spec/support/summary.lua $(MEMCHECK_SPECS) || rc=$$?; \
 	end=$$(date +%s); \
 	echo; echo "memcheck: busted exit status $$rc after $$((end - start)) s under valgrind"; \

@@ -60,7 +60,7 @@ $(OOM_VG_BIN): test/oom_host.c $(OOM_SRCS) $(OOM_HDRS) test/oom.mk
 
 $(OOM_MOCK_DOC): $(wildcard mock/kpayment/mock/*.lua) test/oom.mk
 	@mkdir -p $(dir $@)
-	LUA_PATH='mock/?.lua;mock/?/init.lua;;' $(OOM_LUA) -e \
+	LUA_PATH='$(LPATH);;' $(OOM_LUA) -e \
 	  'io.write(require("kpayment.mock").offers_json({ customerUUID = "oom-doc", dealerUUID = "oom-dealer", skin = "oom", locale = "fr-CA" }, 3, { unicode = true }))' >$@
 
 # $(call oom_with_mock,COMMAND): COMMAND runs with $$url set to a fresh

@@ -7,7 +7,6 @@
 # Both build kpayment for LuaJIT (nginx's Lua) and for Lua 5.4 (the mock's
 # side and the spec's).
 
-OPENRESTY_LPATH := lua/?.lua;lua/?/init.lua;mock/?.lua;mock/?/init.lua;spec/?.lua
 OPENRESTY_PACKAGES := nginx libnginx-mod-http-lua curl openssl lua-socket apache2-utils
 
 .PHONY: demo-openresty test-openresty openresty-build
@@ -26,5 +25,5 @@ demo-openresty: openresty-build
 # NGINX_SPECS: the files to run (default: every spec/nginx/*_nginx.lua).
 NGINX_SPECS ?= spec/nginx
 test-openresty: openresty-build
-	lua5.4 $(BUSTED) --lpath='$(OPENRESTY_LPATH)' --cpath='build/5.4/?.so' \
+	lua5.4 $(BUSTED) --lpath='$(SPEC_LPATH)' --cpath='build/5.4/?.so' \
 	  -o spec/support/summary.lua --pattern=_nginx $(NGINX_SPECS)

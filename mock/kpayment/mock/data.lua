@@ -10,7 +10,7 @@
 --                                         a response with such a body
 --   data.MAX_OFFERS                       the most offers a body holds
 
-local json = require("kpayment.mock.json")
+local json = require("kpayment.json")
 local http = require("kpayment.mock.http")
 
 local M = {

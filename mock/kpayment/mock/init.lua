@@ -107,13 +107,13 @@
 --
 -- This module routes requests; beside it: kpayment.mock.http (HTTP/1.1
 -- framing, keep-alive), kpayment.mock.data (the generated offers and the
--- error bodies), kpayment.mock.faults (the fault modes),
--- kpayment.mock.json (the JSON writer).
+-- error bodies), kpayment.mock.faults (the fault modes); its JSON is
+-- written by kpayment.json, kpayment's one writer.
 
 local socket = require("socket")
 local mime = require("mime")
 local http = require("kpayment.mock.http")
-local json = require("kpayment.mock.json")
+local json = require("kpayment.json")
 local data = require("kpayment.mock.data")
 local faults = require("kpayment.mock.faults")
 

@@ -122,8 +122,8 @@ Exit status: 0 success, 1 API or HTTP error, 2 usage error, 3 network,
 timeout or TLS error.
 ]]
 
-local COMMANDS = { offers = "kpayment.cli_offers", doctor = "kpayment.cli_doctor",
-                   mock = "kpayment.cli_mock" }
+local COMMANDS = { offers = "kpayment.cli.offers", doctor = "kpayment.cli.doctor",
+                   mock = "kpayment.cli.mock" }
 
 local function version_line()
   local ok, core = pcall(require, "kpayment.core")

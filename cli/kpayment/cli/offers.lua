@@ -1,12 +1,12 @@
 --- `kpayment offers`: one customer's offers as a table or JSON, or many
 -- customers' (`--batch`) through `client:get_offers_many`.
--- @module kpayment.cli_offers
+-- @module kpayment.cli.offers
 
 local kpayment = require("kpayment")
 local core = require("kpayment.core")
 local offer = require("kpayment.offer")
-local term = require("kpayment.cli_term")
-local json = require("kpayment.cli_json")
+local term = require("kpayment.cli.term")
+local json = require("kpayment.json")
 
 local type, tostring, ipairs, pairs, pcall = type, tostring, ipairs, pairs, pcall
 local string_format, string_gsub, string_match, string_find =
@@ -17,6 +17,17 @@ local os_date, io_open, io_popen = os.date, io.open, io.popen
 local Offer = offer.Offer
 
 local M = {}
+
+--- Integer fields of the API reference (and of its error bodies): before
+-- 5.3 the decoder gives those above 2^53 as strings of their digits, which
+-- are numbers in the JSON the command writes.
+M.INTEGER_KEYS = {
+  id = true, version = true, lenderID = true, availability = true, phoneCommunicationId = true,
+  emailCommunicationId = true, signatureRequestID = true, numberOfInvoices = true, parent = true,
+  financeOfferId = true, errorCode = true, warningCode = true,
+}
+local JSON_OPTS = { indent = "  ", integer_keys = M.INTEGER_KEYS }
+local INLINE_OPTS = { integer_keys = M.INTEGER_KEYS }
 
 local USAGE = [[
 Usage: kpayment offers --customer UUID --dealer UUID [options]
@@ -208,7 +219,7 @@ end
 local function path_text(v, segments, i)
   if i > #segments or type(v) ~= "table" then
     if i <= #segments then return "" end
-    if type(v) == "table" then return json.encode(v) end
+    if type(v) == "table" then return json.encode(v, INLINE_OPTS) end
     if type(v) == "number" then return id_text(v) end
     if v == core.null then return "null" end
     return text(v)
@@ -253,7 +264,7 @@ local function print_offers(offers, opts, fields)
     for i = 1, #offers do list[i] = offers[i] end
     local doc = { financeOffers = list }
     if type(meta.warnings) == "table" and #meta.warnings > 0 then doc.warnings = meta.warnings end
-    io.stdout:write(json.encode(doc, "  "), "\n")
+    io.stdout:write(json.encode(doc, JSON_OPTS), "\n")
     return
   end
   local columns, rows
@@ -396,7 +407,7 @@ local function batch(cli, client, opts)
       end
       out[i] = entry
     end
-    io.stdout:write(json.encode(out, "  "), "\n")
+    io.stdout:write(json.encode(out, JSON_OPTS), "\n")
     return status
   end
 

@@ -1,7 +1,7 @@
 --- The terminal side of the `kpayment` command: whether a stream is a
 -- terminal, its width, text widths of UTF-8, tables that fit, and the
 -- progress line.
--- @module kpayment.cli_term
+-- @module kpayment.cli.term
 
 local tonumber, type, tostring, ipairs = tonumber, type, tostring, ipairs
 local string_byte, string_sub, string_rep, string_match =

@@ -1,6 +1,6 @@
 --- `kpayment mock`: the mock API server (the kpayment.mock modules, as
 -- `kpayment-mock` runs them).  The server runs on Lua 5.4 only.
--- @module kpayment.cli_mock
+-- @module kpayment.cli.mock
 
 local pcall, tostring = pcall, tostring
 local string_gsub, string_match = string.gsub, string.match

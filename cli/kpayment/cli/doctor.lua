@@ -8,12 +8,12 @@
 -- through kpayment (libcurl does them in one go, and kpayment reports the
 -- first that failed: libcurl's code for connect and resolve, the error kind
 -- `tls`, the HTTP status).  The output says so.
--- @module kpayment.cli_doctor
+-- @module kpayment.cli.doctor
 
 local kpayment = require("kpayment")
 local core = require("kpayment.core")
-local offers_cmd = require("kpayment.cli_offers")
-local term = require("kpayment.cli_term")
+local offers_cmd = require("kpayment.cli.offers")
+local term = require("kpayment.cli.term")
 
 local type, tostring, ipairs, pairs, pcall = type, tostring, ipairs, pairs, pcall
 local string_format, string_gsub, string_match, string_find, string_lower =
