@@ -7,10 +7,10 @@ source = {
 description = {
   summary = "The kpayment command: finance offers from myKaarma's payments API in a shell",
   detailed = [[
-    kpayment offers (a customer's offers as a table, JSON, or for many
-    customers as CSV, TSV or NDJSON, streamed), kpayment doctor (what the
-    library sees and one real call), kpayment mock (with the kpayment-mock
-    rock).
+    kpayment offers (a customer's offers as a table, JSON, NDJSON, CSV or
+    TSV; many customers with --batch, NDJSON, CSV and TSV streamed),
+    kpayment doctor (what the library sees and one real call), kpayment
+    mock (with the kpayment-mock rock), kpayment completion bash.
   ]],
   license = "MIT",
   labels = { "cli", "payments" },
@@ -30,6 +30,10 @@ build = {
     ["kpayment.cli.doctor"] = "cli/kpayment/cli/doctor.lua",
     ["kpayment.cli.mock"] = "cli/kpayment/cli/mock.lua",
     ["kpayment.cli.term"] = "cli/kpayment/cli/term.lua",
+    ["kpayment.cli.client"] = "cli/kpayment/cli/client.lua",
+    ["kpayment.cli.input"] = "cli/kpayment/cli/input.lua",
+    ["kpayment.cli.output"] = "cli/kpayment/cli/output.lua",
+    ["kpayment.cli.completion"] = "cli/kpayment/cli/completion.lua",
   },
   install = {
     bin = { ["kpayment"] = "bin/kpayment" },

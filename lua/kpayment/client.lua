@@ -85,7 +85,7 @@ local function prepare(self, params, level, extra, what)
   if fields ~= nil then
     -- the core's trie builder is the one check of a projection
     local ok, trie = pcall(core.fields, fields)
-    if not ok and errors.is_memory_error(trie) then error(trie, 0) end
+    if not ok and errors.passes_through(trie) then error(trie, 0) end
     if not ok then
       error("kpayment: bad parameter 'fields': " .. (tostring(trie):match("fields: (.*)$")
         or "a list of field paths expected"), level)
@@ -232,7 +232,7 @@ function Client:get_offers_many(list, opts)
   local urls, fields = {}, {}
   for i = 1, #list do
     local ok, url, f = pcall(prepare, self, list[i], 0, GET_KEYS, "get_offers_many")
-    if not ok and errors.is_memory_error(url) then error(url, 0) end
+    if not ok and errors.passes_through(url) then error(url, 0) end
     if not ok then error((url:gsub("^kpayment: ", "kpayment: list[" .. i .. "]: ")), 2) end
     urls[i], fields[i] = url, f
   end

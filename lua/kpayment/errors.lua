@@ -89,17 +89,18 @@ function M.text(v)
   if type(v) == "string" then return v end
   local ok, s = pcall(tostring, v)
   if ok and type(s) == "string" then return s end
-  if not ok and M.is_memory_error(s) then error(s, 0) end
+  if not ok and M.passes_through(s) then error(s, 0) end
   return "(a " .. type(v) .. " that cannot be shown: its __tostring " ..
     (ok and "gave no string" or "raised") .. ")"
 end
 
---- True for the error Lua raises when an allocation fails.  Code that
--- contains user functions (pcall) passes it on: running out of memory is
--- nobody's mistake to log and carry on from.
+--- True for the errors that code containing user functions (pcall)
+-- passes on instead of logging and carrying on: running out of memory
+-- (nobody's mistake), and the interpreter's "interrupted!" (its SIGINT:
+-- Ctrl-C is the user's, wherever Lua happened to be).
 -- @local
-function M.is_memory_error(why)
-  return why == "not enough memory"
+function M.passes_through(why)
+  return why == "not enough memory" or why == "interrupted!"
 end
 
 --- `s` scrubbed of `secrets` (kpayment.secrets, the one scrubber).

@@ -29,7 +29,7 @@ function M.line(client, level, message)
   message = errors.scrub(message, secrets)
   local logger = client._logger
   local ok, why = pcall(logger, level, message)
-  if not ok and errors.is_memory_error(why) then error(why, 0) end
+  if not ok and errors.passes_through(why) then error(why, 0) end
   if not ok then
     M.stderr("error", "logger raised (" .. errors.scrub(errors.text(why), secrets) .. ") on: "
       .. level .. ": " .. message)
@@ -40,7 +40,7 @@ end
 -- further, so the client and the other requests carry on.
 function M.call(client, what, fn, ...)
   local ok, why = pcall(fn, ...)
-  if not ok and errors.is_memory_error(why) then error(why, 0) end
+  if not ok and errors.passes_through(why) then error(why, 0) end
   if not ok then M.line(client, "error", what .. " callback failed: " .. errors.text(why)) end
 end
 

@@ -187,7 +187,7 @@ local function send_function(c, a, url, timeout_ms)
   local ok, status, body, hdrs = pcall(c._fn, req)
   local why
   if not ok then
-    if errors.is_memory_error(status) then error(status, 0) end
+    if errors.passes_through(status) then error(status, 0) end
     why = "kpayment: transport function raised: " .. errors.text(status)
   else
     local done

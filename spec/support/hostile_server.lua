@@ -25,6 +25,17 @@
 --   proxy-407     407 page from the proxy echoing Proxy-Authorization, the
 --                 decoded credentials and the password (straddling as above)
 --   proxy-502     502 page from the proxy, the same echoes
+--   cli-text      200, offers whose text needs care in a table, CSV or TSV:
+--                 a long name (cut at 80 columns by a careless table), commas,
+--                 quotes, tab, CR, LF and backslash in names; an id above
+--                 2^53; expiries in January and July (a zone with summer
+--                 time shows two offsets); one offer with no expiry or customer
+--   cli-empty     200, no offers
+--
+-- Whatever the customer, a request whose dealerUUID is `echo-query` gets a
+-- 400 API error whose message echoes the customerUUID (decoded) and the
+-- request target (percent-encoded): a secret given as a customer id comes
+-- back in both forms (the command's secrets spec).
 --
 -- Only luasocket is needed: this runs as its own process.
 
@@ -76,6 +87,18 @@ local SHADOW_BODY = [[{"financeOffers":[
  "customer":{"firstName":"Bo","lastName":"Ng"}},
 {"id":3,"guid":"g-3","status":"ACTIVE","isActive":true,"customer_name":"","is_active":false,
  "active":"no","find":3,"meta":{"status":0}}
+]}]]
+
+-- Text fields a table, CSV or TSV writer must handle (the command's specs).
+local CLI_TEXT_BODY = [[{"financeOffers":[
+{"id":9007199254740993,"status":"FUNDED","isActive":true,"foAmount":25000,
+ "expiryDate":"2099-01-15T12:00:00.250Z",
+ "customer":{"firstName":"Zo\u00eb","lastName":"O'Connor-Featherstonehaugh de la Fuente y Zaragoza"},
+ "dealerOrder":{"vehicle":{"year":2024,"make":"Toyota","model":"Camry \"XSE\", V6"}}},
+{"id":2,"status":"PENDING","isActive":false,"foAmount":41490.64,"expiryDate":"2099-07-15T12:00:00Z",
+ "customer":{"firstName":"Tab\there","lastName":"Line\nbreak\r\nand \\ backslash"},
+ "dealerOrder":{"vehicle":{"year":2021,"make":"Kia","model":"Telluride, SX"}}},
+{"id":3,"status":"EXPIRED","isActive":false}
 ]}]]
 
 local function unescape(s)
@@ -206,21 +229,29 @@ local function serve(conn)
   if not method then return end
   local proxied = target:match("^%a[%w+.-]*://") ~= nil
   local query = target:match("%?([^#]*)") or ""
-  local scenario
+  local scenario, dealer
   for pair in query:gmatch("[^&]+") do
     local name, value = pair:match("^([^=]*)=?(.*)$")
-    if unescape(name) == "customerUUID" then scenario = unescape(value) break end
+    if unescape(name) == "customerUUID" then scenario = scenario or unescape(value) end
+    if unescape(name) == "dealerUUID" then dealer = dealer or unescape(value) end
   end
   scenario = scenario or ""
   local creds, straddle = credentials(headers)
   local JSON, HTML = "application/json", "text/html; charset=utf-8"
 
-  if proxied and (scenario == "proxy-407" or scenario == "proxy-502") then
+  if dealer == "echo-query" then
+    respond(conn, 400, JSON, '{"errors":[{"errorCode":"BAD_CUSTOMER","errorMessage":' ..
+      json_string("no customer " .. scenario .. " (GET " .. target .. ")") .. "}]}")
+  elseif proxied and (scenario == "proxy-407" or scenario == "proxy-502") then
     local status = scenario == "proxy-407" and 407 or 502
     respond(conn, status, HTML, echo_html(status .. " " .. REASONS[status], creds, straddle),
       status == 407 and { 'Proxy-Authenticate: Basic realm="hostile"' } or nil)
   elseif scenario == "ok" then
     respond(conn, 200, JSON, OK_BODY)
+  elseif scenario == "cli-text" then
+    respond(conn, 200, JSON, CLI_TEXT_BODY)
+  elseif scenario == "cli-empty" then
+    respond(conn, 200, JSON, '{"financeOffers":[]}')
   elseif scenario == "shadow" then
     respond(conn, 200, JSON, SHADOW_BODY)
   elseif scenario:match("^shape%-") and SHAPES[scenario:sub(7)] then

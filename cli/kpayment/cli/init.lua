@@ -1,31 +1,54 @@
 --- The `kpayment` command: `kpayment offers`, `kpayment doctor`,
--- `kpayment mock`.  This module parses the command line, dispatches, and
--- turns failures into one line on stderr and an exit status:
+-- `kpayment mock`, `kpayment completion`.  This module parses the command
+-- line, dispatches, and turns failures into one line on stderr and an exit
+-- status:
 --
---   0  success
---   1  an API or HTTP error (any answer that is not offers)
---   2  a usage error (bad option, missing value, unreadable file)
---   3  a network, timeout or TLS error (no answer)
+--   0    success
+--   1    an answer that is not offers (error kinds http, decode, body_too_large)
+--   2    a usage error (bad option, missing value, unreadable file)
+--   3    no answer (error kinds network, timeout, tls)
+--   130  interrupted (Ctrl-C)
 --
 -- `main(args)` returns the status; bin/kpayment exits with it.
 -- @module kpayment.cli
 
-local type, tostring, tonumber, setmetatable, getmetatable, error, pcall =
-  type, tostring, tonumber, setmetatable, getmetatable, error, pcall
+local type, tostring, tonumber, setmetatable, getmetatable, error, pcall, ipairs, rawget =
+  type, tostring, tonumber, setmetatable, getmetatable, error, pcall, ipairs, rawget
 local string_gsub, string_match, string_find = string.gsub, string.match, string.find
-local math_floor = math.floor
+local table_concat = table.concat
 
 local M = {}
 
-M.EXIT = { ok = 0, api = 1, usage = 2, network = 3 }
+M.EXIT = { ok = 0, api = 1, usage = 2, network = 3, interrupted = 130 }
 
--- Error kinds (kpayment.errors) that mean no answer came back.
-local NO_ANSWER = { network = true, timeout = true, tls = true }
+-- The exit status of each error kind (kpayment's `err.kind`); a request is
+-- cancelled only when Ctrl-C closed its client.
+local KIND_EXIT = { http = 1, decode = 1, body_too_large = 1, network = 3, timeout = 3, tls = 3,
+                    cancelled = 130 }
 
---- The exit status for a kpayment error table.
+--- The exit status for a kpayment error table, by its kind alone.
 function M.status_of(err)
-  return NO_ANSWER[err.kind] and M.EXIT.network or M.EXIT.api
+  return KIND_EXIT[err.kind] or M.EXIT.api
 end
+
+--- The status of a batch given one more customer's: no answer (3) wins
+-- over an answer that is not offers (1), which wins over success.
+function M.worse(status, other)
+  if status == M.EXIT.network or other == M.EXIT.network then return M.EXIT.network end
+  if status ~= M.EXIT.ok then return status end
+  return other
+end
+
+--- Whether an error value is Ctrl-C: the standalone interpreters (lua.c,
+-- luajit.c) turn SIGINT into the error "interrupted!" raised wherever Lua
+-- runs next.
+function M.is_interrupt(why)
+  return type(why) == "string" and string_find(why, "interrupted!$") ~= nil
+end
+
+--- Set when an interrupt was raised inside a callback that kpayment
+-- contains (its logger then gets the error): the loops check it.
+M.interrupted = false
 
 local Usage = {}
 Usage.__index = Usage
@@ -44,8 +67,10 @@ function M.message(why)
 end
 
 --- Parse `words[first..]` against `spec`: option name -> "flag",
--- "string", "integer" or "number".  `--name value` and `--name=value`;
--- `-h` is `--help`.  Returns a table keyed by the names with `-` as `_`.
+-- "string", "file" (a string naming a file), "number", "integer", or a
+-- list of the values it takes.  `--name value` and `--name=value`; `-h` is
+-- `--help`.  Numbers are converted, not checked: kpayment.new checks what
+-- it is given.  Returns a table keyed by the names with `-` as `_`.
 function M.parse(words, first, spec, command)
   local opts = {}
   local i = first
@@ -58,6 +83,7 @@ function M.parse(words, first, spec, command)
     local kind = spec[name]
     if not kind then M.usage(command, "unknown option '--" .. name .. "'") end
     local key = string_gsub(name, "-", "_")
+    if opts[key] ~= nil then M.usage(command, "option --" .. name .. " given twice") end
     if kind == "flag" then
       if value ~= nil then M.usage(command, "option --" .. name .. " takes no value") end
       opts[key] = true
@@ -69,16 +95,21 @@ function M.parse(words, first, spec, command)
           M.usage(command, "option --" .. name .. " needs a value")
         end
       end
-      if kind ~= "string" then
-        local n = tonumber(value)
-        if kind == "integer" and not (string_find(value, "^%d+$") and n) then
-          M.usage(command, "option --" .. name .. " needs a whole number, not '" .. value .. "'")
-        elseif kind == "number" and not (string_find(value, "^%d*%.?%d+$") and n) then
-          M.usage(command, "option --" .. name .. " needs a number, not '" .. value .. "'")
+      if type(kind) == "table" then
+        local known = false
+        for _, v in ipairs(kind) do known = known or v == value end
+        if not known then
+          M.usage(command, "option --" .. name .. " takes " .. table_concat(kind, ", ") .. ", not '"
+            .. value .. "'")
         end
-        value = kind == "integer" and math_floor(n) or n
-        -- an integer subtype where there is one (5.3+ options check it)
-        if kind == "integer" and math.tointeger then value = math.tointeger(value) end
+      elseif kind == "number" or kind == "integer" then
+        local n = tonumber(value)
+        if kind == "integer" and not string_find(value, "^%-?%d+$") then n = nil end
+        if n == nil then
+          M.usage(command, "option --" .. name .. " needs a " .. (kind == "integer" and "whole " or "")
+            .. "number, not '" .. value .. "'")
+        end
+        value = n
       end
       opts[key] = value
     end
@@ -107,23 +138,32 @@ Usage: kpayment COMMAND [options]
 A dealer customer's finance offers from myKaarma's payments API.
 
 Commands:
-  offers    a customer's offers as a table or as JSON; many customers with --batch
-  doctor    versions, TLS and proxy settings, then a check of the way to the API
-  mock      serve the mock API on this machine (Lua 5.4)
+  offers      a customer's offers (table, JSON, NDJSON, CSV or TSV); many with --batch
+  doctor      what kpayment runs on and is configured with, then one real call
+  mock        serve the mock API on this machine (Lua 5.4)
+  completion  print a completion script: 'kpayment completion bash'
 
 Options:
-  --help     show this help ('kpayment COMMAND --help' for a command's)
-  --version  show the versions of kpayment, Lua and libcurl
+  -h, --help     show this help ('kpayment COMMAND --help' for a command's)
+  -V, --version  show the versions of kpayment, Lua and libcurl
 
 Environment: KPAYMENT_BASE_URL, KPAYMENT_USERNAME and KPAYMENT_PASSWORD (or
-KPAYMENT_BEARER_TOKEN), KPAYMENT_SKIN, KPAYMENT_LOCALE.
+KPAYMENT_BEARER_TOKEN), KPAYMENT_SKIN, KPAYMENT_LOCALE; the proxy variables
+libcurl reads (https_proxy, no_proxy, ...).
 
-Exit status: 0 success, 1 API or HTTP error, 2 usage error, 3 network,
-timeout or TLS error.
+Exit status: 0 success, 1 an answer that is not offers, 2 usage error, 3 no
+answer (network, timeout or TLS), 130 interrupted.
 ]]
 
-local COMMANDS = { offers = "kpayment.cli.offers", doctor = "kpayment.cli.doctor",
-                   mock = "kpayment.cli.mock" }
+--- The commands and their modules, in the order help lists them.
+M.COMMANDS = { "offers", "doctor", "mock", "completion" }
+local MODULES = { offers = "kpayment.cli.offers", doctor = "kpayment.cli.doctor",
+                  mock = "kpayment.cli.mock", completion = "kpayment.cli.completion" }
+
+--- The module of command `name`, loaded.
+function M.command(name)
+  return require(MODULES[name])
+end
 
 local function version_line()
   local ok, core = pcall(require, "kpayment.core")
@@ -134,21 +174,21 @@ end
 
 local function run(args)
   local first = args[1]
-  if first == nil then M.usage(nil, "no command given (offers, doctor or mock)") end
+  if first == nil then M.usage(nil, "no command given (offers, doctor, mock or completion)") end
   if first == "--help" or first == "-h" or first == "help" then
-    local topic = args[2] and COMMANDS[args[2]]
+    local topic = args[2] and MODULES[args[2]]
     if topic then return require(topic).run({ "--help" }, M) end
     io.stdout:write(USAGE)
     return M.EXIT.ok
   end
-  if first == "--version" then
+  if first == "--version" or first == "-V" then
     io.stdout:write(version_line(), "\n")
     return M.EXIT.ok
   end
-  local module = COMMANDS[first]
+  local module = MODULES[first]
   if not module then
     if string_find(first, "^%-") then M.usage(nil, "unknown option '" .. first .. "'") end
-    M.usage(nil, "unknown command '" .. first .. "' (offers, doctor or mock)")
+    M.usage(nil, "unknown command '" .. first .. "' (offers, doctor, mock or completion)")
   end
   local rest = {}
   for i = 2, #args do rest[#rest + 1] = args[i] end
@@ -156,10 +196,17 @@ local function run(args)
 end
 
 --- Run the command line `args` (a list of strings); returns the exit
--- status.  Usage errors and anything unexpected become one line on stderr.
+-- status.  Usage errors, Ctrl-C and anything unexpected become one line on
+-- stderr.
 function M.main(args)
   local ok, status = pcall(run, args)
   if ok then return status or M.EXIT.ok end
+  -- what was written stays written
+  pcall(io.stdout.flush, io.stdout)
+  if M.is_interrupt(status) then
+    M.say(nil, "interrupted")
+    return M.EXIT.interrupted
+  end
   if getmetatable(status) == Usage then
     local where = status.command and ("kpayment " .. status.command) or "kpayment"
     M.say(status.command, status.message .. " (see '" .. where .. " --help')")

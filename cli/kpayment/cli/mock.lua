@@ -22,7 +22,7 @@ Options:
   --password P    ... and P (the mock's own test credentials; give both or neither)
   --token T       accept "Authorization: Bearer T" (too)
   --offers N      offers per response (default 3)
-  --help          show this help
+  -h, --help      show this help
 Without --user/--password and --token, every request is accepted.
 
 Fault modes, per request: header "X-Mock-Fault: <mode>" or
@@ -36,13 +36,13 @@ Exit status: 2 for a bad option or when not on Lua 5.4, 3 when it cannot
 listen; otherwise it serves until killed.
 ]]
 
-local SPEC = {
+M.SPEC = {
   host = "string", port = "integer", user = "string", password = "string", token = "string",
   offers = "integer", help = "flag",
 }
 
 function M.run(args, cli)
-  local opts = cli.parse(args, 1, SPEC, "mock")
+  local opts = cli.parse(args, 1, M.SPEC, "mock")
   if opts.help then
     io.stdout:write(USAGE)
     return cli.EXIT.ok

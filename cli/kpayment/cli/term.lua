@@ -4,8 +4,8 @@
 -- @module kpayment.cli.term
 
 local tonumber, type, tostring, ipairs = tonumber, type, tostring, ipairs
-local string_byte, string_sub, string_rep, string_match =
-  string.byte, string.sub, string.rep, string.match
+local string_byte, string_sub, string_rep, string_match, string_gsub =
+  string.byte, string.sub, string.rep, string.match, string.gsub
 local table_concat = table.concat
 local math_floor, math_max, math_min = math.floor, math.max, math.min
 local io_popen, os_getenv, os_execute = io.popen, os.getenv, os.execute
@@ -45,19 +45,19 @@ local function first_line(command)
   return line
 end
 
---- Columns to lay output out in: COLUMNS when set; on a terminal its size
--- (`stty size`, else `tput cols`); 80 otherwise.
+--- Columns to fit output in, or nil: nothing written to a pipe or a file
+-- is cut.  On a terminal: COLUMNS when set, else its size (`stty size`,
+-- else `tput cols`), else 80.
 -- @tparam number fd the descriptor written to (1 or 2)
 function M.width(fd)
+  if not M.isatty(fd) then return nil end
   local cols = tonumber(os_getenv("COLUMNS") or "")
   if cols and cols >= 1 then return math_floor(cols) end
-  if M.isatty(fd) then
-    local size = first_line("stty size </dev/tty 2>/dev/null")
-    cols = size and tonumber(string_match(size, "^%d+ (%d+)$"))
-    if cols and cols > 0 then return cols end
-    cols = tonumber(first_line("tput cols 2>/dev/null") or "")
-    if cols and cols > 0 then return cols end
-  end
+  local size = first_line("stty size </dev/tty 2>/dev/null")
+  cols = size and tonumber(string_match(size, "^%d+ (%d+)$"))
+  if cols and cols > 0 then return cols end
+  cols = tonumber(first_line("tput cols 2>/dev/null") or "")
+  if cols and cols > 0 then return cols end
   return 80
 end
 
@@ -132,15 +132,19 @@ local function pad(s, width, right)
   return right and gap .. s or s .. gap
 end
 
---- Lines of a table whose lines fit in `width` columns where possible.
--- `columns` is a list of `{ title =, right = bool, flex = bool, min = n }`;
--- rows are lists of strings.  Flexible columns give up room first, down to
--- their `min`; their cells are then cut with "…".
+--- Lines of a table whose lines fit in `width` columns where possible
+-- (nil: no limit, nothing is cut).  `columns` is a list of `{ title =,
+-- right = bool, flex = bool, min = n }`; rows are lists of strings, whose
+-- control characters are shown as spaces.  Flexible columns give up room
+-- first, down to their `min`; their cells are then cut with "…".
 function M.table(columns, rows, width)
   local widths = {}
+  for _, row in ipairs(rows) do
+    for c = 1, #columns do row[c] = string_gsub(row[c] or "", "%c", " ") end
+  end
   for c, col in ipairs(columns) do
     local w = M.text_width(col.title)
-    for _, row in ipairs(rows) do w = math_max(w, M.text_width(row[c] or "")) end
+    for _, row in ipairs(rows) do w = math_max(w, M.text_width(row[c])) end
     widths[c] = w
   end
   local function total()
@@ -149,7 +153,7 @@ function M.table(columns, rows, width)
     return t
   end
   -- take one column at a time from the widest flexible column
-  local over = total() - width
+  local over = width and total() - width or 0
   while over > 0 do
     local widest
     for c, col in ipairs(columns) do
@@ -174,7 +178,7 @@ function M.table(columns, rows, width)
       local cell = M.fit(cells[c] or "", widths[c])
       parts[c] = c == #columns and not col.right and cell or pad(cell, widths[c], col.right)
     end
-    lines[#lines + 1] = (string.gsub(table_concat(parts, "  "), " +$", ""))
+    lines[#lines + 1] = (string_gsub(table_concat(parts, "  "), " +$", ""))
   end
   local titles = {}
   for c, col in ipairs(columns) do titles[c] = col.title end
@@ -187,6 +191,7 @@ end
 -- redraws itself in place with "\r"; `update(done)` draws it (at most every
 -- `interval` seconds, and always for the last item), `finish()` erases it.
 function M.progress(out, total, clock, width)
+  width = width or 80
   local last_at, shown = nil, nil
   local interval = 0.05
   local self = {}
