@@ -118,6 +118,8 @@ end
 
 --- A Lua string as a JSON string.
 function M.quote(s)
+  -- most strings need nothing done: printable ASCII without " or \
+  if not string_find(s, '[%c"\\\127-\255]') then return '"' .. s .. '"' end
   return '"' .. string_gsub(M.valid_utf8(s), '[%c"\\\127]', ESCAPES) .. '"'
 end
 
