@@ -1,0 +1,58 @@
+-- What a frame host (a 60 Hz loop polling with poll(0)) needs: every
+-- ready result delivered by one poll within its budget, receiving that
+-- does not eat into the requests' timeouts, requests that end when their
+-- client is collected, and the sockets and timeout to sleep on.
+local kpayment = require("kpayment")
+local core = require("kpayment.core")
+local mock = require("support.mock")
+local socket = require("socket")
+
+local FRAME = 1 / 60
+
+describe("a frame loop", function()
+  local server
+  lazy_setup(function() server = mock.start({}) end)
+  lazy_teardown(function() if server then server.stop() end end)
+
+  local function client(opts)
+    local o = { base_url = server.url, skin = "s", timeout = 20 }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return kpayment.new(o)
+  end
+
+  it("gets every ready result from one poll(0): 200 small requests in a few frames", function()
+    local c = client()
+    local delivered = 0
+    for i = 1, 200 do
+      c:start_offers({ customer_uuid = "mock:offers:1", dealer_uuid = "d-" .. i,
+                       on_done = function(offers) if offers then delivered = delivered + 1 end end })
+    end
+    -- the responses arrive while the host sleeps; then frames of poll(0)
+    local frames = 0
+    while delivered < 200 and frames < 600 do
+      socket.sleep(FRAME)
+      c:poll(0)
+      frames = frames + 1
+    end
+    io.stderr:write(("\n[frames] 200 small requests delivered in %d frames\n"):format(frames))
+    assert.equal(200, delivered)
+    assert.is_true(frames <= 30, frames .. " frames")
+    c:close()
+  end)
+
+  it("spends a poll's budget on decoding and callbacks, then leaves the rest to the next", function()
+    local c = client()
+    local delivered = 0
+    for i = 1, 50 do
+      c:start_offers({ customer_uuid = "mock:offers:200", dealer_uuid = "d-" .. i,
+                       on_done = function() delivered = delivered + 1 end })
+    end
+    local deadline = core.monotonic() + 20
+    while c:poll(0, 0) > 0 and delivered == 0 and core.monotonic() < deadline do socket.sleep(0.005) end
+    -- budget 0: one record, or one delivery, per poll, never all 50 at once
+    assert.is_true(delivered >= 1 and delivered < 50, delivered .. " delivered by one poll(0, 0)")
+    while c:poll(0) > 0 and core.monotonic() < deadline do socket.sleep(0.001) end
+    assert.equal(50, delivered)
+    c:close()
+  end)
+end)
