@@ -56,3 +56,43 @@ describe("a frame loop", function()
     c:close()
   end)
 end)
+
+describe("a client that goes away", function()
+  local server
+  lazy_setup(function() server = mock.start({}) end)
+  lazy_teardown(function() if server then server.stop() end end)
+
+  it("ends its pending requests with on_done(nil, cancelled), once each, when collected", function()
+    local kinds = {}
+    do
+      local c = kpayment.new({ base_url = server.url, skin = "s" })
+      for i = 1, 3 do
+        c:start_offers({ customer_uuid = "mock:stall:5", dealer_uuid = "d-" .. i,
+                         on_done = function(offers, err)
+                           kinds[#kinds + 1] = offers and "offers" or err.kind
+                         end })
+      end
+      c:poll(0)
+    end
+    for _ = 1, 4 do collectgarbage() end
+    assert.same({ "cancelled", "cancelled", "cancelled" }, kinds)
+  end)
+
+  it("ends them too when the Lua state closes (lua_close runs finalizers)", function()
+    local lua = os.getenv("KPAYMENT_LUA") or "lua5.4"
+    local build = lua:find("jit") and "luajit" or lua:match("%d%.%d")
+    local script = ([[
+      local c = require("kpayment").new({ base_url = %q, skin = "s" })
+      c:start_offers({ customer_uuid = "mock:stall:5", dealer_uuid = "d",
+                       on_done = function(offers, err) io.stdout:write("on_done ", err.kind, "\n") end })
+      c:poll(0)
+      io.stdout:write("end of script\n")
+    ]]):format(server.url)
+    local cmd = ("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/%s/?.so;;' %s -e %s 2>&1")
+      :format(build, lua, require("support.server").shell_quote(script))
+    local p = assert(io.popen(cmd))
+    local out = p:read("*a")
+    p:close()
+    assert.equal("end of script\non_done cancelled\n", out)
+  end)
+end)

@@ -13,6 +13,7 @@ local errors = require("kpayment.errors")
 
 local setmetatable, getmetatable, pairs, type, tostring, error, pcall =
   setmetatable, getmetatable, pairs, type, tostring, error, pcall
+local newproxy = rawget(_G, "newproxy")   -- 5.1 and LuaJIT only
 local math_type, math_huge = config.math_type, math.huge
 
 local M = {}
@@ -20,8 +21,11 @@ local M = {}
 --- A client: the configuration of `kpayment.new`, and the connections,
 -- DNS cache and TLS sessions that its calls share (connections are kept
 -- alive from call to call).  Release it with `close`, a `<close>` variable
--- (Lua 5.4), or let the garbage collector do it.  `tostring(client)` shows
--- the base URL only.
+-- (Lua 5.4), or let the garbage collector do it: either way every request
+-- still pending ends as `"cancelled"` and its `on_done` is called once
+-- (also when the Lua state closes, `lua_close`: finalizers run there on
+-- every Lua).  A request without `on_done` that its caller still holds
+-- keeps its client alive.  `tostring(client)` shows the base URL only.
 -- @type Client
 local Client = {}
 Client.__index = Client
@@ -42,7 +46,7 @@ function M.new(cfg)
   local settings = config.settings(cfg)
   settings.transport = transport.default(cfg)
   settings.from.transport = cfg.transport ~= nil and "option" or "default"
-  return setmetatable({
+  local self = setmetatable({
     base_url = cfg.base_url,
     _defaults = { skin = cfg.skin, locale = cfg.locale },
     _core = core_of,   -- libcurl, nginx or the `transport` option
@@ -67,6 +71,13 @@ function M.new(cfg)
     _settings = settings,
     _auth = cfg.username ~= nil or cfg.bearer_token ~= nil,
   }, Client)
+  if newproxy then
+    -- 5.1 and LuaJIT: a table has no finalizer; a proxy's stands in
+    local proxy = newproxy(true)
+    getmetatable(proxy).__gc = function() Client.close(self) end
+    self._gc = proxy
+  end
+  return self
 end
 
 -- Keys a parameter table may carry besides the query parameters.
@@ -252,6 +263,11 @@ function Client:close()
 end
 
 Client.__close = Client.close
+
+-- A client collected with requests pending ends them as close() does:
+-- each pending on_done gets (nil, cancelled), once.  Finalizers run when
+-- the state closes too (lua_close), on every Lua.
+Client.__gc = Client.close
 
 --- The client's configuration as `kpayment.new` resolved it, without its
 -- secrets: what a diagnostic (`kpayment doctor`) shows.  A new table each
