@@ -96,3 +96,50 @@ describe("a client that goes away", function()
     assert.equal("end of script\non_done cancelled\n", out)
   end)
 end)
+
+describe("client:watch", function()
+  local server
+  lazy_setup(function() server = mock.start({}) end)
+  lazy_teardown(function() if server then server.stop() end end)
+
+  it("tells an event loop what to sleep on, and for how long", function()
+    local c = kpayment.new({ base_url = server.url, skin = "s", timeout = 10 })
+    local fds, timeout = c:watch()
+    assert.same({}, fds)
+    assert.equal(-1, timeout, "nothing pending")
+    -- the API late: a socket to read, and no reason to poll before it
+    local req = c:start_offers({ customer_uuid = "mock:stall:1", dealer_uuid = "d" })
+    for _ = 1, 20 do
+      c:poll(10)
+      fds, timeout = c:watch()
+      if #fds > 0 and fds[1].read then break end
+    end
+    assert.is_true(#fds >= 1, "a socket to watch")
+    assert.is_true(fds[1].read)
+    assert.is_number(fds[1].fd)
+    assert.is_true(timeout ~= 0, "no poll due while the API thinks")
+    assert.is_true(timeout <= 10000, "within the attempt's timeout: " .. timeout)
+    local deadline = core.monotonic() + 5
+    while not req:done() and core.monotonic() < deadline do c:poll(100) end
+    assert.is_truthy(req:result())
+    assert.equal(-1, select(2, c:watch()))
+    -- a retry's timer: no socket, the time until it
+    req = c:start_offers({ customer_uuid = "mock:flaky:1:503:1", dealer_uuid = "d" })
+    deadline = core.monotonic() + 5
+    while req._state ~= "waiting" and core.monotonic() < deadline do c:poll(10) end
+    timeout = select(2, c:watch())
+    assert.equal("waiting", req._state)
+    assert.is_true(timeout > 500 and timeout <= 1000, "the retry's timer: " .. timeout)
+    -- a response to decode: poll now
+    local slow = kpayment.new({ base_url = server.url, skin = "s", decode_budget = 0 })
+    req = slow:start_offers({ customer_uuid = "mock:offers:50", dealer_uuid = "d" })
+    deadline = core.monotonic() + 5
+    while req._state ~= "decoding" and core.monotonic() < deadline do slow:poll(10, 0) end
+    assert.equal(0, select(2, slow:watch()))
+    slow:close()
+    c:close()
+    fds, timeout = c:watch()
+    assert.same({}, fds)
+    assert.equal(-1, timeout)
+  end)
+end)

@@ -407,6 +407,39 @@ function M.poll(client, ms, budget_ms)
   return M.pending(client)
 end
 
+--- client:watch(): see kpayment.Client.
+-- @local
+function M.watch(client)
+  if client._closed then return {}, -1 end
+  local c = client._core
+  local fds, t = {}, -1
+  if c.watch then fds, t = c:watch() end
+  local function sooner(ms)
+    if t < 0 or ms < t then t = ms end
+  end
+  local s = scope(client)
+  local live = s.live
+  local now = monotonic()
+  local req = next(live)
+  while req ~= nil do   -- not pairs: see live_list
+    local st = req._state
+    if st == DECODING or (st == FINISHED and req._on_done and not req._notified)
+       or (st == RUNNING and req._core and req._core:done()) then
+      sooner(0)
+    elseif st == WAITING then
+      sooner(math_max(math_floor((req._retry_at - now) * 1000 + 0.5), 0))
+    elseif st == RUNNING and not c.watch then
+      sooner(0)   -- another transport: its attempts run when polled
+    end
+    req = next(live, req)
+  end
+  local watch = s.watch
+  for i = 1, #watch do
+    if ended(watch[i]) and not watch[i]._notified then sooner(0) end
+  end
+  return fds, t
+end
+
 --- Requests not yet delivered: watched ones until their callback ran,
 -- others while they run or wait for a retry.
 -- @local

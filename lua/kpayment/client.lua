@@ -196,6 +196,29 @@ function Client:poll(ms, budget_ms)
   return async.poll(self, ms, budget_ms or self._budget)
 end
 
+--- What an event loop (epoll, libuv, SDL's wait, poll(2)) waits on
+-- between two `poll` calls, so that a host sleeps until there is work
+-- instead of polling: the sockets to watch, and how long it may sleep.
+-- After `poll`, call `watch`, wait until one of `fds` is ready as asked or
+-- `timeout_ms` passes, then `poll` again.  No descriptor-number limit (no
+-- `select`): descriptors above 1024 work.  From C: `kpayment_watch`
+-- (include/kpayment.h).
+-- @treturn {table,...} fds: `{ fd = n, read = bool, write = bool }` each
+-- @treturn integer timeout_ms: `0` when there is work now (a response to
+-- decode or deliver, a transfer paused by the budget, a retry due), `-1`
+-- when nothing is pending, else the milliseconds until kpayment needs a
+-- `poll` (a timeout, a retry timer), whatever the sockets do
+-- @usage
+-- local fds, timeout = client:watch()
+-- my_loop_wait(fds, timeout)   -- e.g. poll(2), epoll_wait
+-- client:poll(0)
+function Client:watch()
+  if getmetatable(self) ~= Client then
+    error("kpayment: watch must be called as client:watch()", 2)
+  end
+  return async.watch(self)
+end
+
 --- Fetch offers for many customers at once over the client's connections
 -- (multiplexed over HTTP/2 where the server offers it), each call retried
 -- as `get_offers` would.  One failing customer never hides the others.
