@@ -40,8 +40,13 @@ bench-deps:
 
 # What a frame's poll(0) costs while large responses arrive, sliced decode
 # beside whole (BENCH_POLL_OFFERS: sizes, default 100 1000 10000), and
-# the body decoded alone both ways (against the mock).
+# the body decoded alone both ways (against the mock); under each of the
+# collector's modes this Lua has, one process each.
 .PHONY: bench-poll
 BENCH_POLL_OFFERS ?= 100 1000 10000
+BENCH_POLL_GC = incremental $(if $(filter 5.4,$(LUA_VERSION)),generational)
 bench-poll: all
-	$(BENCH_LUA_ENV) LUA=$(LUA) examples/with-mock.sh $(LUA) bench/poll.lua $(BENCH_POLL_OFFERS)
+	for gc in $(BENCH_POLL_GC); do \
+	  $(BENCH_LUA_ENV) BENCH_GC=$$gc LUA=$(LUA) examples/with-mock.sh $(LUA) \
+	    bench/poll.lua $(BENCH_POLL_OFFERS) || exit 1; \
+	done

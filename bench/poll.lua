@@ -4,11 +4,25 @@
 --
 --   examples/with-mock.sh lua5.4 bench/poll.lua [offers ...]   (make bench-poll)
 --
--- For each size, rounds alternate the two ways on one client: a 60 Hz loop
--- polls a request and records every poll(0).  Reported per way, as medians
--- over the rounds: the slowest poll(0), the frames it took, and the time
--- all polls of the round took together.  Then the body alone, decoded
--- whole and in steps of the budget (core.decode's step_ms), alternately.
+-- BENCH_GC picks the collector mode (incremental or generational; unset:
+-- the interpreter's own).  For each size, rounds alternate the two ways on
+-- one client: a 60 Hz loop polls a request and records every
+-- poll(0).  Reported per way, as medians over the rounds: the slowest
+-- poll(0), the frames it took, and the time all polls of the round took
+-- together.  Then the body alone, decoded whole and in steps of the budget
+-- (core.decode's step_ms), alternately.
+
+-- The collector mode, chosen before anything else runs: the lua5.4
+-- interpreter starts in generational mode, a C host's luaL_newstate in
+-- incremental; other Luas have incremental only.
+local MODE = os.getenv("BENCH_GC")
+if MODE and MODE ~= "" then
+  assert(_VERSION == "Lua 5.4" or MODE == "incremental", "only Lua 5.4 has " .. MODE)
+  if _VERSION == "Lua 5.4" then collectgarbage(MODE) end
+else
+  MODE = _VERSION == "Lua 5.4" and collectgarbage("incremental") or "incremental"
+  if MODE == "generational" then collectgarbage("generational") end
+end
 
 local kpayment = require("kpayment")
 local core = require("kpayment.core")
@@ -68,8 +82,8 @@ local OPTS = { records = "financeOffers" }
 local SLICED = { records = "financeOffers", step_ms = BUDGET }
 
 print(string.format("decode budget %g ms (the default); a 60 Hz frame is %.1f ms", BUDGET, 1000 / 60))
-print(string.format("%-7s %-7s %7s %16s %8s %16s",
-  "offers", "way", "MB", "slowest poll(0)", "frames", "all polls"))
+print(string.format("%-7s %-13s %-7s %7s %16s %8s %16s",
+  "offers", "collector", "way", "MB", "slowest poll(0)", "frames", "all polls"))
 for _, offers in ipairs(sizes) do
   local rounds = offers >= 10000 and 3 or 7
   local customer = "mock:offers:" .. offers
@@ -83,6 +97,13 @@ for _, offers in ipairs(sizes) do
     end
   end
   local body = fetch_body(offers)
+  for _, way in ipairs({ "whole", "sliced" }) do
+    local g = got[way]
+    print(string.format("%-7d %-13s %-7s %7.2f %13.2f ms %8d %13.2f ms", offers, MODE, way,
+      #body / 1e6, median(g.worst) * 1000, median(g.frames), median(g.total) * 1000))
+  end
+  print(string.format("        slowest poll(0) sliced / whole: %.3f; all polls sliced / whole: %.2f",
+    median(got.sliced.worst) / median(got.whole.worst), median(got.sliced.total) / median(got.whole.total)))
   local whole, sliced, steps, longest, longest_stopped = {}, {}, 0, {}, {}
   -- the slowest step of the body alone, with the collector running and
   -- stopped: what is left of a slice when the collector adds nothing
@@ -110,14 +131,6 @@ for _, offers in ipairs(sizes) do
       if stopped then longest_stopped[r] = worst else longest[r] = worst end
     end
   end
-  for _, way in ipairs({ "whole", "sliced" }) do
-    local g = got[way]
-    print(string.format("%-7d %-7s %7.2f %13.2f ms %8d %13.2f ms", offers, way, #body / 1e6,
-      median(g.worst) * 1000, median(g.frames), median(g.total) * 1000))
-  end
-  local sliced_g, whole_g = got.sliced, got.whole
-  print(string.format("        slowest poll(0) sliced / whole: %.2f; all polls sliced / whole: %.2f",
-    median(sliced_g.worst) / median(whole_g.worst), median(sliced_g.total) / median(whole_g.total)))
   print(string.format("        body alone: whole %.2f ms, in %d steps of %g ms %.2f ms: %.2fx",
     median(whole) * 1000, steps, BUDGET, median(sliced) * 1000, median(sliced) / median(whole)))
   print(string.format("        body alone, slowest step: %.2f ms; with the collector stopped: %.2f ms",

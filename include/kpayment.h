@@ -48,6 +48,7 @@
 #define KPAYMENT_H
 
 #include <lua.h>
+#include <poll.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -69,6 +70,18 @@ int luaopen_kpayment_core(lua_State *L);
  * memory, so call it with lua_pcall when that must not reach the panic
  * function:  lua_pushcfunction(L, kpayment_preload); lua_pcall(L, 0, 0, 0). */
 int kpayment_preload(lua_State *L);
+
+/* An event loop's view of the client at stack index idx (a kpayment.Client
+ * table): client:watch() as struct pollfd (fd, and POLLIN and/or POLLOUT in
+ * events) into fds, up to max of them; returns how many there are (more
+ * than max: call again with room), and sets *timeout_ms to how long the
+ * host may sleep before the next client:poll is due: 0 now (work ready),
+ * -1 nothing pending.  After client:poll, wait with poll(2) (or epoll,
+ * libuv, …) on these until one is ready or the timeout passes, then poll
+ * again: a host waiting for a slow API sleeps instead of spinning.  No
+ * select(), so descriptors above 1024 work.  Raises as client:watch does
+ * (call it under lua_pcall when that matters). */
+int kpayment_watch(lua_State *L, int idx, struct pollfd *fds, int max, int *timeout_ms);
 
 /* The host owns libcurl's global state (see above).  Call it after
  * curl_global_init and before any lua_State loads kpayment.core.  Returns

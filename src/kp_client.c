@@ -242,6 +242,49 @@ static int client_poll(lua_State *L) {
   return 1;
 }
 
+/*
+ * client:watch() -> fds, timeout_ms: what a host's event loop waits on
+ * between two polls: the sockets libcurl watches, each { fd = n, read =
+ * bool, write = bool }, and the milliseconds until the next poll is due
+ * for the transport (0: now, a paused transfer; -1: nothing under way).
+ * kpayment.Client:watch adds what the Lua side knows (results to deliver,
+ * retry timers).
+ */
+static int client_watch(lua_State *L) {
+  kp_client *c = to_client(L);
+  int stackfds[32], stackwhat[32], *fds = stackfds, *what = stackwhat;
+  int n, i, max = 32;
+  long timeout = -1;
+  if (c->tp.closed || c->tp.multi == NULL) {
+    lua_newtable(L);
+    lua_pushinteger(L, -1);
+    return 2;
+  }
+  n = kp_transport_watch(&c->tp, fds, what, max, &timeout);
+  if (n > max) {                /* userdata scratch: freed by the collector */
+    max = n;
+    fds = (int *)lua_newuserdata(L, 2 * (size_t)max * sizeof *fds);
+    what = fds + max;
+    /* a finalizer run by that allocation may have changed the sockets */
+    n = kp_transport_watch(&c->tp, fds, what, max, &timeout);
+  }
+  if (n > max)
+    n = max;
+  lua_createtable(L, n, 0);
+  for (i = 0; i < n; i++) {
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, fds[i]);
+    lua_setfield(L, -2, "fd");
+    lua_pushboolean(L, (what[i] & CURL_POLL_IN) != 0);
+    lua_setfield(L, -2, "read");
+    lua_pushboolean(L, (what[i] & CURL_POLL_OUT) != 0);
+    lua_setfield(L, -2, "write");
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushinteger(L, (lua_Integer)timeout);
+  return 2;
+}
+
 /* close(), __gc and __close: idempotent; running transfers are cancelled. */
 static int client_close(lua_State *L) {
   kp_transport_close(&to_client(L)->tp);
@@ -268,6 +311,7 @@ static const luaL_Reg client_methods[] = {
   {"close", client_close},
   {"closed", client_closed},
   {"headers", client_headers},
+  {"watch", client_watch},
   {NULL, NULL}
 };
 

@@ -16,6 +16,7 @@
 #include <time.h>
 #include "kp_client.h"
 #include "kp_json.h"
+#include "kp_outcome.h"
 
 void kp_new_type(lua_State *L, const char *name, const luaL_Reg *meta,
                  const luaL_Reg *methods) {
@@ -113,6 +114,7 @@ static int core_decode(lua_State *L) {
     luaL_checktype(L, 2, LUA_TTABLE);
   opts.paths = decode_fields(L, 2);             /* 3 */
   opts.records = NULL;
+  opts.meta = 0;
   if (!lua_isnil(L, 2)) {
     int t = lua_getfield(L, 2, "records");      /* 4: anchors the name */
     if (t == LUA_TSTRING)
@@ -293,7 +295,17 @@ static void push_defaults(lua_State *L) {
   lua_setfield(L, -2, "pool_idle_timeout");
 }
 
+/* core.record_metatable(mt): the metatable each record of a request's
+ * decoded body gets as it is built (the wrapper's Offer), so no pass over
+ * the records is left for the end of a sliced decode. */
+static int core_record_metatable(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  kp_outcome_set_meta(L, 1);
+  return 0;
+}
+
 static const luaL_Reg core_funcs[] = {
+  {"record_metatable", core_record_metatable},
   {"sleep", core_sleep},
   {"decode", core_decode},
   {"fields", core_fields},

@@ -61,6 +61,35 @@ int kpayment_preload(lua_State *L) {
   return 0;
 }
 
+/* kpayment_watch: client:watch(), its fds as struct pollfd. */
+int kpayment_watch(lua_State *L, int idx, struct pollfd *fds, int max, int *timeout_ms) {
+  int n, i;
+  idx = lua_absindex(L, idx);
+  lua_getfield(L, idx, "watch");
+  lua_pushvalue(L, idx);
+  lua_call(L, 1, 2);                            /* fds, timeout */
+  *timeout_ms = (int)lua_tointeger(L, -1);
+  n = (int)lua_rawlen(L, -2);
+  for (i = 0; i < n && i < max; i++) {
+    int fd, events = 0;
+    lua_rawgeti(L, -2, i + 1);
+    lua_getfield(L, -1, "fd");
+    fd = (int)lua_tointeger(L, -1);
+    lua_getfield(L, -2, "read");
+    if (lua_toboolean(L, -1))
+      events |= POLLIN;
+    lua_getfield(L, -3, "write");
+    if (lua_toboolean(L, -1))
+      events |= POLLOUT;
+    lua_pop(L, 4);
+    fds[i].fd = fd;
+    fds[i].events = (short)events;
+    fds[i].revents = 0;
+  }
+  lua_pop(L, 2);
+  return n;
+}
+
 int kpayment_curl_by_host(void) {
   return kp_http_curl_by_host();
 }

@@ -1,7 +1,12 @@
 /*
  * kp_http.c -- the libcurl transport (see kp_http.h).
  */
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "kp_http.h"
 
@@ -69,8 +74,10 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
   kp_transfer *t = (kp_transfer *)ud;
   size_t n = size * nmemb;
   if (t->tp != NULL && t->tp->recv_until >= 0 && kp_monotonic_ms() >= t->tp->recv_until) {
-    /* this poll's budget is spent: libcurl keeps these bytes for the next */
+    /* this poll's receiving is done: libcurl keeps these bytes for the
+     * next, and the time until then is not the transfer's */
     t->paused = 1;
+    t->paused_ms = kp_monotonic_ms();
     t->tp->npaused++;
     return CURL_WRITEFUNC_PAUSE;
   }
@@ -159,7 +166,9 @@ static CURLcode configure(kp_transport *tp, CURL *e, const kp_http_config *cfg) 
   SET(CURLOPT_TCP_KEEPALIVE, 1L);
   /* pool_idle_timeout: at least a second (libcurl counts whole ones) */
   SET(CURLOPT_MAXAGE_CONN, cfg->pool_idle_s > 0 ? cfg->pool_idle_s : 1L);
-  SET(CURLOPT_TIMEOUT_MS, cfg->timeout_ms);
+  /* The attempt's timeout is kpayment's (kp_transfer.deadline_ms): libcurl
+   * cannot leave out the time a transfer spends paused by a poll. */
+  SET(CURLOPT_TIMEOUT_MS, 0L);
   SET(CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
   /* Refuse early when Content-Length already says too much. */
   SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cfg->max_body);
@@ -174,6 +183,44 @@ static CURLcode configure(kp_transport *tp, CURL *e, const kp_http_config *cfg) 
 
 #undef SET
 
+/* libcurl's socket callback: the sockets to watch, kept for drive() and
+ * for a host's event loop (kp_transport_watch).  Runs inside libcurl:
+ * touches only the transport. */
+static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
+  kp_transport *tp = (kp_transport *)userp;
+  int i;
+  (void)e;
+  (void)socketp;
+  for (i = 0; i < tp->nsocks && tp->socks[i].fd != s; i++)
+    ;
+  if (what == CURL_POLL_REMOVE) {
+    if (i < tp->nsocks)
+      tp->socks[i] = tp->socks[--tp->nsocks];
+    return 0;
+  }
+  if (i == tp->nsocks) {
+    if (tp->nsocks == tp->capsocks) {
+      int cap = tp->capsocks ? tp->capsocks * 2 : 8;
+      kp_sock *p = (kp_sock *)realloc(tp->socks, (size_t)cap * sizeof *p);
+      if (p == NULL)
+        return -1;              /* libcurl fails the transfer */
+      tp->socks = p;
+      tp->capsocks = cap;
+    }
+    tp->socks[tp->nsocks++].fd = s;
+  }
+  tp->socks[i].what = what;
+  return 0;
+}
+
+/* libcurl's timer callback: when it wants a timeout action. */
+static int on_timer(CURLM *m, long timeout_ms, void *userp) {
+  kp_transport *tp = (kp_transport *)userp;
+  (void)m;
+  tp->timer_at = timeout_ms < 0 ? -1 : kp_monotonic_ms() + (double)timeout_ms;
+  return 0;
+}
+
 CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg) {
   const char *const *h;
   tp->max_body = cfg->max_body;
@@ -182,6 +229,7 @@ CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg) {
   tp->external = cfg->external;
   tp->resolve = cfg->resolve;
   tp->recv_until = -1;
+  tp->timer_at = -1;
   tp->npaused = 0;
   for (h = cfg->headers; *h != NULL; h++) {
     struct curl_slist *l = curl_slist_append(tp->headers, *h);
@@ -200,7 +248,11 @@ CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg) {
    * so no lock callbacks. */
   if (curl_share_setopt(tp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
       CURLSHE_OK ||
-      curl_multi_setopt(tp->multi, CURLMOPT_MAXCONNECTS, cfg->pool_size) != CURLM_OK)
+      curl_multi_setopt(tp->multi, CURLMOPT_MAXCONNECTS, cfg->pool_size) != CURLM_OK ||
+      curl_multi_setopt(tp->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+      curl_multi_setopt(tp->multi, CURLMOPT_SOCKETDATA, (void *)tp) != CURLM_OK ||
+      curl_multi_setopt(tp->multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+      curl_multi_setopt(tp->multi, CURLMOPT_TIMERDATA, (void *)tp) != CURLM_OK)
     return CURLE_FAILED_INIT;
   return configure(tp, tp->proto, cfg);
 }
@@ -280,6 +332,9 @@ void kp_transport_close(kp_transport *tp) {
   tp->headers = NULL;
   curl_slist_free_all(tp->resolve);
   tp->resolve = NULL;
+  free(tp->socks);
+  tp->socks = NULL;
+  tp->nsocks = tp->capsocks = 0;
 }
 
 CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
@@ -291,6 +346,9 @@ CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
   t->max_body = tp->max_body;
   t->too_large = 0;
   t->started_ms = kp_monotonic_ms();
+  if (timeout_ms < 0)
+    timeout_ms = tp->timeout_ms;
+  t->deadline_ms = timeout_ms > 0 ? t->started_ms + (double)timeout_ms : -1;
   if (t->body.data == NULL) {   /* take the spare: no malloc per request */
     t->body = tp->spare;
     memset(&tp->spare, 0, sizeof tp->spare);
@@ -315,8 +373,6 @@ CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
   if ((rc = curl_easy_setopt(e, CURLOPT_URL, url)) != CURLE_OK ||
       (rc = curl_easy_setopt(e, CURLOPT_WRITEDATA, t)) != CURLE_OK ||
       (rc = curl_easy_setopt(e, CURLOPT_HEADERDATA, t)) != CURLE_OK ||
-      (rc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                             timeout_ms < 0 ? tp->timeout_ms : timeout_ms)) != CURLE_OK ||
       (rc = curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->res.message)) != CURLE_OK ||
       (rc = curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)t)) != CURLE_OK ||
       /* Over https, concurrent transfers wait for the first connection's
@@ -435,42 +491,157 @@ static int collect(kp_transport *tp) {
   return n;
 }
 
-/* Resume the transfers the last budget paused (what libcurl kept of them
- * is written at once, whatever the budget), then start this budget. */
+/* Resume the transfers the last poll paused (what libcurl kept of them is
+ * written when they next run), their paused time added to their
+ * deadlines, then start this poll's receiving slice. */
 static void resume(kp_transport *tp, double budget_ms) {
   kp_transfer *t;
+  double now = kp_monotonic_ms();
   tp->recv_until = -1;
   for (t = tp->active; t != NULL && tp->npaused > 0; t = t->next) {
     if (t->paused) {
       t->paused = 0;
       tp->npaused--;
+      if (t->deadline_ms >= 0)
+        t->deadline_ms += now - t->paused_ms;
       if (curl_easy_pause(t->easy, CURLPAUSE_CONT) != CURLE_OK) {
         t->paused = 1;          /* still paused: again next poll */
+        t->paused_ms = now;
         tp->npaused++;
       }
     }
   }
-  tp->recv_until = budget_ms < 0 ? -1 : kp_monotonic_ms() + budget_ms;
+  tp->recv_until = budget_ms < 0 ? -1 : now + KP_RECV_SLICE_MS;
+}
+
+static int action(kp_transport *tp, curl_socket_t fd, int events) {
+  return curl_multi_socket_action(tp->multi, fd, events, &tp->running) == CURLM_OK ? 0 : -1;
+}
+
+/* Wait up to wait_ms (0: not at all) for the sockets libcurl watches, or
+ * until its timer is due, and let libcurl act on what happened. */
+static int drive(kp_transport *tp, int wait_ms) {
+  struct pollfd stack[16], *fds = stack;
+  int n = tp->nsocks, i, ready, rc = 0;
+  if (tp->timer_at >= 0) {
+    double left = tp->timer_at - kp_monotonic_ms();
+    if (left <= 0)
+      wait_ms = 0;
+    else if (left < wait_ms)
+      wait_ms = (int)ceil(left);
+  }
+  if (n > (int)(sizeof stack / sizeof stack[0]) &&
+      (fds = (struct pollfd *)malloc((size_t)n * sizeof *fds)) == NULL)
+    return -1;
+  for (i = 0; i < n; i++) {
+    fds[i].fd = tp->socks[i].fd;
+    fds[i].events = (short)(((tp->socks[i].what & CURL_POLL_IN) ? POLLIN : 0) |
+                            ((tp->socks[i].what & CURL_POLL_OUT) ? POLLOUT : 0));
+    fds[i].revents = 0;
+  }
+  ready = poll(fds, (nfds_t)n, wait_ms);
+  if (ready < 0 && errno != EINTR)
+    rc = -1;
+  /* the copy, not tp->socks: acting may change what libcurl watches */
+  for (i = 0; i < n && ready > 0 && rc == 0; i++) {
+    int ev = 0;
+    if (fds[i].revents == 0)
+      continue;
+    if (fds[i].revents & (POLLIN | POLLHUP))
+      ev |= CURL_CSELECT_IN;
+    if (fds[i].revents & POLLOUT)
+      ev |= CURL_CSELECT_OUT;
+    if (fds[i].revents & (POLLERR | POLLNVAL))
+      ev |= CURL_CSELECT_ERR;
+    rc = action(tp, fds[i].fd, ev);
+  }
+  if (fds != stack)
+    free(fds);
+  if (rc == 0 && tp->timer_at >= 0 && kp_monotonic_ms() >= tp->timer_at) {
+    tp->timer_at = -1;
+    rc = action(tp, CURL_SOCKET_TIMEOUT, 0);
+  }
+  return rc;
+}
+
+/* End the transfers whose deadline passed, as libcurl would have. */
+static int expire(kp_transport *tp) {
+  kp_transfer *t = tp->active, *next;
+  double now = kp_monotonic_ms();
+  int n = 0;
+  for (; t != NULL; t = next) {
+    next = t->next;
+    if (t->easy != NULL && !t->paused && t->deadline_ms >= 0 && now >= t->deadline_ms) {
+      snprintf(t->res.message, sizeof t->res.message,
+               "Operation timed out after %.0f milliseconds with %lu bytes received",
+               now - t->started_ms, (unsigned long)t->body.len);
+      finish(t, CURLE_OPERATION_TIMEDOUT);
+      n++;
+    }
+  }
+  return n;
+}
+
+/* Milliseconds to the earliest deadline of a running transfer, or -1. */
+static double next_deadline(const kp_transport *tp) {
+  const kp_transfer *t;
+  double soonest = -1, now = kp_monotonic_ms();
+  for (t = tp->active; t != NULL; t = t->next)
+    if (t->easy != NULL && !t->paused && t->deadline_ms >= 0 &&
+        (soonest < 0 || t->deadline_ms - now < soonest))
+      soonest = t->deadline_ms > now ? t->deadline_ms - now : 0;
+  return soonest;
+}
+
+static int running(const kp_transport *tp) {
+  const kp_transfer *t;
+  int n = 0;
+  for (t = tp->active; t != NULL; t = t->next)
+    n++;
+  return n;
 }
 
 int kp_transport_poll(kp_transport *tp, int timeout_ms, double budget_ms) {
-  int running = 0;
+  int ended;
   resume(tp, budget_ms);
-  if (curl_multi_perform(tp->multi, &running) != CURLM_OK)
+  if (drive(tp, 0) != 0)
     return -1;
-  /* A transfer that just finished is news enough: do not wait then, nor
-   * once the budget is spent. */
-  if (collect(tp) == 0 && timeout_ms > 0 && running > 0 && tp->npaused == 0) {
-    int fds;
-    if (curl_multi_poll(tp->multi, NULL, 0, timeout_ms, &fds) != CURLM_OK)
-      return -1;
-    resume(tp, budget_ms);
-    if (curl_multi_perform(tp->multi, &running) != CURLM_OK)
+  ended = collect(tp) + expire(tp);
+  /* A transfer that just ended is news enough: do not wait then, nor
+   * when one was paused (the next poll resumes it). */
+  if (ended == 0 && timeout_ms > 0 && tp->active != NULL && tp->npaused == 0) {
+    double d = next_deadline(tp);
+    int wait = d >= 0 && d < timeout_ms ? (int)ceil(d) : timeout_ms;
+    if (drive(tp, wait) != 0)
       return -1;
     collect(tp);
+    expire(tp);
   }
   tp->recv_until = -1;
-  return running;
+  return running(tp);
+}
+
+int kp_transport_watch(const kp_transport *tp, int *fds, int *what, int max,
+                       long *timeout_ms) {
+  int i;
+  double t = -1;
+  for (i = 0; i < tp->nsocks && i < max; i++) {
+    fds[i] = (int)tp->socks[i].fd;
+    what[i] = tp->socks[i].what;
+  }
+  if (tp->npaused > 0) {
+    t = 0;
+  } else if (tp->active != NULL) {
+    double d = next_deadline(tp);
+    if (tp->timer_at >= 0) {
+      double left = tp->timer_at - kp_monotonic_ms();
+      t = left > 0 ? left : 0;
+    }
+    if (d >= 0 && (t < 0 || d < t))
+      t = d;
+  }
+  *timeout_ms = t < 0 ? -1 : (long)ceil(t);
+  return tp->nsocks;
 }
 
 void kp_transfer_cancel(kp_transfer *t) {

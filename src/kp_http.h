@@ -31,6 +31,12 @@ typedef struct kp_http_config {
 
 typedef struct kp_transfer kp_transfer;
 
+/* A socket libcurl wants watched, and for what (CURL_POLL_IN, _OUT, _INOUT). */
+typedef struct kp_sock {
+  curl_socket_t fd;
+  int what;
+} kp_sock;
+
 /*
  * A client's transport.  Over libcurl: a multi handle (so all transfers
  * share connections and DNS), a share object for TLS sessions, a
@@ -50,6 +56,10 @@ typedef struct kp_transport {
   CURL *idle[KP_IDLE_MAX];
   int nidle;
   kp_transfer *active;          /* transfers under way */
+  kp_sock *socks;               /* what libcurl's socket callback asked to watch */
+  int nsocks, capsocks;
+  double timer_at;              /* kp_monotonic_ms() libcurl wants a timeout action at, or < 0 */
+  int running;                  /* libcurl's count of running transfers */
   double recv_until;            /* kp_monotonic_ms() to stop receiving at, or < 0 */
   int npaused;                  /* active transfers paused by recv_until */
   kp_buf spare;                 /* a body buffer kept for the next transfer */
@@ -64,6 +74,10 @@ struct kp_transfer {
   kp_buf body;
   size_t max_body;
   double started_ms;            /* kp_monotonic_ms() at the start */
+  double deadline_ms;           /* when the attempt times out (kpayment's own
+                                 * clock, not libcurl's: paused time is added
+                                 * back), or < 0 for never */
+  double paused_ms;             /* when receiving was paused */
   kp_result res;                /* res.state: KP_IDLE ... KP_CANCELLED */
   int too_large;                /* the body went over max_body */
   int paused;                   /* receiving stopped until the next poll */
@@ -110,12 +124,27 @@ KP_HIDDEN void kp_transfer_end(kp_transfer *t);
 /*
  * Network work of every transfer, waiting at most timeout_ms for some;
  * returns the transfers still running, or -1 when the multi handle fails.
- * budget_ms >= 0 bounds the time spent receiving bodies: past it, a
- * transfer that gets more data is paused (libcurl keeps that data) until
- * the next poll, which resumes it first, so each poll takes at least one
- * piece of each.  A poll whose budget ran out does not wait.
+ * Transfers are driven through libcurl's socket API: the sockets and the
+ * timeout libcurl asks for are what kp_transport_watch tells a host.
+ * budget_ms >= 0 (any finite budget) bounds the time spent receiving
+ * bodies to KP_RECV_SLICE_MS per poll: past it, a transfer that gets more
+ * data is paused (libcurl keeps that data) until the next poll, which
+ * resumes it first.  The time a transfer spends paused does not count
+ * against its timeout, which kpayment keeps itself.  A poll that paused a
+ * transfer does not wait.
  */
 KP_HIDDEN int kp_transport_poll(kp_transport *tp, int timeout_ms, double budget_ms);
+
+/* Milliseconds of receiving one poll does at most (a finite budget). */
+#define KP_RECV_SLICE_MS 1.0
+
+/* What a host's event loop must watch for the transport: up to max sockets
+ * into fds/what (CURL_POLL_IN, _OUT, _INOUT), their count as the result
+ * (it may exceed max: call again with room), and in *timeout_ms how long
+ * the host may sleep before the next poll is due: 0 when work is ready
+ * now (a paused transfer), -1 when nothing is under way. */
+KP_HIDDEN int kp_transport_watch(const kp_transport *tp, int *fds, int *what, int max,
+                                 long *timeout_ms);
 
 /* Stop t if it runs (KP_CANCELLED) and free its body. */
 KP_HIDDEN void kp_transfer_cancel(kp_transfer *t);

@@ -698,6 +698,7 @@ int kp_json_decode_step(lua_State *L, kp_json_slicer *s, int state,
   d.paths = opts != NULL ? opts->paths : NULL;
   d.records = opts != NULL ? opts->records : NULL;
   d.records_len = d.records != NULL ? strlen(d.records) : 0;
+  d.meta = opts != NULL ? opts->meta : 0;
   d.err = &s->err;
   d.mem = kpj_open_memory(L);   /* pushes the key-string table */
   d.cache_idx = base + 2;
@@ -707,6 +708,7 @@ int kp_json_decode_step(lua_State *L, kp_json_slicer *s, int state,
     s->err.pos = 0;
   }
   w.s = s;
+  w.state = state;
   w.progress = 0;
   w.deadline = state != 0 ? kpj_deadline(budget_ms) : -1;
   if (walked(opts, text))
@@ -748,6 +750,7 @@ int kp_json_decode(lua_State *L, const char *text, size_t len,
   kp_json_opts opts;
   opts.paths = paths;
   opts.records = NULL;
+  opts.meta = 0;
   return kp_json_decode_opts(L, text, len, &opts, err);
 }
 

@@ -33,6 +33,7 @@ typedef struct kp_json_path {
 typedef struct kp_json_opts {
   const kp_json_path *paths;    /* projection trie, or NULL */
   const char *records;          /* NUL-terminated member name, or NULL */
+  int meta;                     /* stack index of each record's metatable, or 0 */
 } kp_json_opts;
 
 /*
@@ -55,6 +56,9 @@ typedef struct kp_json_opts {
  *            (a syntax error before that byte, not one inside the value).
  *            Same with and without paths; each occurrence of a duplicated
  *            member is checked.
+ *   meta     with records: a stack index (absolute) of a table given as
+ *            metatable to each record as it is built, in the decode's own
+ *            steps, or 0.
  */
 KP_HIDDEN int kp_json_decode_opts(lua_State *L, const char *text, size_t len,
                                   const kp_json_opts *opts, kp_json_error *err);
@@ -79,6 +83,9 @@ typedef struct kp_json_slicer {
   int stage;            /* where the walk resumes (kp_json_records.c) */
   size_t pos;           /* byte offset it resumes at */
   lua_Integer n;        /* records built */
+  lua_Integer direct;   /* of those, in the array itself: after the first
+                         * suspension records go to chunks (kp_json_records.c) */
+  int chunks;
   unsigned members;     /* top-level members read */
   unsigned slot;        /* size-hint position of the records array */
   int node;             /* projection node of each record, -1: whole */

@@ -38,6 +38,7 @@ typedef struct kpj_decoder {
   const kp_json_path *paths;    /* projection trie, or NULL */
   const char *records;          /* the records member's name, or NULL */
   size_t records_len;
+  int meta;                     /* kp_json_opts.meta */
   kp_json_error *err;
   int cache_idx;                /* stack slot of the key-string table */
   kpj_memory *mem;              /* hints and key cache of this lua_State */
@@ -70,6 +71,7 @@ KP_HIDDEN const char *kpj_proj_record(kpj_decoder *d, const char *p, int node);
 /* kp_json_records.c: the response's envelope, walked in steps. */
 typedef struct kpj_walk {
   kp_json_slicer *s;            /* where the walk is */
+  int state;                    /* absolute index of the partial values' table, or 0 */
   double deadline;              /* monotonic ms to stop at, or < 0 */
   int progress;                 /* this step has read a member or record */
 } kpj_walk;

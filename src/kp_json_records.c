@@ -14,6 +14,16 @@
  * built (the top-level table, the records member's key and its array)
  * waits in a table the caller owns, so the GC owns it, and nothing in C
  * points into it.
+ *
+ * The collector: records written one by one into a table it has already
+ * marked make that table "gray again" (Lua's barrier back), and everything
+ * written into it since is then marked in one go, in the collector's
+ * atomic step: at 10 000 offers that one step took 30 to 50 ms, whatever
+ * the budget.  So after the first suspension, each step puts its records
+ * in a fresh chunk, and chains the chunk by setting an upvalue of the last
+ * link (a forward barrier: a marked link marks the new one at once, and
+ * the collector traverses it incrementally, in its own steps).  The array
+ * gets the chunks' records when it closes.
  */
 #include "kp_json_int.h"
 
@@ -24,6 +34,60 @@ enum { STAGE_START, STAGE_MEMBERS, STAGE_RECORDS };
 /* The partial values' slots in the caller's table, also their order on
  * the stack while a step runs. */
 enum { SLOT_ROOT = 1, SLOT_KEY, SLOT_ARRAY, NSLOTS = SLOT_ARRAY };
+
+/* Beyond those, in the caller's table only: the first and the last link of
+ * the chain of chunks (C closures with upvalues chunk, next). */
+enum { SLOT_HEAD = NSLOTS + 1, SLOT_TAIL, NSLOTS_ALL = SLOT_TAIL };
+
+/* A link of the chain: never called, only its upvalues matter. */
+static int chunk_link(lua_State *L) {
+  (void)L;
+  return 0;
+}
+
+/* Chain the chunk at -1 (popped) after the last link. */
+static void link_chunk(lua_State *L, int state) {
+  lua_pushboolean(L, 0);
+  lua_pushcclosure(L, chunk_link, 2);           /* link: chunk, next */
+  if (lua_rawgeti(L, state, SLOT_TAIL) == LUA_TFUNCTION) {
+    lua_pushvalue(L, -2);
+    lua_setupvalue(L, -2, 2);                   /* tail.next = link: forward */
+  } else {
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, state, SLOT_HEAD);
+  }
+  lua_pop(L, 1);
+  lua_rawseti(L, state, SLOT_TAIL);
+}
+
+/* The chained records, then those of the chunk at -1 (popped), into the
+ * array at -2 after its first `from` records; the chain is let go. */
+static void gather(lua_State *L, int state, lua_Integer from) {
+  lua_Integer n = from, i, k;
+  lua_rawgeti(L, state, SLOT_HEAD);
+  while (lua_type(L, -1) == LUA_TFUNCTION) {
+    lua_getupvalue(L, -1, 1);                   /* chunk */
+    k = (lua_Integer)lua_rawlen(L, -1);
+    for (i = 1; i <= k; i++) {                  /* value, chunk, link, this chunk, array */
+      kp_rawgeti(L, -1, i);
+      lua_rawseti(L, -5, ++n);
+    }
+    lua_pop(L, 1);
+    lua_getupvalue(L, -1, 2);                   /* next */
+    lua_remove(L, -2);
+  }
+  lua_pop(L, 1);
+  k = (lua_Integer)lua_rawlen(L, -1);
+  for (i = 1; i <= k; i++) {
+    kp_rawgeti(L, -1, i);
+    lua_rawseti(L, -3, ++n);
+  }
+  lua_pop(L, 1);
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, state, SLOT_HEAD);
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, state, SLOT_TAIL);
+}
 
 /* Whether to stop before the next member or record: only once this step
  * has made progress, so every step moves the walk on. */
@@ -78,13 +142,25 @@ static const char *open_records(kpj_decoder *d, kpj_walk *w, const char *p,
 }
 
 /* Records until the array closes or time runs out; the array at -1, its
- * key at -2, the top-level table at -3. */
+ * key at -2, the top-level table at -3.  After the first suspension, into
+ * a chunk of this step (see the header). */
 static const char *records(kpj_decoder *d, kpj_walk *w, const char *p) {
   kp_json_slicer *s = w->s;
-  int more = 1;
+  lua_State *L = d->L;
+  int more = 1, chunk = s->chunks;
+  lua_Integer k = 0;
+  if (chunk)
+    lua_createtable(L, 64, 0);                  /* this step's chunk, at -1 */
   while (more) {
-    if (out_of_time(w))
+    if (out_of_time(w)) {
+      if (chunk) {
+        link_chunk(L, w->state);
+      } else {
+        s->direct = s->n;
+        s->chunks = 1;
+      }
       return suspend(d, w, p, STAGE_RECORDS);
+    }
     if (kpj_check_record(d, p) == NULL)
       return NULL;
     if (s->node < 0)
@@ -93,10 +169,17 @@ static const char *records(kpj_decoder *d, kpj_walk *w, const char *p) {
       p = kpj_proj_record(d, p, s->node);
     if (p == NULL)
       return NULL;
-    lua_rawseti(d->L, -2, ++s->n);
+    if (d->meta != 0) {                         /* records are objects */
+      lua_pushvalue(L, d->meta);
+      lua_setmetatable(L, -2);
+    }
+    lua_rawseti(L, -2, chunk ? ++k : s->n + 1);
+    s->n++;
     if ((p = kpj_separator(d, p, ']', &more)) == NULL)
       return NULL;
   }
+  if (chunk)
+    gather(L, w->state, s->direct);
   close_records(d, s);
   return p;
 }
@@ -184,7 +267,7 @@ const char *kpj_walk_step(kpj_decoder *d, kpj_walk *w, int state) {
     for (i = n = kept(s->stage); i >= 1; i--)
       lua_rawseti(L, state, i);
   } else if (state != 0) {
-    for (i = 1; i <= NSLOTS; i++) {     /* done: let them go */
+    for (i = 1; i <= NSLOTS_ALL; i++) { /* done: let them go */
       lua_pushboolean(L, 0);
       lua_rawseti(L, state, i);
     }
@@ -194,8 +277,8 @@ const char *kpj_walk_step(kpj_decoder *d, kpj_walk *w, int state) {
 
 void kp_json_push_slices(lua_State *L) {
   int i;
-  lua_createtable(L, NSLOTS, 0);
-  for (i = 1; i <= NSLOTS; i++) {
+  lua_createtable(L, NSLOTS_ALL, 0);
+  for (i = 1; i <= NSLOTS_ALL; i++) {
     lua_pushboolean(L, 0);
     lua_rawseti(L, -2, i);
   }

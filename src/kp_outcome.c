@@ -108,6 +108,22 @@ void kp_outcome_push_decoded(lua_State *L, const kp_result *r,
   success(L, body, decoded, jerr, snippet);
 }
 
+/* The registry key of the records' metatable: this address. */
+static char META_KEY;
+
+int kp_outcome_push_meta(lua_State *L) {
+  lua_pushlightuserdata(L, (void *)&META_KEY);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  return lua_istable(L, -1) ? lua_gettop(L) : 0;
+}
+
+void kp_outcome_set_meta(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_pushlightuserdata(L, (void *)&META_KEY);
+  lua_pushvalue(L, idx);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
 void kp_outcome_push(lua_State *L, const kp_result *r, const kp_buf *body,
                      const kp_json_path *paths, size_t snippet) {
   if (kp_result_success(r)) {
@@ -116,8 +132,10 @@ void kp_outcome_push(lua_State *L, const kp_result *r, const kp_buf *body,
     int decoded;
     opts.paths = paths;
     opts.records = KP_RECORDS;
+    opts.meta = kp_outcome_push_meta(L);
     decoded = kp_json_decode_opts(L, body->data ? body->data : "", body->len,
                                   &opts, &jerr);
+    lua_remove(L, decoded ? -2 : -1);           /* the metatable */
     kp_outcome_push_decoded(L, r, body, decoded, &jerr, snippet);
     return;
   }

@@ -16,6 +16,14 @@
 #define KP_RECORDS "financeOffers"
 
 /*
+ * The records' metatable, set once per state by core.record_metatable
+ * (the wrapper's Offer): pushed (nil when none), and its absolute index
+ * returned for kp_json_opts.meta, 0 when none.
+ */
+KP_HIDDEN int kp_outcome_push_meta(lua_State *L);
+KP_HIDDEN void kp_outcome_set_meta(lua_State *L, int idx);
+
+/*
  * Push the outcome table of a transfer that ended with *r and whose body
  * is *body (r and body must stay valid across Lua allocations: the caller
  * copies r and keeps body in a userdata anchored on the stack).  paths: a

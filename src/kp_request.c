@@ -125,8 +125,10 @@ static int decode_success(lua_State *L, kp_request *r, const kp_result *res,
     lua_pushvalue(L, -1);
     lua_rawseti(L, 2, UV_SLICES);
   }
+  opts.meta = kp_outcome_push_meta(L);          /* 6 */
   rc = kp_json_decode_step(L, &r->slicer, 5, r->t.body.data ? r->t.body.data : "",
                            r->t.body.len, &opts, budget_ms);
+  lua_remove(L, 6);
   if (rc == KP_JSON_MORE)
     return 0;
   lua_pushboolean(L, 0);                        /* done: the slot is free */

@@ -57,4 +57,7 @@ local function close()
   client:close()
 end
 
-return { frame = frame, close = close }
+-- client: for the host's event loop (kpayment_watch); pending: what is
+-- left after close.
+return setmetatable({ frame = frame, close = close, client = client },
+  { __index = function(_, k) if k == "pending" then return pending end end })

@@ -2,11 +2,16 @@
  * host.c -- a C program that embeds Lua and links kpayment statically
  * (make host; README.md, "C hosts").
  *
- *   kpayment-host [--script FILE] [--curl-by-host] [--check] [CUSTOMER...]
+ *   kpayment-host [--script FILE] [--curl-by-host] [--check] [--sleep]
+ *                 [--high-fds] [CUSTOMER...]
  *
  * Runs a 60 Hz frame loop, as a game or a simulator would: each frame calls
  * the script's frame() (one client:poll(0): never waits for the network),
- * measures how long the call took, then sleeps until the next frame.  The
+ * measures how long the call took, then sleeps until the next frame.
+ * With --sleep it runs an event loop instead, as a host with its own would
+ * (epoll, libuv, SDL's wait): after each poll it sleeps in poll(2) on the
+ * sockets kpayment watches, for as long as kpayment allows
+ * (kpayment_watch), so a host waiting for a slow API uses no CPU.  The
  * script (default examples/host/frames.lua) starts one request per
  * customer and prints offers as they arrive; the host prints frame-time
  * statistics at the end.  The default customers suit the mock
@@ -17,15 +22,22 @@
  *                 tells kpayment so (kpayment_curl_by_host)
  * --check         exit 1 unless every request ended and frames kept
  *                 coming for at least half a second (the time mock:stall:0.5,
- *                 one of the defaults, takes to answer)
+ *                 one of the defaults, takes to answer); with --sleep, unless
+ *                 every request ended using under 2 % of a core
+ * --sleep         the event loop above; prints the CPU it used
+ * --high-fds      first open 1 100 descriptors, so that kpayment's sockets
+ *                 get numbers above 1024 (where select() would fail)
  *
  * Configuration (base URL, credentials) comes from the environment, as for
  * any kpayment client: KPAYMENT_BASE_URL, KPAYMENT_USERNAME, ...
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <lua.h>
@@ -72,6 +84,62 @@ static int pcall(lua_State *L, int nargs, int nres) {
   return rc;
 }
 
+/* CPU seconds this process used (user and system). */
+static double cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Open descriptors until the next one is above 1024 (raising the limit
+ * first): what a host with many files open looks like to kpayment. */
+static int high_fds(void) {
+  struct rlimit rl;
+  int fd = -1;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4096 && rl.rlim_max >= 4096) {
+    rl.rlim_cur = 4096;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  while ((fd = dup(0)) >= 0 && fd < 1100)
+    ;
+  return fd;
+}
+
+/* The event loop of --sleep: poll, then sleep in poll(2) on what kpayment
+ * watches, until nothing is pending.  The script's table is at -1. */
+static int sleeping_loop(lua_State *L, int *frames, double *slowest_poll, int *maxfd) {
+  struct pollfd fds[64];
+  int pending = 1;
+  while (pending > 0 && *frames < MAX_FRAMES * 10) {
+    int n, i, timeout;
+    lua_getfield(L, -1, "frame");
+    lua_pushinteger(L, *frames + 1);
+    if (pcall(L, 1, 2) != LUA_OK)
+      return 1;
+    pending = (int)lua_tointeger(L, -2);
+    if (lua_tonumber(L, -1) > *slowest_poll)
+      *slowest_poll = lua_tonumber(L, -1);
+    lua_pop(L, 2);
+    (*frames)++;
+    fflush(stdout);
+    if (pending == 0)
+      break;
+    lua_getfield(L, -1, "client");
+    n = kpayment_watch(L, -1, fds, 64, &timeout);
+    lua_pop(L, 1);
+    if (n > 64)
+      n = 64;
+    for (i = 0; i < n; i++)
+      if (fds[i].fd > *maxfd)
+        *maxfd = fds[i].fd;
+    /* -1: nothing under way but requests pending (a retry's timer is in
+     * the timeout, so this is only a safety net): look again in a second */
+    (void)poll(fds, (nfds_t)n, timeout < 0 ? 1000 : timeout);
+  }
+  return 0;
+}
+
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
@@ -83,8 +151,9 @@ int main(int argc, char **argv) {
   static double work[MAX_FRAMES];
   const char *script = "examples/host/frames.lua";
   int ndefaults = (int)(sizeof defaults / sizeof defaults[0]), ncustomers, first;
-  int curl_by_host = 0, check = 0, i, frames = 0, over = 0, pending = 1, status = 0;
-  double slowest_poll = 0, slowest = 0, started, took;
+  int curl_by_host = 0, check = 0, sleep_mode = 0, i, frames = 0, over = 0, pending = 1;
+  int status = 0, maxfd = -1;
+  double slowest_poll = 0, slowest = 0, started, took, cpu0;
   struct timespec next;
   lua_State *L;
 
@@ -95,9 +164,13 @@ int main(int argc, char **argv) {
       curl_by_host = 1;
     else if (strcmp(argv[i], "--check") == 0)
       check = 1;
+    else if (strcmp(argv[i], "--sleep") == 0)
+      sleep_mode = 1;
+    else if (strcmp(argv[i], "--high-fds") == 0)
+      printf("host: descriptors open up to %d\n", high_fds());
     else {
-      fprintf(stderr, "usage: %s [--script FILE] [--curl-by-host] [--check] [CUSTOMER...]\n",
-              argv[0]);
+      fprintf(stderr, "usage: %s [--script FILE] [--curl-by-host] [--check] [--sleep] "
+              "[--high-fds] [CUSTOMER...]\n", argv[0]);
       return 2;
     }
   }
@@ -144,6 +217,28 @@ int main(int argc, char **argv) {
   fflush(stdout);
 
   started = now_s();
+  cpu0 = cpu_s();
+  if (sleep_mode) {
+    status = sleeping_loop(L, &frames, &slowest_poll, &maxfd);
+    took = now_s() - started;
+    printf("sleep: %d polls in %.2f s, %.2f %% of a core, sockets up to fd %d\n", frames, took,
+           100.0 * (cpu_s() - cpu0) / took, maxfd);
+    lua_getfield(L, -1, "close");
+    if (pcall(L, 0, 0) != LUA_OK)
+      status = 1;
+    lua_getfield(L, -1, "pending");
+    pending = (int)lua_tointeger(L, -1);
+    lua_close(L);
+    if (curl_by_host)
+      curl_global_cleanup();
+    if (check) {
+      int ok = status == 0 && pending == 0 && 100.0 * (cpu_s() - cpu0) / took < 2.0;
+      printf("check: %s\n", ok ? "ok" : "FAILED (requests unfinished or the wait used CPU)");
+      if (!ok)
+        status = 1;
+    }
+    return status;
+  }
   clock_gettime(CLOCK_MONOTONIC, &next);
   while (pending > 0 && frames < MAX_FRAMES) {
     double t0 = now_s(), dt;

@@ -63,8 +63,10 @@ host: check-deps
 
 # The host's output against the mock: every customer's offers arrived
 # (the large one complete, the slow one after half a second), frames kept
-# coming while they did, and the statistics lines are there.  Then once
-# more with libcurl initialised and cleaned up by the host.
+# coming while they did, and the statistics lines are there.  Then the
+# event loop (--sleep) waiting 1 s for the API, sleeping in poll(2) on
+# kpayment's sockets, numbered above 1024 (--high-fds), under 2 % of a
+# core; then once more with libcurl initialised and cleaned up by the host.
 host-check: host
 	@out=$(BUILD)/host/host-check.out; \
 	LUA=$(MOCK_LUA) examples/with-mock.sh $(HOST_BIN) --check >$$out 2>&1; rc=$$?; \
@@ -78,6 +80,12 @@ host-check: host
 	  grep -q "$$want" $$out || { echo "host-check: no line matching '$$want'"; exit 1; }; \
 	done; \
 	echo "host-check: kpayment-host printed every expected line"; \
+	LUA=$(MOCK_LUA) examples/with-mock.sh $(HOST_BIN) --sleep --check --high-fds mock:stall:1 >$$out 2>&1; rc=$$?; \
+	cat $$out; \
+	grep -q '^offers mock:stall:1: 3 offer(s)' $$out && grep -q '^check: ok' $$out && [ $$rc -eq 0 ] && \
+	  grep -Eq '^sleep: .* sockets up to fd (10[3-9][0-9]|1[1-9][0-9][0-9])$$' $$out || \
+	  { echo "host-check: FAILED: the sleeping loop (under 2 % of a core, sockets above fd 1024)"; exit 1; }; \
+	echo "host-check: the event loop slept on kpayment's sockets (fds above 1024) while the API took 1 s"; \
 	LUA=$(MOCK_LUA) examples/with-mock.sh $(HOST_BIN) --check --curl-by-host cust-a mock:stall:0.5 >$$out 2>&1; rc=$$?; \
 	grep -q '^host: .*libcurl initialised by the host' $$out && grep -q '^check: ok' $$out && [ $$rc -eq 0 ] || \
 	  { cat $$out; echo "host-check: FAILED with libcurl initialised by the host"; exit 1; }; \

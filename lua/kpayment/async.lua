@@ -350,62 +350,94 @@ function M.poll(client, ms, budget_ms)
   local deadline = monotonic() + ms / 1000
   local c = client._core
   local mark = c.mark and c:mark()
-  -- Deliver only what had finished before this call's network work, so a
-  -- poll(0) costs that work, one budget of decoding and the delivery of
-  -- one response.
-  local ready = {}
   local s = scope(client)
   local live = live_list(s)
-  local decoding = false
+  -- With work ready, the network is not waited for (nor, with no mark,
+  -- yielded to inside nginx).
+  local has_work = false
   for i = 1, #live do
     local req = live[i]
     step(req)
-    if req._on_done and settled(req) then ready[#ready + 1] = req end
-    decoding = decoding or req._state == DECODING
+    if req._state == DECODING or (req._on_done and settled(req)) then has_work = true end
   end
   local watch = s.watch
   for i = 1, #watch do   -- delivered by result() but not called back yet
-    if ended(watch[i]) and not watch[i]._notified then ready[#ready + 1] = watch[i] end
+    if ended(watch[i]) and not watch[i]._notified then has_work = true end
   end
-  -- The budget covers receiving (the core pauses a transfer that would go
-  -- over it) and decoding, so a poll(0) stays near it whatever the size.
-  -- With work ready, the network is not waited for.
-  local work_start = monotonic()
-  local has_work = #ready > 0 or decoding
   local wait_ms = has_work and 0 or math_floor(ms)
-  -- with work ready, no mark: nothing to wait for, nor to yield for
   local running = c:poll(wait_ms, budget_ms, not has_work and mark or nil)
   if running == 0 and wait_ms > 0 then
     -- nothing on the wire: a retry timer is the only thing worth waiting for
     local t = next_timer(live)
     if t then pause(client, math_min(t, math_max(deadline - monotonic(), 0))) end
   end
-  if wait_ms > 0 then work_start = monotonic() end   -- waiting is not work
-  -- Decode, in start order, for what is left of the budget (at least one
-  -- record).
-  local stop_at, decoded = work_start + budget_ms / 1000, false
+  -- What the network work brought, then the budget's work in start order:
+  -- decoding (at least one record) and callbacks, every ready result
+  -- while the budget lasts.
+  for i = 1, #live do step(live[i]) end
+  local stop_at, worked = monotonic() + budget_ms / 1000, false
+  local function spent() return worked and monotonic() >= stop_at end
   for i = 1, #live do
+    if client._closed or spent() then break end
     local req = live[i]
+    local decoded = false
     if req._state == DECODING then
-      local left = (stop_at - monotonic()) * 1000
-      if client._closed or (decoded and left <= 0) then break end
-      advance(req, math_max(left, 0))
-      decoded = true
+      advance(req, math_max((stop_at - monotonic()) * 1000, 0))
+      worked, decoded = true, true
     end
-  end
-  local delivered = 0
-  for d = 1, #ready do
-    if client._closed or (delivered > 0 and monotonic() >= deadline) then break end
-    local req = ready[d]
-    if not req._notified and req._state ~= DECODING then
+    -- a response whose decode ended here is delivered with it
+    if req._on_done and not req._notified and settled(req) and req._state ~= DECODING
+       and not client._closed and (decoded or not spent()) then
       -- the result first: if it raises (out of memory), the request stays
       -- watched and the next poll delivers it
       req:result()
       notify(req)
-      delivered = delivered + 1
+      worked = true
+    end
+  end
+  local late = {}
+  for i = 1, #watch do late[i] = watch[i] end
+  for i = 1, #late do
+    if client._closed or spent() then break end
+    if ended(late[i]) and not late[i]._notified then
+      notify(late[i])
+      worked = true
     end
   end
   return M.pending(client)
+end
+
+--- client:watch(): see kpayment.Client.
+-- @local
+function M.watch(client)
+  if client._closed then return {}, -1 end
+  local c = client._core
+  local fds, t = {}, -1
+  if c.watch then fds, t = c:watch() end
+  local function sooner(ms)
+    if t < 0 or ms < t then t = ms end
+  end
+  local s = scope(client)
+  local live = s.live
+  local now = monotonic()
+  local req = next(live)
+  while req ~= nil do   -- not pairs: see live_list
+    local st = req._state
+    if st == DECODING or (st == FINISHED and req._on_done and not req._notified)
+       or (st == RUNNING and req._core and req._core:done()) then
+      sooner(0)
+    elseif st == WAITING then
+      sooner(math_max(math_floor((req._retry_at - now) * 1000 + 0.5), 0))
+    elseif st == RUNNING and not c.watch then
+      sooner(0)   -- another transport: its attempts run when polled
+    end
+    req = next(live, req)
+  end
+  local watch = s.watch
+  for i = 1, #watch do
+    if ended(watch[i]) and not watch[i]._notified then sooner(0) end
+  end
+  return fds, t
 end
 
 --- Requests not yet delivered: watched ones until their callback ran,

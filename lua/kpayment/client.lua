@@ -13,6 +13,7 @@ local errors = require("kpayment.errors")
 
 local setmetatable, getmetatable, pairs, type, tostring, error, pcall =
   setmetatable, getmetatable, pairs, type, tostring, error, pcall
+local newproxy = rawget(_G, "newproxy")   -- 5.1 and LuaJIT only
 local math_type, math_huge = config.math_type, math.huge
 
 local M = {}
@@ -20,8 +21,11 @@ local M = {}
 --- A client: the configuration of `kpayment.new`, and the connections,
 -- DNS cache and TLS sessions that its calls share (connections are kept
 -- alive from call to call).  Release it with `close`, a `<close>` variable
--- (Lua 5.4), or let the garbage collector do it.  `tostring(client)` shows
--- the base URL only.
+-- (Lua 5.4), or let the garbage collector do it: either way every request
+-- still pending ends as `"cancelled"` and its `on_done` is called once
+-- (also when the Lua state closes, `lua_close`: finalizers run there on
+-- every Lua).  A request without `on_done` that its caller still holds
+-- keeps its client alive.  `tostring(client)` shows the base URL only.
 -- @type Client
 local Client = {}
 Client.__index = Client
@@ -42,7 +46,7 @@ function M.new(cfg)
   local settings = config.settings(cfg)
   settings.transport = transport.default(cfg)
   settings.from.transport = cfg.transport ~= nil and "option" or "default"
-  return setmetatable({
+  local self = setmetatable({
     base_url = cfg.base_url,
     _defaults = { skin = cfg.skin, locale = cfg.locale },
     _core = core_of,   -- libcurl, nginx or the `transport` option
@@ -67,6 +71,13 @@ function M.new(cfg)
     _settings = settings,
     _auth = cfg.username ~= nil or cfg.bearer_token ~= nil,
   }, Client)
+  if newproxy then
+    -- 5.1 and LuaJIT: a table has no finalizer; a proxy's stands in
+    local proxy = newproxy(true)
+    getmetatable(proxy).__gc = function() Client.close(self) end
+    self._gc = proxy
+  end
+  return self
 end
 
 -- Keys a parameter table may carry besides the query parameters.
@@ -185,6 +196,29 @@ function Client:poll(ms, budget_ms)
   return async.poll(self, ms, budget_ms or self._budget)
 end
 
+--- What an event loop (epoll, libuv, SDL's wait, poll(2)) waits on
+-- between two `poll` calls, so that a host sleeps until there is work
+-- instead of polling: the sockets to watch, and how long it may sleep.
+-- After `poll`, call `watch`, wait until one of `fds` is ready as asked or
+-- `timeout_ms` passes, then `poll` again.  No descriptor-number limit (no
+-- `select`): descriptors above 1024 work.  From C: `kpayment_watch`
+-- (include/kpayment.h).
+-- @treturn {table,...} fds: `{ fd = n, read = bool, write = bool }` each
+-- @treturn integer timeout_ms: `0` when there is work now (a response to
+-- decode or deliver, a transfer paused by the budget, a retry due), `-1`
+-- when nothing is pending, else the milliseconds until kpayment needs a
+-- `poll` (a timeout, a retry timer), whatever the sockets do
+-- @usage
+-- local fds, timeout = client:watch()
+-- my_loop_wait(fds, timeout)   -- e.g. poll(2), epoll_wait
+-- client:poll(0)
+function Client:watch()
+  if getmetatable(self) ~= Client then
+    error("kpayment: watch must be called as client:watch()", 2)
+  end
+  return async.watch(self)
+end
+
 --- Fetch offers for many customers at once over the client's connections
 -- (multiplexed over HTTP/2 where the server offers it), each call retried
 -- as `get_offers` would.  One failing customer never hides the others.
@@ -252,6 +286,11 @@ function Client:close()
 end
 
 Client.__close = Client.close
+
+-- A client collected with requests pending ends them as close() does:
+-- each pending on_done gets (nil, cancelled), once.  Finalizers run when
+-- the state closes too (lua_close), on every Lua.
+Client.__gc = Client.close
 
 --- The client's configuration as `kpayment.new` resolved it, without its
 -- secrets: what a diagnostic (`kpayment doctor`) shows.  A new table each

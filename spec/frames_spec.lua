@@ -1,0 +1,145 @@
+-- What a frame host (a 60 Hz loop polling with poll(0)) needs: every
+-- ready result delivered by one poll within its budget, receiving that
+-- does not eat into the requests' timeouts, requests that end when their
+-- client is collected, and the sockets and timeout to sleep on.
+local kpayment = require("kpayment")
+local core = require("kpayment.core")
+local mock = require("support.mock")
+local socket = require("socket")
+
+local FRAME = 1 / 60
+
+describe("a frame loop", function()
+  local server
+  lazy_setup(function() server = mock.start({}) end)
+  lazy_teardown(function() if server then server.stop() end end)
+
+  local function client(opts)
+    local o = { base_url = server.url, skin = "s", timeout = 20 }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return kpayment.new(o)
+  end
+
+  it("gets every ready result from one poll(0): 200 small requests in a few frames", function()
+    local c = client()
+    local delivered = 0
+    for i = 1, 200 do
+      c:start_offers({ customer_uuid = "mock:offers:1", dealer_uuid = "d-" .. i,
+                       on_done = function(offers) if offers then delivered = delivered + 1 end end })
+    end
+    -- the responses arrive while the host sleeps; then frames of poll(0)
+    local frames = 0
+    while delivered < 200 and frames < 600 do
+      socket.sleep(FRAME)
+      c:poll(0)
+      frames = frames + 1
+    end
+    io.stderr:write(("\n[frames] 200 small requests delivered in %d frames\n"):format(frames))
+    assert.equal(200, delivered)
+    assert.is_true(frames <= 30, frames .. " frames")
+    c:close()
+  end)
+
+  it("spends a poll's budget on decoding and callbacks, then leaves the rest to the next", function()
+    local c = client()
+    local delivered = 0
+    for i = 1, 50 do
+      c:start_offers({ customer_uuid = "mock:offers:200", dealer_uuid = "d-" .. i,
+                       on_done = function() delivered = delivered + 1 end })
+    end
+    local deadline = core.monotonic() + 20
+    while c:poll(0, 0) > 0 and delivered == 0 and core.monotonic() < deadline do socket.sleep(0.005) end
+    -- budget 0: one record, or one delivery, per poll, never all 50 at once
+    assert.is_true(delivered >= 1 and delivered < 50, delivered .. " delivered by one poll(0, 0)")
+    while c:poll(0) > 0 and core.monotonic() < deadline do socket.sleep(0.001) end
+    assert.equal(50, delivered)
+    c:close()
+  end)
+end)
+
+describe("a client that goes away", function()
+  local server
+  lazy_setup(function() server = mock.start({}) end)
+  lazy_teardown(function() if server then server.stop() end end)
+
+  it("ends its pending requests with on_done(nil, cancelled), once each, when collected", function()
+    local kinds = {}
+    do
+      local c = kpayment.new({ base_url = server.url, skin = "s" })
+      for i = 1, 3 do
+        c:start_offers({ customer_uuid = "mock:stall:5", dealer_uuid = "d-" .. i,
+                         on_done = function(offers, err)
+                           kinds[#kinds + 1] = offers and "offers" or err.kind
+                         end })
+      end
+      c:poll(0)
+    end
+    for _ = 1, 4 do collectgarbage() end
+    assert.same({ "cancelled", "cancelled", "cancelled" }, kinds)
+  end)
+
+  it("ends them too when the Lua state closes (lua_close runs finalizers)", function()
+    local lua = os.getenv("KPAYMENT_LUA") or "lua5.4"
+    local build = lua:find("jit") and "luajit" or lua:match("%d%.%d")
+    local script = ([[
+      local c = require("kpayment").new({ base_url = %q, skin = "s" })
+      c:start_offers({ customer_uuid = "mock:stall:5", dealer_uuid = "d",
+                       on_done = function(offers, err) io.stdout:write("on_done ", err.kind, "\n") end })
+      c:poll(0)
+      io.stdout:write("end of script\n")
+    ]]):format(server.url)
+    local cmd = ("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/%s/?.so;;' %s -e %s 2>&1")
+      :format(build, lua, require("support.server").shell_quote(script))
+    local p = assert(io.popen(cmd))
+    local out = p:read("*a")
+    p:close()
+    assert.equal("end of script\non_done cancelled\n", out)
+  end)
+end)
+
+describe("client:watch", function()
+  local server
+  lazy_setup(function() server = mock.start({}) end)
+  lazy_teardown(function() if server then server.stop() end end)
+
+  it("tells an event loop what to sleep on, and for how long", function()
+    local c = kpayment.new({ base_url = server.url, skin = "s", timeout = 10 })
+    local fds, timeout = c:watch()
+    assert.same({}, fds)
+    assert.equal(-1, timeout, "nothing pending")
+    -- the API late: a socket to read, and no reason to poll before it
+    local req = c:start_offers({ customer_uuid = "mock:stall:1", dealer_uuid = "d" })
+    for _ = 1, 20 do
+      c:poll(10)
+      fds, timeout = c:watch()
+      if #fds > 0 and fds[1].read then break end
+    end
+    assert.is_true(#fds >= 1, "a socket to watch")
+    assert.is_true(fds[1].read)
+    assert.is_number(fds[1].fd)
+    assert.is_true(timeout ~= 0, "no poll due while the API thinks")
+    assert.is_true(timeout <= 10000, "within the attempt's timeout: " .. timeout)
+    local deadline = core.monotonic() + 5
+    while not req:done() and core.monotonic() < deadline do c:poll(100) end
+    assert.is_truthy(req:result())
+    assert.equal(-1, select(2, c:watch()))
+    -- a retry's timer: no socket, the time until it
+    req = c:start_offers({ customer_uuid = "mock:flaky:1:503:1", dealer_uuid = "d" })
+    deadline = core.monotonic() + 5
+    while req._state ~= "waiting" and core.monotonic() < deadline do c:poll(10) end
+    timeout = select(2, c:watch())
+    assert.equal("waiting", req._state)
+    assert.is_true(timeout > 500 and timeout <= 1000, "the retry's timer: " .. timeout)
+    -- a response to decode: poll now
+    local slow = kpayment.new({ base_url = server.url, skin = "s", decode_budget = 0 })
+    req = slow:start_offers({ customer_uuid = "mock:offers:50", dealer_uuid = "d" })
+    deadline = core.monotonic() + 5
+    while req._state ~= "decoding" and core.monotonic() < deadline do slow:poll(10, 0) end
+    assert.equal(0, select(2, slow:watch()))
+    slow:close()
+    c:close()
+    fds, timeout = c:watch()
+    assert.same({}, fds)
+    assert.equal(-1, timeout)
+  end)
+end)
