@@ -47,6 +47,6 @@ BENCH_POLL_OFFERS ?= 100 1000 10000
 BENCH_POLL_GC = incremental $(if $(filter 5.4,$(LUA_VERSION)),generational)
 bench-poll: all
 	for gc in $(BENCH_POLL_GC); do \
-	  $(BENCH_LUA_ENV) BENCH_GC=$$gc LUA=$(LUA) examples/with-mock.sh $(LUA) \
+	  $(BENCH_LUA_ENV) BENCH_GC=$$gc LUA=$(MOCK_LUA) examples/with-mock.sh $(LUA) \
 	    bench/poll.lua $(BENCH_POLL_OFFERS) || exit 1; \
 	done

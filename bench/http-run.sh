@@ -39,7 +39,7 @@ fail() { echo "bench-http: $*" >&2; exit 1; }
 for m in ndk_http_module ngx_http_lua_module; do
   [ -f "$NGINX_MODULES/$m.so" ] || fail "$NGINX_MODULES/$m.so missing (apt-get install libnginx-mod-http-lua)"
 done
-for n in 1 10 1000; do
+for n in 1 10 100 1000; do
   [ -s "$OUT/offers-$n.json" ] || fail "$OUT/offers-$n.json missing (make bench-http makes it)"
 done
 [ -x "$OUT/http_client" ] || fail "$OUT/http_client missing (make bench-http builds it)"

@@ -13,7 +13,8 @@ loopback and sets the variables below.  By hand, from the repository root:
 Environment:
   BENCH_HTTP_N        calls per round of the sequential and concurrent runs
                       (default 2000); the curl-command and 20 ms runs make a
-                      tenth of that, the 1 000-offer runs a twentieth
+                      tenth of that, the 100-offer runs a fifth, the
+                      1 000-offer runs a twentieth
   BENCH_HTTP_ROUNDS   rounds per candidate (default 5; at least 3); the
                       20 ms runs make 3
   BENCH_HTTP_ONLY     run only the sections whose title contains this text
@@ -26,7 +27,7 @@ Environment:
   BENCH_HTTP_NGINX, BENCH_HTTP_NGINX_PID    (set by http-run.sh)
 
 Method, and why:
-  * nginx serves recorded responses (bench/gen.lua: 1, 10 and 1 000 offers)
+  * nginx serves recorded responses (bench/gen.lua: 1, 10, 100 and 1 000 offers)
     as static files, gzip off: every client gets the same identity-encoded
     bytes, so differences come from the transport and the JSON decoding.
   * Requests per second are wall-clock: the server shares the machine, and
@@ -44,6 +45,15 @@ Method, and why:
     the candidates that run in one process (not the curl command, whose
     work is in its children).  It moves less than wall-clock rates when
     neighbours load the machine.
+  * The sequential sections have a limit: 1 / (t_transport + t_floor),
+    t_transport the time per call of the "C libcurl, body discarded" row,
+    t_floor the time bench/floor.c takes to build the tables of the same
+    body (fetched once from the server, taped, then rebuilt `calls` times
+    a round, the collector running as it does for get_offers).  No client
+    that returns those tables can beat it: it must at least move the bytes
+    and build the tables.  Both are rows of the section, so the limit of a
+    round comes from the same round; "limit" is the median of those, and
+    "of limit" the median of each round's req/s / limit.
   * "conns" is how many connections nginx accepted per round (its
     stub_status counters): 1 for a client that keeps its connection alive.
     The HTTPS server logs the protocol of every request, so the table says
@@ -77,8 +87,9 @@ local http = require("socket.http")
 local format, concat = string.format, table.concat
 local getenv = os.getenv
 
-local core_ok, core = pcall(require, "kpayment.core")
-local clock = core_ok and core.monotonic or socket.gettime
+local core = require("kpayment.core")
+local floor_ok, floor = pcall(require, "kpayment_floor")   -- bench/floor.c
+local clock = core.monotonic
 local cpu_clock = os.clock                   -- this process's CPU time
 
 local API = "/payment/kpayment/v1/finance/getFinanceOffersForCustomer"
@@ -114,6 +125,7 @@ end
 local N = count_env("BENCH_HTTP_N", 2000, 10)
 local ROUNDS = count_env("BENCH_HTTP_ROUNDS", 5, 3)
 local FEW = math.max(N // 10, 10)            -- curl command, 20 ms server
+local MID = math.max(N // 5, 10)             -- 100 offers
 local BIG = math.max(N // 20, 5)             -- 1 000 offers: a round is still seconds long
 local FEW_ROUNDS = 3
 
@@ -129,6 +141,7 @@ local C_CLIENT = need("BENCH_HTTP_CLIENT")
 local NGINX = getenv("BENCH_HTTP_NGINX") or "nginx"
 local NGINX_PID = getenv("BENCH_HTTP_NGINX_PID")
 local HTTPS_LOG = getenv("BENCH_HTTPS_LOG")
+if not floor_ok then die("kpayment_floor not found (make bench-http builds bench/floor.c)") end
 
 ---------------------------------------------------------------------------
 -- Helpers.
@@ -221,7 +234,51 @@ local function kp_many(base, offers, calls, ca)
   return calls / t, c / calls
 end
 
--- The C client: discard, cjson, multi-discard or multi-cjson.
+-- The server's body of `offers`, fetched once.
+local bodies = {}
+local function body_of(offers)
+  if bodies[offers] then return bodies[offers] end
+  local body, code = http.request(api_url(HTTP_URL, offers))
+  if code ~= 200 then die("HTTP server answered " .. tostring(code)) end
+  bodies[offers] = body
+  return body
+end
+
+-- bench/floor.c's rebuild of that body: decoded once and taped (see
+-- bench/floor.c), checked against the count.
+local rebuilds = {}
+local function floor_rebuild(offers)
+  if rebuilds[offers] then return rebuilds[offers] end
+  local rebuild = floor.tape(core.decode(body_of(offers)))
+  check_offers(rebuild().financeOffers, nil, offers, "floor")
+  rebuilds[offers] = rebuild
+  return rebuild
+end
+
+-- `calls` calls of fn, nothing kept, the collector running (get_offers
+-- pays for collecting its tables too): per second, like the other rows.
+local function loop_rate(fn, arg1, calls)
+  fn(arg1)
+  collectgarbage()
+  local c0, t0 = cpu_clock(), clock()
+  for _ = 1, calls do fn(arg1) end
+  local t, c = clock() - t0, cpu_clock() - c0
+  return calls / t, c / calls
+end
+
+-- The floor: the tables of the body built from its tape.
+local function floor_build(offers, calls)
+  return loop_rate(floor_rebuild(offers), nil, calls)
+end
+
+-- The decoder alone: kpayment.core.decode of the same body, no HTTP.
+local function decode_only(offers, calls)
+  local body = body_of(offers)
+  check_offers(core.decode(body).financeOffers, nil, offers, "core.decode")
+  return loop_rate(core.decode, body, calls)
+end
+
+-- The C client: discard, cjson, kpayment, multi-discard or multi-cjson.
 local function c_client(mode, base, offers, calls, ca)
   local cmd = concat({
     common.shell_quote(C_CLIENT), "-k", tostring(CONCURRENCY),
@@ -234,7 +291,7 @@ local function c_client(mode, base, offers, calls, ca)
   local cpu = tonumber(out:match("cpu=([%d.]+)"))
   local got = math.tointeger(tonumber(out:match("offers=(%-?%d+)")))
   if not rps then die("C client: unexpected output: " .. out) end
-  if mode:find("cjson") and got ~= offers then
+  if (mode:find("cjson") or mode == "kpayment") and got ~= offers then
     die(format("C client %s: %s offers, %d expected", mode, tostring(got), offers))
   end
   return rps, cpu and cpu / calls
@@ -336,10 +393,14 @@ end
 -- Sections: candidates run in interleaved rounds.
 ---------------------------------------------------------------------------
 
--- section = { title, tag, rounds, rows = { row… }, https?, note? } with
--- row = { key, label, calls, run, ref = { { other_key, label, target? }… } };
--- run(calls) returns req/s and CPU seconds per call (or nil).  Fills
--- row.rps, row.cpu and row.conns (an entry per round) and row.ratios.
+-- section = { title, tag, rounds, rows = { row… }, https?, note?, limit? }
+-- with row = { key, label, calls, run, ref = { { other_key, label, target? }… },
+-- of_limit? }; run(calls) returns req/s and CPU seconds per call (or nil).
+-- Fills row.rps, row.cpu and row.conns (an entry per round) and
+-- row.ratios.  With section.limit = { transport_key, floor_key }, each
+-- round's limit is 1 / (1 / transport req/s + 1 / floor builds/s):
+-- section.limit_rps gets their median, and each row with of_limit = {
+-- target? } its median of req/s / limit over rounds.
 local function run_section(section)
   local rows = section.rows
   if section.check then section.check() end
@@ -368,11 +429,47 @@ local function run_section(section)
       row.ratios[#row.ratios + 1] = { label = ref[2], value = median(per_round), target = ref[3] }
     end
   end
+  if section.limit then
+    local transport, built = by_key[section.limit[1]], by_key[section.limit[2]]
+    local limits = {}
+    for r = 1, section.rounds do
+      limits[r] = 1 / (1 / transport.rps[r] + 1 / built.rps[r])
+    end
+    section.limit_rps = median(limits)
+    for _, row in ipairs(rows) do
+      if row.of_limit then
+        local per_round = {}
+        for r = 1, section.rounds do per_round[r] = row.rps[r] / limits[r] end
+        row.of_limit.value = median(per_round)
+      end
+    end
+  end
 end
 
-local function row(key, label, calls, run, ref)
-  return { key = key, label = label, calls = calls, run = run, ref = ref }
+local function row(key, label, calls, run, ref, of_limit)
+  return { key = key, label = label, calls = calls, run = run, ref = ref, of_limit = of_limit }
 end
+
+-- The floor row of a sequential section (its limit's other half), and
+-- the decoder alone on the same body (how much of get_offers is decoding).
+local function floor_row(offers, calls)
+  return row("floor", "floor: its tables built (bench/floor.c)", calls,
+             function(n) return floor_build(offers, n) end)
+end
+
+local function decode_row(offers, calls)
+  return row("decode", "kpayment.core.decode of the body, no HTTP", calls,
+             function(n) return decode_only(offers, n) end)
+end
+
+-- The C client with kpayment's decoder: get_offers without its own costs.
+local function c_kp_row(offers, calls)
+  return row("c_kp", "C libcurl + kpayment.core.decode", calls,
+             function(n) return c_client("kpayment", HTTP_URL, offers, n) end, nil, {})
+end
+
+-- get_offers' target share of the limit, by number of offers.
+local LIMIT_TARGET = { [1] = 0.85, [10] = 0.90, [100] = 0.90 }
 
 -- A row timed by wrk for WRK_SECONDS rather than by a number of calls.
 local function wrk_row(key, label, path, ref)
@@ -388,36 +485,51 @@ sections[#sections + 1] = {
   title = "Sequential calls, HTTP/1.1 keep-alive, 10 offers (46 KB)",
   tag = "10 offers",
   rounds = ROUNDS,
+  limit = { "c_discard", "floor" },
   rows = {
     row("kp", "client:get_offers", N, function(n) return kp_sequential(HTTP_URL, 10, n) end,
-        { { "c_cjson", "C fetch+cjson", 1.3 }, { "luasocket", "luasocket+cjson", 3 } }),
+        { { "c_cjson", "C fetch+cjson", 1.3 }, { "luasocket", "luasocket+cjson", 3 } },
+        { target = LIMIT_TARGET[10] }),
     row("c_cjson", "C libcurl + cjson (fetch+decode limit)", N,
-        function(n) return c_client("cjson", HTTP_URL, 10, n) end),
+        function(n) return c_client("cjson", HTTP_URL, 10, n) end, nil, {}),
     row("c_discard", "C libcurl, body discarded (transport limit)", N,
         function(n) return c_client("discard", HTTP_URL, 10, n) end),
     row("luasocket", "luasocket http.request + cjson.decode", N,
         function(n) return luasocket_cjson(HTTP_URL, 10, n) end),
+    c_kp_row(10, N),
+    floor_row(10, N),
+    decode_row(10, N),
     row("curl", "curl command (io.popen) + cjson.decode", FEW,
         function(n) return curl_command_cjson(HTTP_URL, 10, n) end),
   },
 }
 
--- Sequential, 1 and 1 000 offers: kpayment against the two C limits.
-for _, size in ipairs({ { 1, "4 KB", N, ROUNDS }, { 1000, "4.5 MB", BIG, ROUNDS } }) do
-  local offers, bytes, calls, rounds = size[1], size[2], size[3], size[4]
+-- What a section's numbers need to be read right (the 1 000-offer row).
+local NOTES = {}
+
+-- Sequential, 1, 100 and 1 000 offers: kpayment against the two C
+-- references and the limit.
+for _, size in ipairs({ { 1, "4 KB", N }, { 100, "455 KB", MID }, { 1000, "4.5 MB", BIG } }) do
+  local offers, bytes, calls = size[1], size[2], size[3]
   sections[#sections + 1] = {
     title = format("Sequential calls, HTTP/1.1 keep-alive, %d offer%s (%s)", offers,
                    offers == 1 and "" or "s", bytes),
     tag = offers == 1 and "1 offer" or offers .. " offers",
-    rounds = rounds,
+    rounds = ROUNDS,
+    limit = { "c_discard", "floor" },
     rows = {
       row("kp", "client:get_offers", calls, function(n) return kp_sequential(HTTP_URL, offers, n) end,
-          { { "c_cjson", "C fetch+cjson" }, { "c_discard", "transport limit" } }),
+          { { "c_cjson", "C fetch+cjson" }, { "c_discard", "transport limit" } },
+          { target = LIMIT_TARGET[offers] }),
       row("c_cjson", "C libcurl + cjson", calls,
-          function(n) return c_client("cjson", HTTP_URL, offers, n) end),
+          function(n) return c_client("cjson", HTTP_URL, offers, n) end, nil, {}),
       row("c_discard", "C libcurl, body discarded", calls,
           function(n) return c_client("discard", HTTP_URL, offers, n) end),
+      c_kp_row(offers, calls),
+      floor_row(offers, calls),
+      decode_row(offers, calls),
     },
+    note = NOTES[offers],
   }
 end
 
@@ -568,14 +680,19 @@ local ROW = "%-" .. W[1] .. "s %" .. W[2] .. "s %" .. W[3] .. "s %" .. W[4] .. "
   .. "s %" .. W[6] .. "s %" .. W[7] .. "s  %s"
 local header = format(ROW, "candidate", "calls", "req/s", "min-max", "cpu us", "conns", "s/round",
   "ratio (target)")
+-- Sections with a limit have two more columns before the ratios.
+local ROW_LIMIT = ROW:gsub("  %%s$", " %%7s %%8s  %%s")
+local header_limit = format(ROW_LIMIT, "candidate", "calls", "req/s", "min-max", "cpu us", "conns",
+  "s/round", "limit", "of limit", "ratio (target)")
 
 local verdicts = {}
 for _, s in ipairs(sections) do
   line()
   line(format("%s -- %d rounds", s.title, s.rounds))
   if s.https then line("  (requests by protocol, as nginx logged them: " .. https_protocols() .. ")") end
-  line(header)
-  line(string.rep("-", #header + 10))
+  local h = s.limit and header_limit or header
+  line(h)
+  line(string.rep("-", #h + 10))
   for _, r in ipairs(s.rows) do
     local lo, hi = math.huge, 0
     for _, v in ipairs(r.rps) do lo, hi = math.min(lo, v), math.max(hi, v) end
@@ -592,12 +709,41 @@ for _, s in ipairs(sections) do
       end
       ratios[#ratios + 1] = format("%.2fx %s%s", q.value, q.label, t)
     end
+    local q = r.of_limit
+    if q and q.target then
+      local met = q.value >= q.target
+      table.insert(ratios, 1, format("of limit >= %.2f: %s", q.target, met and "met" or "NOT met"))
+      verdicts[#verdicts + 1] = format("%-56s %5.2f  %-26s target >= %.2f: %s",
+        r.label .. " [" .. s.tag .. "]", q.value, "of limit", q.target, met and "met" or "NOT met")
+    end
     local label = r.label
     if r.key == "curl" then label = label .. " *" end
     local cpu = #r.cpu > 0 and format("%.0f", median(r.cpu) * 1e6) or "-"
-    line(format(ROW, label, r.seconds and r.seconds .. " s" or r.calls, fmt_rate(med),
+    local cells = { label, r.seconds and r.seconds .. " s" or r.calls, fmt_rate(med),
       fmt_rate(lo) .. "-" .. fmt_rate(hi), cpu, format("%g", median(r.conns)),
-      format("%.3f", r.seconds or r.calls / med), concat(ratios, "; ")))
+      format("%.3f", r.seconds or r.calls / med) }
+    if s.limit then
+      cells[#cells + 1] = q and fmt_rate(s.limit_rps) or ""
+      cells[#cells + 1] = q and format("%.2f", q.value) or ""
+    end
+    cells[#cells + 1] = concat(ratios, "; ")
+    line(format(s.limit and ROW_LIMIT or ROW, table.unpack(cells)))
+  end
+  if s.limit then
+    local by_key = {}
+    for _, r in ipairs(s.rows) do by_key[r.key] = r end
+    local tt, tf = 1 / median(by_key[s.limit[1]].rps), 1 / median(by_key[s.limit[2]].rps)
+    line(format("  limit = 1 / (t_transport + t_floor), per round; medians: 1 / (%.1f us + %.1f us)"
+      .. " = %s req/s (the median of the rounds' limits: %s)", tt * 1e6, tf * 1e6,
+      fmt_rate(1 / (tt + tf)), fmt_rate(s.limit_rps)))
+    local kp, dec, ckp = by_key.kp, by_key.decode, by_key.c_kp
+    if kp and dec and ckp then
+      local tk, td, tc = 1 / median(kp.rps), 1 / median(dec.rps), 1 / median(ckp.rps)
+      line(format("  get_offers per call (medians): %.1f us = transport %.1f + decoder alone %.1f"
+        .. " (floor %.1f + parsing %.1f) + %.1f more when both run in one process (C libcurl + "
+        .. "kpayment.core.decode: %.1f) + the client's own %.1f", tk * 1e6, tt * 1e6, td * 1e6,
+        tf * 1e6, (td - tf) * 1e6, (tc - tt - td) * 1e6, tc * 1e6, (tk - tc) * 1e6))
+    end
   end
   if s.note then line("  note: " .. s.note) end
   if s.rows[#s.rows].key == "curl" then

@@ -11,6 +11,9 @@
  *                  thrown away (the transport limit)
  *   cjson          the same, each body decoded by cjson.decode in an
  *                  embedded lua_State (the "fetch + decode" limit)
+ *   kpayment       the same with kpayment.core.decode (found along
+ *                  LUA_CPATH): kpayment's decoder with nothing of its
+ *                  client around it
  *   multi-discard  N GETs through a multi handle, K (default 8) in flight;
  *   multi-cjson    each of the K easy handles is reused for the next GET
  *
@@ -207,24 +210,29 @@ static int run_multi(run_state *rs, transfer *ts, int k, long n) {
   return failed ? -1 : 0;
 }
 
-static lua_State *open_cjson(void) {
+/* A Lua state with the decode function of `module` at index 1. */
+static lua_State *open_decoder(const char *module) {
   lua_State *L = luaL_newstate();
   if (L == NULL)
     return NULL;
   luaL_openlibs(L);
-  /* stack: cjson.decode, for the whole run */
-  if (luaL_dostring(L, "return require('cjson').decode") != LUA_OK) {
-    fprintf(stderr, "http_client: %s\n", lua_tostring(L, -1));
+  /* stack: the decode function, for the whole run */
+  lua_getglobal(L, "require");
+  lua_pushstring(L, module);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || lua_getfield(L, -1, "decode") != LUA_TFUNCTION) {
+    fprintf(stderr, "http_client: %s.decode: %s\n", module, lua_tostring(L, -1));
     lua_close(L);
     return NULL;
   }
+  lua_replace(L, 1);
+  lua_settop(L, 1);
   return L;
 }
 
 static void usage(void) {
   fprintf(stderr,
           "usage: http_client [-k K] [-c CAFILE] "
-          "discard|cjson|multi-discard|multi-cjson URL N\n"
+          "discard|cjson|kpayment|multi-discard|multi-cjson URL N\n"
           "       http_client -V\n");
   exit(2);
 }
@@ -262,9 +270,10 @@ int main(int argc, char **argv) {
     usage();
   if (strcmp(mode, "multi-discard") == 0 || strcmp(mode, "multi-cjson") == 0)
     multi = 1;
-  else if (strcmp(mode, "discard") != 0 && strcmp(mode, "cjson") != 0)
+  else if (strcmp(mode, "discard") != 0 && strcmp(mode, "cjson") != 0 &&
+           strcmp(mode, "kpayment") != 0)
     usage();
-  decode = strstr(mode, "cjson") != NULL;
+  decode = strstr(mode, "cjson") != NULL || strcmp(mode, "kpayment") == 0;
   if (!multi)
     k = 1;
 
@@ -272,7 +281,8 @@ int main(int argc, char **argv) {
     return 1;
   memset(&rs, 0, sizeof rs);
   rs.offers = -1;
-  if (decode && (rs.L = open_cjson()) == NULL)
+  if (decode && (rs.L = open_decoder(strcmp(mode, "kpayment") == 0 ? "kpayment.core"
+                                                                      : "cjson")) == NULL)
     return 1;
   headers = curl_slist_append(NULL, "Accept: application/json");
   ts = (transfer *)calloc((size_t)k, sizeof *ts);

@@ -13,7 +13,7 @@
  *     ... require("kpayment") in Lua, with nothing on package.path ...
  *
  * All of kpayment's Lua modules are compiled into the library; nothing is
- * read from disk.  See README.md, "C hosts", and examples/host/host.c.
+ * read from disk.  See docs/hosts.md and examples/host/host.c.
  *
  * Threads: every lua_State is independent.  Any number of threads may each
  * run their own lua_State with kpayment at the same time; one lua_State

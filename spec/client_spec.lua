@@ -158,6 +158,38 @@ describe("kpayment", function()
         req.headers["user-agent"])
     end)
 
+    it("sends each call's own parameters, whether or not they are the last call's", function()
+      local calls = {
+        { { customer_uuid = CUSTOMER, dealer_uuid = DEALER }, "spec-skin" },
+        { { customer_uuid = CUSTOMER, dealer_uuid = DEALER }, "spec-skin" },
+        { { customer_uuid = CUSTOMER, dealer_uuid = DEALER, skin = "spec-skin" }, "spec-skin" },
+        { { customer_uuid = CUSTOMER .. "-2", dealer_uuid = DEALER }, "spec-skin" },
+        { { customer_uuid = CUSTOMER, dealer_uuid = DEALER, skin = "other" }, "other" },
+        { { customer_uuid = CUSTOMER, dealer_uuid = DEALER, locale = "fr CA" }, "spec-skin", "fr CA" },
+        { { customer_uuid = CUSTOMER, dealer_uuid = DEALER }, "spec-skin" },
+      }
+      server.reset()
+      for _, c in ipairs(calls) do assert(client:get_offers(c[1])) end
+      local seen = server.requests()
+      assert.equal(#calls, #seen)
+      for i, c in ipairs(calls) do
+        assert.same({ customerUUID = c[1].customer_uuid, dealerUUID = DEALER, skin = c[2], locale = c[3] },
+          seen[i].params, "call " .. i)
+      end
+    end)
+
+    it("checks every call's parameters, the same values as the last call's too", function()
+      local params = { customer_uuid = CUSTOMER, dealer_uuid = DEALER }
+      assert(client:get_offers(params))
+      params.dealer = DEALER
+      assert.has_error(function() client:get_offers(params) end, "kpayment: unknown parameter 'dealer'")
+      params.dealer, params.skin = nil, 42
+      assert.has_error(function() client:get_offers(params) end,
+        "kpayment: bad parameter 'skin' (string expected, got number)")
+      params.skin = nil
+      assert(client:get_offers(params))
+    end)
+
     it("percent-encodes hostile parameter values so they arrive intact", function()
       local values = { "a&b=c#d e+f%20g/h?i", "élan ü 王 🚗", "x;y,z'\"<>\\|`~!@$^*()[]{}" }
       for _, v in ipairs(values) do

@@ -50,19 +50,37 @@
 #define kp_rawgeti(L, i, n) ((void)lua_rawgeti((L), (i), (n)))
 #endif
 
-/* 5.4's userdata with no user values: one less allocation per userdata.
- * kp_newuserdata1 makes one with a single user value, which is always a
- * table (5.1's environments accept nothing else). */
+/* 5.4's userdata with no user values: one less allocation per userdata. */
 #if LUA_VERSION_NUM >= 504
 #define kp_newuserdata(L, sz) lua_newuserdatauv((L), (sz), 0)
-#define kp_newuserdata1(L, sz) lua_newuserdatauv((L), (sz), 1)
-#define kp_setuservalue(L, idx) lua_setiuservalue((L), (idx), 1)
-#define kp_getuservalue(L, idx) lua_getiuservalue((L), (idx), 1)
 #else
 #define kp_newuserdata(L, sz) lua_newuserdata((L), (sz))
-#define kp_newuserdata1(L, sz) lua_newuserdata((L), (sz))
-#define kp_setuservalue(L, idx) lua_setuservalue((L), (idx))
-#define kp_getuservalue(L, idx) lua_getuservalue((L), (idx))
+#endif
+
+/*
+ * A userdata with n slots for Lua values (a request's, kp_request.c).  On
+ * 5.4 they are its own user values; elsewhere a table of n slots is its one
+ * user value (5.1's environments take nothing else), so there each such
+ * userdata costs a table more.  kp_newslots pushes the userdata and makes
+ * its slots (each nil); kp_pushslots(L, idx) pushes what kp_slot_get and
+ * kp_slot_set take as h: the userdata itself on 5.4, its table elsewhere.
+ * Storing into a slot allocates nothing either way.
+ */
+#if LUA_VERSION_NUM >= 504
+#define kp_newslots(L, sz, n) lua_newuserdatauv((L), (sz), (n))
+#define kp_pushslots(L, idx) lua_pushvalue((L), (idx))
+#define kp_slot_get(L, h, i) lua_getiuservalue((L), (h), (i))
+#define kp_slot_set(L, h, i) ((void)lua_setiuservalue((L), (h), (i)))
+#else
+static inline void *kp_newslots(lua_State *L, size_t sz, int n) {
+  void *p = lua_newuserdata(L, sz);
+  lua_createtable(L, n, 0);
+  lua_setuservalue(L, -2);
+  return p;
+}
+#define kp_pushslots(L, idx) lua_getuservalue((L), (idx))
+#define kp_slot_get(L, h, i) lua_rawgeti((L), (h), (i))
+#define kp_slot_set(L, h, i) lua_rawseti((L), (h), (i))
 #endif
 
 #endif

@@ -9,9 +9,9 @@
  * cancel this request, close its client or ask for the same outcome again.
  * So the outcome is built from a copy of the transfer's result and from a
  * body that nothing may free while the decoding flag is set (the request
- * itself, anchored on the stack, owns it); the user value table is made
- * with every slot it will ever use, so storing into it allocates nothing;
- * and state is re-checked after each allocation.
+ * itself, anchored on the stack, owns it); the request's slots (its user
+ * values, kp_compat.h) are all made with it, so storing into them
+ * allocates nothing; and state is re-checked after each allocation.
  */
 #include <string.h>
 #include "kp_outcome.h"
@@ -21,9 +21,9 @@
 /* Forget a decode in steps (its partial tables go with the slot). */
 static void drop_slices(lua_State *L, kp_request *r) {
   kp_json_slicer_init(&r->slicer);
-  kp_getuservalue(L, 1);
+  kp_pushslots(L, 1);
   lua_pushboolean(L, 0);
-  lua_rawseti(L, -2, UV_SLICES);        /* an existing slot: no allocation */
+  kp_slot_set(L, -2, UV_SLICES);        /* an existing slot: no allocation */
   lua_pop(L, 1);
 }
 
@@ -56,22 +56,22 @@ int kp_request_start(lua_State *L) {
   luaL_argcheck(L, ms >= -1 && ms <= (lua_Integer)KP_MAX_SECONDS * 1000, 4,
                 "timeout in ms expected");
   lua_settop(L, 3);
-  r = (kp_request *)kp_newuserdata1(L, sizeof *r);
+  r = (kp_request *)kp_newslots(L, sizeof *r, UV_SLOTS);
   memset(r, 0, sizeof *r);
   kp_json_slicer_init(&r->slicer);
   kp_h1_init(&r->h1, c->tp.max_body);
   luaL_setmetatable(L, KP_REQUEST);
-  lua_createtable(L, UV_SLOTS, 0);
+  kp_pushslots(L, -1);
   lua_pushvalue(L, 1);
-  lua_rawseti(L, -2, UV_CLIENT);
+  kp_slot_set(L, -2, UV_CLIENT);
   for (i = UV_FIELDS; i <= UV_SLOTS; i++) {
     if (i == UV_FIELDS && !lua_isnoneornil(L, 3))
       lua_pushvalue(L, 3);
     else
       lua_pushboolean(L, 0);
-    lua_rawseti(L, -2, i);
+    kp_slot_set(L, -2, i);
   }
-  kp_setuservalue(L, -2);
+  lua_pop(L, 1);
   if (c->tp.closed)             /* maybe by a finalizer just now */
     return 0;
   if ((rc = kp_transfer_start(&c->tp, &r->t, url, (long)ms)) != CURLE_OK)
@@ -119,20 +119,23 @@ static int decode_success(lua_State *L, kp_request *r, const kp_result *res,
   int rc;
   opts.paths = (const kp_json_path *)lua_touserdata(L, 3);
   opts.records = KP_RECORDS;
-  if (lua_rawgeti(L, 2, UV_SLICES) != LUA_TTABLE) {    /* 5 */
+  /* 5: the slices of a decode in steps; a whole decode (what a blocking
+   * call asks for) needs none unless steps came before it */
+  if (kp_slot_get(L, 2, UV_SLICES) != LUA_TTABLE && budget_ms >= 0) {
     lua_pop(L, 1);
     kp_json_push_slices(L);
     lua_pushvalue(L, -1);
-    lua_rawseti(L, 2, UV_SLICES);
+    kp_slot_set(L, 2, UV_SLICES);
   }
   opts.meta = kp_outcome_push_meta(L);          /* 6 */
-  rc = kp_json_decode_step(L, &r->slicer, 5, r->t.body.data ? r->t.body.data : "",
-                           r->t.body.len, &opts, budget_ms);
+  rc = kp_json_decode_step(L, &r->slicer, lua_istable(L, 5) ? 5 : 0,
+                           r->t.body.data ? r->t.body.data : "", r->t.body.len, &opts,
+                           budget_ms);
   lua_remove(L, 6);
   if (rc == KP_JSON_MORE)
     return 0;
   lua_pushboolean(L, 0);                        /* done: the slot is free */
-  lua_rawseti(L, 2, UV_SLICES);
+  kp_slot_set(L, 2, UV_SLICES);
   kp_outcome_push_decoded(L, res, &r->t.body, rc, &r->slicer.err,
                           ((kp_client *)lua_touserdata(L, 4))->tp.snippet);
   return 1;
@@ -179,13 +182,13 @@ static int request_outcome(lua_State *L) {
     return luaL_error(L, "outcome already released");
   lua_settop(L, 1);
   luaL_checkstack(L, 12, NULL);
-  kp_getuservalue(L, 1);                        /* 2: user value */
+  kp_pushslots(L, 1);                           /* 2: the slots */
   if (r->taken) {
-    lua_rawgeti(L, 2, UV_OUTCOME);
+    kp_slot_get(L, 2, UV_OUTCOME);
     return 1;
   }
-  lua_rawgeti(L, 2, UV_FIELDS);                 /* 3: anchors the trie */
-  lua_rawgeti(L, 2, UV_CLIENT);                 /* 4 */
+  kp_slot_get(L, 2, UV_FIELDS);                 /* 3: anchors the trie */
+  kp_slot_get(L, 2, UV_CLIENT);                 /* 4 */
   lua_pushcfunction(L, build_outcome);          /* may allocate: before the flag */
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 2);
@@ -210,7 +213,7 @@ static int request_outcome(lua_State *L) {
   if (r->taken) {               /* a nested call finished first */
     if (!built)
       drop_slices(L, r);
-    lua_rawgeti(L, 2, UV_OUTCOME);
+    kp_slot_get(L, 2, UV_OUTCOME);
     built = 1;
   } else if (!built && r->t.res.state == KP_CANCELLED) {
     /* cancelled meanwhile: the decode stops here */
@@ -225,7 +228,7 @@ static int request_outcome(lua_State *L) {
     return 0;
   if (!r->taken) {
     lua_pushvalue(L, -1);
-    lua_rawseti(L, 2, UV_OUTCOME);
+    kp_slot_set(L, 2, UV_OUTCOME);
     r->taken = 1;
   }
   return 1;
@@ -240,9 +243,9 @@ static int request_outcome(lua_State *L) {
 static int request_release(lua_State *L) {
   kp_request *r = to_request(L);
   if (r->taken && !r->decoding) {
-    kp_getuservalue(L, 1);
+    kp_pushslots(L, 1);
     lua_pushboolean(L, 0);
-    lua_rawseti(L, -2, UV_OUTCOME);     /* an existing slot: no allocation */
+    kp_slot_set(L, -2, UV_OUTCOME);     /* an existing slot: no allocation */
     r->released = 1;
   }
   return 0;

@@ -10,7 +10,7 @@
 #include "kp_h1.h"
 #include "kp_json.h"
 
-/* User value slots.  UV_SLICES: what a decode in steps has built so far
+/* The request's slots (kp_newslots in kp_compat.h).  UV_SLICES: what a decode in steps has built so far
  * (kp_json_push_slices), while one is under way. */
 enum { UV_CLIENT = 1, UV_FIELDS, UV_OUTCOME, UV_SLICES, UV_SLOTS = UV_SLICES };
 

@@ -6,7 +6,7 @@
 --   close()                             at the end
 -- Each frame does one client:poll(0): the network work that is ready, then
 -- at most 2 ms (the default decode budget) of decoding, a large response
--- over several frames, and one complete response handed to its on_done.
+-- over several frames, and the on_done of every complete response.
 -- Everything comes from the library (kpayment_preload): the host leaves
 -- package.path and package.cpath empty.
 

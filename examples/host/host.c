@@ -1,6 +1,6 @@
 /*
  * host.c -- a C program that embeds Lua and links kpayment statically
- * (make host; README.md, "C hosts").
+ * (make host; docs/hosts.md).
  *
  *   kpayment-host [--script FILE] [--curl-by-host] [--check] [--sleep]
  *                 [--high-fds] [CUSTOMER...]

@@ -19,7 +19,6 @@ local core = require("kpayment.core")
 local response = require("kpayment.response")
 local retry = require("kpayment.retry")
 local log = require("kpayment.log")
-local offer = require("kpayment.offer")
 local errors = require("kpayment.errors")
 
 local setmetatable, next, error = setmetatable, next, error
@@ -98,6 +97,7 @@ end
 -- owed, so a hook that cancels or closes cannot have it called twice).
 local function hook_request(req)
   local client = req._client
+  if client._on_request == nil and client._on_response == nil then return end
   local info = log.hook_info(client, req._url, req._attempts)
   if info == nil then return end
   req._hook, req._hook_at = info, monotonic()
@@ -130,7 +130,8 @@ local function launch(req)
   if attempt == nil then return req:cancel() end
   req._attempts = req._attempts + 1
   req._state, req._retry_at, req._core = RUNNING, nil, attempt
-  log.attempt(client, req._url, req._attempts)
+  -- it only logs when one of these is set
+  if client._insecure or client._debug then log.attempt(client, req._url, req._attempts) end
   hook_request(req)
 end
 
@@ -140,8 +141,8 @@ end
 local function take_outcome(req)
   local client = req._client
   local o = req._core:outcome()
-  local offers, err = response.from_outcome(o, client._secrets)
-  local meta = offers and offer.meta(offers) or err
+  local offers, err, meta = response.from_outcome(o, client._secrets)
+  meta = meta or err
   meta.attempts = req._attempts
   -- a server's header, so scrubbed like the rest of what it sent
   meta.request_id = o.request_id and errors.scrub(o.request_id, client._secrets)
@@ -245,9 +246,10 @@ end
 -- @treturn[2] Error what went wrong (kind `"cancelled"` if it was cancelled)
 -- @raise while the request is still running
 function Request:result()
-  if not ended(self) then
+  local st = self._state
+  if st ~= DELIVERED and st ~= CANCELLED then
     step(self)
-    local st = self._state
+    st = self._state
     if st == RUNNING or st == WAITING then
       error("kpayment: request still running (poll the client until done())", 2)
     end
@@ -259,7 +261,7 @@ function Request:result()
         self._state = DELIVERED
         settle(self)
         untrack(self)
-        if offers then log.outcome(self._client, offers, nil, offer.meta(offers).total_time) end
+        if offers and self._client._debug then log.outcome(self._client, offers) end
       end
     end
   end
@@ -329,8 +331,11 @@ end
 -- @local
 function M.wait(req)
   local client = req._client
+  -- An attempt just started has not ended yet (nothing moves it but the
+  -- work below), so the first look at it comes after that work.
+  local fresh = req._state == RUNNING
   while true do
-    step(req)
+    if fresh then fresh = false else step(req) end
     local st = req._state
     if st ~= RUNNING and st ~= WAITING then return end
     if st == WAITING then

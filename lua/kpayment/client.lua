@@ -49,6 +49,7 @@ function M.new(cfg)
   local self = setmetatable({
     base_url = cfg.base_url,
     _defaults = { skin = cfg.skin, locale = cfg.locale },
+    _url_cache = {},   -- the last URL built and its values (request.cached_url)
     _core = core_of,   -- libcurl, nginx or the `transport` option
     _closed = false,
     -- the requests of kpayment.async: one scope, or one per nginx request
@@ -90,7 +91,8 @@ local function prepare(self, params, level, extra, what)
     error("kpayment: " .. what .. " must be called as client:" .. what .. "{…}", level)
   end
   if self._closed then error("kpayment: attempt to use a closed client", level) end
-  local url, msg = request.url(self.base_url, params, self._defaults, extra, config.MISSING)
+  local url, msg = request.cached_url(self._url_cache, self.base_url, params, self._defaults, extra,
+    config.MISSING)
   if not url then error("kpayment: " .. msg, level) end
   local fields = params.fields
   if fields ~= nil then
@@ -166,13 +168,15 @@ function Client:start_offers(params)
 end
 
 --- Do the work that is ready for every request of this client: network
--- I/O (waiting at most `ms` milliseconds for some), retry timers, then
--- decoding finished responses for at most `budget_ms` milliseconds (a
--- large response over several calls, between two of its records), then
--- delivering the complete ones that have an `on_done`: one per call, more
--- only while `ms` has not run out.  So a frame's `poll(0)` costs the
--- network work that is ready, one budget of decoding and one delivery.
--- Inside nginx, waiting yields.
+-- I/O (waiting at most `ms` milliseconds for some; receiving what has
+-- arrived takes at most about 1 ms a call, and a transfer left paused
+-- never loses time from its timeout), retry timers, then, for at most
+-- `budget_ms` milliseconds, decoding finished responses (a large one over
+-- several calls, between two of its records) and calling the `on_done` of
+-- every complete request, in start order, while the budget lasts (the
+-- callbacks' time counts; a response whose decode ends in this call is
+-- delivered in it).  So a frame's `poll(0)` costs the network work that is
+-- ready and about one budget.  Inside nginx, waiting yields.
 -- @tparam[opt=0] number ms milliseconds to wait at most (0 to 86400000);
 -- `0` never waits
 -- @tparam[opt] number budget_ms milliseconds of decoding at most (at least

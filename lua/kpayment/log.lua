@@ -105,13 +105,14 @@ function M.attempt(client, url, attempt)
   end
 end
 
---- After an attempt, when debugging: offers or the error.
-function M.outcome(client, offers, err, total_time)
+--- After an attempt, when debugging: offers (their metadata says the
+-- time) or the error.
+function M.outcome(client, offers, err)
   if not client._debug then return end
   if offers then
     local meta = offer.meta(offers)
     M.line(client, "debug", string_format("%d in %.1f ms, %d offer(s): %s", meta.status,
-      (total_time or 0) * 1000, #offers, describe(client, offers)))
+      (meta.total_time or 0) * 1000, #offers, describe(client, offers)))
   else
     M.line(client, "debug", tostring(err))
   end

@@ -23,6 +23,7 @@ local PARAMS = {
 }
 local KNOWN = {}
 for _, p in pairs(PARAMS) do KNOWN[p[1]] = true end
+local NAME1, NAME2, NAME3, NAME4 = PARAMS[1][1], PARAMS[2][1], PARAMS[3][1], PARAMS[4][1]
 
 local function encode_byte(c)
   return string_format("%%%02X", string_byte(c))
@@ -130,6 +131,36 @@ function M.url(base, params, defaults, extra, missing)
     n = n + 4
   end
   return table.concat(parts, "", 1, n)
+end
+
+--- `M.url` with a one-entry cache: a client calls for the same customer
+-- again and again, and checking and escaping its values then concatenating
+-- them cost as much as a small response's transfer.  Both depend on the
+-- values alone, so when the four values are those of the last URL built
+-- (the same strings), that URL is the answer.  The unknown-key check runs
+-- every call.
+-- @tparam table cache the caller's, empty at first; holds the last values and URL
+-- @return url, or nil and a message, as `M.url`
+function M.cached_url(cache, base, params, defaults, extra, missing)
+  if type(params) == "table" then
+    local v1, v2, v3, v4 = params[NAME1], params[NAME2], params[NAME3], params[NAME4]
+    if v1 == nil then v1 = defaults[NAME1] end
+    if v2 == nil then v2 = defaults[NAME2] end
+    if v3 == nil then v3 = defaults[NAME3] end
+    if v4 == nil then v4 = defaults[NAME4] end
+    if v1 == cache[1] and v2 == cache[2] and v3 == cache[3] and v4 == cache[4] and v1 ~= nil then
+      for k in pairs(params) do
+        if not KNOWN[k] and not (extra and extra[k]) then
+          return nil, "unknown parameter '" .. text(k) .. "'"
+        end
+      end
+      return cache[5]
+    end
+    local url, err = M.url(base, params, defaults, extra, missing)
+    if url then cache[1], cache[2], cache[3], cache[4], cache[5] = v1, v2, v3, v4, url end
+    return url, err
+  end
+  return M.url(base, params, defaults, extra, missing)
 end
 
 return M

@@ -51,12 +51,18 @@ end
 --- Offers, or nil and an error with `secrets` scrubbed from every string.
 -- @tparam table o the core's outcome
 -- @tparam table secrets strings to scrub (kpayment.config.secrets)
+-- @return offers, nil and their metadata table (`offer.meta`), for the
+-- caller to complete; or nil and the error
 function M.from_outcome(o, secrets)
   if o.kind == nil then
     local body = o.value
     local offers = offer.wrap(body.financeOffers or {})
-    offer.meta(offers, { status = o.status, warnings = body.warnings })
-    return offers
+    -- every field the caller fills in too (kpayment.async), so the
+    -- table is made at its final size
+    local meta = { status = o.status, warnings = body.warnings, attempts = nil,
+                   request_id = nil, total_time = nil }
+    offer.meta(offers, meta)
+    return offers, nil, meta
   end
   local e = {
     kind = o.kind, status = o.status, message = o.message, curl_code = o.curl_code,
