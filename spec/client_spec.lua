@@ -173,7 +173,8 @@ describe("kpayment", function()
       local seen = server.requests()
       assert.equal(#calls, #seen)
       for i, c in ipairs(calls) do
-        assert.same({ customerUUID = c[1].customer_uuid, dealerUUID = DEALER, skin = c[2], locale = c[3] },
+        assert.same({ customerUUID = c[1].customer_uuid, dealerUUID = DEALER, skin = c[2],
+                      locale = c[3] or "en-US" },
           seen[i].params, "call " .. i)
       end
     end)
