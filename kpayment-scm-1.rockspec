@@ -46,6 +46,7 @@ build = {
     ["kpayment.client"] = "lua/kpayment/client.lua",
     ["kpayment.async"] = "lua/kpayment/async.lua",
     ["kpayment.retry"] = "lua/kpayment/retry.lua",
+    ["kpayment.time"] = "lua/kpayment/time.lua",
     ["kpayment.log"] = "lua/kpayment/log.lua",
     ["kpayment.info"] = "lua/kpayment/info.lua",
     ["kpayment.request"] = "lua/kpayment/request.lua",

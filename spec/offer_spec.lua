@@ -1,6 +1,7 @@
 -- Offer and offer-list accessors (kpayment.offer), on decoded JSON.
 local kpayment = require("kpayment")
 local offer = require("kpayment.offer")
+local time = require("kpayment.time")
 local version = require("support.version")
 
 -- 9007199254740993 as this Lua decodes it (a string without 64-bit integers).
@@ -11,25 +12,25 @@ local function wrap(json)
 end
 
 describe("kpayment.offer", function()
-  describe("parse_time()", function()
+  describe("kpayment.time parse_time()", function()
     it("reads UTC timestamps with milliseconds", function()
-      assert.equal(1743161686.759, offer.parse_time("2025-03-28T11:34:46.759Z"))
+      assert.equal(1743161686.759, time.parse_time("2025-03-28T11:34:46.759Z"))
     end)
 
     it("matches os.time for whole seconds in UTC", function()
       -- 2000-02-29 00:00:00 UTC, computed independently: 10957 days + 59
-      assert.equal((10957 + 59) * 86400, offer.parse_time("2000-02-29T00:00:00Z"))
-      assert.equal(0, offer.parse_time("1970-01-01T00:00:00Z"))
+      assert.equal((10957 + 59) * 86400, time.parse_time("2000-02-29T00:00:00Z"))
+      assert.equal(0, time.parse_time("1970-01-01T00:00:00Z"))
     end)
 
     it("handles offsets", function()
-      assert.equal(offer.parse_time("2025-03-28T11:34:46Z"), offer.parse_time("2025-03-28T13:34:46+02:00"))
-      assert.equal(offer.parse_time("2025-03-28T11:34:46Z"), offer.parse_time("2025-03-28T06:34:46-0500"))
+      assert.equal(time.parse_time("2025-03-28T11:34:46Z"), time.parse_time("2025-03-28T13:34:46+02:00"))
+      assert.equal(time.parse_time("2025-03-28T11:34:46Z"), time.parse_time("2025-03-28T06:34:46-0500"))
     end)
 
     it("does not depend on the process's TZ", function()
       -- os.time on a table reads local time; parse_time must not.
-      local t = offer.parse_time("2025-07-01T12:00:00.500Z")
+      local t = time.parse_time("2025-07-01T12:00:00.500Z")
       assert.equal(1751371200.5, t)
     end)
 
@@ -37,10 +38,10 @@ describe("kpayment.offer", function()
       for _, s in ipairs({ "", "2025-03-28", "2025-13-01T00:00:00Z", "2025-02-30T00:00:00Z",
                            "2025-03-28T24:00:00Z", "2025-03-28T11:34:46.Z", "2025-03-28T11:34:46+2",
                            "yesterday" }) do
-        assert.is_nil(offer.parse_time(s), s)
+        assert.is_nil(time.parse_time(s), s)
       end
-      assert.is_nil(offer.parse_time(nil))
-      assert.is_nil(offer.parse_time(42))
+      assert.is_nil(time.parse_time(nil))
+      assert.is_nil(time.parse_time(42))
     end)
   end)
 

@@ -19,7 +19,7 @@ local config = require("kpayment.config")
 local client = require("kpayment.client")
 local async = require("kpayment.async")
 local errors = require("kpayment.errors")
-local offer = require("kpayment.offer")
+local time = require("kpayment.time")
 local info = require("kpayment.info")
 
 local M = {
@@ -47,7 +47,7 @@ local M = {
   -- @function parse_time
   -- @tparam string s the timestamp
   -- @treturn ?number epoch seconds, or nil when `s` is not such a timestamp
-  parse_time = offer.parse_time,
+  parse_time = time.parse_time,
   --- Tell the error tables this module returns (`Error`) from other values.
   -- @function is_error
   -- @param v any value

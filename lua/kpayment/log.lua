@@ -5,13 +5,11 @@
 -- @module kpayment.log
 
 local errors = require("kpayment.errors")
-local offer = require("kpayment.offer")
 
-local type, tostring, pcall = type, tostring, pcall
+local type, tostring, pcall, getmetatable = type, tostring, pcall, getmetatable
 local string_format, string_rep = string.format, string.rep
 local math_min, math_max = math.min, math.max
 local table_concat = table.concat
-local customer_name = offer.Offer.customer_name
 
 local M = {}
 
@@ -76,14 +74,15 @@ local function mask(v, keep_tail)
 end
 
 -- A summary of the first offers, personal data masked unless asked for.
--- Reads fields raw and calls accessors through the module, so server data
--- (an offer with a field named like an accessor) cannot break it.
+-- Reads fields raw and calls accessors through the offer's metatable, so
+-- server data (an offer with a field named like an accessor) cannot break
+-- it.
 local function describe(client, offers)
   local parts = {}
   for i = 1, math_min(#offers, 5) do
     local o = offers[i]
     local c = type(o.customer) == "table" and o.customer or {}
-    local name, phone, email = customer_name(o), c.phone, c.email
+    local name, phone, email = getmetatable(o).customer_name(o), c.phone, c.email
     if not client._personal then name, phone, email = mask(name), mask(phone, true), mask(email) end
     parts[i] = string_format("#%s %s customer=%s phone=%s email=%s", tostring(o.id), tostring(o.status),
       tostring(name), tostring(phone), tostring(email))
@@ -110,7 +109,7 @@ end
 function M.outcome(client, offers, err)
   if not client._debug then return end
   if offers then
-    local meta = offer.meta(offers)
+    local meta = getmetatable(offers).meta(offers)
     M.line(client, "debug", string_format("%d in %.1f ms, %d offer(s): %s", meta.status,
       (meta.total_time or 0) * 1000, #offers, describe(client, offers)))
   else

@@ -5,12 +5,12 @@
 -- fails when a nested object is missing.
 -- @module kpayment
 
-local setmetatable, getmetatable, type, tonumber, ipairs =
-  setmetatable, getmetatable, type, tonumber, ipairs
+local setmetatable, getmetatable, type, ipairs = setmetatable, getmetatable, type, ipairs
 local math_floor, math_type, os_time = math.floor, math.type, os.time
 local string_format = string.format
 local table_concat = table.concat
 local core = require("kpayment.core")
+local parse_time = require("kpayment.time").parse_time
 
 local M = {}
 
@@ -21,46 +21,6 @@ Offer.__name = "kpayment.Offer"
 local OfferList = {}
 OfferList.__index = OfferList
 OfferList.__name = "kpayment.OfferList"
-
--- Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
--- days_from_civil), in plain arithmetic: no os.time, so no TZ dependence.
-local function days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = math_floor(y / 400)
-  local yoe = y - era * 400
-  local mp = m > 2 and m - 3 or m + 9
-  local doy = math_floor((153 * mp + 2) / 5) + d - 1
-  local doe = yoe * 365 + math_floor(yoe / 4) - math_floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-end
-
-local DAYS_IN_MONTH = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
-
---- Parse an ISO-8601 timestamp (`2025-03-28T11:34:46.759Z`, or with a
--- `+hh:mm` offset) into epoch seconds, fractions kept (kpayment.parse_time).
--- @return number, or nil when the text is not such a timestamp
--- @local
-function M.parse_time(s)
-  if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, sec, frac, zone =
-    s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt ](%d%d):(%d%d):(%d%d)(%.?%d*)(.*)$")
-  if not y then return nil end
-  y, mo, d, h, mi, sec = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
-  if mo < 1 or mo > 12 or d < 1 or d > DAYS_IN_MONTH[mo] or h > 23 or mi > 59 or sec > 60 then
-    return nil
-  end
-  if frac == "." then return nil end
-  local offset = 0
-  if zone ~= "Z" and zone ~= "z" then
-    local sign, oh, om = zone:match("^([+-])(%d%d):?(%d%d)$")
-    if not sign then return nil end
-    offset = (tonumber(oh) * 60 + tonumber(om)) * 60
-    if sign == "-" then offset = -offset end
-  end
-  local t = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 + sec - offset
-  if frac ~= "" then t = t + tonumber("0" .. frac) end
-  return t
-end
 
 local function field(t, ...)
   for _, k in ipairs({ ... }) do
@@ -94,7 +54,7 @@ end
 -- (`1743161686.759`), independent of the process's time zone.
 -- @treturn ?number nil when absent or unreadable
 function Offer:expires_at()
-  return M.parse_time(self.expiryDate)
+  return parse_time(self.expiryDate)
 end
 
 --- Whether the offer's expiry is at or before `now`.  An offer without a
@@ -102,7 +62,7 @@ end
 -- @tparam[opt=os.time()] number now epoch seconds
 -- @treturn boolean
 function Offer:is_expired(now)
-  local t = M.parse_time(self.expiryDate)
+  local t = parse_time(self.expiryDate)
   if t == nil then return false end
   return t <= (now or os_time())
 end

@@ -3,7 +3,7 @@
 -- @module kpayment.retry
 
 local core = require("kpayment.core")
-local offer = require("kpayment.offer")
+local parse_http_date = require("kpayment.time").parse_http_date
 
 local type, tonumber = type, tonumber
 local math_random, math_min, math_max, math_floor, math_huge =
@@ -16,9 +16,6 @@ local M = {}
 local BACKOFF_BASE, BACKOFF_CAP = 0.25, 8   -- seconds
 local MIN_ATTEMPT = 0.1   -- a retry needs at least this long before the deadline
 
-local MONTHS = { Jan = "01", Feb = "02", Mar = "03", Apr = "04", May = "05", Jun = "06",
-                 Jul = "07", Aug = "08", Sep = "09", Oct = "10", Nov = "11", Dec = "12" }
-
 --- Seconds a Retry-After header asks to wait: delta-seconds, or an HTTP
 -- date (`Wed, 21 Oct 2015 07:28:00 GMT`) measured from `now` (default
 -- os.time()); nil when absent or unreadable.
@@ -26,8 +23,7 @@ function M.retry_after_seconds(v, now)
   if type(v) ~= "string" then return nil end
   local n = v:match("^%s*(%d+)%s*$")
   if n then return tonumber(n) end
-  local d, mon, y, hms = v:match("^%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d:%d%d:%d%d) GMT$")
-  local t = d and MONTHS[mon] and offer.parse_time(y .. "-" .. MONTHS[mon] .. "-" .. d .. "T" .. hms .. "Z")
+  local t = parse_http_date(v)
   if not t then return nil end
   local wait = t - (now or os_time())
   return wait > 0 and wait or 0
