@@ -7,7 +7,7 @@
 --   check(text, ok, value, pok, pvalue, rok, rvalue, rpok, rpvalue,
 --         sok, svalue, spok, spvalue)
 -- for every input, where ok/value come from core.decode(text) (value is the
--- error message when ok is false), pok/pvalue from kp_json_decode with the
+-- error message when ok is false), pok/pvalue from kp_json_decode_opts with the
 -- projection trie built from FIELDS (pvalue is the bare message on failure),
 -- rok/rvalue and rpok/rpvalue from kp_json_decode_opts with records =
 -- RECORDS, without and with the trie, and sok/svalue, spok/spvalue the same
@@ -165,7 +165,7 @@ local function projection(text, ok, value, pok, pvalue)
   end
   local aok, av = pcall(core.decode, text, PROJECTION)
   if aok ~= pok then
-    return "core.decode with fields and kp_json_decode with the trie disagree: "
+    return "core.decode with fields and kp_json_decode_opts with the trie disagree: "
       .. tostring(av)
   end
   if not ok then

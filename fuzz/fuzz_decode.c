@@ -2,7 +2,7 @@
  * fuzz_decode.c -- libFuzzer target for the JSON decoder (kp_json.c).
  *
  * Every input is decoded six ways or more:
- *   - kp_json_decode() called directly, whole and with a projection trie,
+ *   - kp_json_decode_opts() called directly, whole and with a projection trie,
  *     and kp_json_decode_opts() with records = "financeOffers", whole and
  *     with the trie, then both of those again in steps of one record
  *     (kp_json_decode_step, budget 0, a full GC between two steps), to hold
@@ -107,8 +107,8 @@ static int decode_in_steps(lua_State *S, const char *text, size_t len,
 
 /*
  * direct_decode(text, trie|nil, records, steps) -> true, value | false, message
- * Runs kp_json_decode itself (not through core.decode), or with records
- * kp_json_decode_opts, and checks the promises in kp_json.h that a Lua
+ * Runs kp_json_decode_opts itself (not through core.decode), whole or
+ * with records in steps, and checks the promises in kp_json.h that a Lua
  * caller cannot see.  A C function so that
  * it runs under lua_pcall: the decoder may raise (out of memory only), and
  * an unprotected raise would end in Lua's panic handler instead of a report.
@@ -131,19 +131,18 @@ static int direct_decode(lua_State *S) {
   err.what = "sentinel: the decoder did not reset err";
   err.member = "sentinel";
   err.pos = (size_t)-1;
-  if (records != NULL) {
+  {
     kp_json_opts opts;
     opts.paths = paths;
     opts.records = records;
-    ok = steps ? decode_in_steps(S, text, len, &opts, &err)
-               : kp_json_decode_opts(S, text, len, &opts, &err);
-  } else {
-    ok = kp_json_decode(S, text, len, paths, &err);
+    opts.meta = 0;
+    ok = records != NULL && steps ? decode_in_steps(S, text, len, &opts, &err)
+                                  : kp_json_decode_opts(S, text, len, &opts, &err);
   }
   if (lua_gettop(S) != top + (ok ? 1 : 0)) {
     snprintf(msg, sizeof msg, "%s: stack height %d after decode returned %d, expected %d",
              how, lua_gettop(S), ok, top + (ok ? 1 : 0));
-    die("kp_json_decode broke its stack contract", msg);
+    die("kp_json_decode_opts broke its stack contract", msg);
   }
   if (ok) {
     lua_pushboolean(S, 1);
@@ -156,7 +155,7 @@ static int direct_decode(lua_State *S) {
              how, err.what ? err.what : "(null)",
              err.member ? err.member : "(null)",
              (unsigned long)err.pos, (unsigned long)len);
-    die("kp_json_decode failed without a sane error", msg);
+    die("kp_json_decode_opts failed without a sane error", msg);
   }
   lua_pushboolean(S, 0);
   lua_pushstring(S, kp_json_message(&err, msg, sizeof msg));
@@ -236,7 +235,7 @@ static void run_direct(int t, int with_trie, int records, int steps) {
   lua_pushboolean(L, records);
   lua_pushboolean(L, steps);
   if (lua_pcall(L, 4, 2, 0) != LUA_OK)
-    die("kp_json_decode raised", lua_tostring(L, -1));
+    die("kp_json_decode_opts raised", lua_tostring(L, -1));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -260,7 +259,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* The two paths read the same bytes with the same code: they must agree,
    * down to the error message (core.decode only adds a prefix). */
   if (api_ok != direct_ok)
-    die("core.decode and kp_json_decode disagree on success",
+    die("core.decode and kp_json_decode_opts disagree on success",
         api_ok ? lua_tostring(L, t + 2) : lua_tostring(L, t + 3));
   if (!api_ok) {
     const char *api = lua_tostring(L, t + 3);
@@ -269,7 +268,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (api == NULL || direct == NULL ||
         strncmp(api, prefix, sizeof prefix - 1) != 0 ||
         strcmp(api + sizeof prefix - 1, direct) != 0)
-      die("core.decode's error differs from kp_json_decode's",
+      die("core.decode's error differs from kp_json_decode_opts's",
           api ? api : "(not a string)");
   }
 

@@ -43,17 +43,6 @@ int kp_buf_terminate(kp_buf *b) {
   return 0;
 }
 
-/* Empty the buffer for the next response; memory above `keep` bytes goes
- * back, so one huge response does not pin its size for the client's life. */
-void kp_buf_reset(kp_buf *b, size_t keep) {
-  b->len = 0;
-  if (b->cap > keep) {
-    free(b->data);
-    b->data = NULL;
-    b->cap = 0;
-  }
-}
-
 void kp_buf_free(kp_buf *b) {
   free(b->data);
   b->data = NULL;

@@ -21,7 +21,7 @@ typedef struct kp_buf {
 KP_HIDDEN int kp_buf_reserve(kp_buf *b, size_t extra);
 KP_HIDDEN int kp_buf_append(kp_buf *b, const char *p, size_t n);
 KP_HIDDEN int kp_buf_terminate(kp_buf *b);
-KP_HIDDEN void kp_buf_reset(kp_buf *b, size_t keep);
 KP_HIDDEN void kp_buf_free(kp_buf *b);
 
 #endif
+

@@ -1,7 +1,9 @@
 /*
  * kp_json.c -- a strict RFC 8259 decoder that builds Lua values directly,
- * the response-shape checks (kp_json_opts.records) and the entry points.
- * Projection lives in kp_json_proj.c, the speed caches in kp_json_cache.h.
+ * and the entry points.  The walk over a response's envelope, with its
+ * shape checks (kp_json_opts.records) and its steps, lives in
+ * kp_json_records.c, projection in kp_json_proj.c, the speed caches in
+ * kp_json_cache.h.
  *
  * Objects become tables with string keys, arrays sequences, integral numbers
  * that fit in 64 bits Lua integers (exactly), other numbers floats.  null is
@@ -455,9 +457,6 @@ const char *kpj_enter(kpj_decoder *d, const char *at) {
   return at;
 }
 
-/* Containers take no flag: the top-level object and records array of a
- * response are walked by kp_json_records.c, with these for their parts. */
-
 /*
  * A scalar other than null, p on its first byte; anything else is "expected
  * a value".  Read right in a container's loop (inner_value), so only a
@@ -656,10 +655,6 @@ const char *kpj_skip_value(kpj_decoder *d, const char *p) {
 }
 
 /*
- * The top-level value.  Under records it must be an object; a projection
- * walks containers itself; a scalar is returned as it is either way.
- */
-/*
  * The top-level value.  A response's object (opts->records) is walked by
  * kp_json_records.c; under records any other value is an error; a
  * projection walks containers itself; a scalar is returned as it is.
@@ -743,15 +738,6 @@ int kp_json_decode_opts(lua_State *L, const char *text, size_t len,
   ok = kp_json_decode_step(L, &s, 0, text, len, opts, -1);
   *err = s.err;
   return ok;
-}
-
-int kp_json_decode(lua_State *L, const char *text, size_t len,
-                   const kp_json_path *paths, kp_json_error *err) {
-  kp_json_opts opts;
-  opts.paths = paths;
-  opts.records = NULL;
-  opts.meta = 0;
-  return kp_json_decode_opts(L, text, len, &opts, err);
 }
 
 const char *kp_json_message(const kp_json_error *err, char *buf, size_t size) {

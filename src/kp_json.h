@@ -2,10 +2,11 @@
  * kp_json.h -- JSON text to native Lua values (Lua C API only, no network),
  * so it can be tested, fuzzed and benchmarked on its own.
  *
- * Sources: kp_json.c (the strict parser, the response-shape checks and these
- * entry points), kp_json_proj.c (projection: the trie and the projecting
- * walk), kp_json_cache.h (per-state speed caches), kp_json_int.h (what the
- * parser and the projection share).
+ * Sources: kp_json.c (the strict parser and these entry points),
+ * kp_json_records.c (a response's envelope walked in steps, with the
+ * response-shape checks), kp_json_proj.c (projection: the trie and the
+ * projecting walk), kp_json_cache.h (per-state speed caches), kp_json_int.h
+ * (what those share).
  */
 #ifndef KP_JSON_H
 #define KP_JSON_H
@@ -101,10 +102,6 @@ KP_HIDDEN void kp_json_push_slices(lua_State *L);
 KP_HIDDEN int kp_json_decode_step(lua_State *L, kp_json_slicer *s, int state,
                                   const char *text, size_t len,
                                   const kp_json_opts *opts, double budget_ms);
-
-/* kp_json_decode_opts with paths only (no shape check). */
-KP_HIDDEN int kp_json_decode(lua_State *L, const char *text, size_t len,
-                             const kp_json_path *paths, kp_json_error *err);
 
 /*
  * The projection trie for the list of dotted paths at stack index idx

@@ -1,7 +1,8 @@
 /*
- * kp_json_int.h -- what the strict parser (kp_json.c) and the projection
- * (kp_json_proj.c) share: the decoder's state, the small grammar steps both
- * walk with, and the response-shape checks (kp_json_opts.records).
+ * kp_json_int.h -- what the strict parser (kp_json.c), the envelope walk
+ * (kp_json_records.c) and the projection (kp_json_proj.c) share: the
+ * decoder's state, the small grammar steps they walk with, and the
+ * response-shape checks (kp_json_opts.records).
  * Internal: nothing here is part of kp_json.h's interface.
  */
 #ifndef KP_JSON_INT_H
