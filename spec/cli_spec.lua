@@ -145,7 +145,7 @@ describe("kpayment command", function()
       { one("--json=yes"), "%-%-json takes no value" },
       { one("stray"), "unexpected argument 'stray'" },
       { one("--timeout", "soon"), "needs a number" },
-      { { "offers", "--batch", "x.csv", "--concurrency", "-1" }, "needs a whole number from 1 to 1024" },
+      { { "offers", "--batch", "x.csv", "--concurrency", "-1" }, "needs an integer from 1 to 1024" },
       { { "offers", "--batch", "x.csv", "--concurrency", "2.5" }, "needs a whole number" },
       { one("--base-url", "ftp://x"),
         "bad option %-%-base%-url" },

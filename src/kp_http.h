@@ -16,7 +16,7 @@ typedef struct kp_http_config {
   const char *ca_file;          /* NULL: the system's CA store */
   const char *proxy;            /* NULL: libcurl's default (environment) */
   struct curl_slist *resolve;   /* "host:port:address" entries; taken over */
-  long timeout_ms;              /* whole transfer; 0: none */
+  long timeout_ms;              /* each attempt, whole; 0: none */
   long connect_timeout_ms;
   long pool_size;               /* idle connections kept */
   long pool_idle_s;             /* seconds an idle connection is kept */

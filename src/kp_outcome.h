@@ -1,7 +1,10 @@
 /*
- * kp_outcome.h -- a finished transfer as one named Lua value: the single
- * place that decides what happened (success, or which kind of failure and
- * whether another attempt may help) and decodes the body.
+ * kp_outcome.h -- a finished transfer as one named Lua value: success, or
+ * which kind of failure and whether another attempt may help, with the
+ * body decoded.  A response is judged here, from its status and body
+ * (http, decode; kp_status_retryable in kp_result.c); a transport failure
+ * arrives already classified by its transport (libcurl's codes: classify
+ * in kp_http.c; the others: kp_report.c) and is only copied out.
  */
 #ifndef KP_OUTCOME_H
 #define KP_OUTCOME_H

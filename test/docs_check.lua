@@ -144,6 +144,47 @@ else
   end
 end
 
+-- The defaults the options' doc comments quote are the ones the code
+-- applies (core.DEFAULTS, config.DEFAULTS): "Default: `30`", "Default: 64
+-- MiB", "Default: `KPAYMENT_LOCALE`, else `"en-US"`".
+do
+  local config = require("kpayment.config")
+  local defaults, checked = {}, 0
+  for _, t in ipairs({ core.DEFAULTS, config.DEFAULTS }) do
+    for k, v in pairs(t) do defaults[k] = v end
+  end
+  local comments = {}
+  for line in config_src:gmatch("[^\n]*") do
+    local text = line:match("^%-%-%-?%s?(.*)$")
+    if text then comments[#comments + 1] = text end
+  end
+  local fields = table.concat(comments, " ")
+  for name, value in pairs(defaults) do
+    local doc = fields:match("@tfield [%w|{},.]+ " .. name .. " (.-)@tfield")
+      or fields:match("@tfield [%w|{},.]+ " .. name .. " (.*)$")
+    local said = doc and doc:match("Default: (.*)$")
+    if not said then
+      fail("lua/kpayment/config.lua: option '%s' has no \"Default:\" in its doc comment", name)
+    else
+      checked = checked + 1
+      local ok
+      if type(value) == "number" then
+        local n, unit = said:match("^`?(%d+%.?%d*)`?%s*(%a*)")
+        n = tonumber(n)
+        if unit == "MiB" and n then n = n * 1048576 end
+        ok = n == value
+      else
+        ok = said:find('"' .. value .. '"', 1, true) ~= nil
+      end
+      if not ok then
+        fail("lua/kpayment/config.lua: option '%s' says \"Default: %s\", the code applies %s",
+          name, said:sub(1, 40), tostring(value))
+      end
+    end
+  end
+  if checked == 0 then fail("no option default checked") end
+end
+
 if #failures > 0 then
   io.stderr:write("docs: the reference does not match the code:\n  ", table.concat(failures, "\n  "), "\n")
   os.exit(1)

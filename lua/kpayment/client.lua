@@ -14,7 +14,7 @@ local errors = require("kpayment.errors")
 local setmetatable, getmetatable, pairs, type, tostring, error, pcall =
   setmetatable, getmetatable, pairs, type, tostring, error, pcall
 local newproxy = rawget(_G, "newproxy")   -- 5.1 and LuaJIT only
-local math_type, math_huge = config.math_type, math.huge
+local math_huge = math.huge
 
 local M = {}
 
@@ -26,6 +26,11 @@ local M = {}
 -- (also when the Lua state closes, `lua_close`: finalizers run there on
 -- every Lua).  A request without `on_done` that its caller still holds
 -- keeps its client alive.  `tostring(client)` shows the base URL only.
+--
+-- Over libcurl a client holds a multi handle (connections and the DNS
+-- cache, at most `pool_size` idle connections), a share handle (TLS
+-- sessions) and a pool of up to 16 idle easy handles, each reused for one
+-- transfer at a time; inside nginx, the worker's cosocket pools.
 -- @type Client
 local Client = {}
 Client.__index = Client
@@ -192,7 +197,8 @@ end
 function Client:poll(ms, budget_ms)
   ms = ms or 0
   if type(ms) ~= "number" or ms ~= ms or ms < 0 or ms > core.LIMITS.seconds * 1000 then
-    error("kpayment: bad argument #1 to 'poll' (milliseconds from 0 to 86400000 expected)", 2)
+    error(("kpayment: bad argument #1 to 'poll' (milliseconds from 0 to %d expected)")
+      :format(core.LIMITS.seconds * 1000), 2)
   end
   if budget_ms ~= nil and not config.budget_ok(budget_ms) then
     error("kpayment: bad argument #2 to 'poll' (milliseconds from 0 up, or math.huge, expected)", 2)
@@ -259,10 +265,9 @@ function Client:get_offers_many(list, opts)
       error("kpayment: unknown option '" .. errors.text(k) .. "'", 2)
     end
   end
-  local concurrency, on_progress = opts.concurrency or 8, opts.on_progress
-  if math_type(concurrency) ~= "integer" or concurrency < 1 or concurrency > 1024 then
-    error("kpayment: bad option 'concurrency' (an integer from 1 to 1024 expected)", 2)
-  end
+  local concurrency, on_progress = opts.concurrency or config.CONCURRENCY.default, opts.on_progress
+  local problem = config.concurrency_problem(concurrency)
+  if problem then error("kpayment: bad option 'concurrency' (" .. problem .. " expected)", 2) end
   if on_progress ~= nil and type(on_progress) ~= "function" then
     error("kpayment: bad option 'on_progress' (function expected)", 2)
   end

@@ -72,8 +72,13 @@ M.math_type = math_type
 -- @tfield string proxy proxy URL (credentials allowed; they are treated as
 -- secrets).  Default: libcurl's, from `http_proxy`, `https_proxy`,
 -- `all_proxy` and their upper-case forms
--- @tfield string user_agent your product token, sent before
--- `kpayment/<version> (Lua 5.4; libcurl/<version>)`
+-- @tfield string user_agent your product token, sent first in the
+-- `User-Agent` header: `APP kpayment/<version> (<Lua>; <stack>)`.  `<Lua>`
+-- is the Lua running kpayment (`Lua 5.4`, or under LuaJIT its version,
+-- `LuaJIT 2.1.0-beta3`); `<stack>` what sends the request: `libcurl/7.88.1`,
+-- or inside nginx (cosocket and subrequest transports) `nginx/1.22.1`; a
+-- `transport` function has none: `kpayment/0.2.0 (Lua 5.4)`.  Default:
+-- none, so the header starts with `kpayment/`
 -- @tfield integer retries automatic retries of a failed call that another
 -- attempt may fix (0 to 100; see `Error`'s `retryable`).  Default: `2`
 -- @tfield number deadline seconds bounding all attempts of one call
@@ -309,6 +314,18 @@ end
 -- The defaults the Lua side applies (C's are core.DEFAULTS).
 M.DEFAULTS = { retries = 2, decode_budget = M.DEFAULT_DECODE_BUDGET, locale = "en-US",
                base_url = M.DEFAULT_BASE_URL }
+
+-- get_offers_many's window (and the command's --concurrency): not an
+-- option of new, so apart from DEFAULTS.
+M.CONCURRENCY = { default = 8, max = 1024 }
+
+--- nil when n is a concurrency get_offers_many takes, else what it expects
+-- ("an integer from 1 to 1024").
+-- @local
+function M.concurrency_problem(n)
+  if math_type(n) == "integer" and n >= 1 and n <= M.CONCURRENCY.max then return nil end
+  return string_format("an integer from 1 to %d", M.CONCURRENCY.max)
+end
 
 --- What a resolved configuration says, without secrets: every option's
 -- value (password, bearer token and functions left out, a proxy's

@@ -30,9 +30,36 @@ local M = {
   -- left out instead.
   null = core.null,
   --- Decode JSON text into Lua values, with the decoder `get_offers` uses
-  -- (`kpayment.core.decode`).  Objects become tables, arrays sequences,
-  -- integers exact Lua integers (before Lua 5.3, beyond 2^53: strings of
-  -- the digits), null array elements `null`; strict RFC 8259.
+  -- (`kpayment.core.decode`):
+  --
+  -- - objects become tables with string keys (a repeated key: the last
+  --   wins), arrays sequences;
+  -- - integral numbers that fit in 64 bits become exact Lua integers
+  --   (`9007199254740993` stays `9007199254740993`; before Lua 5.3, beyond
+  --   2^53: strings of the digits), `-0` becomes `-0.0`, other numbers
+  --   correctly rounded floats; a number too large for a double is an error;
+  -- - strings: every escape, `\u` surrogate pairs to UTF-8, `\u0000` kept
+  --   as a NUL byte; the text must be valid UTF-8 (no overlongs, surrogates
+  --   or code points above U+10FFFF), and unpaired `\u` surrogates are errors;
+  -- - `null` as an object value leaves the key out; `null` in an array
+  --   becomes `null`, so indices stay dense;
+  -- - nesting deeper than 1000 levels is an error (never a C stack overflow);
+  -- - strict RFC 8259: no NaN or Infinity, leading zeros, hex, `+1`, `.5`,
+  --   comments, trailing commas, single quotes, BOM or raw control
+  --   characters; whitespace is space, tab, CR and LF only; nothing but
+  --   whitespace after the value.
+  --
+  -- With `fields`, only the listed dotted paths are built; unlisted fields
+  -- are absent, and so are listed ones the document lacks.  Paths apply
+  -- inside array elements (`"financeEvents.eventCode"` keeps the code of
+  -- every event), and an envelope needs no path of its own: above the
+  -- first record, members no path names that hold an object or array are
+  -- descended, so on `{"financeOffers":[…]}` the path `"id"` selects every
+  -- offer's `id` (not the `id` of an offer's lender, which is inside a
+  -- record).  A listed object or array is kept whole.  What is skipped is
+  -- checked with the same strictness, so a text is rejected, at the same
+  -- byte, with or without `fields`; a member's last occurrence wins as in a
+  -- full decode (`{"a":1,"a":null}` projected on `a` gives `{}`).
   -- @function decode
   -- @tparam string text JSON text
   -- @tparam[opt] table opts `fields`: a list of dotted paths (or a
@@ -70,8 +97,11 @@ local M = {
   DEFAULT_BASE_URL = config.DEFAULT_BASE_URL,
 }
 
---- Create a client: one reused connection (or several, for concurrent
--- calls) to the API and the defaults of every call.
+--- Create a client: the defaults of every call, and the connections its
+-- calls share, kept alive from call to call (over libcurl: a multi handle
+-- for connections and the DNS cache, a share handle for TLS sessions, and
+-- a pool of up to 16 idle easy handles; inside nginx, the worker's
+-- cosocket pools).
 --
 -- Every option is optional and falls back to the environment
 -- (`KPAYMENT_*`) and then to a default; see `options`.  `skin` has no

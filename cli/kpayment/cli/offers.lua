@@ -5,6 +5,7 @@
 -- @module kpayment.cli.offers
 
 local core = require("kpayment.core")
+local config = require("kpayment.config")
 local term = require("kpayment.cli.term")
 local output = require("kpayment.cli.output")
 local input = require("kpayment.cli.input")
@@ -16,7 +17,7 @@ local string_format, string_match, string_gmatch = string.format, string.match, 
 
 local M = {}
 
-local USAGE = [[
+local USAGE = ([[
 Usage: kpayment offers --customer UUID --dealer UUID [options]
        kpayment offers --batch FILE [--dealer UUID] [--concurrency N] [options]
 
@@ -45,7 +46,7 @@ Options:
   --customer UUID    the customer (customerUUID)
   --dealer UUID      the dealer (dealerUUID); with --batch, for lines without one
   --batch FILE       CSV of customer,dealer lines ('-': standard input)
-  --concurrency N    requests in flight with --batch (default 8, up to 1024)
+  --concurrency N    requests in flight with --batch (default %d, up to %d)
   --format F         table, json, ndjson, csv or tsv (default table)
   --json             the same as --format json
   --fields A,B.C     decode only these dotted paths inside each offer; they
@@ -73,7 +74,7 @@ Exit status: 0 success, 1 an answer that is not offers (http, decode,
 body_too_large), 2 usage error, 3 no answer (network, timeout, tls), 130
 interrupted: what finished is written (ndjson, csv, tsv).  With --batch the
 worst: 3 if any customer got no answer, else 1 if any failed.
-]]
+]]):format(config.CONCURRENCY.default, config.CONCURRENCY.max)
 
 M.SPEC = {
   customer = "string", dealer = "string", batch = "file", concurrency = "integer",
@@ -156,10 +157,9 @@ function M.run(args, cli)
     if not opts.dealer then cli.usage("offers", "--dealer is required") end
     if opts.concurrency then cli.usage("offers", "--concurrency goes with --batch") end
   end
-  opts.concurrency = opts.concurrency or 8
-  if opts.concurrency < 1 or opts.concurrency > 1024 then
-    cli.usage("offers", "option --concurrency needs a whole number from 1 to 1024")
-  end
+  opts.concurrency = opts.concurrency or config.CONCURRENCY.default
+  local problem = config.concurrency_problem(opts.concurrency)
+  if problem then cli.usage("offers", "option --concurrency needs " .. problem) end
   opts.fields = fields_list(opts.fields)
   local fail = function(message) cli.usage("offers", message) end
   local list = opts.batch and input.read(opts.batch, opts.dealer, fail)
