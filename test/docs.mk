@@ -4,13 +4,17 @@
 #                        warning fails, and so does a public function,
 #                        method, field or option without an entry
 #                        (test/docs_check.lua)
-#   make readme-check    every sh/bash/console/lua block of README.md runs
-#                        in a clean environment against the mock
-#                        (test/readme_check.lua; marks for what cannot)
+#   make readme-check    README.md and docs/*.md: every sh/bash/console/lua
+#                        block runs in a clean environment against the
+#                        mock (marks for what cannot), every nginx block
+#                        in nginx, and every relative link resolves
+#                        (test/readme_check.lua); the reference and the
+#                        core for nginx's LuaJIT are built first
 #   make examples-check  every file of examples/ runs, or is run by a named
 #                        CI step
 #
-# Uses from the main Makefile: LUA, LUA_ENV, all, deps.
+# Uses from the main Makefile: LUA, LUA_ENV, all, deps; from
+# examples/openresty/openresty.mk: openresty-build.
 
 LDOC ?= ldoc
 DOCS_PACKAGES := lua-ldoc lua-discount
@@ -33,7 +37,9 @@ docs: all
 	@$(LUA_ENV) $(LUA) test/docs_check.lua docs/reference
 	@echo "docs: docs/reference/index.html"
 
-readme-check: all
+# Links into docs/reference/ need the reference; nginx blocks need nginx,
+# its lua module and build/luajit/ (openresty-build).
+readme-check: all docs openresty-build
 	@lua5.4 test/readme_check.lua readme README.md $(wildcard docs/*.md)
 
 examples-check: all

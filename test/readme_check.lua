@@ -15,10 +15,31 @@
 -- other info string, a fence without one, or an indented code block is an
 -- error, so a command cannot hide from this check.  An nginx block is a
 -- whole configuration file shipped in the checkout, marked with its path,
--- and must be that file, byte for byte (what runs it is named in the COVERED
--- list of examples):
+-- and must be that file, byte for byte; optionally the mark names one
+-- request to make:
 --
---   <!-- readme-check: same-as examples/openresty/nginx.conf -->
+--   <!-- readme-check: same-as examples/openresty/nginx.conf GET /offers?… -->
+--
+-- and then it runs in nginx, against the mock like the other blocks, under
+-- a private prefix laid out as the shipped configuration's header says
+-- (lua_modules/ with the checkout's modules and the core built for LuaJIT,
+-- kpayment/ the checkout's nginx/, and the .lua files beside the file), in
+-- a copy whose only changes are its `listen` addresses (a free port on
+-- 127.0.0.1) and temp paths inside the prefix, so no other nginx of the
+-- machine is touched: `nginx -t` first, then nginx started in the
+-- foreground until it answers, then the request, which must answer 2xx;
+-- nginx is stopped by its process id.  Needs nginx, its lua module and
+-- build/luajit/kpayment/core.so (make readme-check builds it).
+--
+-- Every relative link of a page, `[text](target)` or `[ref]: target`
+-- outside code, must resolve: the file or directory (relative to the page),
+-- and a `#anchor` to a heading of a .md file (GitHub's ids) or an id or
+-- name of an .html file (the reference that `make docs` generates, which
+-- make readme-check builds first).
+--
+-- An nginx that a block leaves running (a pid file under the block's HOME
+-- or TMPDIR naming a live nginx five seconds after the block ended) fails
+-- the block and is stopped by that pid.
 --
 -- Several pages may be checked in one run (README.md and docs/*.md).
 --
@@ -144,9 +165,20 @@ local function parse_mark(text, line)
   local verb, rest = text:match("^([%a-]+)%s*(.-)%s*$")
   local mark = { verb = verb, line = line }
   if verb == "same-as" then
-    mark.path = rest:match("^(%S+)$")
-    if not mark.path then problem(line, "'same-as' wants a path: %s", text) end
-    return mark.path and mark
+    local path, request = rest:match("^(%S+)%s*(.-)$")
+    mark.path = path
+    if not mark.path then
+      problem(line, "'same-as' wants a path: %s", text)
+      return nil
+    end
+    if request ~= "" then
+      mark.get = request:match("^GET%s+(/%S*)$")
+      if not mark.get then
+        problem(line, "'same-as PATH' may be followed by 'GET /path' only: %s", text)
+        return nil
+      end
+    end
+    return mark
   end
   if verb ~= "skip" and verb ~= "needs" then
     problem(line, "unknown readme-check mark '%s' (skip, needs or same-as)", text)
@@ -280,6 +312,42 @@ end
 
 local results = { ran = 0, skipped = 0, failed = 0 }
 
+-- nginx masters a block left running under `dir` (its HOME and TMPDIR):
+-- each pid file there naming a live nginx, given five seconds to go
+-- (`nginx -s quit` returns before nginx has gone), is stopped by its pid.
+-- Returns what was stopped, for the block's log.
+local function stop_leftover_nginx(dir)
+  local stopped = {}
+  local pidfiles = capture("find " .. quote(dir) .. " -path '*/logs/nginx.pid' 2>/dev/null")
+  for pidfile in pidfiles:gmatch("[^\n]+") do
+    local f = io.open(pidfile, "rb")
+    local pid = f and tonumber((f:read("*a") or ""):match("^%s*(%d+)"))
+    if f then f:close() end
+    local function alive()
+      local comm = io.open("/proc/" .. tostring(pid) .. "/comm", "rb")
+      local name = comm and comm:read("*l")
+      if comm then comm:close() end
+      return name == "nginx"
+    end
+    if pid then
+      for _ = 1, 50 do
+        if not alive() then break end
+        os.execute("sleep 0.1")
+      end
+      if alive() then
+        os.execute("kill -QUIT " .. pid .. " 2>/dev/null")
+        for _ = 1, 50 do
+          if not alive() then break end
+          os.execute("sleep 0.1")
+        end
+        if alive() then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+        stopped[#stopped + 1] = string.format("nginx %d (%s)", pid, pidfile)
+      end
+    end
+  end
+  return stopped
+end
+
 -- Run `body` (a shell command line) in a clean environment under a fresh
 -- mock; `keep_lua_path` keeps the LUA_PATH with-mock.sh sets (Lua blocks
 -- and examples) or drops it (shell blocks: a user's shell has none).
@@ -310,6 +378,12 @@ local function run(label, body, keep_lua_path)
     ok = false
     write(log, read(log) .. "\nreadme-check: left in the checkout:\n  " .. table.concat(left, "\n  ") .. "\n")
   end
+  local running = stop_leftover_nginx(dir)
+  if #running > 0 then
+    ok = false
+    write(log, read(log) .. "\nreadme-check: left running, now stopped:\n  "
+      .. table.concat(running, "\n  ") .. "\n")
+  end
   if ok then
     results.ran = results.ran + 1
     print(string.format("ok     %-60s %6.1f s", label, took))
@@ -327,6 +401,70 @@ end
 local function skipped(label, reason)
   results.skipped = results.skipped + 1
   print(string.format("skip   %-60s (%s)", label, reason))
+end
+
+-- A shipped nginx configuration (`conf`, a path in the checkout) run in
+-- nginx under a private prefix, as the header says; `get` a request path
+-- or nil.  Against the mock, under run(), like any block.
+local NGINX_SCRIPT = [=[
+set -eu
+root=$(pwd)
+conf=$1
+get=${2:-}
+core=$root/build/luajit/kpayment/core.so
+[ -f "$core" ] || { echo "readme-check: $core missing: make LUA_VERSION=luajit" >&2; exit 1; }
+command -v nginx >/dev/null || { echo "readme-check: nginx not found" >&2; exit 1; }
+prefix=$TMPDIR/nginx
+mkdir -p "$prefix/logs" "$prefix/temp" "$prefix/lua_modules/share/lua/5.1" \
+  "$prefix/lua_modules/lib/lua/5.1/kpayment"
+chmod 755 "$TMPDIR" "$prefix"          # nginx's workers (nobody) read through it
+ln -s "$root/lua/kpayment" "$prefix/lua_modules/share/lua/5.1/kpayment"
+ln -s "$core" "$prefix/lua_modules/lib/lua/5.1/kpayment/core.so"
+ln -s "$root/nginx" "$prefix/kpayment"
+for f in "$root/$(dirname "$conf")"/*.lua; do
+  [ ! -e "$f" ] || ln -s "$f" "$prefix/"
+done
+port=$(lua5.4 -e 'local s = assert(require("socket").bind("127.0.0.1", 0))
+print((select(2, s:getsockname())))')
+# The file with its listen addresses on that port, and temp paths in the
+# prefix (nginx would otherwise create, and chown, its compiled-in ones).
+temp="client_body_temp_path temp/body; proxy_temp_path temp/proxy; fastcgi_temp_path temp/fastcgi;"
+temp="$temp uwsgi_temp_path temp/uwsgi; scgi_temp_path temp/scgi;"
+sed -e "s|^\([[:space:]]*listen[[:space:]]\{1,\}\)[^;[:space:]]*|\1127.0.0.1:$port|" \
+    -e "s|^\([[:space:]]*http[[:space:]]*{\)[[:space:]]*$|\1 $temp|" \
+    "$root/$conf" >"$prefix/nginx.conf"
+grep -q "listen 127.0.0.1:$port" "$prefix/nginx.conf" ||
+  { echo "readme-check: no listen line in $conf" >&2; exit 1; }
+grep -q "uwsgi_temp_path" "$prefix/nginx.conf" ||
+  { echo "readme-check: no 'http {' line in $conf" >&2; exit 1; }
+log() { echo "--- $prefix/logs/error.log" >&2; cat "$prefix/logs/error.log" >&2 2>/dev/null || true; }
+echo "nginx -t, $conf on 127.0.0.1:$port"
+nginx -t -p "$prefix/" -c nginx.conf -e logs/error.log || { log; exit 1; }
+nginx -p "$prefix/" -c nginx.conf -e logs/error.log -g 'daemon off;' </dev/null &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
+i=0
+until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")" != 000 ]; do
+  kill -0 $pid 2>/dev/null || { echo "readme-check: nginx exited" >&2; log; exit 1; }
+  i=$((i + 1))
+  [ $i -le 200 ] || { echo "readme-check: nginx does not answer on port $port" >&2; log; exit 1; }
+  sleep 0.05
+done
+echo "nginx serves on 127.0.0.1:$port"
+if [ -n "$get" ]; then
+  code=$(curl -sS -o "$TMPDIR/body" -w '%{http_code}' "http://127.0.0.1:$port$get")
+  echo "GET $get: HTTP $code"
+  head -c 400 "$TMPDIR/body"; echo
+  case $code in 2??) ;; *) log; exit 1 ;; esac
+fi
+]=]
+
+local function run_nginx(label, conf, get)
+  local file = string.format("%s/nginx-%d.sh", tmp, results.ran + results.failed + 1)
+  write(file, NGINX_SCRIPT)
+  local args = quote(file) .. " " .. quote(conf)
+  if get then args = args .. " " .. quote(get) end
+  return run(label, "sh " .. args, false)
 end
 
 local function first_line(block)
@@ -354,7 +492,7 @@ local function check_readme(path)
       elseif read(ROOT .. "/" .. m.path) ~= table.concat(b.lines, "\n") .. "\n" then
         problem(b.line, "the block is not %s as it is in the checkout", m.path)
       else
-        skipped(string.format("%s:%d nginx", readme_name, b.line), "the same as " .. m.path)
+        runnable[#runnable + 1] = b
       end
     elseif SHOWN[b.lang] and #b.marks > 0 then
       problem(b.line, "a readme-check mark on a %s block, which never runs", b.lang)
@@ -364,7 +502,7 @@ local function check_readme(path)
   end
   -- Check every mark before running anything.
   for _, b in ipairs(runnable) do
-    b.cmds = b.lang ~= "lua" and commands(b) or {}
+    b.cmds = (b.lang == "lua" or b.lang == "nginx") and {} or commands(b)
     for _, m in ipairs(b.marks) do
       if m.command then
         if b.lang == "lua" then problem(m.line, "a command mark on a lua block") end
@@ -384,15 +522,17 @@ local function check_readme(path)
     local label = string.format("%s:%d %s: %s", readme_name, b.line, b.lang, first_line(b):sub(1, 40))
     local whole
     for _, m in ipairs(b.marks) do
-      if not m.command then
-        if m.verb == "skip" then
-          whole = m.reason
-        elseif not exists(ROOT .. "/" .. m.path) then
-          whole = m.path .. " is not in this checkout: " .. m.reason
-        end
+      if m.verb == "skip" and not m.command then
+        whole = m.reason
+      elseif m.verb == "needs" and not m.command and not exists(ROOT .. "/" .. m.path) then
+        whole = m.path .. " is not in this checkout: " .. m.reason
       end
     end
-    if whole then
+    if b.lang == "nginx" then
+      local m = b.marks[1]
+      run_nginx(string.format("%s:%d nginx: %s%s", readme_name, b.line, m.path,
+        m.get and " + GET" or ""), m.path, m.get)
+    elseif whole then
       skipped(label, whole)
     else
       local lines = {}
@@ -423,6 +563,132 @@ local function check_readme(path)
       end
     end
   end
+end
+
+---------------------------------------------------------------------------
+-- Links
+
+-- Unicode punctuation and symbols that GitHub drops from heading ids (it
+-- keeps letters, marks, numbers, `_`, `-` and spaces, which become `-`).
+local DROPPED = {}
+for _, c in ipairs({ "—", "–", "…", "×", "’", "‘", "“", "”", "«", "»", "·", "→", "←",
+                     "≥", "≤", "±", "°", "§", "€", "£" }) do
+  DROPPED[c] = true
+end
+
+-- The id GitHub gives a heading.
+local function heading_id(text)
+  text = text:gsub("%[([^%]]*)%]%b()", "%1"):gsub("<[^>]*>", ""):lower()
+  local out = {}
+  for ch in text:gmatch("[%z\1-\127\194-\244][\128-\191]*") do
+    if ch:match("^[%w_%-]$") then
+      out[#out + 1] = ch
+    elseif ch == " " then
+      out[#out + 1] = "-"
+    elseif #ch > 1 and not DROPPED[ch] then
+      out[#out + 1] = ch
+    end
+  end
+  return table.concat(out)
+end
+
+-- A page's text outside fenced code, with each fence's lines blanked (so
+-- line numbers stay), and its headings' ids (a set).
+local function page_text(path)
+  local lines, ids, seen = {}, {}, {}
+  local fence
+  for l in (read(path) .. "\n"):gmatch("(.-)\r?\n") do
+    local open = l:match("^ ? ? ?(```+)") or l:match("^ ? ? ?(~~~+)")
+    if fence then
+      if open and open:sub(1, 1) == fence:sub(1, 1) and #open >= #fence
+        and l:match("^%s*[`~]+%s*$") then
+        fence = nil
+      end
+      lines[#lines + 1] = ""
+    elseif open then
+      fence = open
+      lines[#lines + 1] = ""
+    else
+      lines[#lines + 1] = l
+      local heading = l:match("^ ? ? ?#+%s+(.-)%s*#*%s*$")
+      if heading then
+        local id = heading_id(heading)
+        local n = seen[id]
+        seen[id] = (n or 0) + 1
+        ids[n and (id .. "-" .. n) or id] = true
+      end
+    end
+  end
+  return table.concat(lines, "\n"), ids
+end
+
+local anchors_cache = {}
+
+-- The anchors of a file: headings' ids for Markdown, ids and names for
+-- HTML; nil for other files.
+local function anchors(path)
+  if anchors_cache[path] == nil then
+    local set = false
+    if path:match("%.md$") then
+      local _, ids = page_text(path)
+      set = ids
+    elseif path:match("%.html?$") then
+      set = {}
+      local html = read(path)
+      for attr, value in html:gmatch('(%a+)%s*=%s*"([^"]*)"') do
+        if attr == "id" or attr == "name" then set[value] = true end
+      end
+    end
+    anchors_cache[path] = set
+  end
+  return anchors_cache[path] or nil
+end
+
+local function is_dir(path)
+  local ok = os.execute("test -d " .. quote(path))
+  return ok == true or ok == 0
+end
+
+-- Every relative link of the page at `path` resolves: its file, and its
+-- anchor.
+local function check_links(path)
+  readme_name = path:gsub("^%./", "")
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  local text = page_text(path)
+  -- comments and code spans hold no links; keep their newlines for line numbers
+  local function blank(s) return (s:gsub("[^\n]", "")) end
+  text = text:gsub("<!%-%-.-%-%->", blank):gsub("(`+)(.-)%1", function(_, body) return blank(body) end)
+  local links = {}
+  for pos, target in text:gmatch("()%]%(%s*<?([^%s%)>]*)") do links[#links + 1] = { pos, target } end
+  for pos, target in text:gmatch("\n()%s*%[[^%]\n]+%]:%s*<?([^%s>]+)") do
+    links[#links + 1] = { pos, target }
+  end
+  local count = 0
+  for _, link in ipairs(links) do
+    local pos, target = link[1], link[2]
+    local line = select(2, text:sub(1, pos):gsub("\n", "")) + 1
+    if target == "" then
+      problem(line, "a link without a target")
+    elseif not target:match("^%a[%w+.-]*:") then
+      count = count + 1
+      local file, anchor = target:match("^([^#]*)#?(.*)$")
+      local full = file == "" and path or (dir .. "/" .. file)
+      full = full:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+      if file ~= "" and not exists(full) and not is_dir(full) then
+        problem(line, "link to %s: no such file%s", target,
+          full:find("docs/reference/", 1, true) and " (make docs generates the reference)" or "")
+      elseif anchor ~= "" then
+        local set = anchors(full)
+        if not set then
+          problem(line, "link to %s: no anchors in %s", target, full)
+        elseif not set[anchor] then
+          problem(line, "link to %s: no anchor #%s in %s", target, anchor, full)
+        end
+      end
+    end
+  end
+  print(string.format("links  %-60s %d relative links checked", readme_name, count))
+  return count
 end
 
 local function check_examples()
@@ -462,7 +728,10 @@ end
 
 local mode = arg[1]
 if mode == "readme" then
-  for i = 2, math.max(#arg, 2) do check_readme(arg[i] or ROOT .. "/README.md") end
+  local pages = {}
+  for i = 2, math.max(#arg, 2) do pages[#pages + 1] = arg[i] or ROOT .. "/README.md" end
+  for _, page in ipairs(pages) do check_links(page) end
+  for _, page in ipairs(pages) do check_readme(page) end
 elseif mode == "examples" then
   check_examples()
 else
