@@ -85,7 +85,7 @@ local COVERED = {
   ["examples/openresty/openresty.mk"] = { ci = "make test-openresty",
     why = "the make fragment of demo-openresty and test-openresty" },
   ["examples/openresty/demo.sh"] = { ci = "make readme-check",
-    why = "make demo-openresty, a README command" },
+    why = "make demo-openresty, a command of docs/openresty.md" },
 }
 
 -- Info strings: run, or shown only (never run).
