@@ -1,13 +1,14 @@
--- The README works as written, and every example runs.
+-- The README and the guides work as written, and every example runs.
 --
 --   lua5.4 test/readme_check.lua readme [PAGE.md ...]  (make readme-check)
 --   lua5.4 test/readme_check.lua examples             (make examples-check)
 --
--- readme: every fenced block of README.md whose info string is sh, bash,
--- console (its `$ ` lines) or lua runs, each in a clean environment (env -i:
--- PATH, a fresh HOME and TMPDIR, no LUA_PATH) against a fresh mock API
--- (examples/with-mock.sh: KPAYMENT_BASE_URL, demo credentials, skin and
--- locale), from the checkout's top directory, with `sh -e` (bash -e for
+-- readme: every fenced block of each page (README.md without arguments;
+-- make readme-check gives README.md and docs/*.md) whose info string is
+-- sh, bash, console (its `$ ` lines) or lua runs, each in a clean
+-- environment (env -i: PATH, a fresh HOME and TMPDIR, no LUA_PATH) against
+-- a fresh mock API (examples/with-mock.sh: KPAYMENT_BASE_URL, demo
+-- credentials, skin and locale), from the checkout's top directory, with `sh -e` (bash -e for
 -- bash), so any failing command fails the check.  Lua blocks run under
 -- lua5.4 with the checkout's modules.  A block may leave nothing in the
 -- checkout outside build/ and docs/ (git status --ignored before and after).
