@@ -3,7 +3,6 @@
 
 local kpayment = require("kpayment")
 local cli = require("kpayment.cli")
-local support = require("support.mock")
 local run = require("support.cli_run")
 local socket = require("socket")
 
@@ -14,24 +13,16 @@ local DEALER = "9b3d5e11-demo-dealer"
 local lines_of, write_file = run.lines, run.write_file
 
 describe("kpayment offers --batch", function()
-  local m, env
-
-  setup(function()
-    m = support.start({ "--user", USER, "--password", PASSWORD })
-    env = { KPAYMENT_BASE_URL = m.url, KPAYMENT_USERNAME = USER, KPAYMENT_PASSWORD = PASSWORD,
-            KPAYMENT_SKIN = SKIN }
-  end)
-
-  teardown(function()
-    m.stop()
-  end)
+  local ctx = run.mock_for(USER, PASSWORD, SKIN)
+  setup(ctx.start)
+  teardown(ctx.stop)
 
   -- The batch `text` as ndjson: status, the decoded lines by input line, stderr.
   local function batch(text, ...)
     local path = write_file(text)
     local args = { "offers", "--batch", path, "--format", "ndjson", "--retries", "0" }
     for _, word in ipairs({ ... }) do args[#args + 1] = word end
-    local r = run.run(args, { env = env })
+    local r = run.run(args, { env = ctx.env })
     os.remove(path)
     local by_line = {}
     for _, line in ipairs(lines_of(r.out)) do
@@ -97,12 +88,12 @@ describe("kpayment offers --batch", function()
     for _, case in ipairs(refused) do
       it("refuses, naming the line: " .. case[2], function()
         local path = write_file(case[1])
-        local r = run.run({ "offers", "--batch", path, "--format", "ndjson" }, { env = env })
+        local r = run.run({ "offers", "--batch", path, "--format", "ndjson" }, { env = ctx.env })
         assert.equal(2, r.status, r.err)
         assert.equal("", r.out)
         assert.matches("^kpayment offers: " .. path:gsub("%p", "%%%0") .. case[2], r.err)
         assert.is_truthy(r.err:find("^[^\n]*\n$"), r.err)
-        r = run.run({ "offers", "--batch", "-", "--format", "ndjson" }, { env = env, stdin = path })
+        r = run.run({ "offers", "--batch", "-", "--format", "ndjson" }, { env = ctx.env, stdin = path })
         os.remove(path)
         assert.equal(2, r.status, r.err)
         assert.matches("^kpayment offers: standard input" .. case[2], r.err)
@@ -111,7 +102,7 @@ describe("kpayment offers --batch", function()
 
     it("never writes invalid JSON: a field the library refuses is a usage error", function()
       local path = write_file('c-one,' .. DEALER .. '\n"c\ttab",' .. DEALER .. "\n")
-      local r = run.run({ "offers", "--batch", path, "--format", "ndjson" }, { env = env })
+      local r = run.run({ "offers", "--batch", path, "--format", "ndjson" }, { env = ctx.env })
       os.remove(path)
       assert.equal(2, r.status, r.err)
       assert.equal("", r.out)
@@ -136,7 +127,7 @@ describe("kpayment offers --batch", function()
                       { "mock:stall:3", 3, "timeout" }, { "mock:close", 3, "network" } }
       for _, case in ipairs(cases) do
         local r = run.run({ "offers", "--customer", case[1], "--dealer", DEALER, "--retries", "0",
-                            "--timeout", "0.5", "--json" }, { env = env })
+                            "--timeout", "0.5", "--json" }, { env = ctx.env })
         assert.equal(case[2], r.status, case[1] .. ": " .. r.err)
         assert.equal(case[3], kpayment.decode(r.out).error.kind)
       end
@@ -167,7 +158,7 @@ describe("kpayment offers --batch", function()
       f:close()
       local out = os.tmpname()
       local e = {}
-      for k, v in pairs(env) do e[k] = v end
+      for k, v in pairs(ctx.env) do e[k] = v end
       -- the sanitizers' runtime (make test-asan) would be measured too
       local r = run.measure({ "offers", "--batch", path, "--format", "csv", "--fields", "id",
                               "--concurrency", "16" }, { env = e, out_path = out, unset = { "LD_PRELOAD" } })
@@ -194,7 +185,7 @@ describe("kpayment offers --batch", function()
       for _ = 1, 5 do lines[#lines + 1] = "mock:stall:5" end
       local path = write_file(table.concat(lines, "\n") .. "\n")
       local b = run.start({ "offers", "--batch", path, "--dealer", DEALER, "--format", "csv",
-                            "--concurrency", "8" }, { env = env })
+                            "--concurrency", "8" }, { env = ctx.env })
       local written
       for _ = 1, 500 do
         written = lines_of(b.out())
@@ -220,7 +211,7 @@ describe("kpayment offers --batch", function()
 
     it("on Ctrl-C with a buffered format: exit 130, nothing half written", function()
       local path = write_file("c-one\nmock:stall:5\n")
-      local b = run.start({ "offers", "--batch", path, "--dealer", DEALER, "--json" }, { env = env })
+      local b = run.start({ "offers", "--batch", path, "--dealer", DEALER, "--json" }, { env = ctx.env })
       socket.sleep(0.5)
       local t0 = socket.gettime()
       os.execute("kill -INT " .. b.pid)

@@ -3,7 +3,6 @@
 -- status by the error's kind.
 
 local kpayment = require("kpayment")
-local support = require("support.mock")
 local server = require("support.server")
 local run = require("support.cli_run")
 
@@ -17,29 +16,14 @@ local function escape(s)
 end
 
 describe("kpayment doctor", function()
-  local m, env
-
-  setup(function()
-    m = support.start({ "--user", USER, "--password", PASSWORD })
-    env = { KPAYMENT_BASE_URL = m.url, KPAYMENT_USERNAME = USER, KPAYMENT_PASSWORD = PASSWORD,
-            KPAYMENT_SKIN = SKIN }
-  end)
-
-  teardown(function()
-    m.stop()
-  end)
-
-  local function with(extra)
-    local e = {}
-    for k, v in pairs(env) do e[k] = v end
-    for k, v in pairs(extra or {}) do e[k] = v end
-    return e
-  end
+  local ctx = run.mock_for(USER, PASSWORD, SKIN)
+  setup(ctx.start)
+  teardown(ctx.stop)
 
   it("reports kpayment.info(), the client's settings and where each comes from, and one call", function()
     local proxy = "http://proxy-user:pr0xy-s3cret@127.0.0.1:9"
     local r = run.run({ "doctor", "--timeout", "7" },
-      { env = with({ http_proxy = proxy, no_proxy = "127.0.0.1", KPAYMENT_LOCALE = "fr-CA" }) })
+      { env = ctx.with({ http_proxy = proxy, no_proxy = "127.0.0.1", KPAYMENT_LOCALE = "fr-CA" }) })
     assert.equal(0, r.status, r.out .. r.err)
     assert.equal("", r.err)
     local info = kpayment.info()
@@ -56,7 +40,7 @@ describe("kpayment doctor", function()
     assert.is_falsy(r.out:find("proxy-user", 1, true))
     assert.is_falsy(r.out:find(PASSWORD, 1, true))
     -- settings
-    assert.matches("\n  base URL +" .. escape(m.url) .. " +%(KPAYMENT_BASE_URL%)\n", r.out)
+    assert.matches("\n  base URL +" .. escape(ctx.mock.url) .. " +%(KPAYMENT_BASE_URL%)\n", r.out)
     assert.matches("\n  credentials +basic +%(KPAYMENT_PASSWORD%)\n", r.out)
     assert.matches("\n  skin +" .. escape(SKIN) .. " +%(KPAYMENT_SKIN%)\n", r.out)
     assert.matches("\n  locale +fr%-CA +%(KPAYMENT_LOCALE%)\n", r.out)
@@ -64,7 +48,7 @@ describe("kpayment doctor", function()
     assert.matches("\n  retries +0 +%(kpayment doctor%)\n", r.out)
     assert.matches("\n  transport +curl +%(default%)\n", r.out)
     -- the call, as on_request and on_response saw it
-    assert.matches("\n  request +GET " .. escape(m.url) .. "/[^\n]*customerUUID=", r.out)
+    assert.matches("\n  request +GET " .. escape(ctx.mock.url) .. "/[^\n]*customerUUID=", r.out)
     assert.matches("\n  status +200\n", r.out)
     assert.matches("\n  request id +mock%-%d+\n", r.out)
     assert.matches("\n  time +%d+ ms\n", r.out)
@@ -74,7 +58,7 @@ describe("kpayment doctor", function()
   end)
 
   it("names --user as where the credentials come from", function()
-    local r = run.run({ "doctor", "--user", USER }, { env = with({ KPAYMENT_USERNAME = "" }) })
+    local r = run.run({ "doctor", "--user", USER }, { env = ctx.with({ KPAYMENT_USERNAME = "" }) })
     assert.equal(0, r.status, r.out .. r.err)
     assert.matches("\n  credentials +basic +%(%-%-user, password from KPAYMENT_PASSWORD%)\n", r.out)
   end)
@@ -94,7 +78,7 @@ describe("kpayment doctor", function()
   for _, case in ipairs(failures) do
     it("reports the call's error kind and exits by it: " .. case[1], function()
       local r = run.run({ "doctor", unpack(case[2]()) },
-        { env = with(case[6]) })
+        { env = ctx.with(case[6]) })
       assert.equal(case[3], r.status, r.out .. r.err)
       assert.matches("\n  error +" .. case[4] .. ": ", r.out)
       assert.matches("\nFailed: [^\n]*" .. case[5], r.out)
@@ -106,8 +90,8 @@ describe("kpayment doctor", function()
 
   it("tells an untrusted certificate from a trusted one", function()
     local tls = require("support.tls").start()
-    local r = run.run({ "doctor", "--base-url", tls.url }, { env = env })
-    local trusted = run.run({ "doctor", "--base-url", tls.url, "--ca-file", tls.ca_file }, { env = env })
+    local r = run.run({ "doctor", "--base-url", tls.url }, { env = ctx.env })
+    local trusted = run.run({ "doctor", "--base-url", tls.url, "--ca-file", tls.ca_file }, { env = ctx.env })
     tls.stop()
     assert.equal(3, r.status, r.out)
     assert.matches("\n  error +tls: [^\n]*certificate", r.out)

@@ -35,24 +35,9 @@ local function assert_usage(r, pattern, command)
 end
 
 describe("kpayment command options", function()
-  local m, env
-
-  setup(function()
-    m = support.start({ "--user", USER, "--password", PASSWORD })
-    env = { KPAYMENT_BASE_URL = m.url, KPAYMENT_USERNAME = USER, KPAYMENT_PASSWORD = PASSWORD,
-            KPAYMENT_SKIN = SKIN }
-  end)
-
-  teardown(function()
-    m.stop()
-  end)
-
-  local function with(extra)
-    local e = {}
-    for k, v in pairs(env) do e[k] = v end
-    for k, v in pairs(extra or {}) do e[k] = v end
-    return e
-  end
+  local ctx = run.mock_for(USER, PASSWORD, SKIN)
+  setup(ctx.start)
+  teardown(ctx.stop)
 
   describe("what kpayment.new refuses", function()
     -- flag, value, what kpayment.new says about it
@@ -69,37 +54,38 @@ describe("kpayment command options", function()
     }
     for _, case in ipairs(cases) do
       it("is a usage error naming the flag: " .. case[1] .. " " .. case[2]:gsub("%c", "?"), function()
-        local r = run.run(one(case[1], case[2]), { env = env })
+        local r = run.run(one(case[1], case[2]), { env = ctx.env })
         assert_usage(r, case[3])
         assert.is_falsy(r.err:find("'" .. case[1]:sub(3):gsub("%-", "_") .. "'", 1, true), r.err)
       end)
     end
 
     it("names --user for a bad user name, in doctor too", function()
-      local r = run.run(one("--user", "a\1b"), { env = env })
+      local r = run.run(one("--user", "a\1b"), { env = ctx.env })
       assert_usage(r, "bad option %-%-user %(contains control characters%)")
-      r = run.run({ "doctor", "--user", "a\1b" }, { env = env })
+      r = run.run({ "doctor", "--user", "a\1b" }, { env = ctx.env })
       assert_usage(r, "bad option %-%-user %(contains control characters%)", "doctor")
-      r = run.run({ "doctor", "--timeout", "-1" }, { env = env })
+      r = run.run({ "doctor", "--timeout", "-1" }, { env = ctx.env })
       assert_usage(r, "bad option %-%-timeout", "doctor")
     end)
 
     it("says what kpayment.new says of credentials that do not go together", function()
-      local r = run.run(one(), { env = with({ KPAYMENT_PASSWORD = "" }) })
+      local r = run.run(one(), { env = ctx.with({ KPAYMENT_PASSWORD = "" }) })
       assert_usage(r, "username and password go together")
-      r = run.run(one(), { env = with({ KPAYMENT_BEARER_TOKEN = "a-bearer-token" }) })
+      r = run.run(one(), { env = ctx.with({ KPAYMENT_BEARER_TOKEN = "a-bearer-token" }) })
       assert_usage(r, "give either username/password or bearer_token, not both")
     end)
 
     it("says what the library says of a missing skin, naming --skin", function()
-      local r = run.run(one(), { env = with({ KPAYMENT_SKIN = "" }) })
+      local r = run.run(one(), { env = ctx.with({ KPAYMENT_SKIN = "" }) })
       assert_usage(r, "bad parameter %-%-skin %(no value: .*KPAYMENT_SKIN%)")
       local path = run.write_file("c-one," .. DEALER .. "\n")
-      m.reset()
-      r = run.run({ "offers", "--batch", path, "--format", "csv" }, { env = with({ KPAYMENT_SKIN = "" }) })
+      ctx.mock.reset()
+      r = run.run({ "offers", "--batch", path, "--format", "csv" },
+                  { env = ctx.with({ KPAYMENT_SKIN = "" }) })
       os.remove(path)
       assert_usage(r, "bad parameter %-%-skin")
-      assert.equal(0, m.stats().requests)
+      assert.equal(0, ctx.mock.stats().requests)
     end)
 
     it("is not checked by the command a second time", function()
@@ -118,11 +104,11 @@ describe("kpayment command options", function()
 
   describe("the command line", function()
     it("refuses an option given twice, naming it", function()
-      local r = run.run(one("--customer", "another"), { env = env })
+      local r = run.run(one("--customer", "another"), { env = ctx.env })
       assert_usage(r, "option %-%-customer given twice")
-      r = run.run(one("--json", "--json"), { env = env })
+      r = run.run(one("--json", "--json"), { env = ctx.env })
       assert_usage(r, "option %-%-json given twice")
-      r = run.run({ "doctor", "--timeout", "1", "--timeout=2" }, { env = env })
+      r = run.run({ "doctor", "--timeout", "1", "--timeout=2" }, { env = ctx.env })
       assert_usage(r, "option %-%-timeout given twice", "doctor")
     end)
 
@@ -134,8 +120,8 @@ describe("kpayment command options", function()
     end)
 
     it("--verbose logs each request and response on stderr, stdout unchanged", function()
-      local plain = run.run(one("--format", "csv"), { env = env })
-      local r = run.run(one("--format", "csv", "--verbose"), { env = env })
+      local plain = run.run(one("--format", "csv"), { env = ctx.env })
+      local r = run.run(one("--format", "csv", "--verbose"), { env = ctx.env })
       assert.equal(0, r.status, r.err)
       assert.equal((plain.out:gsub("mock%-%d+", "")), (r.out:gsub("mock%-%d+", "")))
       local customer = CUSTOMER:gsub("%p", "%%%0")
@@ -143,7 +129,7 @@ describe("kpayment command options", function()
         .. "[^\n]*%(attempt 1%) Authorization: %[redacted%]\n", r.err)
       assert.matches("kpayment %[debug%] 200 in [%d.]+ ms, 3 offer%(s%)", r.err)
       assert.is_falsy(r.err:find(PASSWORD, 1, true))
-      local d = run.run({ "doctor", "--verbose" }, { env = env })
+      local d = run.run({ "doctor", "--verbose" }, { env = ctx.env })
       assert.equal(0, d.status, d.out .. d.err)
       assert.matches("kpayment %[debug%] GET ", d.err)
     end)

@@ -9,7 +9,6 @@ local kpayment = require("kpayment")
 local core = require("kpayment.core")
 local json = require("kpayment.json")
 local term = require("kpayment.cli.term")
-local support = require("support.mock")
 local server = require("support.server")
 local version = require("support.version")
 local run = require("support.cli_run")
@@ -70,28 +69,14 @@ local function assert_one_line(s)
 end
 
 describe("kpayment command", function()
-  local m, env
-
-  setup(function()
-    m = support.start({ "--user", USER, "--password", PASSWORD })
-    env = { KPAYMENT_BASE_URL = m.url, KPAYMENT_USERNAME = USER, KPAYMENT_PASSWORD = PASSWORD,
-            KPAYMENT_SKIN = SKIN }
-  end)
-
-  teardown(function()
-    m.stop()
-  end)
-
-  local function with(extra)
-    local e = {}
-    for k, v in pairs(env) do e[k] = v end
-    for k, v in pairs(extra or {}) do e[k] = v end
-    return e
-  end
+  local ctx = run.mock_for(USER, PASSWORD, SKIN)
+  setup(ctx.start)
+  teardown(ctx.stop)
 
   -- The offers the library itself returns for a customer, as plain tables.
   local function library_offers(customer, fields)
-    local client = kpayment.new({ base_url = m.url, username = USER, password = PASSWORD, skin = SKIN })
+    local client = kpayment.new({ base_url = ctx.mock.url, username = USER, password = PASSWORD,
+                                  skin = SKIN })
     local offers, err = client:get_offers({ customer_uuid = customer, dealer_uuid = DEALER, fields = fields })
     client:close()
     assert.is_nil(err)
@@ -156,7 +141,7 @@ describe("kpayment command", function()
     }
     for _, case in ipairs(cases) do
       it("exit 2 with one line on stderr: kpayment " .. table.concat(case[1], " "), function()
-        local r = run.run(case[1], { env = env })
+        local r = run.run(case[1], { env = ctx.env })
         assert.equal(2, r.status)
         assert.equal("", r.out)
         assert_one_line(r.err)
@@ -168,7 +153,7 @@ describe("kpayment command", function()
 
     it("--user without KPAYMENT_PASSWORD and no terminal asks for it", function()
       local r = run.run({ "offers", "--user", USER, "--customer", CUSTOMER, "--dealer", DEALER },
-        { env = with({ KPAYMENT_USERNAME = "", KPAYMENT_PASSWORD = "" }), setsid = true })
+        { env = ctx.with({ KPAYMENT_USERNAME = "", KPAYMENT_PASSWORD = "" }), setsid = true })
       assert.equal(2, r.status)
       assert_one_line(r.err)
       assert.matches("%-%-user needs a password: set KPAYMENT_PASSWORD %(no terminal to ask on%)", r.err)
@@ -177,7 +162,7 @@ describe("kpayment command", function()
 
   describe("offers", function()
     it("prints a table of id, status, active, amount, expiry, customer and vehicle", function()
-      local r = run.run(one(), { env = env })
+      local r = run.run(one(), { env = ctx.env })
       assert.equal(0, r.status)
       local lines = lines_of(r.out)
       assert.equal(4, #lines)   -- header, 3 offers; the footer on stderr
@@ -198,7 +183,7 @@ describe("kpayment command", function()
 
     it("shows the expiry in local time with its UTC offset", function()
       local function expiry(tz)
-        local r = run.run(one(), { env = with({ TZ = tz }) })
+        local r = run.run(one(), { env = ctx.with({ TZ = tz }) })
         assert.equal(0, r.status)
         local lines = lines_of(r.out)
         return lines[2]:match("(%d%d%d%d%-%d%d%-%d%d %d%d:%d%d [+-]%d%d:%d%d)")
@@ -214,7 +199,7 @@ describe("kpayment command", function()
       if not run.have_script() then pending("no script command here") return end
       for _, width in ipairs({ 60, 80, 100 }) do
         local r = run.pty({ "offers", "--customer", "mock:unicode", "--dealer", DEALER },
-          { env = with({ COLUMNS = tostring(width) }) })
+          { env = ctx.with({ COLUMNS = tostring(width) }) })
         assert.equal(0, r.status)
         assert.is_true(valid_utf8(r.out))
         local lines = lines_of(r.out:gsub("\r", ""))
@@ -228,7 +213,7 @@ describe("kpayment command", function()
 
     it("--fields prints a column per path", function()
       local r = run.run(one("--fields", "id,status"),
-        { env = env })
+        { env = ctx.env })
       assert.equal(0, r.status)
       local lines = lines_of(r.out)
       assert.matches("^id +status$", lines[1])
@@ -238,7 +223,7 @@ describe("kpayment command", function()
     end)
 
     it("--json prints the response with exact integers, as the library decodes it", function()
-      local r = run.run(one("--json"), { env = env })
+      local r = run.run(one("--json"), { env = ctx.env })
       assert.equal(0, r.status)
       assert.equal("", r.err)
       assert.is_truthy(r.out:find('"id": ' .. BIG_ID .. ",", 1, true))
@@ -249,14 +234,14 @@ describe("kpayment command", function()
     end)
 
     it("--json prints the same values under every Lua", function()
-      local here = run.run(one("--json"), { env = env })
+      local here = run.run(one("--json"), { env = ctx.env })
       local f = io.open("build/5.4/kpayment/core.so")
       if version.lua54 or not f then
         pending("compared with Lua 5.4 when another Lua runs the specs")
         return
       end
       f:close()
-      local reference = run.run(one("--json"), { env = env, lua = "lua5.4" })
+      local reference = run.run(one("--json"), { env = ctx.env, lua = "lua5.4" })
       assert.equal(0, reference.status, reference.err)
       -- the same numbers (a float with no fraction is written 32.0 where
       -- the Lua tells floats from integers, 32 before 5.3), ids exact
@@ -266,7 +251,7 @@ describe("kpayment command", function()
 
     it("--json with --fields prints only those fields", function()
       local r = run.run(one("--json", "--fields", "id,lender.name"),
-        { env = env })
+        { env = ctx.env })
       assert.equal(0, r.status)
       local doc = kpayment.decode(r.out)
       assert.same(plain(library_offers(CUSTOMER, { "id", "lender.name" })), doc.financeOffers)
@@ -275,7 +260,7 @@ describe("kpayment command", function()
 
     it("--user takes the password from KPAYMENT_PASSWORD", function()
       local r = run.run({ "offers", "--user", USER, "--customer", CUSTOMER, "--dealer", DEALER },
-        { env = with({ KPAYMENT_USERNAME = "" }) })
+        { env = ctx.with({ KPAYMENT_USERNAME = "" }) })
       assert.equal(0, r.status)
       assert.equal(4, #lines_of(r.out))
       assert.matches("^3 offers", r.err)
@@ -283,7 +268,7 @@ describe("kpayment command", function()
 
     it("exits 1 with one line on stderr on an API error", function()
       local r = run.run({ "offers", "--customer", "mock:error500", "--dealer", DEALER, "--retries", "0" },
-        { env = env })
+        { env = ctx.env })
       assert.equal(1, r.status)
       assert.equal("", r.out)
       assert_one_line(r.err)
@@ -292,7 +277,7 @@ describe("kpayment command", function()
 
     it("exits 1 on refused credentials, and names where they come from, not what they are", function()
       local r = run.run(one(),
-        { env = with({ KPAYMENT_PASSWORD = "wrong-" .. PASSWORD }) })
+        { env = ctx.with({ KPAYMENT_PASSWORD = "wrong-" .. PASSWORD }) })
       assert.equal(1, r.status)
       assert_one_line(r.err)
       assert.matches("HTTP 401", r.err)
@@ -303,7 +288,7 @@ describe("kpayment command", function()
     it("exits 3 on a network error (a closed port)", function()
       local url = "http://127.0.0.1:" .. server.free_port()
       local r = run.run(one("--base-url", url, "--retries", "0"),
-        { env = env })
+        { env = ctx.env })
       assert.equal(3, r.status)
       assert.equal("", r.out)
       assert_one_line(r.err)
@@ -312,7 +297,7 @@ describe("kpayment command", function()
 
     it("exits 3 on a TLS error", function()
       local tls = require("support.tls").start()
-      local r = run.run(one("--base-url", tls.url), { env = env })
+      local r = run.run(one("--base-url", tls.url), { env = ctx.env })
       tls.stop()
       assert.equal(3, r.status)
       assert_one_line(r.err)
@@ -322,7 +307,7 @@ describe("kpayment command", function()
     it("asks for the --user password on the terminal without echo", function()
       if not run.have_script() then pending("no script command here") return end
       local r = run.pty(one("--user", USER, "--fields", "id"),
-        { env = with({ KPAYMENT_USERNAME = "", KPAYMENT_PASSWORD = "" }), input = PASSWORD .. "\n" })
+        { env = ctx.with({ KPAYMENT_USERNAME = "", KPAYMENT_PASSWORD = "" }), input = PASSWORD .. "\n" })
       assert.equal(0, r.status, r.out)
       assert.matches("^Password for " .. USER:gsub("%p", "%%%0") .. ": \r?\n", r.out)
       assert.matches(BIG_ID, r.out)
@@ -352,7 +337,7 @@ describe("kpayment command", function()
     it("prints one row per customer, failures with their kind, then a summary", function()
       local r = run.run({ "offers", "--batch", csv, "--dealer", DEALER, "--retries", "0",
                           "--concurrency", "2" },
-        { env = env })
+        { env = ctx.env })
       assert.equal(1, r.status)
       local lines = lines_of(r.out)
       assert.equal(5, #lines)
@@ -367,15 +352,15 @@ describe("kpayment command", function()
 
     it("exits 3 when a customer got no answer, 0 when all succeed", function()
       local path = write_file("c-one," .. DEALER .. "\nmock:close," .. DEALER .. "\n")
-      local r = run.run({ "offers", "--batch", path, "--retries", "0" }, { env = env })
+      local r = run.run({ "offers", "--batch", path, "--retries", "0" }, { env = ctx.env })
       assert.equal(3, r.status)
       assert.matches("\nmock:close +network: ", r.out)
       assert.matches("%(network 1%)", r.err)
-      local bad = run.run({ "offers", "--batch", "-" }, { env = env, stdin = csv })
+      local bad = run.run({ "offers", "--batch", "-" }, { env = ctx.env, stdin = csv })
       assert.equal(2, bad.status)   -- c-three has no dealer without --dealer
       assert.matches("^kpayment offers: standard input:7: expected customer,dealer", bad.err)
       local fine = write_file("c-one," .. DEALER .. "\nc-two," .. DEALER .. "\n")
-      r = run.run({ "offers", "--batch", "-" }, { env = env, stdin = fine })
+      r = run.run({ "offers", "--batch", "-" }, { env = ctx.env, stdin = fine })
       os.remove(path)
       os.remove(fine)
       assert.equal(0, r.status)
@@ -384,8 +369,8 @@ describe("kpayment command", function()
 
     it("with --fields leaves ACTIVE empty unless isActive is asked for", function()
       local path = write_file("c-one," .. DEALER .. "\n")
-      local r = run.run({ "offers", "--batch", path, "--fields", "id" }, { env = env })
-      local active = run.run({ "offers", "--batch", path, "--fields", "id,isActive" }, { env = env })
+      local r = run.run({ "offers", "--batch", path, "--fields", "id" }, { env = ctx.env })
+      local active = run.run({ "offers", "--batch", path, "--fields", "id,isActive" }, { env = ctx.env })
       os.remove(path)
       assert.equal(0, r.status)
       assert.matches("\nc%-one +3 +ok\n", r.out)
@@ -394,7 +379,7 @@ describe("kpayment command", function()
 
     it("--json prints each customer's offers or error", function()
       local r = run.run({ "offers", "--batch", csv, "--dealer", DEALER, "--retries", "0", "--json" },
-        { env = env })
+        { env = ctx.env })
       assert.equal(1, r.status)
       local doc = kpayment.decode(r.out)
       assert.equal(4, #doc)
@@ -409,7 +394,7 @@ describe("kpayment command", function()
       if not run.have_script() then pending("no script command here") return end
       local path = write_file("c-one\nmock:stall:0.3\nc-two\nmock:stall:0.3\n")
       local r = run.pty({ "offers", "--batch", path, "--dealer", DEALER, "--concurrency", "1" },
-        { env = env })
+        { env = ctx.env })
       os.remove(path)
       assert.equal(0, r.status, r.out)
       local bar = r.out:match("^(.-)\r\27%[K")   -- the line is erased before the table
@@ -429,7 +414,7 @@ describe("kpayment command", function()
     it("serves the mock API (under lua5.4)", function()
       local s = server.start("bin/kpayment", { "mock", "--port", "0", "--offers", "2" }, "kpayment mock")
       local r = run.run(one("--base-url", s.url),
-        { env = with({ KPAYMENT_USERNAME = "", KPAYMENT_PASSWORD = "" }) })
+        { env = ctx.with({ KPAYMENT_USERNAME = "", KPAYMENT_PASSWORD = "" }) })
       s.stop()
       assert.equal(0, r.status, r.err)
       assert.matches("^2 offers, ", r.err)
@@ -449,7 +434,7 @@ describe("kpayment command", function()
     end)
 
     it("exits 3 when it cannot listen", function()
-      local r = run.run({ "mock", "--port", m.url:match(":(%d+)$") }, { lua = "lua5.4" })
+      local r = run.run({ "mock", "--port", ctx.mock.url:match(":(%d+)$") }, { lua = "lua5.4" })
       assert.equal(3, r.status)
       assert_one_line(r.err)
       assert.matches("^kpayment mock: cannot listen on 127.0.0.1:%d+", r.err)

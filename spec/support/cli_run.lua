@@ -206,4 +206,28 @@ function M.have_script()
   return ok == true or ok == 0
 end
 
+--- For a describe block of command specs: the mock with these
+-- credentials.  `setup(ctx.start)` and `teardown(ctx.stop)` run it; start
+-- fills in `mock` (support.mock's handle) and `env` (the KPAYMENT_*
+-- variables the command needs for it); `with(extra)` is a copy of env
+-- plus extra.
+function M.mock_for(user, password, skin)
+  local ctx = {}
+  function ctx.start()
+    ctx.mock = require("support.mock").start({ "--user", user, "--password", password })
+    ctx.env = { KPAYMENT_BASE_URL = ctx.mock.url, KPAYMENT_USERNAME = user, KPAYMENT_PASSWORD = password,
+                KPAYMENT_SKIN = skin }
+  end
+  function ctx.stop()
+    ctx.mock.stop()
+  end
+  function ctx.with(extra)
+    local e = {}
+    for k, v in pairs(ctx.env) do e[k] = v end
+    for k, v in pairs(extra or {}) do e[k] = v end
+    return e
+  end
+  return ctx
+end
+
 return M
