@@ -158,11 +158,8 @@ local function settings(client, given, password_from)
 end
 
 function M.run(args, cli)
-  local opts = cli.parse(args, 1, M.SPEC, "doctor")
-  if opts.help then
-    io.stdout:write(USAGE)
-    return cli.EXIT.ok
-  end
+  local opts = cli.command_options(args, M.SPEC, "doctor", USAGE)
+  if not opts then return cli.EXIT.ok end
   local o, given, password_from = connect.options(cli, "doctor", opts)
   -- one attempt, soon over: the doctor reports it, it does not insist
   if o.timeout == nil then o.timeout = 10 end

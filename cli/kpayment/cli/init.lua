@@ -118,6 +118,17 @@ function M.parse(words, first, spec, command)
   return opts
 end
 
+--- A subcommand's options, parsed by its spec; with --help its usage is
+-- printed instead and nil returned (the command then exits 0).
+function M.command_options(args, spec, command, usage)
+  local opts = M.parse(args, 1, spec, command)
+  if opts.help then
+    io.stdout:write(usage)
+    return nil
+  end
+  return opts
+end
+
 --- One line on stderr, "kpayment: …" or "kpayment COMMAND: …".
 function M.say(command, message)
   message = string_gsub(string_gsub(message, "^kpayment: ", ""), "%c+", " ")

@@ -42,11 +42,8 @@ M.SPEC = {
 }
 
 function M.run(args, cli)
-  local opts = cli.parse(args, 1, M.SPEC, "mock")
-  if opts.help then
-    io.stdout:write(USAGE)
-    return cli.EXIT.ok
-  end
+  local opts = cli.command_options(args, M.SPEC, "mock", USAGE)
+  if not opts then return cli.EXIT.ok end
   opts.help = nil
   if _VERSION ~= "Lua 5.4" or rawget(_G, "jit") then
     cli.say("mock", "the mock API server runs on Lua 5.4 only, not " .. cli.lua_version()

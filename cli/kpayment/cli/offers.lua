@@ -138,11 +138,8 @@ function M.drive(cli, client, list, opts, done)
 end
 
 function M.run(args, cli)
-  local opts = cli.parse(args, 1, M.SPEC, "offers")
-  if opts.help then
-    io.stdout:write(USAGE)
-    return cli.EXIT.ok
-  end
+  local opts = cli.command_options(args, M.SPEC, "offers", USAGE)
+  if not opts then return cli.EXIT.ok end
   local format = opts.format or "table"
   if opts.json then
     if opts.format and opts.format ~= "json" then
