@@ -152,7 +152,7 @@ describe("kpayment command options", function()
     end)
 
     -- What bash completes for the words typed so far (the last is the
-    -- word being completed), one per line, sorted.
+    -- word being completed), sorted.
     local function complete(...)
       local words = { "kpayment", ... }
       local quoted = {}
@@ -165,7 +165,7 @@ describe("kpayment command options", function()
         "COMP_POINT=${#COMP_LINE}",
         "complete -p kpayment >/dev/null || exit 9",
         "_kpayment kpayment \"${COMP_WORDS[COMP_CWORD]}\" \"${COMP_WORDS[COMP_CWORD-1]}\"",
-        "printf '%s\\n' \"${COMPREPLY[@]}\" | sort",
+        "printf '%s\\n' \"${COMPREPLY[@]}\"",
       }, "\n")
       local path = os.tmpname()
       local f = assert(io.open(path, "wb"))
@@ -179,6 +179,7 @@ describe("kpayment command options", function()
       for _, w in ipairs(lines_of(out)) do
         if w ~= "" then found[#found + 1] = w end
       end
+      table.sort(found)
       return found
     end
 
