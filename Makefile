@@ -3,9 +3,10 @@
 #   make          build build/5.4/kpayment/core.so
 #   make demo     build, start the mock API, print its offers, stop it
 #   make test     build and run every spec under Lua 5.4
+#   make check    make lint, then make test: what to run before pushing
 #   make test LUA_VERSION=5.1   the same under 5.1 (5.2, 5.3, luajit too)
 #   make test-all   make test under every Lua installed
-#   make deps     install missing Debian packages (or print the command)
+#   make deps     install every missing Debian package CI uses (or print the command)
 #   make bench    decoder benchmark beside lua-cjson and dkjson (bench/)
 #   make bench-http  HTTP benchmark against nginx on loopback (bench/)
 #   make fuzz     libFuzzer on the decoder (FUZZ_SECONDS, default 60)
@@ -16,7 +17,8 @@
 #   make demo-openresty  kpayment inside nginx against the mock: one answer
 #   make test-openresty  nginx with examples/openresty/nginx.conf, for real
 #   make docs     the LDoc reference into docs/reference/ (index.html); warnings fail
-#   make readme-check   every command block of README.md, run against the mock
+#   make readme-check   every block of README.md and docs/*.md, run against the mock
+#                       (nginx blocks in nginx), and every relative link
 #   make examples-check every file of examples/ runs (or a named CI step runs it)
 
 # LUA_VERSION: 5.1, 5.2, 5.3, 5.4 or luajit (LuaJIT 2.1, Debian's luajit2).
@@ -27,20 +29,23 @@ MOCK_LUA    ?= lua5.4
 CC          ?= cc
 PKG_CONFIG  ?= pkg-config
 
+# The pkg-config flags are read on first use (in a recipe, after check-deps
+# has installed what was missing), then kept.
+lazy = $(eval $(1) := $(2))$($(1))
 ifeq ($(LUA_VERSION),luajit)
 LUA         ?= luajit
 LUA_PC      := luajit
 # compat-5.3.h (lua-compat53-dev) sits beside PUC 5.1's lua.h: that
 # directory is searched after LuaJIT's own headers, never before.
 COMPAT53_INCDIR ?= /usr/include/lua5.1
-LUA_CFLAGS  := $(shell $(PKG_CONFIG) --cflags luajit 2>/dev/null) -idirafter $(COMPAT53_INCDIR)
+LUA_CFLAGS   = $(call lazy,LUA_CFLAGS,$(shell $(PKG_CONFIG) --cflags luajit 2>/dev/null) -idirafter $(COMPAT53_INCDIR))
 else
 LUA         ?= lua$(LUA_VERSION)
 LUA_PC      := lua$(LUA_VERSION)
-LUA_CFLAGS  := $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) 2>/dev/null)
+LUA_CFLAGS   = $(call lazy,LUA_CFLAGS,$(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) 2>/dev/null))
 endif
-CURL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
-CURL_LIBS   := $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null)
+CURL_CFLAGS  = $(call lazy,CURL_CFLAGS,$(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null))
+CURL_LIBS    = $(call lazy,CURL_LIBS,$(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null))
 
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
@@ -54,14 +59,91 @@ ALL_LDFLAGS = -shared $(LDFLAGS) $(EXTRA_LDFLAGS)
 BUILD   := build/$(LUA_VERSION)
 OBJDIR  := $(BUILD)/obj
 SO      := $(BUILD)/kpayment/core.so
-SRCS    := src/kp_core.c src/kp_client.c src/kp_request.c src/kp_report.c src/kp_outcome.c \
-           src/kp_result.c src/kp_http.c src/kp_h1.c \
-           src/kp_json.c src/kp_json_proj.c src/kp_json_records.c src/kp_buf.c
+# The C sources of kpayment.core: one list, the rockspec's
+# (build.modules["kpayment.core"].sources), read here so that this build,
+# the sanitizer, fuzz, OOM and thread builds compile what luarocks compiles.
+# `make lint` checks that every src/*.c is in it or in SRCS_ELSEWHERE.
+SRCS    := $(shell sed -n '/^ *sources *= *{/,/}/p' kpayment-scm-1.rockspec | grep -o '"src/[^"]*\.c"' | tr -d '"')
+ifeq ($(strip $(SRCS)),)
+$(error no "src/*.c" in the sources of kpayment-scm-1.rockspec)
+endif
+# C files of src/ that are not kpayment.core's: the static library's module
+# table (examples/host/host.mk).
+SRCS_ELSEWHERE := src/kp_embed.c
 OBJS    := $(SRCS:src/%.c=$(OBJDIR)/%.o)
 HDRS    := $(wildcard src/*.h)
 
-# One list, shared with CI.
-DEB_PACKAGES := $(shell cat .ci/debian-packages)
+# ------------------------------------------------------------ Debian packages
+#
+# Each goal checks (and as root installs) the packages it needs, and only
+# those: check-deps, a prerequisite of every goal that builds or runs
+# something, looks up PACKAGES_<goal> for the goals on the command line
+# (a goal without an entry needs what the build needs).  `make deps`
+# installs everything CI uses: .ci/debian-packages and
+# .ci/debian-packages-tools, which CI installs before make itself exists on
+# the machine; `make lint` checks that those two files hold exactly the
+# packages of the goals CI runs (CI_GOALS).
+DEB_PACKAGES = $(shell cat .ci/debian-packages .ci/debian-packages-tools)
+
+# The interpreter, and the headers the build needs (compat-5.3.h for 5.1,
+# 5.2 and LuaJIT, from lua-compat53-dev).
+LUA_DEB_luajit     := luajit2
+LUA_DEV_DEB_luajit := libluajit2-5.1-dev lua-compat53-dev
+LUA_DEV_DEB_5.1    := liblua5.1-0-dev lua-compat53-dev
+LUA_DEV_DEB_5.2    := liblua5.2-dev lua-compat53-dev
+LUA_DEB     := $(or $(LUA_DEB_$(LUA_VERSION)),lua$(LUA_VERSION))
+LUA_DEV_DEB := $(or $(LUA_DEV_DEB_$(LUA_VERSION)),liblua$(LUA_VERSION)-dev)
+# The mock server: Lua 5.4 and luasocket, whatever LUA_VERSION is.
+MOCK_DEB    := lua5.4 lua-socket
+
+PACKAGES_all      := build-essential pkg-config libcurl4-openssl-dev $(LUA_DEV_DEB)
+PACKAGES_demo     := $(PACKAGES_all) $(LUA_DEB) $(MOCK_DEB)
+# What the specs start or load: curl and curl-config (info_spec), openssl
+# (TLS servers), the de_DE locale's sources (locale_spec), cjson and dkjson
+# (expected values).
+PACKAGES_test     := $(PACKAGES_demo) lua-busted lua-cjson lua-dkjson openssl curl \
+                     ca-certificates locales
+PACKAGES_lint     := lua-check cppcheck lua5.4
+PACKAGES_check    := $(PACKAGES_lint) $(PACKAGES_test)
+PACKAGES_rock     := $(PACKAGES_all) luarocks $(LUA_DEB) $(MOCK_DEB)
+PACKAGES_soak     := $(PACKAGES_demo)
+PACKAGES_docs     := $(PACKAGES_all) $(LUA_DEB)
+PACKAGES_host-check := $(PACKAGES_all) $(MOCK_DEB)
+PACKAGES_memcheck := $(PACKAGES_test) valgrind
+PACKAGES_test-asan := $(PACKAGES_test)
+# The OOM host embeds Lua 5.4 (liblua5.4.a); libFuzzer and ThreadSanitizer
+# come with clang-14's runtimes; the fuzzer loads lua-cjson.
+PACKAGES_oom      := build-essential pkg-config libcurl4-openssl-dev liblua5.4-dev valgrind $(MOCK_DEB)
+PACKAGES_oom-asan := $(PACKAGES_oom)
+PACKAGES_oom-valgrind := $(PACKAGES_oom)
+PACKAGES_fuzz     := clang-14 libclang-rt-14-dev pkg-config libcurl4-openssl-dev liblua5.4-dev lua5.4 lua-cjson
+PACKAGES_fuzz-build := $(PACKAGES_fuzz)
+PACKAGES_test-threads := $(PACKAGES_all) clang-14 libclang-rt-14-dev valgrind $(MOCK_DEB)
+# nginx with its Lua module runs what spec/nginx/ and the README's nginx
+# blocks configure; the README's blocks also run luarocks and make docs.
+PACKAGES_test-openresty := $(PACKAGES_test) nginx libnginx-mod-http-lua apache2-utils
+PACKAGES_readme-check := $(PACKAGES_test) luarocks nginx libnginx-mod-http-lua lua-ldoc lua-discount
+PACKAGES_examples-check := $(PACKAGES_demo)
+
+GOAL_PACKAGES = $(sort $(foreach g,$(or $(MAKECMDGOALS),all),$(or $(PACKAGES_$(g)),$(PACKAGES_all))))
+
+# $(call deps_sh,PACKAGES,QUIET): the missing ones are installed as root,
+# otherwise the command to run is printed and the recipe fails.  One
+# dpkg-query for the whole list.
+define deps_sh
+have=" $$(dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' $(1) 2>/dev/null | \
+  awk '$$1 == "ii" { printf "%s ", $$2 }') "; \
+missing=; for p in $(1); do case "$$have" in *" $$p "*) ;; *) missing="$$missing $$p";; esac; done; \
+if [ -z "$$missing" ]; then [ -n "$(2)" ] || echo "deps: all Debian packages present"; \
+elif [ "$$(id -u)" = 0 ]; then \
+  echo "deps: installing$$missing"; \
+  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+else \
+  echo "deps: missing packages; run:"; \
+  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends$$missing"; \
+  exit 1; \
+fi
+endef
 
 # The checkout's Lua trees: the library, the command, the mock (one list,
 # for every target that runs them; the specs add spec/).
@@ -69,7 +151,7 @@ LPATH   := lua/?.lua;lua/?/init.lua;cli/?.lua;cli/?/init.lua;mock/?.lua;mock/?/i
 SPEC_LPATH := $(LPATH);spec/?.lua
 LUA_ENV := LUA_PATH='$(LPATH);;' LUA_CPATH='$(BUILD)/?.so;;'
 
-.PHONY: all build deps check-deps demo test test-all lint rock clean
+.PHONY: all build deps check-deps demo test check test-all lint lists-check print-packages rock clean
 
 # The build runs in a second make: the pkg-config flags above are read when
 # make starts, so on a fresh machine they must be read after check-deps has
@@ -87,27 +169,18 @@ $(SO): $(OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(OBJS) -o $@ $(ALL_LDFLAGS) $(CURL_LIBS)
 
-# Installs what is missing when run as root; otherwise names the command.
+# Installs what is missing (DEB_PACKAGES: every package CI uses, unless
+# told otherwise) when run as root; otherwise names the command.
 deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; \
-	done | tr '\n' ' '); \
-	if [ -z "$$missing" ]; then [ -n "$(DEPS_QUIET)" ] || echo "deps: all Debian packages present"; \
-	elif [ "$$(id -u)" = 0 ]; then \
-	  echo "deps: installing $$missing"; \
-	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
-	else \
-	  echo "deps: missing packages; run:"; \
-	  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends $$missing"; \
-	  exit 1; \
-	fi
+	@$(call deps_sh,$(sort $(DEB_PACKAGES)),$(DEPS_QUIET))
 
-# Before building: a missing package gives the install command (or is
-# installed), not a compiler error or a missing Lua module later.  Without
-# dpkg (not Debian), only what the build itself needs is looked for.
+# Before building or running: a missing package gives the install command
+# (or is installed), not a compiler error or a missing Lua module later.
+# Only the packages of the goals asked for.  Without dpkg (not Debian), only
+# what the build itself needs is looked for.
 check-deps:
 	@if command -v dpkg-query >/dev/null; then \
-	  $(MAKE) --no-print-directory deps DEPS_QUIET=1; \
+	  $(call deps_sh,$(GOAL_PACKAGES),quiet); \
 	elif ! $(PKG_CONFIG) --exists $(LUA_PC) libcurl 2>/dev/null || ! command -v $(LUA) >/dev/null; then \
 	  echo "check-deps: needs Lua $(LUA_VERSION) and libcurl development files (pkg-config $(LUA_PC) libcurl)"; \
 	  exit 1; fi
@@ -130,9 +203,13 @@ TEST_TAGS := $(if $(filter 5.4,$(LUA_VERSION)),,--exclude-tags=lua54$(if $(filte
 # Subprocesses of the specs run the interpreter under test (KPAYMENT_LUA);
 # the mock server stays on Lua 5.4 (KPAYMENT_MOCK_LUA, spec/support/server.lua).
 test: all
-	@command -v $(BUSTED) >/dev/null || $(MAKE) --no-print-directory deps
 	KPAYMENT_LUA=$(LUA) $(LUA) $(BUSTED) --lpath='$(SPEC_LPATH)' \
 	  --cpath='$(BUILD)/?.so' $(TEST_TAGS) -o spec/support/summary.lua $(TEST_SPECS)
+
+# Before pushing: the lint, then the specs (each installs what it needs).
+check:
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory test
 
 # Every spec under every Lua installed here (CI installs all five); a run
 # that hangs fails after 10 minutes instead of holding CI.
@@ -146,10 +223,24 @@ test-all:
 	  else echo "test-all: Lua $$v not installed, skipped"; fi; \
 	done
 
-lint:
+lint: check-deps
 	luacheck lua cli mock spec examples bin bench test fuzz/checker.lua
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c99 \
 	  --suppress=toomanyconfigs -I/usr/include/lua$(LUA_VERSION) src
+	@$(MAKE) --no-print-directory lists-check
+
+# The version, the C source list, the rocks' modules and CI's package lists
+# agree with their one source (test/lists_check.lua).  The packages: those of
+# the goals CI runs, under every Lua it builds for.
+CI_GOALS := all demo test lint rock docs readme-check examples-check test-openresty test-asan \
+            memcheck oom fuzz host-check test-threads
+lists-check:
+	@pkgs=$$(for v in 5.1 5.2 5.3 5.4 luajit; do \
+	  $(MAKE) -s --no-print-directory print-packages LUA_VERSION=$$v || exit 1; done) && \
+	lua5.4 test/lists_check.lua "$(SRCS_ELSEWHERE)" "$$pkgs"
+
+print-packages:
+	@echo $(sort $(foreach g,$(CI_GOALS),$(PACKAGES_$(g))) $(DOCS_PACKAGES) $(OPENRESTY_PACKAGES))
 
 # The three rockspecs (the runtime, the command, and the mock server)
 # build and install offline into a private tree (Debian's rocks are not

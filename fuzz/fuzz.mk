@@ -1,5 +1,4 @@
-# fuzz/fuzz.mk -- fuzzing and sanitizer targets, included by the main Makefile
-# (or used as `make -f Makefile -f fuzz/fuzz.mk TARGET`).
+# fuzz/fuzz.mk -- fuzzing and sanitizer targets, included by the main Makefile.
 #
 #   make fuzz [FUZZ_SECONDS=60]   libFuzzer + ASan + UBSan on the JSON decoder
 #                                 and on the HTTP/1.x parser, FUZZ_SECONDS
@@ -11,22 +10,22 @@
 #   make test-asan                the whole busted suite against an
 #                                 ASan + UBSan build of the module (gcc)
 #
-# Uses from the main Makefile: LUA, SRCS, LUA_CFLAGS, CURL_CFLAGS, CURL_LIBS.
-# Everything is built under build/fuzz and build/asan; build/$(LUA_VERSION)
-# is never touched.  Paths are relative to the repository root.
+# Uses from the main Makefile: LUA, SRCS (the rockspec's list), HDRS,
+# LUA_CFLAGS, CURL_CFLAGS, CURL_LIBS, and the suite's command line
+# (SPEC_LPATH, TEST_TAGS, TEST_SPECS).  Everything is built under build/fuzz
+# and build/asan; build/$(LUA_VERSION) is never touched.  Paths are
+# relative to the repository root.
 
 # Including this file must not change the main Makefile's default goal,
 # whichever side of its first rule the include sits.
 KP_FUZZ_SAVED_GOAL := $(.DEFAULT_GOAL)
 
-# Fallbacks, so the file also works when included before those variables
-# are set (prerequisite lists are expanded as they are read).
-KP_SRCS     := $(SRCS)
-KP_HDRS     := $(wildcard src/*.h)
-KP_LUA      = $(or $(LUA),lua5.4)
-KP_LUA_INC  = $(or $(LUA_CFLAGS),$(shell pkg-config --cflags lua5.4))
-KP_CURL_INC = $(CURL_CFLAGS)
-KP_CURL_LIB = $(or $(CURL_LIBS),$(shell pkg-config --libs libcurl))
+# SRCS=... checks a scratch copy of the sources (how the injected-bug check
+# was run).
+KP_SRCS     = $(SRCS)
+KP_HDRS     = $(HDRS)
+# The fuzzers link Lua 5.4 (liblua5.4.a) whatever LUA_VERSION is.
+KP_LUA54_INC = $(shell $(PKG_CONFIG) --cflags lua5.4)
 
 KP_C_STD    := -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra
 
@@ -47,7 +46,7 @@ FUZZ_ARGS     ?=
 # from KP_SRCS so that SRCS=... checks a scratch copy here too.
 FUZZ_H1_BIN    := $(FUZZ_OUT)/fuzz_h1
 FUZZ_H1_CORPUS := $(FUZZ_OUT)/corpus-h1
-FUZZ_H1_SRCS   := $(filter %/kp_h1.c %/kp_buf.c,$(KP_SRCS))
+FUZZ_H1_SRCS    = $(filter %/kp_h1.c %/kp_buf.c,$(KP_SRCS))
 # Longer than FUZZ_MAX_LEN: a head may take 65536 bytes (KP_H1_MAX_HEAD),
 # and what breaks at that limit only shows with more after it.
 FUZZ_H1_MAX_LEN ?= 98304
@@ -56,9 +55,9 @@ FUZZ_H1_MAX_LEN ?= 98304
 # lua-cjson, loaded with dlopen, resolves lua_* against this binary.
 $(FUZZ_BIN): fuzz/fuzz_decode.c $(FUZZ_OUT)/checker.inc $(KP_SRCS) $(KP_HDRS) fuzz/fuzz.mk
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(KP_C_STD) -Isrc -I$(FUZZ_OUT) $(KP_LUA_INC) $(KP_CURL_INC) \
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(KP_C_STD) -Isrc -I$(FUZZ_OUT) $(KP_LUA54_INC) $(CURL_CFLAGS) \
 	  fuzz/fuzz_decode.c $(KP_SRCS) -o $@ \
-	  -Wl,-E /usr/lib/x86_64-linux-gnu/liblua5.4.a -lm -ldl $(KP_CURL_LIB)
+	  -Wl,-E /usr/lib/x86_64-linux-gnu/liblua5.4.a -lm -ldl $(CURL_LIBS)
 
 # fuzz/checker.lua as C string literals, one a line: backslashes and
 # quotes escaped, '?' too (-std=c99 turns "??/" and friends into trigraphs),
@@ -150,7 +149,7 @@ ASAN_ENV = \
 $(ASAN_SO): $(KP_SRCS) $(KP_HDRS) fuzz/fuzz.mk
 	@mkdir -p $(dir $@)
 	$(ASAN_CC) $(ASAN_FLAGS) $(KP_C_STD) -fPIC -shared -fvisibility=hidden \
-	  $(KP_LUA_INC) $(KP_CURL_INC) $(KP_SRCS) -o $@ $(KP_CURL_LIB)
+	  $(LUA_CFLAGS) $(CURL_CFLAGS) $(KP_SRCS) -o $@ $(CURL_LIBS)
 
 $(ASAN_SHIM): fuzz/nodlclose.c fuzz/fuzz.mk
 	@mkdir -p $(dir $@)

@@ -1,10 +1,9 @@
 # test/oom.mk -- `make oom`: the out-of-memory sweep (test/oom_host.c).
 #
-# Included from the main Makefile, or used as
-#   make -f Makefile -f test/oom.mk oom
-# Uses from the main Makefile: LUA, SRCS, LUA_CFLAGS, CURL_CFLAGS, CURL_LIBS,
-# WARN.  Everything is built under build/oom; build/$(LUA_VERSION) is never
-# touched.
+# Included from the main Makefile; uses from it SRCS (the rockspec's list),
+# HDRS, CURL_CFLAGS, CURL_LIBS, WARN, LPATH, PKG_CONFIG and MOCK_LUA.  The
+# host embeds Lua 5.4 whatever LUA_VERSION is.  Everything is built under
+# build/oom; build/$(LUA_VERSION) is never touched.
 #
 #   make oom                    ASan + UBSan sweep of every scenario (about
 #                               a minute), then the same host, built plainly,
@@ -30,15 +29,10 @@ KP_OOM_SAVED_GOAL := $(.DEFAULT_GOAL)
 OOM_OUT      := build/oom
 OOM_CC       ?= gcc
 OOM_LUA_A    ?= /usr/lib/x86_64-linux-gnu/liblua5.4.a
-OOM_SRCS      = $(SRCS)
-OOM_HDRS      = $(wildcard src/*.h)
-OOM_LUA       = $(or $(LUA),lua5.4)
-OOM_LUA_INC   = $(or $(LUA_CFLAGS),$(shell pkg-config --cflags lua5.4))
-OOM_CURL_LIB  = $(or $(CURL_LIBS),$(shell pkg-config --libs libcurl))
-OOM_WARN      = $(or $(WARN),-std=c99 -Wall -Wextra)
-OOM_CFLAGS    = $(OOM_WARN) -D_POSIX_C_SOURCE=200809L -Isrc $(OOM_LUA_INC) $(CURL_CFLAGS)
+OOM_LUA       = $(MOCK_LUA)
+OOM_CFLAGS    = $(WARN) -D_POSIX_C_SOURCE=200809L -Isrc $(shell $(PKG_CONFIG) --cflags lua5.4) $(CURL_CFLAGS)
 # -rdynamic: function names in --backtrace output
-OOM_LIBS      = -rdynamic $(OOM_LUA_A) $(OOM_CURL_LIB) -lm -ldl -lpthread
+OOM_LIBS      = -rdynamic $(OOM_LUA_A) $(CURL_LIBS) -lm -ldl -lpthread
 
 OOM_ASAN_BIN := $(OOM_OUT)/oom_host_asan
 OOM_VG_BIN   := $(OOM_OUT)/oom_host
@@ -49,14 +43,14 @@ OOM_VG_RUNS  ?= 100
 OOM_FIXTURES  = $(wildcard spec/fixtures/json/*.json) spec/fixtures/example-200.json $(OOM_MOCK_DOC)
 OOM_FIXTURE_ARGS = $(foreach f,$(OOM_FIXTURES),--fixture $(f))
 
-$(OOM_ASAN_BIN): test/oom_host.c $(OOM_SRCS) $(OOM_HDRS) test/oom.mk
+$(OOM_ASAN_BIN): test/oom_host.c $(SRCS) $(HDRS) test/oom.mk
 	@mkdir -p $(dir $@)
 	$(OOM_CC) -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
-	  -fno-sanitize-recover=undefined $(OOM_CFLAGS) test/oom_host.c $(OOM_SRCS) -o $@ $(OOM_LIBS)
+	  -fno-sanitize-recover=undefined $(OOM_CFLAGS) test/oom_host.c $(SRCS) -o $@ $(OOM_LIBS)
 
-$(OOM_VG_BIN): test/oom_host.c $(OOM_SRCS) $(OOM_HDRS) test/oom.mk
+$(OOM_VG_BIN): test/oom_host.c $(SRCS) $(HDRS) test/oom.mk
 	@mkdir -p $(dir $@)
-	$(OOM_CC) -g -O1 $(OOM_CFLAGS) test/oom_host.c $(OOM_SRCS) -o $@ $(OOM_LIBS)
+	$(OOM_CC) -g -O1 $(OOM_CFLAGS) test/oom_host.c $(SRCS) -o $@ $(OOM_LIBS)
 
 $(OOM_MOCK_DOC): $(wildcard mock/kpayment/mock/*.lua) test/oom.mk
 	@mkdir -p $(dir $@)
