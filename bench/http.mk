@@ -1,15 +1,18 @@
 # bench/http.mk -- `make bench-http`: kpayment's client over real HTTP against
-# nginx on loopback, beside plain libcurl (with and without lua-cjson),
-# luasocket + cjson and the curl command; and kpayment inside nginx (built
-# for LuaJIT), over cosockets and by subrequest, beside the same by hand
-# with cjson, under wrk (about 5 to 7 minutes in all; the OpenResty
-# sections alone, BENCH_HTTP_ONLY=OpenResty, about 3).
+# nginx on loopback, beside plain libcurl (body discarded, decoded by
+# lua-cjson, decoded by kpayment.core.decode), luasocket + cjson and the
+# curl command, each sequential section against its limit (the transport
+# plus bench/floor.c building the body's tables); and kpayment inside
+# nginx (built for LuaJIT), over cosockets and by subrequest, beside the
+# same by hand with cjson, under wrk (about 8 to 10 minutes in all; the
+# OpenResty sections alone, BENCH_HTTP_ONLY=OpenResty, about 3).
 # Included from the main Makefile, which defines LUA, BUILD, CC, CFLAGS,
 # LUA_CFLAGS, CURL_CFLAGS, CURL_LIBS and the target all.
 #
 #   make bench-http                     the full run
 #   make bench-http BENCH_HTTP_N=500    fewer calls per round, for a quick look
 #   make bench-http BENCH_HTTP_ONLY='1000 offers'   only the sections whose title has it
+#   make bench-http BENCH_HTTP_GC=incremental   the collector mode of both sides
 #   make bench-http BENCH_HTTP_ONLY=OpenResty BENCH_HTTP_WRK_SECONDS=10   longer wrk runs
 #
 # Needs the Debian packages in BENCH_HTTP_PACKAGES; as root the missing ones
@@ -21,6 +24,7 @@
 BENCH_HTTP_N       ?= 2000
 BENCH_HTTP_ROUNDS  ?= 5
 BENCH_HTTP_ONLY    ?=
+BENCH_HTTP_GC      ?=
 BENCH_HTTP_WRK_SECONDS ?= 3
 BENCH_HTTP_DIR     := build/bench-http
 BENCH_HTTP_CLIENT  := $(BENCH_HTTP_DIR)/http_client
@@ -42,6 +46,7 @@ bench-http: all bench-http-deps $(BENCH_HTTP_CLIENT) $(BENCH_HTTP_PAYLOADS) $(FL
 	@$(MAKE) --no-print-directory LUA_VERSION=luajit all
 	LUA=$(LUA) BUILD=$(BUILD) OUT=$(BENCH_HTTP_DIR) BENCH_HTTP_N=$(BENCH_HTTP_N) \
 	  BENCH_HTTP_ROUNDS=$(BENCH_HTTP_ROUNDS) BENCH_HTTP_ONLY='$(BENCH_HTTP_ONLY)' \
+	  BENCH_HTTP_GC='$(BENCH_HTTP_GC)' \
 	  BENCH_HTTP_WRK_SECONDS=$(BENCH_HTTP_WRK_SECONDS) sh bench/http-run.sh
 
 $(BENCH_HTTP_CLIENT): bench/http_client.c

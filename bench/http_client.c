@@ -3,7 +3,7 @@
  * fast plain libcurl fetches a URL, with and without decoding each body by
  * lua-cjson, sequentially or with libcurl's multi interface.
  *
- *   http_client [-k K] [-c CAFILE] MODE URL N
+ *   http_client [-k K] [-c CAFILE] [-g GC] MODE URL N
  *   http_client -V
  *
  * MODE
@@ -16,6 +16,11 @@
  *                  client around it
  *   multi-discard  N GETs through a multi handle, K (default 8) in flight;
  *   multi-cjson    each of the K easy handles is reused for the next GET
+ *
+ * -g incremental or -g generational: the collector mode of the embedded
+ * state (Lua 5.4; default: luaL_newstate's, incremental).  The Lua
+ * benchmark passes its own, so that both sides collect alike: lua5.4's
+ * standalone interpreter runs the generational mode.
  *
  * Sequential modes do one untimed GET first (connection set up, cjson
  * loaded, the body checked); the multi modes time everything, connection
@@ -210,12 +215,21 @@ static int run_multi(run_state *rs, transfer *ts, int k, long n) {
   return failed ? -1 : 0;
 }
 
-/* A Lua state with the decode function of `module` at index 1. */
-static lua_State *open_decoder(const char *module) {
+/* A Lua state with the decode function of `module` at index 1, its
+ * collector in mode gc (NULL: the default). */
+static lua_State *open_decoder(const char *module, const char *gc) {
   lua_State *L = luaL_newstate();
   if (L == NULL)
     return NULL;
   luaL_openlibs(L);
+#if LUA_VERSION_NUM >= 504
+  if (gc != NULL && strcmp(gc, "generational") == 0)
+    lua_gc(L, LUA_GCGEN, 0, 0);
+  else if (gc != NULL)
+    lua_gc(L, LUA_GCINC, 0, 0, 0);
+#else
+  (void)gc;
+#endif
   /* stack: the decode function, for the whole run */
   lua_getglobal(L, "require");
   lua_pushstring(L, module);
@@ -231,14 +245,14 @@ static lua_State *open_decoder(const char *module) {
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: http_client [-k K] [-c CAFILE] "
+          "usage: http_client [-k K] [-c CAFILE] [-g incremental|generational] "
           "discard|cjson|kpayment|multi-discard|multi-cjson URL N\n"
           "       http_client -V\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
-  const char *cafile = NULL, *mode, *url;
+  const char *cafile = NULL, *gc = NULL, *mode, *url;
   int k = 8, multi = 0, decode, argi = 1, i, rc;
   long n;
   char *end;
@@ -257,6 +271,10 @@ int main(int argc, char **argv) {
       k = atoi(argv[argi + 1]);
     else if (strcmp(argv[argi], "-c") == 0)
       cafile = argv[argi + 1];
+    else if (strcmp(argv[argi], "-g") == 0 &&
+             (strcmp(argv[argi + 1], "incremental") == 0 ||
+              strcmp(argv[argi + 1], "generational") == 0))
+      gc = argv[argi + 1];
     else
       usage();
     argi += 2;
@@ -281,8 +299,8 @@ int main(int argc, char **argv) {
     return 1;
   memset(&rs, 0, sizeof rs);
   rs.offers = -1;
-  if (decode && (rs.L = open_decoder(strcmp(mode, "kpayment") == 0 ? "kpayment.core"
-                                                                      : "cjson")) == NULL)
+  if (decode && (rs.L = open_decoder(strcmp(mode, "kpayment") == 0 ? "kpayment.core" : "cjson",
+                                     gc)) == NULL)
     return 1;
   headers = curl_slist_append(NULL, "Accept: application/json");
   ts = (transfer *)calloc((size_t)k, sizeof *ts);
