@@ -234,6 +234,45 @@ static int request_outcome(lua_State *L) {
   return 1;
 }
 
+/* The copy of request:body, run protected: an allocation that fails must
+ * not leave the decoding flag set. */
+static int copy_body(lua_State *L) {
+  const kp_buf *body = (const kp_buf *)lua_touserdata(L, 1);
+  lua_pushlstring(L, body->data ? body->data : "", body->len);
+  return 1;
+}
+
+/*
+ * request:body() -> the body of a finished attempt as a string (a copy),
+ * before its outcome is built; nil once the outcome was built (its body is
+ * recycled then), when cancelled, or when none arrived.  A call shared by
+ * several callers decodes each one's tables from it (kpayment.async).
+ */
+static int request_body(lua_State *L) {
+  kp_request *r = to_request(L);
+  int outer, status;
+  if (r->t.res.state != KP_DONE || r->taken || r->released) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_settop(L, 1);
+  lua_pushcfunction(L, copy_body);      /* may allocate: before the flag */
+  lua_pushlightuserdata(L, &r->t.body);
+  /* the copy allocates, and a finalizer run there may cancel this request:
+   * while decoding is set, cancel() leaves the body where it is */
+  outer = !r->decoding;
+  r->decoding = 1;
+  status = lua_pcall(L, 1, 1, 0);
+  if (outer) {
+    r->decoding = 0;
+    if (r->t.res.state == KP_CANCELLED)   /* cancelled meanwhile: free it now */
+      kp_transfer_cancel(&r->t);
+  }
+  if (status != 0)
+    return lua_error(L);
+  return 1;
+}
+
 /*
  * request:release(): forget the kept outcome once the caller has it.  A
  * request has a finalizer, so the collector keeps it (and all it refers
@@ -286,6 +325,7 @@ static const luaL_Reg request_methods[] = {
   {"stats", request_stats},
   {"outcome", request_outcome},
   {"release", request_release},
+  {"body", request_body},
   {"cancel", request_cancel},
   {NULL, NULL}
 };

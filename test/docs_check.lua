@@ -173,6 +173,8 @@ do
         n = tonumber(n)
         if unit == "MiB" and n then n = n * 1048576 end
         ok = n == value
+      elseif type(value) == "boolean" then
+        ok = said:find("`" .. tostring(value) .. "`", 1, true) ~= nil
       else
         ok = said:find('"' .. value .. '"', 1, true) ~= nil
       end

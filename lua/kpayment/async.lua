@@ -10,6 +10,13 @@
 -- outcome is fixed by the first of delivery or cancellation and never
 -- changes after; a request with `on_done` gets exactly one call either way.
 --
+-- Requests with the same key (URL and projection) in flight in one scope
+-- share a flight: an internal request, never seen by users, that makes the
+-- attempts and retries.  Its callers follow it: each has its own state,
+-- deadline, cancellation, callback and result tables (the first caller to
+-- take the result gets the flight's own decode, the others decode a copy of
+-- the body).  The flight ends when its last caller leaves.
+--
 -- User code (loggers, hooks, callbacks, finalizers inside any allocation)
 -- can run at every step and may cancel a request or close its client: every
 -- step re-reads the state after anything that can run it.
@@ -21,7 +28,9 @@ local retry = require("kpayment.retry")
 local log = require("kpayment.log")
 local errors = require("kpayment.errors")
 
-local setmetatable, next, error = setmetatable, next, error
+local offer = require("kpayment.offer")
+
+local setmetatable, next, error, pairs, pcall, tostring = setmetatable, next, error, pairs, pcall, tostring
 local math_floor, math_min, math_max = math.floor, math.min, math.max
 local table_sort, table_remove = table.sort, table.remove
 local monotonic, sleep = core.monotonic, core.sleep
@@ -154,11 +163,49 @@ local function settle(req)
   if req._core then req._core:release() end
 end
 
+-- A caller leaves its flight (delivered, cancelled or past its deadline);
+-- the flight ends with its last caller.
+local function leave(req)
+  local f = req._flight
+  if f == nil or req._left then return end
+  req._left = true
+  f._callers = f._callers - 1
+  if f._callers > 0 then return end
+  local flights = f._scope.flights
+  if flights[f._key] == f then flights[f._key] = nil end
+  if not ended(f) then f:cancel() end
+end
+
+-- The error of a caller whose deadline passed while the call it shares
+-- goes on for callers that came later.
+local function deadline_error(req)
+  return errors.new({ kind = "timeout", retryable = true, attempts = req._flight._attempts,
+                      joined = req._joined, total_time = monotonic() - req._started,
+                      message = "no response within the deadline (the call it shared goes on for "
+                        .. "the callers that joined later)" })
+end
+
+-- Once its attempts are over, a flight takes no new callers; with more
+-- than one caller it keeps a copy of a 2xx body for the others to decode.
+local function flight_settled(f)
+  local flights = f._scope.flights
+  if flights[f._key] == f then flights[f._key] = nil end
+  if f._state == DECODING and f._callers > 1 and f._status == nil then
+    local status, _, _, request_id = f._core:stats()
+    f._body = f._core:body()
+    f._status = status
+    f._request_id = request_id and errors.scrub(request_id, f._client._secrets)
+  end
+end
+
 -- Move the request along without delivering it: start a retry whose timer
 -- ran out, or look at an attempt that ended.  A failure is turned into its
 -- error here (to decide on a retry); a 2xx is decoded by `poll`, in
 -- slices, or on delivery.
+local follow
+
 local function step(req)
+  if req._flight then return follow(req) end
   local st = req._state
   if st == WAITING then
     if monotonic() >= req._retry_at then launch(req) end
@@ -185,12 +232,90 @@ local function step(req)
   hook_response(req, err.kind, wait ~= nil)
 end
 
+-- A caller's step: move its flight along, and take on the flight's state
+-- (decoding or finished) once its attempts are over; or end with a timeout
+-- when the caller's own deadline passes first.
+local function in_flight(req)
+  local st = req._state
+  return st == RUNNING or st == WAITING
+end
+
+function follow(req)
+  if not in_flight(req) then return end
+  local f = req._flight
+  if not ended(f) then step(f) end
+  if not in_flight(req) then return end   -- a hook ended it meanwhile
+  local fs = f._state
+  if fs == RUNNING or fs == WAITING then
+    if req._deadline_at < f._deadline_at and monotonic() >= req._deadline_at then
+      req._state, req._err = FINISHED, deadline_error(req)
+      leave(req)
+    else
+      req._state = fs
+    end
+    return
+  end
+  if fs == CANCELLED then return req:cancel() end
+  flight_settled(f)
+  if in_flight(req) then
+    req._state = (fs == DECODING and not f._taken) and DECODING or FINISHED
+  end
+end
+
 -- Decode a 2xx for at most budget_ms (at least one record); the core
--- keeps the outcome once it is complete.
+-- keeps the outcome once it is complete.  A caller drives its flight's
+-- decode, which the first caller to take the result gets.
 local function advance(req, budget_ms)
+  local f = req._flight
+  if f then
+    if f._state == DECODING and not f._taken then advance(f, budget_ms) end
+    if req._state == DECODING and (f._state ~= DECODING or f._taken) then req._state = FINISHED end
+    return
+  end
   if req._core:outcome(budget_ms) and req._state == DECODING then
     req._state = FINISHED
   end
+end
+
+-- A caller's outcome: a copy of its flight's error; for the first caller
+-- to ask, the flight's own decode; for the others, their own tables
+-- decoded from the flight's copy of the body.
+local function caller_outcome(req)
+  local f = req._flight
+  local offers, err
+  if f._err then
+    err = {}
+    for k, v in pairs(f._err) do err[k] = v end
+    err = errors.new(err)
+  elseif not f._taken then
+    f._taken = true   -- a finalizer asking meanwhile decodes the body
+    local ok, a, b = pcall(take_outcome, f)
+    if not ok then
+      f._taken = false
+      error(a, 0)
+    end
+    offers, err = a, b
+    if err then f._err = err end   -- the same error for every caller
+    settle(f)
+  elseif f._body then
+    local ok, value = pcall(core.decode, f._body, { records = "financeOffers", fields = f._fields })
+    if not ok and not errors.passes_through(value) then
+      err = errors.new({ kind = "decode", retryable = false, attempts = f._attempts,
+                         message = tostring(value), status = f._status })
+    elseif not ok then
+      error(value, 0)
+    else
+      local meta
+      offers, err, meta = response.from_outcome({ value = value, status = f._status }, f._client._secrets)
+      meta.attempts, meta.request_id = f._attempts, f._request_id
+    end
+  else
+    err = response.cancelled(f._attempts)
+  end
+  local meta = offers and offer.meta(offers) or err
+  meta.joined = req._joined
+  meta.total_time = monotonic() - req._started
+  return offers, err
 end
 
 -- Whether the network part is over (the outcome may still need decoding).
@@ -199,9 +324,40 @@ local function settled(req)
   return st ~= RUNNING and st ~= WAITING
 end
 
---- A new request on `client`, its first attempt started.
+-- Put a new caller on the flight of its key in its scope, starting one
+-- (its first attempt sent) when none is in flight.
+local function join(req, key)
+  local s = req._scope
+  local flights = s.flights
+  if flights == nil then
+    flights = {}
+    s.flights = flights
+  end
+  local f = flights[key]
+  if f ~= nil and (f._state == RUNNING or f._state == WAITING) then
+    req._joined = true
+  else
+    local client = req._client
+    f = setmetatable({ _client = client, _url = req._url, _fields = req._fields, _scope = s,
+                       _attempts = 0, _started = req._started, _deadline_at = req._deadline_at,
+                       _seq = req._seq, _state = RUNNING, _key = key, _callers = 0 }, Request)
+    launch(f)
+    if ended(f) then   -- the client was closed meanwhile
+      req._state, req._offers, req._err = CANCELLED, nil, response.cancelled(0)
+      return
+    end
+    flights[key] = f
+    req._joined = false
+  end
+  f._callers = f._callers + 1
+  req._flight = f
+  if req._deadline_at > f._deadline_at then f._deadline_at = req._deadline_at end
+end
+
+--- A new request on `client`, its first attempt started, or joined to the
+-- call in flight with the same `key` (nil: a call of its own).
 -- @local
-function M.new(client, url, fields, on_done)
+function M.new(client, url, fields, on_done, key)
   local now = monotonic()
   client._seq = client._seq + 1
   local s = scope(client)
@@ -210,7 +366,7 @@ function M.new(client, url, fields, on_done)
                              _seq = client._seq, _state = RUNNING }, Request)
   -- Sent before the client tracks it: if sending raises (out of memory),
   -- the caller gets the error and no half-made request stays behind.
-  launch(req)
+  if key then join(req, key) else launch(req) end
   if not ended(req) then
     s.live[req] = true
     if on_done then
@@ -255,11 +411,14 @@ function Request:result()
     end
     if st == FINISHED or st == DECODING then
       local offers, err
-      if self._err == nil then offers, err = take_outcome(self) end
+      if self._err == nil then
+        if self._flight then offers, err = caller_outcome(self) else offers, err = take_outcome(self) end
+      end
       if not ended(self) then              -- not cancelled or taken meanwhile
         if self._err == nil then self._offers, self._err = offers, err end
         self._state = DELIVERED
         settle(self)
+        leave(self)
         untrack(self)
         if offers and self._client._debug then log.outcome(self._client, offers) end
       end
@@ -275,9 +434,10 @@ end
 function Request:cancel()
   if ended(self) then return end
   self._state = CANCELLED
-  self._offers, self._err = nil, response.cancelled(self._attempts)
+  local f = self._flight
+  self._offers, self._err = nil, response.cancelled(f and f._attempts or self._attempts)
   untrack(self)
-  if self._core then self._core:cancel() end
+  if f then leave(self) elseif self._core then self._core:cancel() end
   hook_response(self, "cancelled", false)
   notify(self)
 end
@@ -292,12 +452,25 @@ function Request.__tostring(self)
   return "kpayment.Request (" .. SHOWN[self._state] .. ")"
 end
 
--- Seconds until the earliest retry timer among reqs, or nil.
+-- When req needs a step whatever the network does: its retry timer (its
+-- flight's), or a caller's own deadline before its flight's; or nil.
+local function timer_of(req)
+  local f = req._flight
+  if f == nil then return req._state == WAITING and req._retry_at or nil end
+  if not in_flight(req) then return nil end
+  local at = f._state == WAITING and f._retry_at or nil
+  if req._deadline_at < f._deadline_at and (at == nil or req._deadline_at < at) then
+    at = req._deadline_at
+  end
+  return at
+end
+
+-- Seconds until the earliest timer among reqs, or nil.
 local function next_timer(reqs)
   local soonest
   for i = 1, #reqs do
-    local at = reqs[i]._retry_at
-    if reqs[i]._state == WAITING and (not soonest or at < soonest) then soonest = at end
+    local at = timer_of(reqs[i])
+    if at and (not soonest or at < soonest) then soonest = at end
   end
   return soonest and math_max(soonest - monotonic(), 0)
 end
@@ -333,17 +506,20 @@ function M.wait(req)
   local client = req._client
   -- An attempt just started has not ended yet (nothing moves it but the
   -- work below), so the first look at it comes after that work.
-  local fresh = req._state == RUNNING
+  local fresh = req._state == RUNNING and not req._joined
   while true do
     if fresh then fresh = false else step(req) end
     local st = req._state
     if st ~= RUNNING and st ~= WAITING then return end
-    if st == WAITING then
-      pause(client, math_max(req._retry_at - monotonic(), 0))
-    else
+    local n = req._flight or req   -- what makes the attempts
+    local at = timer_of(req)
+    if n._state == WAITING then
+      pause(client, math_max(at - monotonic(), 0))
+    elseif n._state == RUNNING then
+      local ms = at and math_min(math_max(math_floor((at - monotonic()) * 1000) + 1, 1), 1000) or 1000
       local c = client._core
       local wait = c.wait
-      if wait then wait(c, req._core, 1000) else c:poll(1000) end
+      if wait then wait(c, n._core, ms) else c:poll(ms) end
     end
   end
 end
@@ -428,13 +604,17 @@ function M.watch(client)
   local req = next(live)
   while req ~= nil do   -- not pairs: see live_list
     local st = req._state
+    local n = req._flight or req   -- what makes the attempts
+    local nst = (st == RUNNING or st == WAITING) and n._state or st
+    local at = timer_of(req)
     if st == DECODING or (st == FINISHED and req._on_done and not req._notified)
-       or (st == RUNNING and req._core and req._core:done()) then
+       or nst == DECODING or nst == FINISHED or nst == CANCELLED
+       or (nst == RUNNING and n._core and n._core:done()) then
       sooner(0)
-    elseif st == WAITING then
-      sooner(math_max(math_floor((req._retry_at - now) * 1000 + 0.5), 0))
-    elseif st == RUNNING and not c.watch then
+    elseif nst == RUNNING and not c.watch then
       sooner(0)   -- another transport: its attempts run when polled
+    elseif at then
+      sooner(math_max(math_floor((at - now) * 1000 + 0.5), 0))
     end
     req = next(live, req)
   end
@@ -483,14 +663,14 @@ end
 
 --- client:get_offers_many after its checks: urls and fields per entry.
 -- @local
-function M.many(client, urls, fields, concurrency, on_progress)
+function M.many(client, urls, fields, keys, concurrency, on_progress)
   local n = #urls
   local results, inflight, nextup, finished = {}, {}, 1, 0
   local c0 = client._core
   local mark = c0.mark and c0:mark()
   while finished < n and not client._closed do
     while #inflight < concurrency and nextup <= n and not client._closed do
-      inflight[#inflight + 1] = M.new(client, urls[nextup], fields[nextup])
+      inflight[#inflight + 1] = M.new(client, urls[nextup], fields[nextup], nil, keys[nextup])
       inflight[#inflight]._index = nextup
       nextup = nextup + 1
     end

@@ -76,6 +76,7 @@ function M.new(cfg)
     _secrets = secrets,
     _settings = settings,
     _auth = cfg.username ~= nil or cfg.bearer_token ~= nil,
+    _coalesce = cfg.coalesce ~= false,
   }, Client)
   if newproxy then
     -- 5.1 and LuaJIT: a table has no finalizer; a proxy's stands in
@@ -87,10 +88,26 @@ function M.new(cfg)
 end
 
 -- Keys a parameter table may carry besides the query parameters.
-local GET_KEYS = { fields = true }
-local START_KEYS = { fields = true, on_done = true }
+local GET_KEYS = { fields = true, coalesce = true }
+local START_KEYS = { fields = true, on_done = true, coalesce = true }
 
--- The URL and projection of one parameter table; raises at `level`.
+-- What calls in flight share one API call by: the URL (customer, dealer,
+-- skin, locale) and the projection; nil when the call is not to share.
+local function coalesce_key(self, url, params)
+  local on = params.coalesce
+  if on == nil then on = self._coalesce end
+  if not on then return nil end
+  local fields = params.fields
+  if fields == nil then return url end
+  if type(fields) ~= "table" then return url .. "\0" .. tostring(fields) end  -- a projection: itself
+  local paths = {}
+  for i = 1, #fields do paths[i] = fields[i] end
+  table.sort(paths)
+  return url .. "\0" .. table.concat(paths, "\0")
+end
+
+-- The URL, projection and coalescing key of one parameter table; raises
+-- at `level`.
 local function prepare(self, params, level, extra, what)
   if getmetatable(self) ~= Client then
     error("kpayment: " .. what .. " must be called as client:" .. what .. "{…}", level)
@@ -110,15 +127,19 @@ local function prepare(self, params, level, extra, what)
     end
     fields = trie
   end
-  return url, fields
+  local coalesce = params.coalesce
+  if coalesce ~= nil and type(coalesce) ~= "boolean" then
+    error("kpayment: bad parameter 'coalesce' (boolean expected, got " .. type(coalesce) .. ")", level)
+  end
+  return url, fields, coalesce_key(self, url, params)
 end
 
 --- Client:get_offers, and kpayment.get_offers on the module's client;
 -- raises at `level` (as `error` counts).
 -- @local
 function M.get(self, params, level)
-  local url, fields = prepare(self, params, level + 1, GET_KEYS, "get_offers")
-  local req = async.new(self, url, fields)
+  local url, fields, key = prepare(self, params, level + 1, GET_KEYS, "get_offers")
+  local req = async.new(self, url, fields, nil, key)
   async.wait(req)
   return req:result()
 end
@@ -164,12 +185,12 @@ end
 --   on_done = function(offers, err) --[[ … ]] end }
 -- while client:poll(10) > 0 do end
 function Client:start_offers(params)
-  local url, fields = prepare(self, params, 3, START_KEYS, "start_offers")
+  local url, fields, key = prepare(self, params, 3, START_KEYS, "start_offers")
   local on_done = params.on_done
   if on_done ~= nil and type(on_done) ~= "function" then
     error("kpayment: bad parameter 'on_done' (function expected, got " .. type(on_done) .. ")", 2)
   end
-  return async.new(self, url, fields, on_done)
+  return async.new(self, url, fields, on_done, key)
 end
 
 --- Do the work that is ready for every request of this client: network
@@ -272,14 +293,14 @@ function Client:get_offers_many(list, opts)
     error("kpayment: bad option 'on_progress' (function expected)", 2)
   end
   -- Every entry is checked before anything is sent.
-  local urls, fields = {}, {}
+  local urls, fields, keys = {}, {}, {}
   for i = 1, #list do
-    local ok, url, f = pcall(prepare, self, list[i], 0, GET_KEYS, "get_offers_many")
+    local ok, url, f, key = pcall(prepare, self, list[i], 0, GET_KEYS, "get_offers_many")
     if not ok and errors.passes_through(url) then error(url, 0) end
     if not ok then error((url:gsub("^kpayment: ", "kpayment: list[" .. i .. "]: ")), 2) end
-    urls[i], fields[i] = url, f
+    urls[i], fields[i], keys[i] = url, f, key
   end
-  return async.many(self, urls, fields, concurrency, on_progress)
+  return async.many(self, urls, fields, keys, concurrency, on_progress)
 end
 
 --- Release the connections and buffers now rather than at collection

@@ -123,6 +123,14 @@ M.math_type = math_type
 -- several polls, between two of its records.  `0`: one record per poll;
 -- `math.huge`: each response whole.  Blocking calls and `req:result()`
 -- decode at once.  Default: 2, for a 60 Hz frame loop
+-- @tfield boolean coalesce requests in flight on this client with the same
+-- customer, dealer, skin, locale and `fields` share one API call (its
+-- attempts and retries); each caller still gets its own result tables,
+-- `on_done`, deadline and cancellation, and `meta().joined` (or the
+-- error's `joined`) is `true` for a caller that joined a call already in
+-- flight.  A call's own `coalesce = false` parameter leaves it out.
+-- Inside nginx, requests share a call within one nginx request or timer
+-- (its light threads).  Default: `true`
 -- @tfield function on_request `function(info)` called as each attempt goes
 -- out, retries included, on every path: `info` has `method`, `url` (no
 -- credentials; a secret in a parameter `[redacted]`) and `attempt` (1,
@@ -143,7 +151,7 @@ local OPTIONS = {
   debug = "boolean", log_personal_data = "boolean", logger = "function",
   transport = { ["function"] = true, string = true }, ngx_location = "string",
   decode_budget = "number", on_request = "function", on_response = "function",
-  resolve = "table", pool_size = "number", pool_idle_timeout = "number",
+  resolve = "table", pool_size = "number", pool_idle_timeout = "number", coalesce = "boolean",
 }
 
 -- The transports a name may choose.
@@ -313,7 +321,7 @@ end
 
 -- The defaults the Lua side applies (C's are core.DEFAULTS).
 M.DEFAULTS = { retries = 2, decode_budget = M.DEFAULT_DECODE_BUDGET, locale = "en-US",
-               base_url = M.DEFAULT_BASE_URL }
+               base_url = M.DEFAULT_BASE_URL, coalesce = true }
 
 -- get_offers_many's window (and the command's --concurrency): not an
 -- option of new, so apart from DEFAULTS.

@@ -50,6 +50,9 @@ local M = {}
 -- @tfield ?string request_id the server's `X-Request-Id` or
 -- `X-Correlation-Id`, when it sent one
 -- @tfield number total_time seconds the call took, all attempts together
+-- @tfield ?boolean joined `true` when the call joined one already in flight
+-- on its client (the `coalesce` option), `false` when it made the call;
+-- nil when it did not share
 local Error = {}
 Error.__index = Error
 Error.__name = "kpayment.Error"

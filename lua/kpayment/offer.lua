@@ -118,7 +118,9 @@ local metas = setmetatable({}, { __mode = "k" })
 -- @treturn table `status` (HTTP status), `attempts`, `request_id` (from
 -- `X-Request-Id` or `X-Correlation-Id`, when the server sent one),
 -- `total_time` (seconds, all attempts together), `warnings` (the
--- response's, if any)
+-- response's, if any), `joined` (`true` when the call joined one already
+-- in flight on its client, `false` when it made the call, nil when it did
+-- not share: the `coalesce` option)
 function OfferList:meta()
   return metas[self]
 end
