@@ -157,10 +157,10 @@ $(ASAN_SHIM): fuzz/nodlclose.c fuzz/fuzz.mk
 
 test-asan: $(ASAN_SO) $(ASAN_SHIM)
 	@rm -f $(ASAN_REPORT).*
-	@echo "test-asan: busted under $(KP_LUA) with ASan + UBSan preloaded, module $(ASAN_SO)"
+	@echo "test-asan: busted under $(LUA) with ASan + UBSan preloaded, module $(ASAN_SO)"
 	@rc=0; \
-	$(ASAN_ENV) $(KP_LUA) $(BUSTED_BIN) --lpath='$(SPEC_LPATH)' \
-	  --cpath='$(ASAN_OUT)/?.so' -o spec/support/summary.lua spec || rc=$$?; \
+	$(ASAN_ENV) KPAYMENT_LUA=$(LUA) $(LUA) $(BUSTED_BIN) --lpath='$(SPEC_LPATH)' \
+	  --cpath='$(ASAN_OUT)/?.so' $(TEST_TAGS) -o spec/support/summary.lua $(TEST_SPECS) || rc=$$?; \
 	if ls $(ASAN_REPORT).* >/dev/null 2>&1; then \
 	  for f in $(ASAN_REPORT).*; do echo "== $$f"; cat "$$f"; done; \
 	  echo "test-asan: SANITIZER REPORTS (above)"; [ $$rc -ne 0 ] || rc=23; \
