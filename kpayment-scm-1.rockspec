@@ -47,6 +47,7 @@ build = {
     ["kpayment.async"] = "lua/kpayment/async.lua",
     ["kpayment.retry"] = "lua/kpayment/retry.lua",
     ["kpayment.time"] = "lua/kpayment/time.lua",
+    ["kpayment.cache"] = "lua/kpayment/cache.lua",
     ["kpayment.log"] = "lua/kpayment/log.lua",
     ["kpayment.info"] = "lua/kpayment/info.lua",
     ["kpayment.request"] = "lua/kpayment/request.lua",

@@ -156,7 +156,46 @@ local function take_outcome(req)
   -- a server's header, so scrubbed like the rest of what it sent
   meta.request_id = o.request_id and errors.scrub(o.request_id, client._secrets)
   meta.total_time = monotonic() - req._started
+  local cache = client._cache
+  if offers and cache and req._body then
+    cache:put(req._url, req._customer, req._body, o.status, monotonic())
+  end
   return offers, err, o
+end
+
+-- Fresh tables decoded from a copy of a body (a flight's, for its other
+-- callers; a cache entry's), with fields, as take_outcome would give.
+local function decode_copy(req, body, status, fields, attempts)
+  local client = req._client
+  local ok, value = pcall(core.decode, body, { records = "financeOffers", fields = fields })
+  if not ok and errors.passes_through(value) then error(value, 0) end
+  if not ok then
+    return nil, errors.new({ kind = "decode", retryable = false, attempts = attempts,
+                             message = tostring(value), status = status,
+                             total_time = monotonic() - req._started })
+  end
+  local offers, _, meta = response.from_outcome({ value = value, status = status }, client._secrets)
+  meta.attempts = attempts
+  meta.total_time = monotonic() - req._started
+  return offers
+end
+
+-- The offers of a cache entry: a hit (cause nil), or a stale answer to the
+-- error `cause`.
+local function from_entry(req, e, fields, attempts, cause)
+  local offers, err = decode_copy(req, e.body, e.status, fields, attempts)
+  local meta = offers and offer.meta(offers) or err
+  meta.cached, meta.stale, meta.age, meta.error = true, cause ~= nil, monotonic() - e.at, cause
+  return offers, err
+end
+
+-- Keep a copy of a 2xx body before it is decoded: for the client's cache,
+-- and for a flight's callers beyond the first.
+local function keep_body(req)
+  local status, _, _, request_id = req._core:stats()
+  req._body = req._core:body()
+  req._status = status
+  req._request_id = request_id and errors.scrub(request_id, req._client._secrets)
 end
 
 local function settle(req)
@@ -185,17 +224,11 @@ local function deadline_error(req)
                         .. "the callers that joined later)" })
 end
 
--- Once its attempts are over, a flight takes no new callers; with more
--- than one caller it keeps a copy of a 2xx body for the others to decode.
+-- Once its attempts are over, a flight takes no new callers (with more
+-- than one, it kept a copy of a 2xx body for the others: keep_body).
 local function flight_settled(f)
   local flights = f._scope.flights
   if flights[f._key] == f then flights[f._key] = nil end
-  if f._state == DECODING and f._callers > 1 and f._status == nil then
-    local status, _, _, request_id = f._core:stats()
-    f._body = f._core:body()
-    f._status = status
-    f._request_id = request_id and errors.scrub(request_id, f._client._secrets)
-  end
 end
 
 -- Move the request along without delivering it: start a retry whose timer
@@ -216,14 +249,20 @@ local function step(req)
   if not done then return end
   if success then
     req._state = DECODING
+    if req._client._cache or (req._callers or 0) > 1 then keep_body(req) end
     hook_response(req, nil, false)
     return
   end
   local _, err, o = take_outcome(req)
   if req._state ~= RUNNING then return end   -- cancelled meanwhile
   local wait = retry.backoff(req._client._retries, err, req._attempts, o.retry_after, req._deadline_at)
+  local cache = req._client._cache
+  local stale = not wait and err.retryable and cache and cache:get(req._url, monotonic(), true)
   if wait then
     req._state, req._retry_at = WAITING, monotonic() + wait
+  elseif stale then   -- the API failed: an entry past its ttl answers
+    req._state, req._entry, req._cause = FINISHED, stale, err
+    if req._hook then req._hook.stale = true end
   else
     req._state, req._err = FINISHED, err
   end
@@ -283,7 +322,9 @@ end
 local function caller_outcome(req)
   local f = req._flight
   local offers, err
-  if f._err then
+  if f._entry then
+    offers, err = from_entry(req, f._entry, f._fields, f._attempts, f._cause)
+  elseif f._err then
     err = {}
     for k, v in pairs(f._err) do err[k] = v end
     err = errors.new(err)
@@ -298,17 +339,8 @@ local function caller_outcome(req)
     if err then f._err = err end   -- the same error for every caller
     settle(f)
   elseif f._body then
-    local ok, value = pcall(core.decode, f._body, { records = "financeOffers", fields = f._fields })
-    if not ok and not errors.passes_through(value) then
-      err = errors.new({ kind = "decode", retryable = false, attempts = f._attempts,
-                         message = tostring(value), status = f._status })
-    elseif not ok then
-      error(value, 0)
-    else
-      local meta
-      offers, err, meta = response.from_outcome({ value = value, status = f._status }, f._client._secrets)
-      meta.attempts, meta.request_id = f._attempts, f._request_id
-    end
+    offers, err = decode_copy(req, f._body, f._status, f._fields, f._attempts)
+    if offers then offer.meta(offers).request_id = f._request_id end
   else
     err = response.cancelled(f._attempts)
   end
@@ -316,6 +348,14 @@ local function caller_outcome(req)
   meta.joined = req._joined
   meta.total_time = monotonic() - req._started
   return offers, err
+end
+
+-- A request's outcome once finished: from the cache, its flight's, or
+-- its own attempt's.
+local function outcome_of(req)
+  if req._entry then return from_entry(req, req._entry, req._fields, req._attempts, req._cause) end
+  if req._flight then return caller_outcome(req) end
+  return take_outcome(req)
 end
 
 -- Whether the network part is over (the outcome may still need decoding).
@@ -340,7 +380,8 @@ local function join(req, key)
     local client = req._client
     f = setmetatable({ _client = client, _url = req._url, _fields = req._fields, _scope = s,
                        _attempts = 0, _started = req._started, _deadline_at = req._deadline_at,
-                       _seq = req._seq, _state = RUNNING, _key = key, _callers = 0 }, Request)
+                       _seq = req._seq, _state = RUNNING, _key = key, _callers = 0,
+                       _customer = req._customer }, Request)
     launch(f)
     if ended(f) then   -- the client was closed meanwhile
       req._state, req._offers, req._err = CANCELLED, nil, response.cancelled(0)
@@ -357,16 +398,24 @@ end
 --- A new request on `client`, its first attempt started, or joined to the
 -- call in flight with the same `key` (nil: a call of its own).
 -- @local
-function M.new(client, url, fields, on_done, key)
+function M.new(client, url, fields, on_done, key, customer, fresh_ok)
   local now = monotonic()
   client._seq = client._seq + 1
   local s = scope(client)
   local req = setmetatable({ _client = client, _url = url, _fields = fields, _scope = s,
                              _attempts = 0, _started = now, _deadline_at = now + client._deadline,
-                             _seq = client._seq, _state = RUNNING }, Request)
+                             _seq = client._seq, _state = RUNNING, _customer = customer }, Request)
+  local cache = client._cache
+  local hit = cache and fresh_ok and cache:get(url, now, false)
   -- Sent before the client tracks it: if sending raises (out of memory),
   -- the caller gets the error and no half-made request stays behind.
-  if key then join(req, key) else launch(req) end
+  if hit then
+    req._state, req._entry = FINISHED, hit   -- no API call: decoded on delivery
+  elseif key then
+    join(req, key)
+  else
+    launch(req)
+  end
   if not ended(req) then
     s.live[req] = true
     if on_done then
@@ -411,9 +460,7 @@ function Request:result()
     end
     if st == FINISHED or st == DECODING then
       local offers, err
-      if self._err == nil then
-        if self._flight then offers, err = caller_outcome(self) else offers, err = take_outcome(self) end
-      end
+      if self._err == nil then offers, err = outcome_of(self) end
       if not ended(self) then              -- not cancelled or taken meanwhile
         if self._err == nil then self._offers, self._err = offers, err end
         self._state = DELIVERED
@@ -663,14 +710,15 @@ end
 
 --- client:get_offers_many after its checks: urls and fields per entry.
 -- @local
-function M.many(client, urls, fields, keys, concurrency, on_progress)
+function M.many(client, urls, fields, keys, customers, fresh_ok, concurrency, on_progress)
   local n = #urls
   local results, inflight, nextup, finished = {}, {}, 1, 0
   local c0 = client._core
   local mark = c0.mark and c0:mark()
   while finished < n and not client._closed do
     while #inflight < concurrency and nextup <= n and not client._closed do
-      inflight[#inflight + 1] = M.new(client, urls[nextup], fields[nextup], nil, keys[nextup])
+      inflight[#inflight + 1] = M.new(client, urls[nextup], fields[nextup], nil, keys[nextup],
+                                      customers[nextup], fresh_ok[nextup])
       inflight[#inflight]._index = nextup
       nextup = nextup + 1
     end

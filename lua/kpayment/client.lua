@@ -10,6 +10,7 @@ local async = require("kpayment.async")
 local transport = require("kpayment.transport")
 local log = require("kpayment.log")
 local errors = require("kpayment.errors")
+local cache = require("kpayment.cache")
 
 local setmetatable, getmetatable, pairs, type, tostring, error, pcall =
   setmetatable, getmetatable, pairs, type, tostring, error, pcall
@@ -77,6 +78,7 @@ function M.new(cfg)
     _settings = settings,
     _auth = cfg.username ~= nil or cfg.bearer_token ~= nil,
     _coalesce = cfg.coalesce ~= false,
+    _cache = cfg.cache and cache.new(cfg.cache) or nil,
   }, Client)
   if newproxy then
     -- 5.1 and LuaJIT: a table has no finalizer; a proxy's stands in
@@ -88,8 +90,11 @@ function M.new(cfg)
 end
 
 -- Keys a parameter table may carry besides the query parameters.
-local GET_KEYS = { fields = true, coalesce = true }
-local START_KEYS = { fields = true, on_done = true, coalesce = true }
+local GET_KEYS = { fields = true, coalesce = true, cache = true }
+local START_KEYS = { fields = true, on_done = true, coalesce = true, cache = true }
+
+-- The per-call switches of coalescing and the cache.
+local FLAGS = { "coalesce", "cache" }
 
 -- What calls in flight share one API call by: the URL (customer, dealer,
 -- skin, locale) and the projection; nil when the call is not to share.
@@ -106,8 +111,8 @@ local function coalesce_key(self, url, params)
   return url .. "\0" .. table.concat(paths, "\0")
 end
 
--- The URL, projection and coalescing key of one parameter table; raises
--- at `level`.
+-- The URL, projection, coalescing key, customer and whether a fresh cache
+-- entry may answer, of one parameter table; raises at `level`.
 local function prepare(self, params, level, extra, what)
   if getmetatable(self) ~= Client then
     error("kpayment: " .. what .. " must be called as client:" .. what .. "{…}", level)
@@ -127,19 +132,21 @@ local function prepare(self, params, level, extra, what)
     end
     fields = trie
   end
-  local coalesce = params.coalesce
-  if coalesce ~= nil and type(coalesce) ~= "boolean" then
-    error("kpayment: bad parameter 'coalesce' (boolean expected, got " .. type(coalesce) .. ")", level)
+  for _, k in ipairs(FLAGS) do
+    local v = params[k]
+    if v ~= nil and type(v) ~= "boolean" then
+      error("kpayment: bad parameter '" .. k .. "' (boolean expected, got " .. type(v) .. ")", level)
+    end
   end
-  return url, fields, coalesce_key(self, url, params)
+  return url, fields, coalesce_key(self, url, params), params.customer_uuid, params.cache ~= false
 end
 
 --- Client:get_offers, and kpayment.get_offers on the module's client;
 -- raises at `level` (as `error` counts).
 -- @local
 function M.get(self, params, level)
-  local url, fields, key = prepare(self, params, level + 1, GET_KEYS, "get_offers")
-  local req = async.new(self, url, fields, nil, key)
+  local url, fields, key, customer, fresh_ok = prepare(self, params, level + 1, GET_KEYS, "get_offers")
+  local req = async.new(self, url, fields, nil, key, customer, fresh_ok)
   async.wait(req)
   return req:result()
 end
@@ -155,6 +162,10 @@ end
 -- @tparam[opt] {string,...} params.fields dotted paths inside each offer,
 -- e.g. `{ "id", "status", "customer.lastName" }`: only those are decoded,
 -- everything else is skipped without being built
+-- @tparam[opt] boolean params.coalesce `false`: make an API call of its
+-- own rather than join an identical one in flight (the `coalesce` option)
+-- @tparam[opt] boolean params.cache `false`: ask the API even when the
+-- `cache` option holds a fresh entry (what it answers is kept)
 -- @treturn[1] OfferList the offers, with the API's own field names
 -- @return[2] nil
 -- @treturn[2] Error what went wrong
@@ -185,12 +196,12 @@ end
 --   on_done = function(offers, err) --[[ … ]] end }
 -- while client:poll(10) > 0 do end
 function Client:start_offers(params)
-  local url, fields, key = prepare(self, params, 3, START_KEYS, "start_offers")
+  local url, fields, key, customer, fresh_ok = prepare(self, params, 3, START_KEYS, "start_offers")
   local on_done = params.on_done
   if on_done ~= nil and type(on_done) ~= "function" then
     error("kpayment: bad parameter 'on_done' (function expected, got " .. type(on_done) .. ")", 2)
   end
-  return async.new(self, url, fields, on_done, key)
+  return async.new(self, url, fields, on_done, key, customer, fresh_ok)
 end
 
 --- Do the work that is ready for every request of this client: network
@@ -293,14 +304,27 @@ function Client:get_offers_many(list, opts)
     error("kpayment: bad option 'on_progress' (function expected)", 2)
   end
   -- Every entry is checked before anything is sent.
-  local urls, fields, keys = {}, {}, {}
+  local urls, fields, keys, customers, fresh_ok = {}, {}, {}, {}, {}
   for i = 1, #list do
-    local ok, url, f, key = pcall(prepare, self, list[i], 0, GET_KEYS, "get_offers_many")
+    local ok, url, f, key, customer, fresh = pcall(prepare, self, list[i], 0, GET_KEYS, "get_offers_many")
     if not ok and errors.passes_through(url) then error(url, 0) end
     if not ok then error((url:gsub("^kpayment: ", "kpayment: list[" .. i .. "]: ")), 2) end
-    urls[i], fields[i], keys[i] = url, f, key
+    urls[i], fields[i], keys[i], customers[i], fresh_ok[i] = url, f, key, customer, fresh
   end
-  return async.many(self, urls, fields, keys, concurrency, on_progress)
+  return async.many(self, urls, fields, keys, customers, fresh_ok, concurrency, on_progress)
+end
+
+--- Forget what the `cache` option keeps for one customer, or for all.
+-- @tparam[opt] string customer_uuid nil: every entry
+-- @treturn integer how many entries went (0 without a cache)
+function Client:purge(customer_uuid)
+  if getmetatable(self) ~= Client then
+    error("kpayment: purge must be called as client:purge(customer_uuid)", 2)
+  end
+  if customer_uuid ~= nil and type(customer_uuid) ~= "string" then
+    error("kpayment: bad argument #1 to 'purge' (string expected, got " .. type(customer_uuid) .. ")", 2)
+  end
+  return self._cache and self._cache:purge(customer_uuid) or 0
 end
 
 --- Release the connections and buffers now rather than at collection

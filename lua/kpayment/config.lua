@@ -131,6 +131,17 @@ M.math_type = math_type
 -- flight.  A call's own `coalesce = false` parameter leaves it out.
 -- Inside nginx, requests share a call within one nginx request or timer
 -- (its light threads).  Default: `true`
+-- @tfield table cache keep the bodies of successful responses in this
+-- client's memory (never on disk; they hold customer data) and answer
+-- from them: `ttl` (seconds, required) an entry answers without an API
+-- call; `stale_if_error` (seconds, default 0) past its `ttl`, an entry
+-- still answers when the API fails with a retryable error (network,
+-- timeout, 5xx, 429), marked `stale`; `max_entries` (default 1000) and
+-- `max_bytes` (default 64 MiB) bound it, least recently used out first.
+-- Each hit decodes the body into fresh tables, with the call's own
+-- `fields`; errors are never kept.  A call's `cache = false` parameter
+-- asks the API (and keeps what it answers); `Client:purge` forgets a
+-- customer's entries.  Default: none
 -- @tfield function on_request `function(info)` called as each attempt goes
 -- out, retries included, on every path: `info` has `method`, `url` (no
 -- credentials; a secret in a parameter `[redacted]`) and `attempt` (1,
@@ -152,6 +163,7 @@ local OPTIONS = {
   transport = { ["function"] = true, string = true }, ngx_location = "string",
   decode_budget = "number", on_request = "function", on_response = "function",
   resolve = "table", pool_size = "number", pool_idle_timeout = "number", coalesce = "boolean",
+  cache = "table",
 }
 
 -- The transports a name may choose.
@@ -284,7 +296,37 @@ function M.resolve(opts, level)
     local why = M.check_resolve(cfg.resolve)
     if why then bad(level, "bad option 'resolve' (%s)", why) end
   end
+  if cfg.cache ~= nil then
+    local why = M.check_cache(cfg.cache)
+    if why then bad(level, "bad option 'cache' (%s)", why) end
+  end
   return cfg
+end
+
+-- The keys of the `cache` option: what each must be, as a check and the
+-- words of the message.
+local CACHE_KEYS = {
+  ttl = { function(v) return type(v) == "number" and v > 0 and v <= LIMITS.seconds end,
+          "seconds above 0, up to " .. LIMITS.seconds },
+  stale_if_error = { function(v) return type(v) == "number" and v >= 0 and v <= LIMITS.seconds end,
+                     "seconds from 0 to " .. LIMITS.seconds },
+  max_entries = { function(v) return math_type(v) == "integer" and v >= 1 and v <= 10000000 end,
+                  "an integer from 1 to 10000000" },
+  max_bytes = { function(v) return math_type(v) == "integer" and v >= 1 and v <= LIMITS.max_body end,
+                "bytes from 1 to 2^52" },
+}
+
+--- Why a `cache` option is not one, or nil.
+-- @local
+function M.check_cache(c)
+  for k in pairs(c) do
+    if CACHE_KEYS[k] == nil then return "unknown key '" .. errors.text(k) .. "'" end
+  end
+  if c.ttl == nil then return "'ttl' is required" end
+  for k, rule in pairs(CACHE_KEYS) do
+    if c[k] ~= nil and not rule[1](c[k]) then return "'" .. k .. "': " .. rule[2] .. " expected" end
+  end
+  return nil
 end
 
 -- An IPv4 address, or an IPv6 one in brackets.
