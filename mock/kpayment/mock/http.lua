@@ -1,15 +1,17 @@
 --- kpayment.mock.http: HTTP/1.1 framing for the mock, on non-blocking
 -- luasocket sockets.
 --
--- Reads requests (request line, headers, a Content-Length body that is read
--- and ignored), writes responses (status line, the mock's fixed headers,
+-- Reads requests (request line, headers, a Content-Length body: kept for
+-- POST requests of at most 64 KiB, read and ignored otherwise), writes
+-- responses (status line, the mock's fixed headers,
 -- extra headers, body), and keeps connections alive as HTTP/1.1 and 1.0
 -- ask. What a request gets is decided elsewhere, by a function
 --
 --     respond(conn, req [, malformed]) -> res
 --
 -- where req is { method, target, version, headers (lower-case names; a
--- repeated header's values joined by ", "), header_order, body_size }; for
+-- repeated header's values joined by ", "), header_order, body_size, body
+-- (a kept body; a POST is answered once its body is in) }; for
 -- a malformed request req is nil and malformed says what is wrong (the
 -- connection is closed after the answer). A response is
 --
@@ -48,14 +50,17 @@ local REASONS = M.REASONS
 local MAX_HEAD = 65536 -- bytes of request line + headers
 local READ_SIZE = 65536
 local INLINE_BODY = 16384 -- smaller bodies go out in one send with the head
+local KEPT_BODY = 65536 -- POST bodies up to this size are given to respond
 
 ---------------------------------------------------------------------------
 -- Requests
 
-local function unescape(s)
+--- A form-urlencoded name or value decoded: `%XX`, and `+` as a space.
+function M.unescape(s)
   s = s:gsub("%+", " ")
   return (s:gsub("%%(%x%x)", function(hex) return string.char(tonumber(hex, 16)) end))
 end
+local unescape = M.unescape
 
 --- Decoded query parameters: a name → value map and the names in order.
 -- Values are percent-decoded (`%XX`, and `+` as a space); when a name
@@ -211,7 +216,7 @@ end
 -- then flushes. Returns what flush returns.
 function Conn:process(respond)
   while not self.closing and not self.wake_at do
-    if self.body_left > 0 then -- request bodies are read and ignored
+    if self.body_left > 0 then -- bodies not kept are read and ignored
       local n = math.min(#self.inbuf, self.body_left)
       self.inbuf, self.body_left = self.inbuf:sub(n + 1), self.body_left - n
       if self.body_left > 0 then break end
@@ -227,8 +232,14 @@ function Conn:process(respond)
       self:_emit(res)
       break
     end
-    self.inbuf = self.inbuf:sub(taken + 1)
-    self.body_left = req.body_size
+    if req.method == "POST" and req.body_size <= KEPT_BODY then
+      if #self.inbuf < taken + req.body_size then break end -- the body is not all in yet
+      req.body = self.inbuf:sub(taken + 1, taken + req.body_size)
+      self.inbuf = self.inbuf:sub(taken + req.body_size + 1)
+    else
+      self.inbuf = self.inbuf:sub(taken + 1)
+      self.body_left = req.body_size
+    end
     local res = respond(self, req)
     res.close = res.close or not wants_keep_alive(req)
     if res.delay then
