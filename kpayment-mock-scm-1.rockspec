@@ -9,8 +9,8 @@ description = {
   detailed = [[
     kpayment-mock serves getFinanceOffersForCustomer over HTTP/1.1 on
     loopback: deterministic, schema-complete offers, Basic and Bearer
-    authentication, and fault modes on demand (errors, stalls, truncated
-    or huge bodies, redirects). A script, kpayment-mock, and a module,
+    authentication, an OAuth2 client-credentials token endpoint, and fault
+    modes on demand (errors, stalls, truncated or huge bodies, redirects). A script, kpayment-mock, and a module,
     kpayment.mock, to run it in-process.
   ]],
   license = "MIT",
@@ -31,6 +31,7 @@ build = {
     ["kpayment.mock.http"] = "mock/kpayment/mock/http.lua",
     ["kpayment.mock.data"] = "mock/kpayment/mock/data.lua",
     ["kpayment.mock.faults"] = "mock/kpayment/mock/faults.lua",
+    ["kpayment.mock.oauth"] = "mock/kpayment/mock/oauth.lua",
   },
   install = {
     bin = { ["kpayment-mock"] = "bin/kpayment-mock" },

@@ -23,14 +23,21 @@
 -- Authentication
 --   With `user` and `password` configured, requests need
 --   `Authorization: Basic base64(user:password)`; with `token` configured,
---   `Authorization: Bearer <token>` is accepted too. With neither, every
---   request is accepted. Otherwise: 401 with a JSON error body and
---   `WWW-Authenticate: Basic realm="kpayment-mock"`.
+--   `Authorization: Bearer <token>` is accepted too; with `client_id`
+--   configured, so is `Authorization: Bearer <token>` for a token the token
+--   endpoint (below) issued and that has not expired. With none of them,
+--   every request is accepted. Otherwise: 401 with a JSON error body and
+--   `WWW-Authenticate: Basic realm="kpayment-mock"`; but with `client_id`
+--   configured, a bearer token that is neither `token` nor a valid issued
+--   one gets 401 with the JSON error body and
+--   `WWW-Authenticate: Bearer error="invalid_token",
+--   error_description="The access token expired."` (or "…is unknown to this
+--   server.").
 --
 -- Responses of the endpoint, in the order they are decided
---   404  any other path (JSON error body)
+--   404  any other path (JSON error body), but the token endpoint's
 --   405  any method other than GET (with `Allow: GET`)
---   401  missing or wrong credentials
+--   401  missing or wrong credentials, or a refused bearer token
 --   fault mode, when one is asked for (below)
 --   400  absent or empty parameters: one error per missing parameter, in
 --        the order customerUUID, dealerUUID, skin, locale, each naming it
@@ -79,35 +86,105 @@
 --   An unknown mode or a bad argument gets 400 with a JSON error naming it
 --   (an unknown mode's error lists every mode).
 --
+-- OAuth2 token endpoint (only with `client_id` and `client_secret`;
+-- without them the path gets 404 like any other)
+--   POST /oauth2/token, the client credentials grant of RFC 6749 §4.4: a
+--   body `application/x-www-form-urlencoded` (parameters may follow the
+--   type) with `grant_type=client_credentials` and an optional `scope`. The
+--   client authenticates with HTTP Basic as §2.3.1 has it: client_id and
+--   client_secret are each form-urlencoded, then joined by a colon and
+--   Base64-encoded (an id `a:b c` is sent as `a%3Ab+c`; the mock decodes
+--   `%XX` and `+`, so credentials sent without that encoding may not
+--   match). Instead of Basic, the body may carry `client_id` and
+--   `client_secret`. Body parameters without a value count as omitted;
+--   bodies over 64 KiB are not read.
+--   200  {"access_token":"mock-at-…","token_type":"Bearer","expires_in":N,
+--        "scope":"…"}, `application/json;charset=UTF-8`, with
+--        `Cache-Control: no-store` and `Pragma: no-cache` (as every answer
+--        of the endpoint). The token is valid for `token_ttl` seconds from
+--        now (default 3600, fractions allowed); N is that rounded up to a
+--        whole second. scope: the requested one, else the configured
+--        `scope` (default "payment.financeOffer.read", scope-tokens one
+--        space apart).
+--   Errors, in the order they are decided, have the body
+--   {"error":…,"error_description":…} of §5.2:
+--   405  a method other than POST (`Allow: POST`; error invalid_request)
+--   token fault, when one is set (below)
+--   400  invalid_request: another Content-Type, a body over 64 KiB, a
+--        repeated parameter, Basic together with client_secret in the body
+--   401  invalid_client, with `WWW-Authenticate: Basic realm="kpayment-mock"`:
+--        no credentials, a scheme other than Basic, malformed Basic, an
+--        unknown client_id or a wrong client_secret
+--   400  invalid_request: no grant_type
+--   400  unsupported_grant_type: a grant_type other than client_credentials
+--   400  invalid_scope: a scope-token that the configured scope lacks
+--   Token faults, one at a time, set by /_mock/token_fault (below) and kept
+--   until changed or reset; they hit every POST to the endpoint:
+--     none            normal answers (the default)
+--     500             500, {"error":"server_error","error_description":…}
+--     badjson         200 application/json with an invalid JSON body
+--     slow[:s]        the normal answer, after s seconds (default 5,
+--                     fractions allowed, at most 3600); other connections
+--                     are served meanwhile
+--     close           the connection is closed without a response
+--     error:code      the §5.2 error `code` (invalid_request,
+--                     invalid_client, invalid_grant, unauthorized_client,
+--                     unsupported_grant_type, invalid_scope) with its status
+--                     (401 for invalid_client, else 400), whatever the
+--                     request: e.g. error:invalid_grant
+--
 -- Control endpoints (no authentication, never counted or logged)
 --   GET /_mock/stats     {"connections":N,"requests":N}: requests to the API
 --                        endpoint (any status) and the connections that
---                        carried at least one of them
---   GET /_mock/reset     zeroes the counters and empties the request log
---   GET /_mock/requests  the last 50 API requests, oldest first:
+--                        carried at least one of them; with `client_id`,
+--                        also "token_requests":N, the POSTs to the token
+--                        endpoint (any answer, faults included)
+--   GET /_mock/reset     zeroes the counters and empties the request log;
+--                        with `client_id`, also clears the token fault and
+--                        sets the token lifetime back to `token_ttl` (tokens
+--                        already issued stay valid)
+--   GET /_mock/requests  the last 50 requests to the API and token
+--                        endpoints, oldest first:
 --                        [{"method":…,"target":…,"params":{…},"headers":{…}}]
 --                        with lower-cased header names; the value of
---                        Authorization is replaced by its scheme alone
+--                        Authorization is replaced by its scheme alone; for
+--                        the token endpoint params are the form body's, with
+--                        client_secret's value replaced by "[redacted]"
+--   Only with `client_id` (404 without):
+--   GET /_mock/expire_tokens       every token issued so far expires now:
+--                                  {"expired":N}, N the tokens still valid
+--   GET /_mock/token_ttl[?s=S]     tokens issued from now on live S seconds
+--                                  (0 to 31536000, fractions allowed; 0:
+--                                  they are expired at once):
+--                                  {"token_ttl":S}; without s, the current
+--   GET /_mock/token_fault[?mode=M]  sets the token fault (M as above, "none"
+--                                  clears it): {"token_fault":"M"}; without
+--                                  mode, the current; a bad mode gets 400
 --
 -- Module API
 --   local mock = require("kpayment.mock")
 --   local srv = mock.new{ host = "127.0.0.1", port = 0, user = nil,
---                         password = nil, token = nil, offers = 3 }
+--                         password = nil, token = nil, offers = 3,
+--                         client_id = nil, client_secret = nil,
+--                         token_ttl = 3600, scope = "payment.financeOffer.read" }
+--   (token_ttl and scope only with client_id and client_secret)
 --   srv:url()        base URL, e.g. "http://127.0.0.1:43127"
 --   srv:step(t)      one select-loop iteration waiting at most t seconds
 --                    (nil: until something happens)
 --   srv:run()        serve until srv:close()
 --   srv:close()
---   srv:stats()      { connections = n, requests = n }
+--   srv:stats()      { connections = n, requests = n }, and token_requests = n
+--                    with client_id
 --   mock.offers_json(params, n [, opts])  the 200 body as a string, for
 --                    params {customerUUID=, dealerUUID=, skin=, locale=};
 --                    opts.unicode, opts.min_bytes as the faults above
 --   mock.check_options(opts)  true, or nil and a message
---   mock.ENDPOINT, mock.MAX_OFFERS, mock._VERSION
+--   mock.ENDPOINT, mock.TOKEN_ENDPOINT, mock.MAX_OFFERS, mock._VERSION
 --
 -- This module routes requests; beside it: kpayment.mock.http (HTTP/1.1
 -- framing, keep-alive), kpayment.mock.data (the generated offers and the
--- error bodies), kpayment.mock.faults (the fault modes); its JSON is
+-- error bodies), kpayment.mock.faults (the fault modes),
+-- kpayment.mock.oauth (the token endpoint and its tokens); its JSON is
 -- written by kpayment.json, kpayment's one writer.
 
 local socket = require("socket")
@@ -116,10 +193,12 @@ local http = require("kpayment.mock.http")
 local json = require("kpayment.json")
 local data = require("kpayment.mock.data")
 local faults = require("kpayment.mock.faults")
+local oauth = require("kpayment.mock.oauth")
 
 local M = {
   _VERSION = "kpayment.mock 0.1.0",
   ENDPOINT = "/payment/kpayment/v1/finance/getFinanceOffersForCustomer",
+  TOKEN_ENDPOINT = oauth.PATH,
   MAX_OFFERS = data.MAX_OFFERS,
   offers_json = data.offers_json,
 }
@@ -158,7 +237,7 @@ function M.check_options(opts)
   if offers ~= nil and (math.type(offers) ~= "integer" or offers < 0 or offers > M.MAX_OFFERS) then
     return nil, "offers must be an integer from 0 to " .. M.MAX_OFFERS
   end
-  return true
+  return oauth.check_options(opts)
 end
 
 --- Creates a server listening at once; raises when it cannot.
@@ -177,6 +256,7 @@ function M.new(opts)
     _offers = opts.offers or 3,
     _basic = opts.user and (mime.b64(opts.user .. ":" .. opts.password)),
     _token = opts.token,
+    _oauth = opts.client_id and oauth.new(opts), -- the token endpoint, with client_id
     _conns = {}, -- socket → connection (kpayment.mock.http)
     _requests = 0,
     _connections = 0,
@@ -199,7 +279,9 @@ function Server:url()
 end
 
 function Server:stats()
-  return { connections = self._connections, requests = self._requests }
+  local stats = { connections = self._connections, requests = self._requests }
+  if self._oauth then stats.token_requests = self._oauth.requests end
+  return stats
 end
 
 function Server:close()
@@ -232,25 +314,23 @@ function Server:_body(params, n, opts)
   return body
 end
 
+--- Whether credentials are good; false and a description when they are a
+-- bearer token the token endpoint did not issue or that expired.
 function Server:_authorized(value)
-  if not self._basic and not self._token then return true end
+  if not self._basic and not self._token and not self._oauth then return true end
   local scheme, credentials = (value or ""):match("^(%S+)[ \t]+(.-)[ \t]*$")
   scheme = scheme and scheme:lower()
-  return (scheme == "basic" and credentials == self._basic)
-    or (scheme == "bearer" and self._token ~= nil and credentials == self._token)
+  if (scheme == "basic" and credentials == self._basic)
+    or (scheme == "bearer" and self._token ~= nil and credentials == self._token) then
+    return true
+  end
+  if scheme == "bearer" and self._oauth then return self._oauth:check(credentials) end
+  return false
 end
 
-function Server:_record(conn, req, params, names)
-  self._requests = self._requests + 1
-  if conn.epoch ~= self._epoch then
-    conn.epoch = self._epoch
-    self._connections = self._connections + 1
-  end
-  local logged_params, logged_headers = {}, {}
-  for _, name in ipairs(names) do
-    logged_params[#logged_params + 1] = name
-    logged_params[#logged_params + 1] = params[name]
-  end
+--- Adds a request to the log; logged_params is a flat name, value list.
+function Server:_log_request(req, logged_params)
+  local logged_headers = {}
   for _, name in ipairs(req.header_order) do
     local value = req.headers[name]
     if name == "authorization" or name == "proxy-authorization" then
@@ -265,23 +345,82 @@ function Server:_record(conn, req, params, names)
   if #log > LOG_SIZE then table.remove(log, 1) end
 end
 
-function Server:_control(path)
+function Server:_record(conn, req, params, names)
+  self._requests = self._requests + 1
+  if conn.epoch ~= self._epoch then
+    conn.epoch = self._epoch
+    self._connections = self._connections + 1
+  end
+  local logged_params = {}
+  for _, name in ipairs(names) do
+    logged_params[#logged_params + 1] = name
+    logged_params[#logged_params + 1] = params[name]
+  end
+  self:_log_request(req, logged_params)
+end
+
+--- The token endpoint's control endpoints; nil for another path.
+function Server:_token_control(path, params)
+  local state = self._oauth
+  if path == "/_mock/expire_tokens" then
+    return obj("expired", state:expire_all())
+  elseif path == "/_mock/token_ttl" then
+    if params.s then
+      local ttl = oauth.parse_ttl(params.s)
+      if not ttl then
+        return error_response(400, "Bad token_ttl '" .. params.s .. "'",
+          "s must be seconds from 0 to " .. oauth.MAX_TTL .. ", fractions allowed.")
+      end
+      state.ttl = ttl
+    end
+    return obj("token_ttl", state.ttl)
+  elseif path == "/_mock/token_fault" then
+    if params.mode then
+      local fault, why = oauth.parse_fault(params.mode)
+      if not fault and why then
+        return error_response(400, why, "Token fault modes are listed in kpayment.mock.")
+      end
+      state.fault = fault
+    end
+    return obj("token_fault", state.fault and state.fault.text or "none")
+  end
+end
+
+local TOKEN_CONTROL = { ["/_mock/expire_tokens"] = true, ["/_mock/token_ttl"] = true,
+  ["/_mock/token_fault"] = true }
+
+function Server:_control(path, query)
+  if TOKEN_CONTROL[path] then
+    if not self._oauth then
+      return error_response(404, "Not found", "No token endpoint: the mock runs without client_id.")
+    end
+    local answer = self:_token_control(path, http.parse_query(query))
+    if answer.status then return answer end
+    return { status = 200, ctype = JSON_UTF8, body = encode(answer) }
+  end
   if path == "/_mock/reset" then
     self._requests, self._connections, self._epoch, self._log = 0, 0, self._epoch + 1, {}
     self._flaky = {}
+    if self._oauth then self._oauth:reset() end
   elseif path == "/_mock/requests" then
     return { status = 200, ctype = JSON_UTF8, body = encode(self._log) }
   elseif path ~= "/_mock/stats" then
     return error_response(404, "Not found", "No mock control endpoint at " .. path)
   end
-  return { status = 200, ctype = JSON_UTF8,
-    body = encode(obj("connections", self._connections, "requests", self._requests)) }
+  local stats = obj("connections", self._connections, "requests", self._requests)
+  if self._oauth then json.append(stats, "token_requests", self._oauth.requests) end
+  return { status = 200, ctype = JSON_UTF8, body = encode(stats) }
 end
 
 --- The response to a complete request.
 function Server:_route(conn, req)
   local path, query = req.target:match("^([^?]*)%??(.*)$")
-  if path:find("^/_mock/") then return self:_control(path) end
+  if path:find("^/_mock/") then return self:_control(path, query) end
+  if path == oauth.PATH and self._oauth then
+    local res, logged_params = self._oauth:respond(req)
+    self:_log_request(req, logged_params)
+    return res
+  end
   if path ~= M.ENDPOINT then
     return error_response(404, "Not found", "No resource at " .. path)
   end
@@ -291,7 +430,11 @@ function Server:_route(conn, req)
     return error_response(405, "Method " .. req.method .. " not allowed",
       "getFinanceOffersForCustomer only supports GET.", { { "Allow", "GET" } })
   end
-  if not self:_authorized(req.headers.authorization) then
+  local authorized, why = self:_authorized(req.headers.authorization)
+  if not authorized and why then
+    return error_response(401, "Invalid access token", why,
+      { { "WWW-Authenticate", format('Bearer error="invalid_token", error_description="%s"', why) } })
+  elseif not authorized then
     return error_response(401, "Full authentication is required to access this resource",
       "Send HTTP Basic credentials of a service subscriber, or a bearer token.",
       { { "WWW-Authenticate", 'Basic realm="kpayment-mock"' } })
