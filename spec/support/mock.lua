@@ -2,7 +2,8 @@
 --
 --   local mock = require("support.mock")
 --   local m = mock.start{ "--user", "u", "--password", "p" }
---   -- m.url, m.pid, m.stats(), m.requests(), m.reset(), m.stop()
+--   -- m.url, m.pid, m.stats(), m.requests(), m.reset(), m.stop(),
+--   -- m.control(path): any control endpoint, e.g. "/_mock/token_ttl?s=1"
 --
 -- The process is started by support.server (interpreter: KPAYMENT_MOCK_LUA).
 
@@ -35,6 +36,7 @@ function M.start(args)
     stats = function() return control(url, "/_mock/stats") end,
     requests = function() return control(url, "/_mock/requests") end,
     reset = function() control(url, "/_mock/reset") end,
+    control = function(path) return control(url, path) end,
   }
 end
 
