@@ -20,7 +20,7 @@ typedef struct kp_client {
 KP_HIDDEN void kp_client_register(lua_State *L);
 KP_HIDDEN void kp_request_register(lua_State *L);
 
-/* client:start(url, fields, timeout_ms) -> request (kp_request.c). */
+/* client:start(url, fields, timeout_ms, extra) -> request (kp_request.c). */
 KP_HIDDEN int kp_request_start(lua_State *L);
 
 /* A kpayment.Fields at idx, or NULL for nil/none; raises on anything else. */

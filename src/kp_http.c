@@ -154,7 +154,9 @@ static CURLcode configure(kp_transport *tp, CURL *e, const kp_http_config *cfg) 
   SET(CURLOPT_SSL_VERIFYPEER, cfg->insecure ? 0L : 1L);
   SET(CURLOPT_SSL_VERIFYHOST, cfg->insecure ? 0L : 2L);
   /* The API does not redirect, so by default neither do we.  When asked
-   * to, credentials still go only to the original host. */
+   * to, credentials still go only to the original host, and a POST
+   * follows nothing (kp_transfer_start): a 307 or 308 would resend its
+   * body, which may hold a secret, to wherever it points. */
   SET(CURLOPT_FOLLOWLOCATION, cfg->follow_redirects ? 1L : 0L);
   SET(CURLOPT_MAXREDIRS, 5L);
   SET(CURLOPT_UNRESTRICTED_AUTH, 0L);
@@ -226,6 +228,7 @@ CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg) {
   tp->max_body = cfg->max_body;
   tp->snippet = cfg->snippet;
   tp->timeout_ms = cfg->timeout_ms;
+  tp->follow_redirects = cfg->follow_redirects;
   tp->external = cfg->external;
   tp->resolve = cfg->resolve;
   tp->recv_until = -1;
@@ -277,11 +280,25 @@ static void unlink_active(kp_transfer *t) {
   t->prev = t->next = NULL;
 }
 
+/* Undo what kp_transfer_start set on e for a kp_http_extra, so the handle
+ * sends a plain GET again: the client's headers, no body (libcurl frees
+ * its copy), redirects as configured. */
+static CURLcode uncustomize(const kp_transport *tp, CURL *e) {
+  CURLcode rc;
+  if ((rc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, tp->headers)) != CURLE_OK ||
+      (rc = curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL)) != CURLE_OK ||
+      (rc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1)) != CURLE_OK ||
+      (rc = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L)) != CURLE_OK)
+    return rc;
+  return curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, tp->follow_redirects ? 1L : 0L);
+}
+
 /* Take t's easy handle out of the multi and keep it for another transfer,
  * with nothing of t left in it. */
 static void detach(kp_transfer *t) {
   kp_transport *tp = t->tp;
   CURL *e = t->easy;
+  int keep;
   if (tp == NULL)
     return;
   unlink_active(t);
@@ -294,16 +311,24 @@ static void detach(kp_transfer *t) {
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
   curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
   /* a paused handle holds data of its own transfer: never reused */
+  keep = !t->paused && tp->nidle < KP_IDLE_MAX;
   if (t->paused) {
     t->paused = 0;
     tp->npaused--;
-    curl_easy_cleanup(e);
-  } else if (tp->nidle < KP_IDLE_MAX) {
-    tp->idle[tp->nidle++] = e;
-  } else {
-    curl_easy_cleanup(e);
   }
+  if (t->custom) {
+    t->custom = 0;
+    if (keep && uncustomize(tp, e) != CURLE_OK)
+      keep = 0;                 /* not provably plain again: not reused */
+  }
+  if (keep)
+    tp->idle[tp->nidle++] = e;
+  else
+    curl_easy_cleanup(e);
   t->easy = NULL;
+  /* no handle refers to this attempt's headers any more */
+  curl_slist_free_all(t->headers);
+  t->headers = NULL;
 }
 
 void kp_transport_close(kp_transport *tp) {
@@ -337,8 +362,62 @@ void kp_transport_close(kp_transport *tp) {
   tp->nsocks = tp->capsocks = 0;
 }
 
+/* Append line to *l; 0, or -1 (nothing changed) when out of memory. */
+static int append_line(struct curl_slist **l, const char *line) {
+  struct curl_slist *n = curl_slist_append(*l, line);
+  if (n == NULL)
+    return -1;
+  *l = n;
+  return 0;
+}
+
+/* The request headers of an attempt with x: the client's, its
+ * Authorization replaced when x says so, then a POST's Content-Type (an
+ * empty "Content-Type:" drops libcurl's default form type) and an empty
+ * "Expect:" (no 100-continue round trip before a larger body).  NULL when
+ * out of memory. */
+static struct curl_slist *extra_headers(const kp_transport *tp, const kp_http_extra *x) {
+  struct curl_slist *l = NULL;
+  const struct curl_slist *h;
+  for (h = tp->headers; h != NULL; h = h->next) {
+    if (x->replace_auth && strncmp(h->data, "Authorization:", 14) == 0)
+      continue;
+    if (append_line(&l, h->data) != 0)
+      goto nomem;
+  }
+  if (x->replace_auth && x->authorization != NULL && append_line(&l, x->authorization) != 0)
+    goto nomem;
+  if (x->post && (append_line(&l, x->content_type ? x->content_type : "Content-Type:") != 0 ||
+                  append_line(&l, "Expect:") != 0))
+    goto nomem;
+  return l;
+nomem:
+  curl_slist_free_all(l);
+  return NULL;
+}
+
+/* Set x's method, body and headers on e, for t alone: t->custom tells
+ * detach to undo them.  A POST follows no redirect. */
+static CURLcode customize(kp_transport *tp, kp_transfer *t, CURL *e, const kp_http_extra *x) {
+  CURLcode rc;
+  t->custom = 1;
+  if ((t->headers = extra_headers(tp, x)) == NULL)
+    return CURLE_OUT_OF_MEMORY;
+  if ((rc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers)) != CURLE_OK)
+    return rc;
+  if (!x->post)
+    return CURLE_OK;
+  /* the size first: COPYPOSTFIELDS then copies that many bytes, NULs
+   * included, into memory of the handle's own */
+  if ((rc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len)) !=
+          CURLE_OK ||
+      (rc = curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, x->body ? x->body : "")) != CURLE_OK)
+    return rc;
+  return curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+}
+
 CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
-                           long timeout_ms) {
+                           long timeout_ms, const kp_http_extra *x) {
   CURL *e;
   CURLcode rc;
   kp_transfer_cancel(t);
@@ -356,6 +435,7 @@ CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
   if (tp->external) {
     (void)url;
     (void)timeout_ms;
+    (void)x;
     link_active(tp, t);
     return CURLE_OK;
   }
@@ -380,12 +460,19 @@ CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
        * own.  Not over http: there the protocol is known only from the
        * first response, and a slow one would hold every other back. */
       (rc = curl_easy_setopt(e, CURLOPT_PIPEWAIT,
-                             strncmp(url, "https:", 6) == 0 ? 1L : 0L)) != CURLE_OK) {
-    curl_easy_cleanup(e);
+                             strncmp(url, "https:", 6) == 0 ? 1L : 0L)) != CURLE_OK ||
+      (x != NULL && (rc = customize(tp, t, e, x)) != CURLE_OK)) {
+    curl_easy_cleanup(e);       /* whatever customize set goes with it */
+    t->custom = 0;
+    curl_slist_free_all(t->headers);
+    t->headers = NULL;
     return rc;
   }
   if (curl_multi_add_handle(tp->multi, e) != CURLM_OK) {
     curl_easy_cleanup(e);
+    t->custom = 0;
+    curl_slist_free_all(t->headers);
+    t->headers = NULL;
     return CURLE_FAILED_INIT;
   }
   t->easy = e;

@@ -29,6 +29,21 @@ typedef struct kp_http_config {
 
 #define KP_IDLE_MAX 16          /* idle easy handles kept for reuse */
 
+/*
+ * What one attempt sends besides a GET with the client's headers
+ * (client:start's `extra`, checked by kp_request.c); NULL stands for that
+ * plain GET.  Everything is copied by the transfer before
+ * kp_transfer_start returns: the caller's strings may go afterwards.
+ */
+typedef struct kp_http_extra {
+  int post;                     /* POST, else GET */
+  const char *body;             /* with post: the body, any bytes */
+  size_t body_len;
+  const char *content_type;     /* with post: "Content-Type: ..." or NULL (none sent) */
+  int replace_auth;             /* authorization replaces the client's for this attempt */
+  const char *authorization;    /* "Authorization: ..." or NULL (none sent) */
+} kp_http_extra;
+
 typedef struct kp_transfer kp_transfer;
 
 /* A socket libcurl wants watched, and for what (CURL_POLL_IN, _OUT, _INOUT). */
@@ -66,6 +81,7 @@ typedef struct kp_transport {
   size_t max_body;
   size_t snippet;
   long timeout_ms;              /* the configured per-transfer timeout */
+  int follow_redirects;         /* as configured: a POST never follows */
 } kp_transport;
 
 struct kp_transfer {
@@ -81,6 +97,9 @@ struct kp_transfer {
   kp_result res;                /* res.state: KP_IDLE ... KP_CANCELLED */
   int too_large;                /* the body went over max_body */
   int paused;                   /* receiving stopped until the next poll */
+  int custom;                   /* its easy handle carries a kp_http_extra's options,
+                                 * undone before the handle is reused */
+  struct curl_slist *headers;   /* with custom: this attempt's request headers */
   kp_transfer *prev, *next;
 };
 
@@ -111,11 +130,13 @@ KP_HIDDEN CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg
 KP_HIDDEN void kp_transport_close(kp_transport *tp);
 
 /* Start t (zeroed) on url; timeout_ms < 0: the configured timeout,
- * otherwise this one (retries shorten it to fit a deadline).  The body
- * buffer comes from the transport's spare when it has one.  On an
- * external transport t is only marked running: Lua code sends it. */
-KP_HIDDEN CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t,
-                                     const char *url, long timeout_ms);
+ * otherwise this one (retries shorten it to fit a deadline).  x: the
+ * method, body and headers of this attempt, or NULL for a GET with the
+ * client's headers.  The body buffer comes from the transport's spare
+ * when it has one.  On an external transport t is only marked running
+ * (x ignored): Lua code sends it. */
+KP_HIDDEN CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
+                                     long timeout_ms, const kp_http_extra *x);
 
 /* An external transfer ends (t->res filled by its reporter): it leaves the
  * transport's list, its body is terminated for the decoder. */

@@ -1,6 +1,7 @@
 /*
- * kp_request.c -- kpayment.Request in the core: one attempt, a single GET on
- * its client's transport, and its outcome (kp_outcome.c), built once.  The
+ * kp_request.c -- kpayment.Request in the core: one attempt, a single GET
+ * (or the POST its `extra` asks for) on its client's transport, and its
+ * outcome (kp_outcome.c), built once.  The
  * same object serves every transport: libcurl fills it itself, the others
  * report into it (kp_report.c), so state, outcome, decoding in steps and
  * cancellation are written once.
@@ -42,20 +43,93 @@ static const char *check_url(lua_State *L, int idx) {
   return url;
 }
 
-/* client:start(url [, fields [, timeout_ms]]) -> request, at once; nil
- * when the client is closed (also by a finalizer while this ran).  The
- * request keeps its client and projection alive through its user value. */
+/* Whether s[0..n) can be a header value: no NUL, CR or LF. */
+static int header_safe(const char *s, size_t n) {
+  return memchr(s, '\0', n) == NULL && memchr(s, '\r', n) == NULL && memchr(s, '\n', n) == NULL;
+}
+
+/* A field of the `extra` table at idx, raw (no metamethod runs): the
+ * string pushed, or nil pushed and NULL.  Messages name the field, never
+ * its value (a body or an authorization may be a secret). */
+static const char *extra_string(lua_State *L, int idx, const char *key, size_t *len,
+                                int header, const char *what) {
+  const char *s;
+  lua_pushstring(L, key);
+  lua_rawget(L, idx);
+  if (lua_isnil(L, -1))
+    return NULL;
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luaL_argerror(L, idx, what);
+  s = lua_tolstring(L, -1, len);
+  if (header && !header_safe(s, *len))
+    luaL_argerror(L, idx, what);
+  return s;
+}
+
+/*
+ * client:start's `extra` at idx (nil, or a table of method, body,
+ * content_type, authorization) checked into *x; NULL for a plain GET with
+ * the client's headers.  The strings x points to stay on the stack, pushed
+ * here.  Misuse raises before the request exists.
+ */
+static const kp_http_extra *check_extra(lua_State *L, int idx, kp_http_extra *x) {
+  size_t mlen = 0, blen = 0, clen = 0, alen = 0;
+  const char *method, *body, *ctype, *auth;
+  if (lua_isnoneornil(L, idx))
+    return NULL;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+    if (strcmp(k, "method") != 0 && strcmp(k, "body") != 0 && strcmp(k, "content_type") != 0 &&
+        strcmp(k, "authorization") != 0)
+      luaL_argerror(L, idx, "extra takes only method, body, content_type and authorization");
+    lua_pop(L, 1);
+  }
+  memset(x, 0, sizeof *x);
+  method = extra_string(L, idx, "method", &mlen, 0, "extra.method must be \"GET\" or \"POST\"");
+  if (method != NULL && strcmp(method, "POST") == 0 && mlen == 4)
+    x->post = 1;
+  else if (method != NULL && !(strcmp(method, "GET") == 0 && mlen == 3))
+    luaL_argerror(L, idx, "extra.method must be \"GET\" or \"POST\"");
+  body = extra_string(L, idx, "body", &blen, 0, "extra.body must be a string");
+  ctype = extra_string(L, idx, "content_type", &clen, 1,
+                       "extra.content_type must be a string without NUL, CR or LF");
+  auth = extra_string(L, idx, "authorization", &alen, 1,
+                      "extra.authorization must be a string without NUL, CR or LF");
+  if (!x->post && (body != NULL || ctype != NULL))
+    luaL_argerror(L, idx, body != NULL ? "extra.body needs method \"POST\""
+                                       : "extra.content_type needs method \"POST\"");
+  x->body = body;
+  x->body_len = blen;
+  if (ctype != NULL)
+    x->content_type = lua_pushfstring(L, "Content-Type: %s", ctype);
+  if (auth != NULL) {
+    x->replace_auth = 1;        /* "": none sent on this attempt */
+    x->authorization = alen > 0 ? lua_pushfstring(L, "Authorization: %s", auth) : NULL;
+  }
+  return x->post || x->replace_auth ? x : NULL;
+}
+
+/* client:start(url [, fields [, timeout_ms [, extra]]]) -> request, at
+ * once; nil when the client is closed (also by a finalizer while this
+ * ran).  extra: check_extra.  The request keeps its client and projection
+ * alive through its user value. */
 int kp_request_start(lua_State *L) {
   kp_client *c = (kp_client *)luaL_checkudata(L, 1, KP_CLIENT);
   const char *url = check_url(L, 2);
   lua_Integer ms = luaL_optinteger(L, 4, -1);
+  kp_http_extra xs;
+  const kp_http_extra *x;
   kp_request *r;
   CURLcode rc;
   int i;
   (void)kp_fields_check(L, 3);
   luaL_argcheck(L, ms >= -1 && ms <= (lua_Integer)KP_MAX_SECONDS * 1000, 4,
                 "timeout in ms expected");
-  lua_settop(L, 3);
+  lua_settop(L, 5);
+  luaL_checkstack(L, 12, NULL);
+  x = check_extra(L, 5, &xs);   /* its strings stay on the stack until the end */
   r = (kp_request *)kp_newslots(L, sizeof *r, UV_SLOTS);
   memset(r, 0, sizeof *r);
   kp_json_slicer_init(&r->slicer);
@@ -74,7 +148,7 @@ int kp_request_start(lua_State *L) {
   lua_pop(L, 1);
   if (c->tp.closed)             /* maybe by a finalizer just now */
     return 0;
-  if ((rc = kp_transfer_start(&c->tp, &r->t, url, (long)ms)) != CURLE_OK)
+  if ((rc = kp_transfer_start(&c->tp, &r->t, url, (long)ms, x)) != CURLE_OK)
     return luaL_error(L, "cannot start a request: %s", curl_easy_strerror(rc));
   return 1;
 }

@@ -102,8 +102,13 @@ M.math_type = math_type
 -- (inside nginx: `ngx.location.capture` to the location of kpayment's
 -- nginx/server.conf, for nginx's upstream features: proxies, balancing), or
 -- a `function(req)` sending each attempt with an HTTP client of yours:
--- `req` has `method`, `url`, `headers`, `timeout` (seconds, or nil) and
--- `max_body`; it returns `status, body, headers` for a complete response,
+-- `req` has `method` (`"GET"`, or `"POST"` for an attempt that asks for
+-- it, such as a token request), `url`, `headers` (the attempt's own
+-- `Authorization` in place of the client's when it has one; a POST's
+-- `Content-Type` when given), `body` (a POST's, any bytes; nil for a GET;
+-- the function sends its Content-Length), `timeout` (seconds, or nil) and
+-- `max_body`; `body` and `headers.Authorization` may be secrets, to keep
+-- out of logs; it returns `status, body, headers` for a complete response,
 -- or `nil, kind, message` (kind `"network"`, `"timeout"` or `"tls"`) when
 -- none arrived.  Default: `"cosocket"` inside nginx, `"curl"` elsewhere
 -- @tfield {string,...} resolve addresses to use for host names, as

@@ -2,7 +2,7 @@
 -- function.
 --
 -- A core offers kpayment.async what the C core's libcurl client offers:
--- `start(url, fields, timeout_ms)` -> attempt (nil once closed),
+-- `start(url, fields, timeout_ms [, extra])` -> attempt (nil once closed),
 -- `poll(ms, budget_ms [, mark])` -> attempts still under way,
 -- `wait(attempt, ms)`, `close()`, `closed()`, and the field `sleep` for
 -- retry waits.  An attempt is always the C core's request object
@@ -10,6 +10,14 @@
 -- same whatever sends it.  A core over another HTTP client only sends each
 -- attempt and reports how it went into that object (`feed`, `response`
 -- or `fail`).
+--
+-- `extra` (checked by the C core: see `Client:start` in kpayment.core)
+-- makes the attempt a POST with a body, or gives it its own
+-- Authorization.  A sender reads what it checked with `M.extra(core,
+-- attempt)`: nil for a plain GET with the client's headers, else `{ method,
+-- body, content_type, authorization }` (authorization: nil for the
+-- client's, "" for none).  A body and an authorization may be secrets:
+-- nothing here logs them or puts them in a message.
 --
 -- Here: `M.new(cfg, send, runner)` builds such a core over `send(core,
 -- attempt, url, timeout_ms)`, with a runner that decides where attempts
@@ -22,9 +30,15 @@
 --     status, body, headers = send(req)     -- a complete response
 --     nil, kind, message = send(req)        -- none arrived
 --
--- `req` has `method` ("GET"), `url`, `headers` (a table: Accept,
--- Authorization when credentials are configured, User-Agent), `timeout`
--- (seconds for this attempt, nil for none) and `max_body` (bytes).
+-- `req` has `method` ("GET", or "POST" when the attempt's `extra` says
+-- so), `url`, `headers` (a table: Accept, Authorization when credentials
+-- are configured or the attempt gives its own (which then replaces the
+-- client's), User-Agent, and a POST's Content-Type when given), `body` (a
+-- POST's body, any bytes, "" for an empty one; nil for a GET), `timeout`
+-- (seconds for this attempt, nil for none) and `max_body` (bytes).  A
+-- POST's Content-Length is the function's to send, from #body; a POST
+-- follows no redirect.  `body` and `headers.Authorization` may hold
+-- secrets: keep them out of logs.
 -- `status` is the HTTP status (integer), `body` a string, `headers` a table
 -- of response headers (any case; values strings or lists), or nil.  `kind`
 -- is "network", "timeout" or "tls".  A function that raises makes the call
@@ -51,12 +65,43 @@ local Core = {}
 Core.__index = Core
 Core.__name = "kpayment.transport.Core"
 
---- start(url, fields, timeout_ms) -> attempt, or nil once closed.
-function Core:start(url, fields, timeout_ms)
-  local a = self._c:start(url, fields, timeout_ms)
+--- start(url, fields, timeout_ms, extra) -> attempt, or nil once closed.
+-- The C core checks `extra`; what it says is kept for the sender, a copy
+-- (a caller's later changes to the table do not matter).
+function Core:start(url, fields, timeout_ms, extra)
+  local a = self._c:start(url, fields, timeout_ms, extra)
   if a == nil then return nil end
+  if extra ~= nil then
+    local method = extra.method or "GET"
+    if method == "POST" or extra.authorization ~= nil then
+      self._extra[a] = { method = method, body = extra.body or (method == "POST" and "" or nil),
+                         content_type = extra.content_type, authorization = extra.authorization }
+    end
+  end
   self._runner.start(self, a, url, timeout_ms or -1)
   return a
+end
+
+--- What attempt `a` of core `c` sends besides a plain GET with the
+-- client's headers (see the module's header), or nil.
+function M.extra(c, a)
+  return c._extra[a]
+end
+
+--- The request headers attempt `a` of core `c` sends, a new table: the
+-- client's, its Authorization replaced as the attempt says, and a POST's
+-- Content-Type.
+function M.headers(c, a)
+  local headers = {}
+  for k, v in pairs(c._headers) do headers[k] = v end
+  local x = c._extra[a]
+  if x then
+    if x.authorization ~= nil then
+      headers.Authorization = x.authorization ~= "" and x.authorization or nil
+    end
+    headers["Content-Type"] = x.content_type
+  end
+  return headers
 end
 
 --- poll(ms, budget_ms, mark) -> attempts under way (in the caller's
@@ -145,6 +190,9 @@ function M.new(cfg, send, name, runner, via)
   return setmetatable({
     _c = c, _send = send, _name = name, _runner = runner,
     _headers = c:headers(),
+    -- attempt -> what it sends besides a GET (its values refer to no
+    -- attempt, so entries go with their attempts, LuaJIT included)
+    _extra = setmetatable({}, { __mode = "k" }),
     _queue = {}, _head = 1,
     sleep = runner.sleep,
   }, Core)
@@ -180,10 +228,10 @@ end
 -- that breaks the contract, cancels the attempt and is raised from the
 -- call that ran it.
 local function send_function(c, a, url, timeout_ms)
-  local headers = {}
-  for k, v in pairs(c._headers) do headers[k] = v end
-  local req = { method = "GET", url = url, headers = headers,
-                timeout = timeout_ms >= 0 and timeout_ms / 1000 or nil, max_body = c._max_body }
+  local x = c._extra[a]
+  local req = { method = x and x.method or "GET", url = url, headers = M.headers(c, a),
+                body = x and x.body, timeout = timeout_ms >= 0 and timeout_ms / 1000 or nil,
+                max_body = c._max_body }
   local ok, status, body, hdrs = pcall(c._fn, req)
   local why
   if not ok then
