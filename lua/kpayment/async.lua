@@ -209,8 +209,12 @@ local function leave(req)
   if f == nil or req._left then return end
   req._left = true
   f._callers = f._callers - 1
+  if req._following then
+    local s = req._scope
+    s.following = s.following - 1
+  end
   if f._callers > 0 then return end
-  local flights = f._scope.flights
+  local flights = f._flights
   if flights[f._key] == f then flights[f._key] = nil end
   if not ended(f) then f:cancel() end
 end
@@ -227,7 +231,7 @@ end
 -- Once its attempts are over, a flight takes no new callers (with more
 -- than one, it kept a copy of a 2xx body for the others: keep_body).
 local function flight_settled(f)
-  local flights = f._scope.flights
+  local flights = f._flights
   if flights[f._key] == f then flights[f._key] = nil end
 end
 
@@ -241,7 +245,8 @@ local function step(req)
   if req._flight then return follow(req) end
   local st = req._state
   if st == WAITING then
-    if monotonic() >= req._retry_at then launch(req) end
+    -- a shared call in a timer of its own is sent by that timer (drive)
+    if monotonic() >= req._retry_at and not req._driven then launch(req) end
     return
   end
   if st ~= RUNNING then return end
@@ -366,32 +371,94 @@ end
 
 -- Put a new caller on the flight of its key in its scope, starting one
 -- (its first attempt sent) when none is in flight.
-local function join(req, key)
-  local s = req._scope
+-- The flights of a scope: inside nginx, the worker's (its client's core
+-- keeps them), shared by all its requests and timers.
+local function scope_flights(s)
   local flights = s.flights
   if flights == nil then
     flights = {}
     s.flights = flights
   end
-  local f = flights[key]
+  return flights
+end
+
+local function flights_of(client, s)
+  local shared = client._core._flights
+  if shared then return shared, true end
+  return scope_flights(s), false
+end
+
+-- Wake whoever follows flight f (inside nginx): it moved.
+local function changed(f)
+  if f._driven then require("kpayment.nginx").wake_all(f._scopes, f._waiters) end
+end
+
+-- A shared call inside nginx, in a timer of its own: send its attempts
+-- and retries until it is settled or no caller wants it, waking its
+-- followers each time it moves.  The timer ends with the worker
+-- (premature): the call ends cancelled.
+local function drive(f, premature)
+  local client = f._client
+  local c = client._core
+  if premature and not ended(f) then f:cancel() end
+  while f._callers > 0 and not ended(f) and not client._closed do
+    local st = f._state
+    if st == WAITING then
+      local wait = f._retry_at - monotonic()
+      if wait > 0 then
+        pause(client, wait)
+      else
+        launch(f)
+        changed(f)
+      end
+    elseif st == RUNNING then
+      c:wait(f._core, 1000)   -- sent here, in this timer
+      step(f)
+    else
+      break   -- settled: its callers take the outcome
+    end
+  end
+  changed(f)
+end
+
+local function join(req, key)
+  local s = req._scope
+  local client = req._client
+  local flights, worker = flights_of(client, s)
+  -- inside nginx, a call that found no timer is in its scope's own map
+  local f = flights[key] or (worker and s.flights and s.flights[key]) or nil
   if f ~= nil and (f._state == RUNNING or f._state == WAITING) then
     req._joined = true
   else
-    local client = req._client
+    local now = monotonic()
     f = setmetatable({ _client = client, _url = req._url, _fields = req._fields, _scope = s,
                        _attempts = 0, _started = req._started, _deadline_at = req._deadline_at,
-                       _seq = req._seq, _state = RUNNING, _key = key, _callers = 0,
-                       _customer = req._customer }, Request)
-    launch(f)
-    if ended(f) then   -- the client was closed meanwhile
-      req._state, req._offers, req._err = CANCELLED, nil, response.cancelled(0)
-      return
+                       _seq = req._seq, _state = WAITING, _retry_at = now, _key = key, _callers = 0,
+                       _customer = req._customer, _flights = flights }, Request)
+    local function run(premature) drive(f, premature) end
+    if worker and require("kpayment.nginx").drive(client._core, run) then
+      f._driven, f._scopes, f._waiters = true, setmetatable({}, { __mode = "k" }), {}
+    else
+      if worker then   -- no timer for it: shared within this scope only
+        flights = scope_flights(s)
+        f._flights = flights
+      end
+      launch(f)
+      if ended(f) then   -- the client was closed meanwhile
+        req._state, req._offers, req._err = CANCELLED, nil, response.cancelled(0)
+        return
+      end
     end
     flights[key] = f
     req._joined = false
   end
   f._callers = f._callers + 1
   req._flight = f
+  if f._driven then
+    f._scopes[s] = true
+    s.following = (s.following or 0) + 1
+    req._following = true
+  end
   if req._deadline_at > f._deadline_at then f._deadline_at = req._deadline_at end
 end
 
@@ -505,7 +572,8 @@ local function timer_of(req)
   local f = req._flight
   if f == nil then return req._state == WAITING and req._retry_at or nil end
   if not in_flight(req) then return nil end
-  local at = f._state == WAITING and f._retry_at or nil
+  -- a shared call in a timer wakes its followers itself (drive)
+  local at = f._state == WAITING and not f._driven and f._retry_at or nil
   if req._deadline_at < f._deadline_at and (at == nil or req._deadline_at < at) then
     at = req._deadline_at
   end
@@ -560,7 +628,10 @@ function M.wait(req)
     if st ~= RUNNING and st ~= WAITING then return end
     local n = req._flight or req   -- what makes the attempts
     local at = timer_of(req)
-    if n._state == WAITING then
+    if n._driven then
+      local ms = at and math_min(math_max(math_floor((at - monotonic()) * 1000) + 1, 1), 1000) or 1000
+      require("kpayment.nginx").wait_on(n._waiters, ms)
+    elseif n._state == WAITING then
       pause(client, math_max(at - monotonic(), 0))
     elseif n._state == RUNNING then
       local ms = at and math_min(math_max(math_floor((at - monotonic()) * 1000) + 1, 1), 1000) or 1000

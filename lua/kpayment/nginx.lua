@@ -242,16 +242,19 @@ function runner.poll(c, ms, mark)
   local s = M.scope(c)
   raise_kept(s)
   spawn_queued(c, s)
-  if s.running == 0 or mark == nil and ms <= 0 or (mark ~= nil and s.ends ~= mark) then
+  -- requests of this scope that follow a shared call count as running: its
+  -- timer wakes this scope's pollers (M.wake_all) whenever it moves
+  local running = s.running + (s.following or 0)
+  if running == 0 or mark == nil and ms <= 0 or (mark ~= nil and s.ends ~= mark) then
     raise_kept(s)
-    return s.running
+    return running
   end
   local sema = semaphore.new(0)
   s.waiters[sema] = true
   sema:wait(math_max(ms, 1) / 1000)
   s.waiters[sema] = nil
   raise_kept(s)
-  return s.running
+  return s.running + (s.following or 0)
 end
 
 function runner.wait(c, a, ms)
@@ -259,9 +262,11 @@ function runner.wait(c, a, ms)
   local info = s and s.info[a]
   if info == nil then return end
   if not info.sent then
-    -- not sent yet: send it here, in the caller's own coroutine
+    -- not sent yet: send it here, in the caller's own coroutine; others
+    -- may wait for it too (callers of a shared call)
     info.sent = true
     send(c, s, a, info)
+    wake_attempt(c, a)
     raise_kept(s)
     return
   end
@@ -284,6 +289,51 @@ function runner.close(c)
   for i = 1, #list do wake(list[i]) end
 end
 
+-- Shared calls.  Requests with the same key in flight on a worker's
+-- client share one call (kpayment.async's flights); inside nginx that call
+-- runs in a timer of its own, so that it outlives the nginx request that
+-- started it, and every request that follows it waits on a semaphore of
+-- its own that the timer posts whenever the call moves.  At most
+-- MAX_DRIVERS such timers run per client (each holds one of nginx's
+-- lua_max_running_timers, 256 by default); past that, and with the
+-- subrequest transport (no subrequests in timers), a call is shared within
+-- its own nginx request only.
+M.MAX_DRIVERS = 64
+
+--- Run fn(premature) in a timer of its own; false when it cannot.
+function M.drive(c, fn)
+  M.check_phase(c._kind)   -- where the caller cannot wait, it cannot follow
+  if c._kind ~= "cosocket" or c._drivers >= M.MAX_DRIVERS then return false end
+  local function run(premature)
+    local ok, why = pcall(fn, premature)
+    c._drivers = c._drivers - 1
+    if not ok then ngx.log(ngx.ERR, "kpayment: a shared call failed: ", tostring(why)) end
+  end
+  local ok, started = pcall(ngx.timer.at, 0, run)
+  if not ok or not started then return false end
+  c._drivers = c._drivers + 1
+  return true
+end
+
+--- Wait at most ms milliseconds for a post to a semaphore of the caller's
+-- own, kept in the set `waiters` meanwhile.
+function M.wait_on(waiters, ms)
+  local sema = semaphore.new(0)
+  waiters[sema] = true
+  sema:wait(math_max(ms, 1) / 1000)
+  waiters[sema] = nil
+end
+
+--- Wake every poller of each scope in `scopes` (counting it as an end,
+-- for their marks) and every semaphore in `waiters`.
+function M.wake_all(scopes, waiters)
+  for s in pairs(scopes) do
+    s.ends = s.ends + 1
+    wake(s)
+  end
+  for sema in pairs(waiters) do sema:post(1) end
+end
+
 --- A core for the transport `name` ("cosocket" or "subrequest") over
 -- resolved options `cfg`.
 function M.core(cfg, name)
@@ -297,6 +347,8 @@ function M.core(cfg, name)
   c._scope_of = setmetatable({}, { __mode = "kv" })   -- attempt -> its scope
   c._waits = setmetatable({}, { __mode = "k" })   -- attempt -> its waiter's semaphore
   c._scope = M.scope
+  c._flights = {}   -- the worker's shared calls, by key (kpayment.async)
+  c._drivers = 0
   module.setup(c, cfg)
   return c
 end

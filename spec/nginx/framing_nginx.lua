@@ -322,7 +322,7 @@ describe("kpayment inside nginx against a misbehaving HTTP/1.1 server", function
     for i = 1, N do
       local s = SCENARIOS[(i - 1) % #SCENARIOS + 1]
       local c = assert(socket.connect(host, tonumber(nport)))
-      c:send(("GET /t/call?%s%s HTTP/1.0\r\nHost: x\r\n\r\n"):format(q, s))
+      c:send(("GET /t/call?%s%s&dealer=d%d HTTP/1.0\r\nHost: x\r\n\r\n"):format(q, s, i))
       c:settimeout(0)
       conns[i] = { sock = c, data = {}, scenario = s }
     end

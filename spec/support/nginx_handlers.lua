@@ -110,7 +110,7 @@ function M.poll()
   local n = tonumber(args.n) or 3
   local got = {}
   for i = 1, n do
-    c:start_offers({ customer_uuid = args.customer or "c-1", dealer_uuid = "d-" .. i,
+    c:start_offers({ customer_uuid = args.customer or "c-1", dealer_uuid = args.dealer or "d-" .. i,
       on_done = function(offers, err) got[#got + 1] = offers and #offers or err.kind end })
   end
   local polls = 0

@@ -1,0 +1,97 @@
+-- Identical calls on a worker's client share one API call across nginx
+-- requests, in a timer of their own: the mock counts the calls, and a
+-- request that carried the call can go away without the others noticing.
+-- Run by `make test-openresty`.
+local nginx = require("support.nginx")
+local mock = require("support.mock")
+local socket = require("socket")
+
+local ENV = "env KPAYMENT_BASE_URL; env KPAYMENT_SKIN;"
+
+local LOCATIONS = [[
+location = /t/call { content_by_lua_block { require("support.nginx_handlers").call() } }
+location = /t/call_abortable {
+  lua_check_client_abort on;
+  content_by_lua_block { require("support.nginx_handlers").call() }
+}
+location = /t/threads { content_by_lua_block { require("support.nginx_handlers").threads() } }
+location = /t/poll { content_by_lua_block { require("support.nginx_handlers").poll() } }
+]]
+
+-- n requests for each of urls, all started at once (curl processes: ab
+-- sends its first request alone), and how many answered 200.
+local function burst(urls, n)
+  local cmd = {}
+  for _, url in ipairs(urls) do
+    cmd[#cmd + 1] = ("for i in $(seq %d); do curl -s -m 10 -o /dev/null -w '%%{http_code}\\n' '%s' & done;")
+      :format(n, url)
+  end
+  local p = assert(io.popen(table.concat(cmd, " ") .. " wait"))
+  local out = p:read("*a")
+  p:close()
+  local ok = 0
+  for code in out:gmatch("%d+") do if code == "200" then ok = ok + 1 end end
+  return ok, out
+end
+
+describe("shared calls inside nginx", function()
+  local m
+  setup(function() m = mock.start({}) end)
+  teardown(function() if m then m.stop() end end)
+
+  local function start(workers)
+    return nginx.start({ workers = workers, main = ENV, server = LOCATIONS,
+                         env = { KPAYMENT_BASE_URL = m.url, KPAYMENT_SKIN = "coalesce-spec" } })
+  end
+
+  local function calls() return m.stats().requests end
+
+  it("makes one API call for 30 nginx requests asking the same at once (one worker)", function()
+    local n = start(1)
+    finally(n.stop)
+    m.reset()
+    local ok, out = burst({ n.url .. "/t/call?customer=mock:stall:0.5&dealer=same" }, 30)
+    assert.equal(30, ok, out)
+    assert.equal(1, calls())
+    -- 10 other customers beside 50 more: one call each
+    m.reset()
+    local urls = { n.url .. "/t/call?customer=mock:stall:0.5&dealer=same" }
+    for i = 1, 10 do urls[#urls + 1] = n.url .. "/t/call?customer=mock:stall:0.5&dealer=d" .. i end
+    ok, out = burst(urls, 5)
+    assert.equal(55, ok, out)
+    assert.equal(11, calls())
+  end)
+
+  it("shares per worker with two workers", function()
+    local n = start(2)
+    finally(n.stop)
+    m.reset()
+    local ok, out = burst({ n.url .. "/t/call?customer=mock:stall:0.5&dealer=same" }, 40)
+    assert.equal(40, ok, out)
+    assert.is_true(calls() >= 1 and calls() <= 2, calls() .. " calls")
+  end)
+
+  it("answers the others when the request that carried the call goes away", function()
+    local n = start(1)
+    finally(n.stop)
+    m.reset()
+    local host, port = n.url:match("^http://([^:/]+):(%d+)")
+    local carrier = assert(socket.connect(host, tonumber(port)))
+    carrier:send("GET /t/call_abortable?customer=mock:stall:1&dealer=same HTTP/1.1\r\nHost: x\r\n\r\n")
+    socket.sleep(0.2)
+    -- a second request joins, then the first goes away
+    local p = io.popen(("curl -s -m 5 '%s/t/call?customer=mock:stall:1&dealer=same'"):format(n.url))
+    socket.sleep(0.2)
+    carrier:close()
+    local body = p:read("*a")
+    p:close()
+    assert.matches("^3 200 1 ", body)
+    assert.equal(1, calls())
+    -- light threads and poll in one request share too, and with others
+    m.reset()
+    local status, text = n.get("/t/poll?n=4&customer=mock:stall:0.3&dealer=same", 5)
+    assert.equal(200, status)
+    assert.matches("^4 3,3,3,3 ", text)
+    assert.equal(1, calls())
+  end)
+end)
