@@ -4,6 +4,10 @@
 -- (`attempt:feed`, kp_h1.c), which also keeps max_body while reading; this
 -- file connects, verifies TLS, writes the request and moves bytes.
 --
+-- An attempt is a GET with the client's headers, or what its `extra` says
+-- (kpayment.transport): a POST with Content-Type, Content-Length and its
+-- body, and its own Authorization in place of the client's.
+--
 -- Connections are pooled by scheme, host, port, address, TLS name and
 -- verification (nginx's cosocket pools, per worker): a connection goes back
 -- only when its response was read whole and the server allows reuse.  One
@@ -19,8 +23,10 @@ local math_max, math_floor = math.max, math.floor
 local table_concat = table.concat
 local monotonic = core.monotonic
 
-local ngx = require("kpayment.transport").ngx()
+local transport = require("kpayment.transport")
+local ngx = transport.ngx()
 local tcp = ngx.socket.tcp
+local extra_of = transport.extra
 
 local M = {}
 
@@ -59,11 +65,20 @@ function M.setup(c, cfg)
     local host, port, addr = entry:match("^(.+):(%d+):(.+)$")
     c._resolve[string_lower(host) .. ":" .. port] = addr:match("^%[(.*)%]$") or addr
   end
-  -- Host comes first, then the headers every transport sends.
-  local lines = {}
-  for name, value in pairs(c._headers) do lines[#lines + 1] = name .. ": " .. value .. "\r\n" end
+  -- Host comes first, then the headers every transport sends; for an
+  -- attempt with its own Authorization, those others and the client's
+  -- Authorization line apart.
+  local lines, others = {}, {}
+  for name, value in pairs(c._headers) do
+    local line = name .. ": " .. value .. "\r\n"
+    lines[#lines + 1] = line
+    if name == "Authorization" then c._auth_line = line else others[#others + 1] = line end
+  end
   table.sort(lines)
+  table.sort(others)
   c._tail = table_concat(lines) .. "\r\n"
+  c._others = table_concat(others)
+  c._auth_line = c._auth_line or ""
   c._targets = {}
   c._sessions = {}
 end
@@ -212,13 +227,33 @@ local function read(c, a, sock, reused, deadline, timeout_ms)
   end
 end
 
+-- The request's text (a list for sock:send) for attempt a: a GET with the
+-- client's headers, or what its extra says.
+local function request_text(c, a, t, target_path)
+  local x = extra_of(c, a)
+  if x == nil then return { "GET ", target_path, " HTTP/1.1\r\n", t.host_header, c._tail } end
+  local auth = c._auth_line
+  if x.authorization ~= nil then
+    auth = x.authorization ~= "" and "Authorization: " .. x.authorization .. "\r\n" or ""
+  end
+  local request = { x.method, " ", target_path, " HTTP/1.1\r\n", t.host_header, c._others, auth }
+  if x.method == "POST" then
+    if x.content_type then request[#request + 1] = "Content-Type: " .. x.content_type .. "\r\n" end
+    request[#request + 1] = "Content-Length: " .. #x.body .. "\r\n\r\n"
+    request[#request + 1] = x.body
+  else
+    request[#request + 1] = "\r\n"
+  end
+  return request
+end
+
 --- Send one attempt (kpayment.transport's `send`).
 function M.send(c, a, url, timeout_ms)
   local scheme, authority, target_path = url:match("^(https?)://([^/?#]+)(.*)$")
   local t = target(c, scheme, authority)
   if target_path == "" then target_path = "/" end
   local deadline = timeout_ms >= 0 and monotonic() + timeout_ms / 1000 or nil
-  local request = { "GET ", target_path, " HTTP/1.1\r\n", t.host_header, c._tail }
+  local request = request_text(c, a, t, target_path)
   -- each stale pooled connection is closed, so this ends within pool_size tries
   for _ = 0, c._pool_size do
     local sock, reused = open(c, a, t, deadline, timeout_ms)

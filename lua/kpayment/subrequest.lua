@@ -10,6 +10,12 @@
 -- own 502 or 504 page.  Only a failed handshake needs more (probe_tls).
 -- Its body filter (`M.body_filter`) keeps at most max_body bytes of a body
 -- in memory.
+--
+-- An attempt whose `extra` (kpayment.transport) makes it a POST is a POST
+-- subrequest carrying the body; the location sends it from
+-- $kpayment_body with its $kpayment_length and $kpayment_type (never the
+-- nginx request's own body).  An attempt's own Authorization goes in
+-- $kpayment_auth in place of the client's.
 -- @module kpayment.subrequest
 
 local core = require("kpayment.core")
@@ -18,7 +24,9 @@ local error, tostring, tonumber, pcall, pairs = error, tostring, tonumber, pcall
 local string_format = string.format
 local monotonic = core.monotonic
 
-local ngx = require("kpayment.transport").ngx()
+local transport = require("kpayment.transport")
+local ngx = transport.ngx()
+local extra_of = transport.extra
 
 local M = {}
 
@@ -113,35 +121,59 @@ local function failure(seen, scheme, sni)
     "error log says which)"
 end
 
+-- Whether nginx knows the $kpayment_* variables (nginx/server.conf
+-- declares them).  A capture that sets an unknown one fails the whole
+-- request with a 500, so ask first, once: writing an unknown variable
+-- raises, writing a known one touches only this request's copy.  Those of
+-- a POST came later: a configuration from before them still sends GETs.
+local declared, declared_post = false, nil
+local function variables_declared()
+  if not declared then
+    declared = pcall(function() ngx.var.kpayment_scheme = "" end)
+  end
+  return declared
+end
+
+local function post_variables_declared()
+  if declared_post == nil then
+    declared_post = pcall(function()
+      ngx.var.kpayment_body, ngx.var.kpayment_length, ngx.var.kpayment_type = "", "", ""
+    end)
+  end
+  return declared_post
+end
+
 -- One capture; what it returned, or raised.
-local function capture(c, url, seen)
+local function capture(c, a, url, seen)
   local scheme, authority, rest = url:match("^(https?)://([^/?#]+)(.*)$")
   local path, query = rest:match("^([^?]*)%??(.*)$")
   if path == "" then path = "/" end
   local h = c._headers
   local sni = authority:gsub(":%d+$", ""):gsub("^%[(.*)%]$", "%1")
   seen.sni = sni
-  local ok, res = pcall(ngx.location.capture, c._location .. (query ~= "" and "?" .. query or ""), {
-    ctx = seen,
-    vars = {
-      kpayment_scheme = scheme, kpayment_host = authority, kpayment_sni = sni,
-      kpayment_path = path, kpayment_auth = h.Authorization or "",
-      kpayment_accept = h.Accept, kpayment_agent = h["User-Agent"],
-    },
-  })
-  return ok, res, scheme
-end
-
--- Whether nginx knows the $kpayment_* variables (nginx/server.conf
--- declares them).  A capture that sets an unknown one fails the whole
--- request with a 500, so ask first, once: writing an unknown variable
--- raises, writing a known one touches only this request's copy.
-local declared = false
-local function variables_declared()
-  if not declared then
-    declared = pcall(function() ngx.var.kpayment_scheme = "" end)
+  local vars = {
+    kpayment_scheme = scheme, kpayment_host = authority, kpayment_sni = sni,
+    kpayment_path = path, kpayment_auth = h.Authorization or "",
+    kpayment_accept = h.Accept, kpayment_agent = h["User-Agent"],
+  }
+  local opts = { ctx = seen, vars = vars }
+  local x = extra_of(c, a)
+  if post_variables_declared() then
+    vars.kpayment_body, vars.kpayment_length, vars.kpayment_type = "", "", ""
   end
-  return declared
+  if x ~= nil then
+    if x.authorization ~= nil then vars.kpayment_auth = x.authorization end
+    if x.method == "POST" then
+      -- the subrequest is the POST with its body, for any location; the
+      -- shipped one sends the body from the variable
+      opts.method, opts.body = ngx.HTTP_POST, x.body
+      vars.kpayment_body, vars.kpayment_length = x.body, tostring(#x.body)
+      vars.kpayment_type = x.content_type or ""
+    end
+  end
+  local ok, res = pcall(ngx.location.capture, c._location .. (query ~= "" and "?" .. query or ""),
+    opts)
+  return ok, res, scheme
 end
 
 -- Report what a capture gave into attempt a.
@@ -172,15 +204,21 @@ function M.send(c, a, url, timeout_ms)
     return a:fail("network", "kpayment: the subrequest transport's $kpayment_* variables are not " ..
       "declared: " .. INCLUDE, false)
   end
+  local x = extra_of(c, a)
+  if x ~= nil and x.method == "POST" and not post_variables_declared() then
+    return a:fail("network", "kpayment: a POST through the subrequest transport needs " ..
+      "$kpayment_body, $kpayment_length and $kpayment_type, which this configuration does not " ..
+      "declare: " .. INCLUDE .. " (the current one)", false)
+  end
   local seen = { kpayment = c._max_body }
   if timeout_ms < 0 then
-    local ok, res, scheme = capture(c, url, seen)
+    local ok, res, scheme = capture(c, a, url, seen)
     return report(c, a, ok, res, scheme, seen)
   end
   local sema = require("ngx.semaphore").new(0)
   local got
   local thread = ngx.thread.spawn(function()
-    got = { capture(c, url, seen) }
+    got = { capture(c, a, url, seen) }
     sema:post(1)
   end)
   local start = monotonic()
