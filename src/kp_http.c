@@ -326,9 +326,10 @@ static void detach(kp_transfer *t) {
   else
     curl_easy_cleanup(e);
   t->easy = NULL;
-  /* no handle refers to this attempt's headers any more */
-  curl_slist_free_all(t->headers);
-  t->headers = NULL;
+  if (t->headers != NULL) {     /* no handle refers to them any more */
+    curl_slist_free_all(t->headers);
+    t->headers = NULL;
+  }
 }
 
 void kp_transport_close(kp_transport *tp) {
