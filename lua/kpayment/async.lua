@@ -160,6 +160,10 @@ local function take_outcome(req)
   if offers and cache and req._body then
     cache:put(req._url, req._customer, req._body, o.status, monotonic())
   end
+  if req._locked then   -- kept (or not worth keeping): other workers may go on
+    req._locked = nil
+    cache:unlock(req._url)
+  end
   return offers, err, o
 end
 
@@ -182,10 +186,11 @@ end
 
 -- The offers of a cache entry: a hit (cause nil), or a stale answer to the
 -- error `cause`.
-local function from_entry(req, e, fields, attempts, cause)
+local function from_entry(req, e, fields, attempts, cause, stale)
   local offers, err = decode_copy(req, e.body, e.status, fields, attempts)
   local meta = offers and offer.meta(offers) or err
-  meta.cached, meta.stale, meta.age, meta.error = true, cause ~= nil, monotonic() - e.at, cause
+  meta.cached, meta.stale, meta.error = true, stale or cause ~= nil, cause
+  meta.age = e.age or monotonic() - e.at
   return offers, err
 end
 
@@ -358,7 +363,9 @@ end
 -- A request's outcome once finished: from the cache, its flight's, or
 -- its own attempt's.
 local function outcome_of(req)
-  if req._entry then return from_entry(req, req._entry, req._fields, req._attempts, req._cause) end
+  if req._entry then
+    return from_entry(req, req._entry, req._fields, req._attempts, req._cause, req._stale)
+  end
   if req._flight then return caller_outcome(req) end
   return take_outcome(req)
 end
@@ -401,14 +408,38 @@ local function drive(f, premature)
   local client = f._client
   local c = client._core
   if premature and not ended(f) then f:cancel() end
+  local cache = client._cache
   while f._callers > 0 and not ended(f) and not client._closed do
     local st = f._state
     if st == WAITING then
-      local wait = f._retry_at - monotonic()
+      local now = monotonic()
+      local wait = f._retry_at - now
       if wait > 0 then
         pause(client, wait)
+      elseif f._attempts == 0 and cache and not f._locked and not cache:lock(f._url) then
+        -- another worker asks the API for it: its answer, once in the dict,
+        -- answers here too; a lock left past the deadline is not waited for
+        local e = cache:get(f._url, now, false)
+        if e then
+          f._state, f._entry = FINISHED, e
+        elseif now + 0.1 < f._deadline_at then
+          pause(client, 0.01)
+        else
+          f._locked = false
+          launch(f)
+        end
+        changed(f)
       else
-        launch(f)
+        if cache and f._locked == nil then f._locked = f._attempts == 0 end
+        -- the lock taken: an answer that came in meanwhile is the answer
+        local e = f._locked and cache:get(f._url, now, false)
+        if e then
+          f._locked = nil
+          cache:unlock(f._url)
+          f._state, f._entry = FINISHED, e
+        else
+          launch(f)
+        end
         changed(f)
       end
     elseif st == RUNNING then
@@ -417,6 +448,10 @@ local function drive(f, premature)
     else
       break   -- settled: its callers take the outcome
     end
+  end
+  if f._locked and f._state ~= DECODING then   -- no body to keep: let the others go on
+    f._locked = nil
+    cache:unlock(f._url)
   end
   changed(f)
 end
@@ -474,10 +509,16 @@ function M.new(client, url, fields, on_done, key, customer, fresh_ok)
                              _seq = client._seq, _state = RUNNING, _customer = customer }, Request)
   local cache = client._cache
   local hit = cache and fresh_ok and cache:get(url, now, false)
+  local stale = false
+  if cache and fresh_ok and not hit and cache:busy(url) then
+    -- another worker refreshes it: an entry past its ttl answers meanwhile
+    hit = cache:get(url, now, true)
+    stale = hit ~= nil
+  end
   -- Sent before the client tracks it: if sending raises (out of memory),
   -- the caller gets the error and no half-made request stays behind.
   if hit then
-    req._state, req._entry = FINISHED, hit   -- no API call: decoded on delivery
+    req._state, req._entry, req._stale = FINISHED, hit, stale   -- no API call: decoded on delivery
   elseif key then
     join(req, key)
   else
@@ -547,6 +588,10 @@ end
 -- delivered is left as it is.  Also the `__close` of a `<close>` variable.
 function Request:cancel()
   if ended(self) then return end
+  if self._locked then   -- a shared call that held a dict's refresh lock
+    self._locked = nil
+    self._client._cache:unlock(self._url)
+  end
   self._state = CANCELLED
   local f = self._flight
   self._offers, self._err = nil, response.cancelled(f and f._attempts or self._attempts)

@@ -108,4 +108,87 @@ function Cache:stats()
   return { entries = self.entries, bytes = self.bytes }
 end
 
+-- Whether another holds the refresh of url (a shared dict's lock).
+function Cache.busy() return false end
+
+-- Take the refresh of url; true when taken (or when there is no lock).
+function Cache.lock() return true end
+
+function Cache.unlock() end
+
+-- Inside nginx: entries in a lua_shared_dict, shared by every worker and
+-- kept across reloads (HUP).  A key is "kp|<identity>|<url>": identity is a
+-- hash of the client's base URL and credentials, so that two clients with
+-- different credentials never share, and no credential is in the dict.  A
+-- value is "<status>\n<stored at>\n<body>"; the dict expires it once
+-- ttl + stale_if_error have passed, and evicts the least recently used
+-- when full (its size in nginx.conf is the bound).  A refresh takes a lock,
+-- "kp-lock|…", added with an expiry, so that one worker asks the API for a
+-- key while the others wait or answer stale.
+local Dict = {}
+Dict.__index = Dict
+
+--- A cache in the shared dict named `opts.dict`, for a client whose
+-- identity (base URL and credentials, hashed here) is `identity`.
+function M.new_dict(opts, identity, lock_seconds)
+  local ngx = rawget(_G, "ngx")
+  local dict = ngx and ngx.shared and ngx.shared[opts.dict]
+  if dict == nil then
+    error(("kpayment: bad option 'cache' (no lua_shared_dict named '%s': declare it in nginx's "
+      .. "http block, e.g. lua_shared_dict %s 10m;)"):format(tostring(opts.dict), tostring(opts.dict)), 0)
+  end
+  local id = ngx.md5(identity)
+  return setmetatable({ dict = dict, ttl = opts.ttl, stale = opts.stale_if_error or 0,
+                        prefix = "kp|" .. id .. "|", lock_prefix = "kp-lock|" .. id .. "|",
+                        lock_seconds = lock_seconds, now = ngx.now, update = ngx.update_time }, Dict)
+end
+
+function Dict:get(url, _, stale)
+  local value = self.dict:get(self.prefix .. url)
+  if value == nil then return nil end
+  local status, at, body = value:match("^(%d+)\n([%d.]+)\n(.*)$")
+  if status == nil then return nil end
+  self.update()
+  local age = self.now() - tonumber(at)
+  if age > self.ttl and not stale then return nil end
+  return { body = body, status = tonumber(status), at = tonumber(at), age = age }
+end
+
+function Dict:put(url, _, body, status)
+  self.update()
+  -- set, not safe_set: a full dict evicts its least recently used entries
+  self.dict:set(self.prefix .. url, status .. "\n" .. string.format("%.3f", self.now()) .. "\n" .. body,
+                self.ttl + self.stale)
+end
+
+function Dict:purge(customer)
+  local keys = self.dict:get_keys(0)
+  local n, prefix = 0, self.prefix
+  local want = customer and "customerUUID=" .. require("kpayment.request").escape(customer) .. "&"
+  for i = 1, #keys do
+    local k = keys[i]
+    if k:sub(1, #prefix) == prefix and (want == nil or k:find(want, 1, true)) then
+      self.dict:delete(k)
+      n = n + 1
+    end
+  end
+  return n
+end
+
+function Dict:stats()
+  return { capacity = self.dict:capacity(), free = self.dict:free_space() }
+end
+
+function Dict:busy(url)
+  return self.dict:get(self.lock_prefix .. url) ~= nil
+end
+
+function Dict:lock(url)
+  return (self.dict:add(self.lock_prefix .. url, true, self.lock_seconds)) == true
+end
+
+function Dict:unlock(url)
+  self.dict:delete(self.lock_prefix .. url)
+end
+
 return M

@@ -37,6 +37,20 @@ local Client = {}
 Client.__index = Client
 Client.__name = "kpayment.Client"
 
+-- The `cache` option's store: the client's own, or inside nginx a shared
+-- dict, keyed by a hash of what identifies the client to the API.
+local function new_cache(cfg, timeout)
+  if cfg.cache.dict == nil then return cache.new(cfg.cache) end
+  if transport.ngx() == nil then
+    error("kpayment: bad option 'cache' ('dict' needs nginx's lua_shared_dict: inside nginx only)", 0)
+  end
+  local identity = table.concat({ cfg.base_url, cfg.username or "", cfg.password or "",
+                                  cfg.bearer_token or "" }, "\0")
+  -- a worker that died while asking the API holds its lock no longer than this
+  local lock_seconds = (cfg.deadline or (timeout > 0 and timeout or 30)) + 1
+  return cache.new_dict(cfg.cache, identity, lock_seconds)
+end
+
 --- A client for the resolved configuration `cfg` (kpayment.config).
 -- @local
 function M.new(cfg)
@@ -78,7 +92,7 @@ function M.new(cfg)
     _settings = settings,
     _auth = cfg.username ~= nil or cfg.bearer_token ~= nil,
     _coalesce = cfg.coalesce ~= false,
-    _cache = cfg.cache and cache.new(cfg.cache) or nil,
+    _cache = cfg.cache and new_cache(cfg, timeout) or nil,
   }, Client)
   if newproxy then
     -- 5.1 and LuaJIT: a table has no finalizer; a proxy's stands in

@@ -146,7 +146,11 @@ M.math_type = math_type
 -- Each hit decodes the body into fresh tables, with the call's own
 -- `fields`; errors are never kept.  A call's `cache = false` parameter
 -- asks the API (and keeps what it answers); `Client:purge` forgets a
--- customer's entries.  Default: none
+-- customer's entries.  Inside nginx, `dict = "name"` keeps the entries in
+-- that `lua_shared_dict` instead, shared by every worker and kept across
+-- reloads, under a hash of the client's base URL and credentials; one
+-- worker at a time asks the API for a key while the others wait for its
+-- answer (or answer stale), and the dict's size bounds it.  Default: none
 -- @tfield function on_request `function(info)` called as each attempt goes
 -- out, retries included, on every path: `info` has `method`, `url` (no
 -- credentials; a secret in a parameter `[redacted]`) and `attempt` (1,
@@ -325,7 +329,15 @@ local CACHE_KEYS = {
 -- @local
 function M.check_cache(c)
   for k in pairs(c) do
-    if CACHE_KEYS[k] == nil then return "unknown key '" .. errors.text(k) .. "'" end
+    if CACHE_KEYS[k] == nil and k ~= "dict" then return "unknown key '" .. errors.text(k) .. "'" end
+  end
+  if c.dict ~= nil then
+    if type(c.dict) ~= "string" or c.dict == "" then
+      return "'dict': the name of a lua_shared_dict expected"
+    end
+    if c.max_entries ~= nil or c.max_bytes ~= nil then
+      return "with 'dict', the lua_shared_dict's size bounds it: no 'max_entries' or 'max_bytes'"
+    end
   end
   if c.ttl == nil then return "'ttl' is required" end
   for k, rule in pairs(CACHE_KEYS) do

@@ -24,6 +24,10 @@ local function options(args)
   if args.insecure then o.insecure = true end
   if args.debug then o.debug = true end
   if args.resolve then o.resolve = { args.resolve } end
+  if args.cache_dict then
+    o.cache = { dict = args.cache_dict, ttl = tonumber(args.ttl) or 60,
+                stale_if_error = tonumber(args.stale) }
+  end
   return o
 end
 
@@ -33,7 +37,10 @@ function M.client(args)
   local o = options(args)
   if args.fresh then return kpayment.new(o) end
   local key = {}
-  for k, v in pairs(o) do key[#key + 1] = k .. "=" .. tostring(type(v) == "table" and v[1] or v) end
+  for k, v in pairs(o) do
+    if type(v) == "table" then v = v[1] or table.concat({ v.dict, v.ttl, v.stale_if_error or "" }, ",") end
+    key[#key + 1] = k .. "=" .. tostring(v)
+  end
   table.sort(key)
   key = table.concat(key, "&")
   local c = clients[key]
@@ -62,6 +69,18 @@ function M.call()
   local offers, err = c:get_offers({ customer_uuid = args.customer or "c-1",
                                      dealer_uuid = args.dealer or "d-1" })
   ngx.say(line(offers, err, t0))
+end
+
+--- One get_offers through a client with a cache:
+-- "<count|kind> cached=<bool> stale=<bool>".
+function M.cached()
+  local args = ngx.req.get_uri_args()
+  local c = M.client(args)
+  local offers, err = c:get_offers({ customer_uuid = args.customer or "c-1",
+                                     dealer_uuid = args.dealer or "d-1" })
+  local meta = offers and offers:meta() or err
+  ngx.say(offers and #offers or err.kind, " cached=", tostring(meta.cached == true), " stale=",
+    tostring(meta.stale == true))
 end
 
 --- Several get_offers in light threads of this request (?threads=N),
