@@ -141,6 +141,25 @@ describe("the cache option", function()
     small:close()
   end)
 
+  it("counts the memory it holds (bodies, URLs and each entry's overhead) #lua54", function()
+    local cache = require("kpayment.cache")
+    local body = require("kpayment.mock").offers_json({ customerUUID = "c", dealerUUID = "d", skin = "s",
+                                                        locale = "en-US" }, 1)
+    collectgarbage()
+    collectgarbage()
+    local before = collectgarbage("count")
+    local c = cache.new({ ttl = 60, max_entries = 100000, max_bytes = 2 ^ 40 })
+    for i = 1, 1000 do
+      c:put("http://h/p?customerUUID=c" .. i .. "&dealerUUID=d", "c" .. i, i .. body, 200, 0)
+    end
+    collectgarbage()
+    collectgarbage()
+    local used = (collectgarbage("count") - before) * 1024
+    local counted = c:stats().bytes
+    assert.is_true(used <= counted * 1.05 and used >= counted * 0.9,
+      ("measured %d bytes, counted %d"):format(used, counted))
+  end)
+
   it("checks the option", function()
     local cases = {
       { {}, "bad option 'cache' ('ttl' is required)" },
