@@ -11,7 +11,7 @@
 #
 # Only the interpreter running the specs is checked (--trace-children=no):
 # the mock server, started by spec/support/mock.lua as a separate process,
-# is not.  valgrind's report goes to build/memcheck/valgrind.log; its error
+# is not.  valgrind's report goes to $(MEMCHECK_OUT)/valgrind.log; its error
 # and leak summaries are printed at the end.  Any memory error or definite
 # or indirect leak makes the run fail (exit status 99), as does a failing
 # spec.  KPAYMENT_SLOW=1 is set so that specs can relax checks that only
@@ -19,12 +19,22 @@
 #
 #   make memcheck                                 the whole suite
 #   make memcheck MEMCHECK_SPECS=spec/json_spec.lua   some spec files only
+#   make memcheck MEMCHECK_SKIP='spec/slices_spec.lua'   every spec file but some
 #   make memcheck MEMCHECK_VALGRIND_ARGS=--num-callers=40
+#
+# Runs that check different files can go side by side (CI runs three) when
+# each has its own MEMCHECK_OUT (default build/memcheck).  A file named in
+# MEMCHECK_SPECS or MEMCHECK_SKIP that does not exist is an error: a rename
+# must not quietly leave a file out.
 
 KP_MEMCHECK_SAVED_GOAL := $(.DEFAULT_GOAL)
 
-MEMCHECK_OUT   := build/memcheck
-MEMCHECK_LOG   := $(MEMCHECK_OUT)/valgrind.log
+MEMCHECK_OUT   ?= build/memcheck
+MEMCHECK_LOG    = $(MEMCHECK_OUT)/valgrind.log
+MEMCHECK_SKIP  ?=
+ifneq ($(strip $(MEMCHECK_SKIP)),)
+MEMCHECK_SPECS ?= $(filter-out $(MEMCHECK_SKIP),$(sort $(wildcard spec/*_spec.lua)))
+endif
 MEMCHECK_SPECS ?= spec
 MEMCHECK_LUA    = $(or $(LUA),lua5.4)
 MEMCHECK_BUSTED ?= /usr/bin/busted
@@ -39,6 +49,9 @@ memcheck: all
 	@mkdir -p $(MEMCHECK_OUT)
 	@rm -f $(MEMCHECK_LOG)
 	@echo "memcheck: $(MEMCHECK_LUA) $(MEMCHECK_BUSTED) $(MEMCHECK_SPECS) under valgrind (log: $(MEMCHECK_LOG))"
+	@for f in $(MEMCHECK_SPECS) $(MEMCHECK_SKIP); do \
+	  [ -e "$$f" ] || { echo "memcheck: no such spec file or directory: $$f"; exit 1; }; done
+	@[ -n "$(strip $(MEMCHECK_SPECS))" ] || { echo "memcheck: no spec file left to run"; exit 1; }
 	@start=$$(date +%s); rc=0; \
 	KPAYMENT_SLOW=1 $(MEMCHECK_VALGRIND) $(MEMCHECK_LUA) $(MEMCHECK_BUSTED) \
 	  --lpath='$(SPEC_LPATH)' --cpath='$(MEMCHECK_CPATH)' \
