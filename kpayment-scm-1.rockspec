@@ -48,6 +48,7 @@ build = {
     ["kpayment.retry"] = "lua/kpayment/retry.lua",
     ["kpayment.time"] = "lua/kpayment/time.lua",
     ["kpayment.cache"] = "lua/kpayment/cache.lua",
+    ["kpayment.oauth"] = "lua/kpayment/oauth.lua",
     ["kpayment.log"] = "lua/kpayment/log.lua",
     ["kpayment.info"] = "lua/kpayment/info.lua",
     ["kpayment.request"] = "lua/kpayment/request.lua",

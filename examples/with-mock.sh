@@ -10,6 +10,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 out=$(mktemp)
 err=$(mktemp)
 "$LUA" "$here/bin/kpayment-mock" --port 0 --user demo-user --password demo-password \
+  --client-id kp-demo-client --client-secret kp-demo-secret \
   </dev/null >"$out" 2>"$err" &
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -f "$out" "$err"' EXIT

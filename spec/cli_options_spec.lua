@@ -73,7 +73,8 @@ describe("kpayment command options", function()
       local r = run.run(one(), { env = ctx.with({ KPAYMENT_PASSWORD = "" }) })
       assert_usage(r, "username and password go together")
       r = run.run(one(), { env = ctx.with({ KPAYMENT_BEARER_TOKEN = "a-bearer-token" }) })
-      assert_usage(r, "give either username/password or bearer_token, not both")
+      assert_usage(r, "give one kind of credentials: username/password, bearer_token, or "
+        .. "client_id/client_secret %(OAuth2%)")
     end)
 
     it("says what the library says of a missing skin, naming --skin", function()

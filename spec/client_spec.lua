@@ -297,7 +297,8 @@ describe("kpayment", function()
       assert.has_error(function() kpayment.new({ username = "u" }) end,
         "kpayment: username and password go together")
       assert.has_error(function() kpayment.new({ username = "u", password = "p", bearer_token = "t" }) end,
-        "kpayment: give either username/password or bearer_token, not both")
+        "kpayment: give one kind of credentials: username/password, bearer_token, or "
+        .. "client_id/client_secret (OAuth2)")
       assert.has_error(function() kpayment.new({ timeout = -1 }) end,
         "kpayment: bad option 'timeout' (seconds from 0 to 86400 expected)")
       assert.has_error(function() kpayment.new({ bearer_token = "a\nb" }) end,

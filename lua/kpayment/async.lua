@@ -31,7 +31,7 @@ local errors = require("kpayment.errors")
 local offer = require("kpayment.offer")
 
 local setmetatable, next, error, pairs, pcall, tostring = setmetatable, next, error, pairs, pcall, tostring
-local math_floor, math_min, math_max = math.floor, math.min, math.max
+local math_floor, math_min, math_max, math_huge = math.floor, math.min, math.max, math.huge
 local table_sort, table_remove = table.sort, table.remove
 local monotonic, sleep = core.monotonic, core.sleep
 
@@ -131,11 +131,77 @@ end
 -- waiting with its timer run out, so an out-of-memory error in here leaves
 -- it to be sent again by the next step.  The client may be closed already
 -- (by a finalizer or a logger): the request then ends cancelled.
-local function launch(req)
+local launch
+
+-- Milliseconds the token request may take: what the request's deadline
+-- leaves, within the client's timeout.
+local function oauth_timeout(req)
+  return retry.attempt_timeout(req._client._timeout, req._deadline_at)
+end
+
+-- A request whose attempt needs a token that the client does not hold:
+-- it waits for the client's one token request (started here if none is in
+-- flight), which counts against its deadline, not its retries.
+local function await_token(req)
+  local client = req._client
+  local oauth = client._oauth
+  local a = oauth:fetch(client, oauth_timeout(req))
+  if a == nil then return req:cancel() end   -- the client was closed
+  req._state, req._retry_at, req._awaiting = WAITING, math_huge, a
+  local s = req._scope
+  if client._core._flights then   -- inside nginx: its pollers wait for it
+    oauth.scopes[s] = true
+    s.following = (s.following or 0) + 1
+    req._following_token = true
+  end
+end
+
+-- A request waiting for a token: once the token request has ended (taken
+-- here or by another waiter), it goes out with the token, or ends with the
+-- fetch's `auth` error.
+local function token_step(req)
+  local client = req._client
+  local oauth = client._oauth
+  local a = req._awaiting
+  if oauth.attempt == a then
+    if not a:done() then return end
+    oauth:finish(client, monotonic())
+    if client._core._flights then require("kpayment.nginx").wake_all(oauth.scopes, {}) end
+  end
+  req._awaiting = nil
+  if req._following_token then
+    req._following_token = nil
+    req._scope.following = req._scope.following - 1
+  end
+  local err = oauth.results[a]
+  if err then
+    local own = {}
+    for k, v in pairs(err) do own[k] = v end
+    own.attempts, own.total_time = req._attempts, monotonic() - req._started
+    req._state, req._err = FINISHED, errors.new(own)
+    log.outcome(client, nil, req._err)
+  else
+    launch(req, true)
+  end
+end
+
+function launch(req, fresh_token)
   local client = req._client
   req._state, req._retry_at = WAITING, monotonic()
+  local extra
+  local oauth = client._oauth
+  if oauth then
+    local token = oauth:current(monotonic())
+    if token == nil then return await_token(req) end
+    extra = oauth.header == token and oauth.extra or nil
+    if extra == nil then
+      extra = { authorization = "Bearer " .. token }
+      oauth.header, oauth.extra = token, extra
+    end
+    req._token, req._fresh_token = token, fresh_token == true
+  end
   local timeout = retry.attempt_timeout(client._timeout, req._deadline_at)
-  local attempt = client._core:start(req._url, req._fields, timeout)
+  local attempt = client._core:start(req._url, req._fields, timeout, extra)
   if attempt == nil then return req:cancel() end
   req._attempts = req._attempts + 1
   req._state, req._retry_at, req._core = RUNNING, nil, attempt
@@ -250,6 +316,7 @@ local function step(req)
   if req._flight then return follow(req) end
   local st = req._state
   if st == WAITING then
+    if req._awaiting then return token_step(req) end
     -- a shared call in a timer of its own is sent by that timer (drive)
     if monotonic() >= req._retry_at and not req._driven then launch(req) end
     return
@@ -265,7 +332,19 @@ local function step(req)
   end
   local _, err, o = take_outcome(req)
   if req._state ~= RUNNING then return end   -- cancelled meanwhile
-  local wait = retry.backoff(req._client._retries, err, req._attempts, o.retry_after, req._deadline_at)
+  local oauth = req._client._oauth
+  if oauth and err.status == 401 and not req._fresh_token and not req._reauthorized then
+    -- the API refused a token it was not fetched for: fetch one, once,
+    -- and send this attempt again (not counted as a retry)
+    req._reauthorized = true
+    oauth:invalidate(req._token)
+    req._state, req._retry_at = WAITING, monotonic()
+    settle(req)
+    hook_response(req, err.kind, true)
+    return
+  end
+  local tried = req._attempts - (req._reauthorized and 1 or 0)
+  local wait = retry.backoff(req._client._retries, err, tried, o.retry_after, req._deadline_at)
   local cache = req._client._cache
   local stale = not wait and err.retryable and cache and cache:get(req._url, monotonic(), true)
   if wait then
@@ -411,7 +490,11 @@ local function drive(f, premature)
   local cache = client._cache
   while f._callers > 0 and not ended(f) and not client._closed do
     local st = f._state
-    if st == WAITING then
+    if st == WAITING and f._awaiting then
+      c:wait(f._awaiting, 1000)   -- the client's token request
+      step(f)
+      changed(f)
+    elseif st == WAITING then
       local now = monotonic()
       local wait = f._retry_at - now
       if wait > 0 then
@@ -615,6 +698,10 @@ end
 -- flight's), or a caller's own deadline before its flight's; or nil.
 local function timer_of(req)
   local f = req._flight
+  local n = f or req
+  if n._awaiting then   -- its token request's end is the network's news
+    return n._awaiting:done() and monotonic() or nil
+  end
   if f == nil then return req._state == WAITING and req._retry_at or nil end
   if not in_flight(req) then return nil end
   -- a shared call in a timer wakes its followers itself (drive)
@@ -676,6 +763,10 @@ function M.wait(req)
     if n._driven then
       local ms = at and math_min(math_max(math_floor((at - monotonic()) * 1000) + 1, 1), 1000) or 1000
       require("kpayment.nginx").wait_on(n._waiters, ms)
+    elseif n._awaiting then
+      local c = client._core
+      local wait = c.wait
+      if wait then wait(c, n._awaiting, 1000) else c:poll(1000) end
     elseif n._state == WAITING then
       pause(client, math_max(at - monotonic(), 0))
     elseif n._state == RUNNING then

@@ -45,7 +45,8 @@ local function new_cache(cfg, timeout)
     error("kpayment: bad option 'cache' ('dict' needs nginx's lua_shared_dict: inside nginx only)", 0)
   end
   local identity = table.concat({ cfg.base_url, cfg.username or "", cfg.password or "",
-                                  cfg.bearer_token or "" }, "\0")
+                                  cfg.bearer_token or "", cfg.client_id or "",
+                                  cfg.client_secret or "" }, "\0")
   -- a worker that died while asking the API holds its lock no longer than this
   local lock_seconds = (cfg.deadline or (timeout > 0 and timeout or 30)) + 1
   return cache.new_dict(cfg.cache, identity, lock_seconds)
@@ -90,7 +91,8 @@ function M.new(cfg)
     _on_response = cfg.on_response,
     _secrets = secrets,
     _settings = settings,
-    _auth = cfg.username ~= nil or cfg.bearer_token ~= nil,
+    _auth = cfg.username ~= nil or cfg.bearer_token ~= nil or cfg.client_id ~= nil,
+    _oauth = cfg.client_id and require("kpayment.oauth").new(cfg) or nil,
     _coalesce = cfg.coalesce ~= false,
     _cache = cfg.cache and new_cache(cfg, timeout) or nil,
   }, Client)
@@ -364,7 +366,8 @@ Client.__gc = Client.close
 -- secrets: what a diagnostic (`kpayment doctor`) shows.  A new table each
 -- call with every option's value, defaults filled in (the password, the
 -- bearer token and functions left out; a proxy's credentials
--- `[redacted]`), `credentials` (`"basic"`, `"bearer"` or `"none"`),
+-- `[redacted]`), `credentials` (`"basic"`, `"bearer"`,
+-- `"client_credentials"` or `"none"`),
 -- `transport` (`"curl"`, `"cosocket"`, `"subrequest"` or `"function"`),
 -- and `from`: for each, `"option"`, the environment variable it came from,
 -- or `"default"`.

@@ -55,6 +55,22 @@ M.math_type = math_type
 -- Default: `KPAYMENT_PASSWORD`
 -- @tfield string bearer_token sent as `Authorization: Bearer …` (OAuth2)
 -- instead of Basic.  Default: `KPAYMENT_BEARER_TOKEN`
+-- @tfield string client_id OAuth2 client credentials (RFC 6749 §4.4), with
+-- `client_secret` and `token_url`: kpayment fetches a token from
+-- `token_url` (a POST, the id and secret in HTTP Basic), sends it as
+-- `Authorization: Bearer …`, refreshes it before it expires (at the later
+-- of 30 s before and 90 % of its lifetime; without `expires_in`, when the
+-- API answers 401) once for all calls waiting, and retries a call once
+-- when the API refuses a token that was not fetched for it.  A failed
+-- fetch ends the call with an error of kind `"auth"`.  Not with username,
+-- password or bearer_token.  Default: `KPAYMENT_CLIENT_ID`
+-- @tfield string client_secret the OAuth2 client's secret (a secret:
+-- never in errors, logs or hooks, nor the tokens).
+-- Default: `KPAYMENT_CLIENT_SECRET`
+-- @tfield string token_url the token endpoint's URL; required with
+-- client credentials.  Default: `KPAYMENT_TOKEN_URL`
+-- @tfield string scope the scope asked for with client credentials (`""`
+-- for none).  Default: `"payment.financeOffer.read"`
 -- @tfield string skin the default `skin` parameter of every call.
 -- Default: `KPAYMENT_SKIN`; the API requires one, so a call that has none
 -- raises, naming this option and the variable
@@ -172,7 +188,8 @@ local OPTIONS = {
   transport = { ["function"] = true, string = true }, ngx_location = "string",
   decode_budget = "number", on_request = "function", on_response = "function",
   resolve = "table", pool_size = "number", pool_idle_timeout = "number", coalesce = "boolean",
-  cache = "table",
+  cache = "table", client_id = "string", client_secret = "string", token_url = "string",
+  scope = "string",
 }
 
 -- The transports a name may choose.
@@ -193,7 +210,9 @@ end
 
 local ENV_AUTH = {
   username = "KPAYMENT_USERNAME", password = "KPAYMENT_PASSWORD", bearer_token = "KPAYMENT_BEARER_TOKEN",
+  client_id = "KPAYMENT_CLIENT_ID", client_secret = "KPAYMENT_CLIENT_SECRET",
 }
+local ENV_TOKEN_URL = { token_url = "KPAYMENT_TOKEN_URL" }
 -- Where libcurl finds a proxy when none is given: its credentials are
 -- secrets too.
 local ENV_PROXY = { "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY" }
@@ -244,9 +263,11 @@ function M.resolve(opts, level)
   for k in pairs(cfg) do from[k] = "option" end
   from_env(cfg, ENV, from)
   -- Credentials come as a set: explicit ones replace the environment's.
-  if cfg.username == nil and cfg.password == nil and cfg.bearer_token == nil then
+  if cfg.username == nil and cfg.password == nil and cfg.bearer_token == nil
+     and cfg.client_id == nil and cfg.client_secret == nil then
     from_env(cfg, ENV_AUTH, from)
   end
+  if cfg.client_id ~= nil or cfg.client_secret ~= nil then from_env(cfg, ENV_TOKEN_URL, from) end
   local base, msg = request.check_base_url(cfg.base_url or M.DEFAULT_BASE_URL)
   if not base then bad(level, "%s", msg) end
   cfg.base_url = base
@@ -258,13 +279,29 @@ function M.resolve(opts, level)
       if not ok then bad(level, "%s", (why:gsub("parameter", "option"))) end
     end
   end
-  if cfg.bearer_token and (cfg.username or cfg.password) then
-    bad(level, "give either username/password or bearer_token, not both")
+  local kinds = (cfg.bearer_token and 1 or 0) + ((cfg.username or cfg.password) and 1 or 0)
+    + ((cfg.client_id or cfg.client_secret) and 1 or 0)
+  if kinds > 1 then
+    bad(level, "give one kind of credentials: username/password, bearer_token, or "
+      .. "client_id/client_secret (OAuth2)")
+  end
+  if (cfg.client_id == nil) ~= (cfg.client_secret == nil) then
+    bad(level, "client_id and client_secret go together")
+  end
+  if cfg.client_id ~= nil then
+    if cfg.token_url == nil then
+      bad(level, "client credentials need 'token_url' (or KPAYMENT_TOKEN_URL): the token endpoint's URL")
+    end
+    local url, why = request.check_base_url(cfg.token_url)
+    if not url then bad(level, "%s", (why:gsub("'base_url'", "'token_url'"))) end
+  elseif cfg.token_url ~= nil or cfg.scope ~= nil then
+    bad(level, "'token_url' and 'scope' go with client_id and client_secret")
   end
   if (cfg.username == nil) ~= (cfg.password == nil) then
     bad(level, "username and password go together")
   end
-  for _, k in ipairs({ "username", "password", "bearer_token", "proxy", "ca_file", "user_agent" }) do
+  for _, k in ipairs({ "username", "password", "bearer_token", "proxy", "ca_file", "user_agent",
+                       "client_id", "client_secret", "scope" }) do
     if cfg[k] ~= nil and cfg[k]:find("[%z\1-\31\127]") then
       bad(level, "bad option '%s' (contains control characters)", k)
     end
@@ -403,7 +440,8 @@ end
 function M.settings(cfg)
   local view, from = {}, {}
   for k, v in pairs(cfg) do
-    if k ~= "_from" and k ~= "password" and k ~= "bearer_token" and type(v) ~= "function" then
+    if k ~= "_from" and k ~= "password" and k ~= "bearer_token" and k ~= "client_secret"
+       and type(v) ~= "function" then
       view[k] = v
       from[k] = cfg._from and cfg._from[k] or "default"
     end
@@ -417,8 +455,13 @@ function M.settings(cfg)
     view.deadline, from.deadline = view.timeout > 0 and view.timeout or nil, "default"
   end
   if cfg.proxy then view.proxy = secrets.mask_proxy(cfg.proxy) end
-  view.credentials = cfg.bearer_token and "bearer" or cfg.username and "basic" or "none"
-  from.credentials = cfg._from and (cfg._from.bearer_token or cfg._from.password) or "option"
+  view.credentials = cfg.bearer_token and "bearer" or cfg.username and "basic"
+    or cfg.client_id and "client_credentials" or "none"
+  from.credentials = cfg._from and (cfg._from.bearer_token or cfg._from.password or cfg._from.client_secret)
+    or "option"
+  if cfg.client_id and view.scope == nil then
+    view.scope, from.scope = require("kpayment.oauth").SCOPE, "default"
+  end
   if view.credentials == "none" then from.credentials = nil end
   view.from = from
   return view

@@ -29,7 +29,13 @@ local M = {}
 --- The fields of an error table.
 -- @table fields
 -- @tfield string kind `"network"`, `"timeout"`, `"tls"`, `"http"`,
--- `"decode"`, `"body_too_large"` or `"cancelled"`
+-- `"decode"`, `"body_too_large"`, `"cancelled"` or `"auth"` (the OAuth2
+-- token endpoint failed: `status` is its HTTP status, `retryable` when it
+-- was unreachable, timed out or answered 5xx)
+-- @tfield ?string oauth_error with kind `"auth"`: the endpoint's `error`
+-- (`"invalid_client"`, …)
+-- @tfield ?string error_description with kind `"auth"`: the endpoint's
+-- `error_description`
 -- @tfield ?integer status the HTTP status; nil when no response arrived
 -- @tfield ?string message the first API error's `errorMessage`, or the
 -- transport's or the decoder's message (a decode error gives the byte

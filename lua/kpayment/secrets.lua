@@ -89,6 +89,7 @@ function M.of(cfg, proxy_env)
     if cfg.username then raw[#raw + 1] = { base64(cfg.username .. ":" .. cfg.password) } end
   end
   if cfg.bearer_token then raw[#raw + 1] = { cfg.bearer_token } end
+  for _, v in ipairs(require("kpayment.oauth").secrets(cfg)) do raw[#raw + 1] = { v } end
   local proxies = {}
   if cfg.proxy then
     proxies[1] = cfg.proxy
