@@ -140,6 +140,24 @@ describe("client credentials", function()
     c:close()
   end)
 
+  it("runs the command with client credentials from the environment", function()
+    local cli = require("support.cli_run")
+    local env = { KPAYMENT_BASE_URL = m.url, KPAYMENT_SKIN = "s", KPAYMENT_CLIENT_ID = ID,
+                  KPAYMENT_CLIENT_SECRET = SECRET, KPAYMENT_TOKEN_URL = m.url .. "/oauth2/token" }
+    local r = cli.run({ "offers", "--customer", "c", "--dealer", "d", "--json" }, { env = env })
+    assert.equal(0, r.status, r.err)
+    assert.equal(3, #require("kpayment.core").decode(r.out).financeOffers)
+    assert.equal(1, stats().token_requests)
+    r = cli.run({ "doctor" }, { env = env })
+    assert.matches("credentials%s+client_credentials", r.out)
+    assert.matches("token URL%s+http://", r.out)
+    assert.is_nil((r.out .. r.err):find(SECRET, 1, true))
+    env.KPAYMENT_CLIENT_SECRET = "not-the-secret"
+    r = cli.run({ "offers", "--customer", "c", "--dealer", "d" }, { env = env })
+    assert.equal(1, r.status)
+    assert.matches("auth error %(HTTP 401%)", r.err)
+  end)
+
   it("takes one kind of credentials, and the token URL with client credentials", function()
     local base = { base_url = "http://127.0.0.1:1" }
     local function fails(extra, message)

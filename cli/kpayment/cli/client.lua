@@ -25,6 +25,8 @@ M.FLAGS = {
 local VARIABLES = {
   base_url = "KPAYMENT_BASE_URL", skin = "KPAYMENT_SKIN", locale = "KPAYMENT_LOCALE",
   username = "KPAYMENT_USERNAME", password = "KPAYMENT_PASSWORD", bearer_token = "KPAYMENT_BEARER_TOKEN",
+  client_id = "KPAYMENT_CLIENT_ID", client_secret = "KPAYMENT_CLIENT_SECRET",
+  token_url = "KPAYMENT_TOKEN_URL",
 }
 
 --- A message kpayment raised, with each 'name' it quotes replaced by the

@@ -72,13 +72,15 @@ local HINTS = {
   },
   http = {
     [401] = "the API refused the credentials: check them (KPAYMENT_USERNAME and KPAYMENT_PASSWORD, "
-      .. "KPAYMENT_BEARER_TOKEN, or --user)",
+      .. "KPAYMENT_BEARER_TOKEN, KPAYMENT_CLIENT_ID and KPAYMENT_CLIENT_SECRET, or --user)",
     [403] = "the credentials lack the scope payment.financeOffer.read",
     [404] = "no API at this URL: the base URL is scheme, host and port, e.g. https://api.mykaarma.com",
     [407] = "the proxy wants credentials: put them in the proxy URL",
     other = "the API refused the call: see its message",
   },
   decode = { other = "not the API's JSON: is the base URL the API, not a web page or a proxy's?" },
+  auth = { other = "the OAuth2 token endpoint failed: check KPAYMENT_TOKEN_URL, KPAYMENT_CLIENT_ID and "
+    .. "KPAYMENT_CLIENT_SECRET, and the endpoint's error above" },
   body_too_large = { other = "the answer is larger than the client accepts" },
 }
 
@@ -153,6 +155,10 @@ local function settings(client, given, password_from)
     { "CA file", s.ca_file or "none given: libcurl's (above)", s.ca_file and from("ca_file") },
     { "transport", s.transport, from("transport") },
   }
+  if s.token_url then   -- OAuth2 client credentials: where the token comes from
+    table.insert(rows, 3, { "token URL", s.token_url, from("token_url") })
+    table.insert(rows, 4, { "scope", s.scope, from("scope") })
+  end
   section("client:settings()", rows)
   return s
 end

@@ -28,6 +28,8 @@ local KIND_EXIT = { http = 1, decode = 1, body_too_large = 1, network = 3, timeo
 
 --- The exit status for a kpayment error table, by its kind alone.
 function M.status_of(err)
+  -- the token endpoint: no answer is a network failure, a refusal the API's
+  if err.kind == "auth" then return err.status == nil and M.EXIT.network or M.EXIT.api end
   return KIND_EXIT[err.kind] or M.EXIT.api
 end
 

@@ -63,7 +63,9 @@ Options:
   -h, --help         show this help
 
 Without --user, credentials come from KPAYMENT_USERNAME and KPAYMENT_PASSWORD,
-or KPAYMENT_BEARER_TOKEN; a password is never an option.  With --batch and
+KPAYMENT_BEARER_TOKEN, or KPAYMENT_CLIENT_ID, KPAYMENT_CLIENT_SECRET and
+KPAYMENT_TOKEN_URL (OAuth2 client credentials: a token is fetched and
+refreshed); a password or secret is never an option.  With --batch and
 standard error on a terminal, a progress line is drawn there.
 
 Batch files: a UTF-8 BOM is dropped; blank lines, # comments and a header
@@ -71,7 +73,8 @@ customer,dealer are skipped; fields may be quoted as in RFC 4180 ("c4,q",
 "c5""x") but not run past their line.  Invalid UTF-8 is a usage error.
 
 Exit status: 0 success, 1 an answer that is not offers (http, decode,
-body_too_large), 2 usage error, 3 no answer (network, timeout, tls), 130
+body_too_large, a token endpoint's refusal), 2 usage error, 3 no answer
+(network, timeout, tls, a token endpoint that did not answer), 130
 interrupted: what finished is written (ndjson, csv, tsv).  With --batch the
 worst: 3 if any customer got no answer, else 1 if any failed.
 ]]):format(config.CONCURRENCY.default, config.CONCURRENCY.max)
@@ -84,7 +87,8 @@ M.SPEC = {
 }
 
 local HINTS = {
-  [401] = "check KPAYMENT_USERNAME and KPAYMENT_PASSWORD, KPAYMENT_BEARER_TOKEN, or --user",
+  [401] = "check KPAYMENT_USERNAME and KPAYMENT_PASSWORD, KPAYMENT_BEARER_TOKEN, KPAYMENT_CLIENT_ID "
+    .. "and KPAYMENT_CLIENT_SECRET, or --user",
   [403] = "the credentials lack the scope payment.financeOffer.read",
 }
 
