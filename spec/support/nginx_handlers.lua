@@ -20,7 +20,9 @@ local function options(args)
   for _, k in ipairs({ "retries", "max_body", "timeout", "deadline", "pool_size", "pool_idle_timeout" }) do
     if args[k] then o[k] = tonumber(args[k]) end
   end
-  for _, k in ipairs({ "base_url", "transport" }) do o[k] = args[k] end
+  for _, k in ipairs({ "base_url", "transport", "client_id", "client_secret", "token_url" }) do
+    o[k] = args[k]
+  end
   if args.insecure then o.insecure = true end
   if args.debug then o.debug = true end
   if args.resolve then o.resolve = { args.resolve } end
