@@ -175,6 +175,9 @@ describe("client credentials", function()
     fails({ client_id = "a" }, "client_id and client_secret go together")
     fails({ client_id = "a", client_secret = "b" }, "client credentials need 'token_url'")
     fails({ client_id = "a", client_secret = "b", token_url = "ftp://h/t" }, "bad option 'token_url'")
-    fails({ token_url = "http://h/t" }, "'token_url' and 'scope' go with client_id and client_secret")
+    fails({ token_url = "http://h/t" },
+      "'token_url', 'scope' and 'token_dict' go with client_id and client_secret")
+    fails({ client_id = "a", client_secret = "b", token_url = "http://h/t", token_dict = "d" },
+      "bad option 'token_dict' (no lua_shared_dict named 'd'")
   end)
 end)

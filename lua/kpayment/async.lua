@@ -191,8 +191,16 @@ function launch(req, fresh_token)
   local extra
   local oauth = client._oauth
   if oauth then
-    local token = oauth:current(monotonic())
-    if token == nil then return await_token(req) end
+    local now = monotonic()
+    local token = oauth:current(now, client)
+    if token == nil then
+      -- with token_dict, one worker fetches: the others look again shortly
+      if now + 0.1 < req._deadline_at and not oauth:may_fetch(oauth_timeout(req) / 1000 + 1) then
+        req._retry_at = now + 0.02
+        return
+      end
+      return await_token(req)
+    end
     extra = oauth.header == token and oauth.extra or nil
     if extra == nil then
       extra = { authorization = "Bearer " .. token }

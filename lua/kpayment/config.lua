@@ -71,6 +71,10 @@ M.math_type = math_type
 -- client credentials.  Default: `KPAYMENT_TOKEN_URL`
 -- @tfield string scope the scope asked for with client credentials (`""`
 -- for none).  Default: `"payment.financeOffer.read"`
+-- @tfield string token_dict inside nginx, with client credentials: the
+-- `lua_shared_dict` where the workers keep one token, so that one of them
+-- at a time fetches it (the others look for it every 20 ms meanwhile).
+-- Default: none (each worker's client fetches its own)
 -- @tfield string skin the default `skin` parameter of every call.
 -- Default: `KPAYMENT_SKIN`; the API requires one, so a call that has none
 -- raises, naming this option and the variable
@@ -189,7 +193,7 @@ local OPTIONS = {
   decode_budget = "number", on_request = "function", on_response = "function",
   resolve = "table", pool_size = "number", pool_idle_timeout = "number", coalesce = "boolean",
   cache = "table", client_id = "string", client_secret = "string", token_url = "string",
-  scope = "string",
+  scope = "string", token_dict = "string",
 }
 
 -- The transports a name may choose.
@@ -294,8 +298,8 @@ function M.resolve(opts, level)
     end
     local url, why = request.check_base_url(cfg.token_url)
     if not url then bad(level, "%s", (why:gsub("'base_url'", "'token_url'"))) end
-  elseif cfg.token_url ~= nil or cfg.scope ~= nil then
-    bad(level, "'token_url' and 'scope' go with client_id and client_secret")
+  elseif cfg.token_url ~= nil or cfg.scope ~= nil or cfg.token_dict ~= nil then
+    bad(level, "'token_url', 'scope' and 'token_dict' go with client_id and client_secret")
   end
   if (cfg.username == nil) ~= (cfg.password == nil) then
     bad(level, "username and password go together")

@@ -42,7 +42,20 @@ Token.__index = Token
 -- client_secret, token_url, scope).
 function M.new(cfg)
   local scope = cfg.scope or M.SCOPE
+  local shared
+  if cfg.token_dict then
+    local ngx = rawget(_G, "ngx")
+    local dict = ngx and ngx.shared and ngx.shared[cfg.token_dict]
+    if dict == nil then
+      error(("kpayment: bad option 'token_dict' (no lua_shared_dict named '%s': inside nginx, declare "
+        .. "it in the http block)"):format(cfg.token_dict), 0)
+    end
+    local id = ngx.md5(table.concat({ cfg.token_url, cfg.client_id, cfg.client_secret, scope }, "\0"))
+    shared = { dict = dict, key = "kp-token|" .. id, lock = "kp-token-lock|" .. id, now = ngx.now,
+               update = ngx.update_time }
+  end
   return setmetatable({
+    shared = shared,   -- inside nginx, with token_dict: the workers' token
     url = cfg.token_url,
     basic = "Basic " .. core.base64(form(cfg.client_id) .. ":" .. form(cfg.client_secret)),
     body = "grant_type=client_credentials" .. (scope ~= "" and "&scope=" .. form(scope) or ""),
@@ -61,16 +74,66 @@ function M.secrets(cfg)
            core.base64(form(cfg.client_id or "") .. ":" .. form(cfg.client_secret)) }
 end
 
+-- Add `token` to the client's secrets, longest first, so the scrubber
+-- knows it.
+local function remember(client, token)
+  local list = client._secrets
+  for i = 1, #list do if list[i] == token then return end end
+  list[#list + 1] = token
+  table_sort(list, function(a, b) return #a > #b end)
+end
+
 --- The token to send now, or nil when none is held or it is due for a
 -- refresh.
-function Token:current(now)
+function Token:current(now, client)
   if self.token ~= nil and now < self.refresh_at then return self.token end
+  local sh = self.shared
+  if sh then   -- another worker's token, if it is fresh
+    local v = sh.dict:get(sh.key)
+    local at, token = (v or ""):match("^([%d.]+)\n(.+)$")
+    if token then
+      sh.update()
+      local left = tonumber(at) - sh.now()
+      if left > 0 then
+        remember(client, token)
+        self.token, self.refresh_at = token, now + left
+        return token
+      end
+    end
+  end
   return nil
+end
+
+--- With token_dict: whether this worker may fetch now (it holds the
+-- workers' lock, for at most `seconds`); true without a dict.
+function Token:may_fetch(seconds)
+  local sh = self.shared
+  if sh == nil or self.attempt then return true end
+  return (sh.dict:add(sh.lock, true, seconds)) == true
+end
+
+-- With token_dict: give the workers the token just fetched (until its
+-- refresh is due; a token without expires_in for a day, or until a 401),
+-- and let go of the lock whatever the fetch gave.
+local function share(self, now, fetched)
+  local sh = self.shared
+  if sh == nil then return end
+  if fetched then
+    sh.update()
+    local left = self.refresh_at == math_huge and 86400 or math_max(self.refresh_at - now, 0.001)
+    sh.dict:set(sh.key, string_format("%.3f\n%s", sh.now() + left, self.token), left)
+  end
+  sh.dict:delete(sh.lock)
 end
 
 --- Forget `token` (the API refused it) unless a newer one came meanwhile.
 function Token:invalidate(token)
   if self.token == token then self.token, self.refresh_at = nil, nil end
+  local sh = self.shared
+  if sh then
+    local v = sh.dict:get(sh.key)
+    if v and v:sub(-#token - 1) == "\n" .. token then sh.dict:delete(sh.key) end
+  end
 end
 
 --- Start the token request unless one is in flight; the attempt, or nil
@@ -83,15 +146,6 @@ function Token:fetch(client, timeout_ms)
   })
   self.attempt = a
   return a
-end
-
--- Add `token` to the client's secrets, longest first, so the scrubber
--- knows it.
-local function remember(client, token)
-  local list = client._secrets
-  for i = 1, #list do if list[i] == token then return end end
-  list[#list + 1] = token
-  table_sort(list, function(a, b) return #a > #b end)
 end
 
 -- The endpoint's error of a failed token request, as an `auth` error.
@@ -153,6 +207,7 @@ function Token:finish(client, now)
     a:release()
   end
   self.results[a] = err or false
+  share(self, now, err == nil)
   return err
 end
 

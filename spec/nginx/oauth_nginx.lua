@@ -74,4 +74,21 @@ describe("client credentials inside nginx", function()
     assert.matches("^auth 500 ", body)
     m.control("/_mock/token_fault?mode=none")
   end)
+
+  it("shares one token between two workers through token_dict", function()
+    local two = nginx.start({ workers = 2, main = ENV, http = "lua_shared_dict kp_tokens 1m;",
+                              server = LOCATIONS,
+                              env = { KPAYMENT_BASE_URL = m.url, KPAYMENT_SKIN = "oauth-spec" } })
+    finally(two.stop)
+    m.reset()
+    local creds = "client_id=" .. q(ID) .. "&client_secret=" .. q(SECRET) .. "&token_url="
+      .. q(m.url .. "/oauth2/token") .. "&token_dict=kp_tokens"
+    local urls = {}
+    for i = 1, 30 do
+      urls[i] = two.url .. "/t/call?" .. creds .. "&customer=mock:stall:0.2&dealer=w" .. i
+    end
+    local out = burst(urls)
+    assert.equal(30, count(out, "3 200 1 "), out)
+    assert.equal(1, m.stats().token_requests)
+  end)
 end)

@@ -20,7 +20,7 @@ local function options(args)
   for _, k in ipairs({ "retries", "max_body", "timeout", "deadline", "pool_size", "pool_idle_timeout" }) do
     if args[k] then o[k] = tonumber(args[k]) end
   end
-  for _, k in ipairs({ "base_url", "transport", "client_id", "client_secret", "token_url" }) do
+  for _, k in ipairs({ "base_url", "transport", "client_id", "client_secret", "token_url", "token_dict" }) do
     o[k] = args[k]
   end
   if args.insecure then o.insecure = true end
