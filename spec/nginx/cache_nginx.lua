@@ -11,19 +11,8 @@ local LOCATIONS = [[
 location = /t/cached { content_by_lua_block { require("support.nginx_handlers").cached() } }
 ]]
 
--- n requests to url at once; their bodies, one a line.
-local function burst(url, n)
-  local p = assert(io.popen(("for i in $(seq %d); do curl -s -m 10 '%s' & done; wait"):format(n, url)))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
-
-local function count(text, pattern)
-  local n = 0
-  for _ in text:gmatch(pattern) do n = n + 1 end
-  return n
-end
+local count = nginx.count
+local function burst(url, n) return nginx.burst({ url }, n) end
 
 describe("the cache in a shared dict", function()
   local m

@@ -18,20 +18,11 @@ location = /t/threads { content_by_lua_block { require("support.nginx_handlers")
 location = /t/poll { content_by_lua_block { require("support.nginx_handlers").poll() } }
 ]]
 
--- n requests for each of urls, all started at once (curl processes: ab
--- sends its first request alone), and how many answered 200.
+-- n requests for each of urls, all at once, and how many answered "3 200"
+-- (the offers, HTTP 200), with what came.
 local function burst(urls, n)
-  local cmd = {}
-  for _, url in ipairs(urls) do
-    cmd[#cmd + 1] = ("for i in $(seq %d); do curl -s -m 10 -o /dev/null -w '%%{http_code}\\n' '%s' & done;")
-      :format(n, url)
-  end
-  local p = assert(io.popen(table.concat(cmd, " ") .. " wait"))
-  local out = p:read("*a")
-  p:close()
-  local ok = 0
-  for code in out:gmatch("%d+") do if code == "200" then ok = ok + 1 end end
-  return ok, out
+  local out = nginx.burst(urls, n)
+  return nginx.count(out, "3 200 "), out
 end
 
 describe("shared calls inside nginx", function()

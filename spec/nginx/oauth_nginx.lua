@@ -13,21 +13,7 @@ location = /t/poll { content_by_lua_block { require("support.nginx_handlers").po
 
 local ID, SECRET = "nginx client:1", "nginx s3cret%+"
 
--- Each of urls requested once, all at once; the bodies.
-local function burst(urls)
-  local cmd = {}
-  for _, url in ipairs(urls) do cmd[#cmd + 1] = ("curl -s -m 10 '%s' &"):format(url) end
-  local p = assert(io.popen(table.concat(cmd, " ") .. " wait"))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
-
-local function count(text, pattern)
-  local n = 0
-  for _ in text:gmatch(pattern) do n = n + 1 end
-  return n
-end
+local burst, count = nginx.burst, nginx.count
 
 describe("client credentials inside nginx", function()
   local m, n

@@ -15,6 +15,8 @@
 --   -- n.url ("http://127.0.0.1:PORT"), n.get(path) -> status, body, seconds,
 --   -- n.log() (error.log), n.workers() (worker pids), n.reload(), n.stop(),
 --   -- n.prefix, n.conf (the configuration text)
+--   nginx.burst(urls [, n]) -> the bodies of each URL requested n times
+--   (default 1), all at once; nginx.count(text, pattern) -> matches
 
 local socket = require("socket")
 local socket_http = require("socket.http")
@@ -145,6 +147,26 @@ end
 --- The resident memory of a process, in KiB (from /proc).
 function M.rss_kib(pid)
   return tonumber(read_file("/proc/" .. pid .. "/status"):match("VmRSS:%s*(%d+)"))
+end
+
+--- Each of urls requested n times (default 1), all at once (curl
+-- processes: ab sends its first request alone); the bodies, as they came.
+function M.burst(urls, n)
+  local cmd = {}
+  for _, url in ipairs(urls) do
+    cmd[#cmd + 1] = ("for i in $(seq %d); do curl -s -m 10 %s & done;"):format(n or 1, quote(url))
+  end
+  local p = assert(io.popen(table.concat(cmd, " ") .. " wait"))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+--- How many times pattern matches in text.
+function M.count(text, pattern)
+  local k = 0
+  for _ in text:gmatch(pattern) do k = k + 1 end
+  return k
 end
 
 return M
