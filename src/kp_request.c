@@ -317,15 +317,16 @@ static int copy_body(lua_State *L) {
 }
 
 /*
- * request:body() -> the body of a finished attempt as a string (a copy),
- * before its outcome is built; nil once the outcome was built (its body is
- * recycled then), when cancelled, or when none arrived.  A call shared by
+ * request:body() -> the body of a complete response (any status) as a
+ * string (a copy), before its outcome is built; nil once the outcome was
+ * built (its body is recycled then), when cancelled, or when no complete
+ * response arrived.  A call shared by
  * several callers decodes each one's tables from it (kpayment.async).
  */
 static int request_body(lua_State *L) {
   kp_request *r = to_request(L);
   int outer, status;
-  if (r->t.res.state != KP_DONE || r->taken || r->released) {
+  if (!kp_result_complete(&r->t.res) || r->taken || r->released) {
     lua_pushnil(L);
     return 1;
   }

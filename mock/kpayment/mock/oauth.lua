@@ -41,6 +41,18 @@ local obj, encode = json.object, json.encode
 local JSON_UTF8 = http.JSON_UTF8
 
 local SLOW = { default = 5, max = 3600 }
+
+-- n random bytes as hex, from /dev/urandom: a token no one can guess
+-- (math.random's seed is not enough under every runtime the specs use).
+local function random_hex(n)
+  local f = io.open("/dev/urandom", "rb")
+  local bytes = f and f:read(n)
+  if f then f:close() end
+  if not bytes or #bytes < n then
+    bytes = format("%0" .. n .. "x", math.random(0, 0x7fffffff) ~ math.floor(gettime() * 1000))
+  end
+  return (bytes:gsub(".", function(c) return format("%02x", c:byte()) end))
+end
 local REDACTED = "[redacted]"
 local PRUNE_AT = 10000 -- tokens kept before expired ones are forgotten
 
@@ -222,8 +234,7 @@ function State:_issue(scope)
     end
   end
   self.issued = self.issued + 1
-  local token = format("mock-at-%d-%08x%08x", self.issued, math.random(0, 0x7fffffff),
-    math.random(0, 0x7fffffff))
+  local token = format("mock-at-%d-%s", self.issued, random_hex(8))
   self.tokens[token], self.kept = now + self.ttl, self.kept + 1
   return { status = 200, ctype = JSON_UTF8,
     headers = { { "Cache-Control", "no-store" }, { "Pragma", "no-cache" } },
