@@ -37,10 +37,10 @@ describe("the cache in a shared dict", function()
     assert.equal(1, m.stats().requests)
     -- past the ttl, a burst again makes one call; with stale_if_error the
     -- others answer stale meanwhile
-    local short = n.url .. "/t/cached?cache_dict=kp_cache&ttl=1&stale=30&customer=mock:stall:0.5"
+    local short = n.url .. "/t/cached?cache_dict=kp_cache&ttl=3&stale=30&customer=mock:stall:0.5"
       .. "&dealer=expiry"
     burst(short, 1)
-    socket.sleep(1.2)
+    socket.sleep(3.2)
     m.reset()
     out = burst(short, 30)
     assert.equal(30, count(out, "3 cached=%a+ stale=%a+\n"), out)
