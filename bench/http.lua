@@ -80,6 +80,20 @@ Method, and why:
     location's Lua costs.
     "cpu us" there is the workers' CPU time (/proc) per request wrk saw
     answered, requests cut at the end of a run included in the time.
+  * Hot keys: many requests for few customers, against the delayed server
+    (every answer 20 ms late, so identical requests overlap), which counts
+    the API calls it answers (GET /bench_calls on it; "API calls" is the
+    difference over a round).  One client: HOT_CALLS requests for
+    HOT_CUSTOMERS customers, interleaved, HOT_CONCURRENCY kept in flight
+    with start_offers and poll, a fresh client per round (so the cache row
+    starts cold), with coalescing on (the default), off (coalesce = false)
+    and a cache { ttl = 60 }.  OpenResty: wrk with HOT_CONCURRENCY
+    connections on /hot?mode=… (bench/nginx/bench_openresty.lua), each
+    request one of the 10 customers in turn, through a client made once
+    per worker: the same three rows, the cache in a lua_shared_dict
+    emptied before each run; "API/s" is the calls per second of the run.
+    A ratio there reads "N.NNx req/s of the other row, API calls M vs K"
+    (medians).
 Every response is checked (status 200, the expected number of offers); a
 failure aborts the run.  (The wrk rows are checked once before timing, and
 a run with any non-2xx answer or socket error aborts.)
@@ -103,6 +117,8 @@ local API = "/payment/kpayment/v1/finance/getFinanceOffersForCustomer"
 local DEALER = "bench-dealer"
 local SKIN, LOCALE = "s", "en-US"
 local CONCURRENCY = 8
+-- The hot-key sections: requests for few customers, many in flight.
+local HOT_CALLS, HOT_CUSTOMERS, HOT_CONCURRENCY = 1000, 10, 50
 
 local started = clock()
 
@@ -203,6 +219,14 @@ local function accepted()
   return tonumber(n)
 end
 
+-- API calls the delayed server has answered so far (all workers).
+local function api_calls()
+  local body, code = http.request(DELAY_URL .. "/bench_calls")
+  local n = code == 200 and tonumber(body:match("%d+"))
+  if not n then die("cannot read the delayed server's count at " .. DELAY_URL .. "/bench_calls") end
+  return n
+end
+
 local function check_offers(offers, err, want, who)
   if not offers then die(who .. ": " .. tostring(err)) end
   if #offers ~= want then die(format("%s: %d offers, %d expected", who, #offers, want)) end
@@ -252,6 +276,38 @@ local function kp_many(base, offers, calls, ca)
     local r = results[i]
     check_offers(r and r.offers, r and r.err or "no result", offers, "get_offers_many[" .. i .. "]")
   end
+  return calls / t, c / calls
+end
+
+-- Hot keys: HOT_CALLS requests for HOT_CUSTOMERS customers, interleaved,
+-- HOT_CONCURRENCY kept in flight with start_offers and poll, through a
+-- fresh client with `opts` (its cache, if any, cold) against the delayed
+-- server.  poll waits HOT_POLL_MS at most: see the section's note.
+local HOT_POLL_MS = 10
+local function kp_hot(opts, calls)
+  local o = { base_url = DELAY_URL, skin = SKIN, locale = LOCALE, timeout = 60 }
+  for k, v in pairs(opts) do o[k] = v end
+  local client = kpayment.new(o)
+  local sent, done, inflight, failed = 0, 0, 0, nil
+  local function on_done(offers, err)
+    done, inflight = done + 1, inflight - 1
+    if not failed and (not offers or #offers ~= 10) then
+      failed = offers and format("%d offers, 10 expected", #offers) or tostring(err)
+    end
+  end
+  collectgarbage()
+  local c0, t0 = cpu_clock(), clock()
+  while done < calls do
+    while inflight < HOT_CONCURRENCY and sent < calls do
+      sent, inflight = sent + 1, inflight + 1
+      client:start_offers({ customer_uuid = format("hot-%d", (sent - 1) % HOT_CUSTOMERS + 1),
+                            dealer_uuid = DEALER, on_done = on_done })
+    end
+    client:poll(HOT_POLL_MS)
+  end
+  local t, c = clock() - t0, cpu_clock() - c0
+  client:close()
+  if failed then die("hot keys: " .. failed) end
   return calls / t, c / calls
 end
 
@@ -407,8 +463,8 @@ end
 -- error; a 1 000-offer answer takes that long on a loaded machine (each
 -- worker decodes several 4.5 MB bodies at once), so slow stays slow here,
 -- and only a real failure aborts.
-local function wrk_location(path)
-  local cmd = format("%s -t1 -c%d -d%ds --timeout 60s %s", common.shell_quote(WRK), CONCURRENCY,
+local function wrk_location(path, conns)
+  local cmd = format("%s -t1 -c%d -d%ds --timeout 60s %s", common.shell_quote(WRK), conns or CONCURRENCY,
     WRK_SECONDS, common.shell_quote(OPENRESTY_URL .. path))
   local c0 = workers_cpu()
   local out, ok = command_output(cmd)
@@ -443,27 +499,34 @@ end
 -- Sections: candidates run in interleaved rounds.
 ---------------------------------------------------------------------------
 
--- section = { title, tag, rounds, rows = { row… }, https?, note?, limit? }
--- with row = { key, label, calls, run, ref = { { other_key, label, target? }… },
--- of_limit? }; run(calls) returns req/s and CPU seconds per call (or nil).
--- Fills row.rps, row.cpu and row.conns (an entry per round) and
--- row.ratios.  With section.limit = { transport_key, floor_key }, each
--- round's limit is 1 / (1 / transport req/s + 1 / floor builds/s):
--- section.limit_rps gets their median, and each row with of_limit = {
--- target? } its median of req/s / limit over rounds.
+-- section = { title, tag, rounds, rows = { row… }, https?, note?, limit?,
+-- api?, before? } with row = { key, label, calls, run, ref = { { other_key,
+-- label, target?, calls? }… }, of_limit? }; run(calls) returns req/s and
+-- CPU seconds per call (or nil).  Fills row.rps, row.cpu and row.conns
+-- (an entry per round) and row.ratios.  With section.api, row.api gets
+-- the API calls the delayed server answered in each round, and a ref with
+-- calls = true the medians of both rows' (ratio.calls); section.before(row)
+-- runs before each of a row's rounds, untimed and uncounted.  With
+-- section.limit = { transport_key, floor_key }, each round's limit is
+-- 1 / (1 / transport req/s + 1 / floor builds/s): section.limit_rps gets
+-- their median, and each row with of_limit = { target? } its median of
+-- req/s / limit over rounds.
 local function run_section(section)
   local rows = section.rows
   if section.check then section.check() end
-  for _, row in ipairs(rows) do row.rps, row.conns, row.cpu = {}, {}, {} end
+  for _, row in ipairs(rows) do row.rps, row.conns, row.cpu, row.api = {}, {}, {}, {} end
   io.stderr:write(format("bench-http: %s (%d rounds) ", section.title, section.rounds))
   for r = 1, section.rounds do
     for i = 0, #rows - 1 do
       local row = rows[(i + r - 1) % #rows + 1]
+      if section.before then section.before(row) end
       collectgarbage()
+      local c0 = section.api and api_calls()
       local a0 = accepted()
       local rps, cpu = row.run(row.calls)
       row.rps[r], row.cpu[#row.cpu + 1] = rps, cpu
       row.conns[r] = accepted() - a0 - 1
+      if c0 then row.api[r] = api_calls() - c0 end
     end
     io.stderr:write(".")
   end
@@ -476,7 +539,8 @@ local function run_section(section)
       local other = by_key[ref[1]]
       local per_round = {}
       for r = 1, section.rounds do per_round[r] = row.rps[r] / other.rps[r] end
-      row.ratios[#row.ratios + 1] = { label = ref[2], value = median(per_round), target = ref[3] }
+      row.ratios[#row.ratios + 1] = { label = ref[2], value = median(per_round), target = ref[3],
+        calls = ref.calls and { median(row.api), median(other.api) } or nil }
     end
   end
   if section.limit then
@@ -522,8 +586,8 @@ end
 local LIMIT_TARGET = { [1] = 0.85, [10] = 0.90, [100] = 0.90 }
 
 -- A row timed by wrk for WRK_SECONDS rather than by a number of calls.
-local function wrk_row(key, label, path, ref)
-  local r = row(key, label, 0, function() return wrk_location(path) end, ref)
+local function wrk_row(key, label, path, ref, conns)
+  local r = row(key, label, 0, function() return wrk_location(path, conns) end, ref)
   r.seconds = WRK_SECONDS
   return r
 end
@@ -684,6 +748,68 @@ for _, size in ipairs({ { 10, "46 KB", 1.5 }, { 1000, "4.5 MB", 1.8 } }) do
   }
 end
 
+-- Hot keys through one client: coalescing on and off, and the cache.
+sections[#sections + 1] = {
+  title = format("Hot keys, one client: %d requests for %d customers, %d in flight, every response "
+    .. "20 ms late, 10 offers", HOT_CALLS, HOT_CUSTOMERS, HOT_CONCURRENCY),
+  tag = "hot keys, one client",
+  rounds = ROUNDS,
+  api = "round",
+  rows = {
+    row("hot_on", "coalescing on (default)", HOT_CALLS, function(n) return kp_hot({}, n) end,
+        { { "hot_off", "coalescing off", calls = true } }),
+    row("hot_off", "coalescing off (coalesce = false)", HOT_CALLS,
+        function(n) return kp_hot({ coalesce = false }, n) end),
+    row("hot_cache", "cache { ttl = 60 }, cold each round", HOT_CALLS,
+        function(n) return kp_hot({ cache = { ttl = 60 } }, n) end,
+        { { "hot_off", "coalescing off", calls = true }, { "hot_on", "coalescing on", calls = true } }),
+  },
+  note = format("start_offers keeping %d in flight, customers in turn (1, 2, ..., %d, 1, ...), "
+    .. "client:poll(%d) between, a fresh client per round; 'API calls' is what the server answered "
+    .. "in the round.  Not get_offers_many, nor a longer poll: when the last transfer on the wire "
+    .. "ends during a poll while callers of a shared call are left, the wait goes on to their "
+    .. "deadline (get_offers_many: the timeout; poll: its ms)", HOT_CONCURRENCY, HOT_CUSTOMERS,
+    HOT_POLL_MS),
+}
+
+-- Hot keys inside nginx: the same three, a client per worker, under wrk.
+local function hot_path(mode) return "/hot?mode=" .. mode end
+sections[#sections + 1] = {
+  title = format("Hot keys, OpenResty: nginx location under wrk, %d connections, 2 workers, %d "
+    .. "customers, every response 20 ms late, 10 offers", HOT_CONCURRENCY, HOT_CUSTOMERS),
+  tag = "hot keys, OpenResty",
+  rounds = ROUNDS,
+  api = "second",
+  check = function()
+    for _, mode in ipairs({ "default", "off", "cache" }) do
+      local got, c = http.request(OPENRESTY_URL .. hot_path(mode))
+      if c ~= 200 or tonumber(got) ~= 10 then
+        die(format("OpenResty %s: status %s, answer %q, 10 expected (see %s's error log)",
+          hot_path(mode), tostring(c), tostring(got), NGINX))
+      end
+    end
+  end,
+  -- Each run of the cache row starts from an empty dict.
+  before = function(r)
+    if r.key ~= "or_hot_cache" then return end
+    local _, c = http.request(OPENRESTY_URL .. "/hot_flush")
+    if c ~= 200 then die("OpenResty /hot_flush: status " .. tostring(c)) end
+  end,
+  rows = {
+    wrk_row("or_hot_on", "coalescing on (default)", hot_path("default"),
+        { { "or_hot_off", "coalescing off", calls = true } }, HOT_CONCURRENCY),
+    wrk_row("or_hot_off", "coalescing off (coalesce = false)", hot_path("off"), nil, HOT_CONCURRENCY),
+    wrk_row("or_hot_cache", "cache { dict, ttl = 60 }, cold each run", hot_path("cache"),
+        { { "or_hot_off", "coalescing off", calls = true },
+          { "or_hot_on", "coalescing on", calls = true } }, HOT_CONCURRENCY),
+  },
+  note = "/hot?mode=... (bench/nginx/bench_openresty.lua): a client made once per worker and mode, "
+    .. "each request the worker's next of the customers; the delayed server is a server of the "
+    .. "same nginx (its workers, its CPU time in 'cpu us'); 'API/s' is the calls it answered per "
+    .. "second of the run; the cache's dict (lua_shared_dict bench_hot_cache) is emptied before "
+    .. "each run of its row",
+}
+
 ---------------------------------------------------------------------------
 -- The machine, then the runs, then the table.
 ---------------------------------------------------------------------------
@@ -770,13 +896,23 @@ local header = format(ROW, "candidate", "calls", "req/s", "min-max", "cpu us", "
 local ROW_LIMIT = ROW:gsub("  %%s$", " %%7s %%8s  %%s")
 local header_limit = format(ROW_LIMIT, "candidate", "calls", "req/s", "min-max", "cpu us", "conns",
   "s/round", "limit", "of limit", "ratio (target)")
+-- Hot-key sections have one more: the API calls of a round, or per second.
+local ROW_API = ROW:gsub("  %%s$", " %%9s  %%s")
+local function header_api(per) return format(ROW_API, "candidate", "calls", "req/s", "min-max",
+  "cpu us", "conns", "s/round", per == "second" and "API/s" or "API calls", "ratio") end
+
+-- A median of API calls: per round, or per second of a wrk run.
+local function fmt_api(s, calls)
+  if s.api == "second" then return fmt_rate(calls / WRK_SECONDS) end
+  return format("%g", calls)
+end
 
 local verdicts = {}
 for _, s in ipairs(sections) do
   line()
   line(format("%s -- %d rounds", s.title, s.rounds))
   if s.https then line("  (requests by protocol, as nginx logged them: " .. https_protocols() .. ")") end
-  local h = s.limit and header_limit or header
+  local h = s.limit and header_limit or s.api and header_api(s.api) or header
   line(h)
   line(string.rep("-", #h + 10))
   for _, r in ipairs(s.rows) do
@@ -792,6 +928,11 @@ for _, s in ipairs(sections) do
         verdicts[#verdicts + 1] = format("%-56s %5.2fx %-26s target >= %.1fx: %s",
           r.label .. " [" .. s.tag .. "]", q.value, "vs " .. q.label, q.target,
           met and "met" or "NOT met")
+      end
+      if q.calls then
+        local per = s.api == "second" and "/s" or ""
+        t = format("%s, API calls %s%s vs %s%s", t, fmt_api(s, q.calls[1]), per,
+          fmt_api(s, q.calls[2]), per)
       end
       ratios[#ratios + 1] = format("%.2fx %s%s", q.value, q.label, t)
     end
@@ -812,8 +953,9 @@ for _, s in ipairs(sections) do
       cells[#cells + 1] = q and fmt_rate(s.limit_rps) or ""
       cells[#cells + 1] = q and format("%.2f", q.value) or ""
     end
+    if s.api then cells[#cells + 1] = fmt_api(s, median(r.api)) end
     cells[#cells + 1] = concat(ratios, "; ")
-    line(format(s.limit and ROW_LIMIT or ROW, table.unpack(cells)))
+    line(format(s.limit and ROW_LIMIT or s.api and ROW_API or ROW, table.unpack(cells)))
   end
   if s.limit then
     local by_key = {}

@@ -4,14 +4,18 @@
 # curl command, each sequential section against its limit (the transport
 # plus bench/floor.c building the body's tables); and kpayment inside
 # nginx (built for LuaJIT), over cosockets and by subrequest, beside the
-# same by hand with cjson, under wrk (about 8 to 10 minutes in all; the
-# OpenResty sections alone, BENCH_HTTP_ONLY=OpenResty, about 3).
+# same by hand with cjson, under wrk; and hot keys (few customers, many
+# requests in flight, answers 20 ms late): coalescing on and off and the
+# cache, through one client and inside nginx, with the API calls the
+# server saw (about 9 to 11 minutes in all; the OpenResty sections alone,
+# BENCH_HTTP_ONLY=OpenResty, about 4; BENCH_HTTP_ONLY='Hot keys' about 1).
 # Included from the main Makefile, which defines LUA, BUILD, CC, CFLAGS,
 # LUA_CFLAGS, CURL_CFLAGS, CURL_LIBS and the target all.
 #
 #   make bench-http                     the full run
 #   make bench-http BENCH_HTTP_N=500    fewer calls per round, for a quick look
 #   make bench-http BENCH_HTTP_ONLY='1000 offers'   only the sections whose title has it
+#   make bench-http BENCH_HTTP_ONLY='Hot keys'      coalescing and the cache alone
 #   make bench-http BENCH_HTTP_GC=incremental   the collector mode of both sides
 #   make bench-http BENCH_HTTP_ONLY=OpenResty BENCH_HTTP_WRK_SECONDS=10   longer wrk runs
 #

@@ -14,6 +14,16 @@
 --   capture_cjson   ngx.location.capture to the same /_kpayment location,
 --                   then cjson.decode
 --
+-- And the hot-key rows: /hot?mode=… asks the delayed server (every answer
+-- 20 ms late, 10 offers) for one of 10 customers, the next one of this
+-- worker's each request, through a client made once per worker and mode:
+--
+--   mode=default    coalescing on (kpayment's default)
+--   mode=off        coalesce = false
+--   mode=cache      cache = { dict = "bench_hot_cache", ttl = 60 }
+--
+-- /hot_flush empties that dict, so a run of the cache row starts cold.
+--
 -- Every path sends the same request (path, query, Host, Accept and a
 -- User-Agent) to the same server over connections kept alive per worker.
 local ngx = ngx   -- luacheck: globals ngx
@@ -45,11 +55,13 @@ for _, n in ipairs({ 1, 10, 1000 }) do
     .. "&locale=" .. LOCALE
 end
 
-local host, port, authority, pool_opts, capture_vars
+local host, port, authority, pool_opts, capture_vars, delay_base
 
---- Called by init_by_lua (nginx.conf.in) with the HTTP server's address.
-function M.setup(h, p)
+--- Called by init_by_lua (nginx.conf.in) with the HTTP server's address
+-- and the delayed server's port.
+function M.setup(h, p, delay_port)
   host, port, authority = h, p, h .. ":" .. p
+  delay_base = "http://" .. h .. ":" .. delay_port
   pool_opts = { pool = "bench_by_hand", pool_size = POOL_SIZE }
   for n, q in pairs(QUERY) do
     REQUEST[n] = "GET " .. API .. "?" .. q .. " HTTP/1.1\r\nHost: " .. authority
@@ -162,6 +174,42 @@ function M.capture_cjson()
     return fail("capture: status " .. tostring(res.status))
   end
   ngx.say(#cjson.decode(res.body).financeOffers)
+end
+
+-- The hot-key rows: a client per worker and mode, and this worker's turn
+-- through the 10 customers.
+local HOT_CUSTOMERS = 10
+local HOT_OPTIONS = {
+  default = {},
+  off = { coalesce = false },
+  cache = { cache = { dict = "bench_hot_cache", ttl = 60 } },
+}
+local hot_clients, hot_turn = {}, 0
+
+function M.hot()
+  local mode = ngx.var.arg_mode
+  local extra = HOT_OPTIONS[mode]
+  if not extra then
+    ngx.status = 400
+    ngx.say("?mode=default, off or cache expected")
+    return
+  end
+  local client = hot_clients[mode]
+  if not client then
+    local opts = { base_url = delay_base, skin = SKIN, locale = LOCALE }
+    for k, v in pairs(extra) do opts[k] = v end
+    client = kpayment.new(opts)
+    hot_clients[mode] = client
+  end
+  hot_turn = hot_turn % HOT_CUSTOMERS + 1
+  local offers, err = client:get_offers({ customer_uuid = "hot-" .. hot_turn, dealer_uuid = DEALER })
+  if not offers then return fail("get_offers: " .. tostring(err)) end
+  ngx.say(#offers)
+end
+
+function M.hot_flush()
+  ngx.shared.bench_hot_cache:flush_all()
+  ngx.say("flushed")
 end
 
 return M
