@@ -37,14 +37,7 @@ local function count(url)
   return n
 end
 
--- The values of every header named `name` (any case) in a received list.
-local function all(got, name)
-  local out = {}
-  for _, h in ipairs(got.list) do
-    if h[1]:lower() == name then out[#out + 1] = h[2] end
-  end
-  return out
-end
+local all = echo.all
 
 describe("kpayment.core", function()
   local e

@@ -94,14 +94,7 @@ local function start(e, include)
   })
 end
 
--- The values of every header named `name` in a received list.
-local function all(got, name)
-  local out = {}
-  for _, h in ipairs(got.list) do
-    if h[1]:lower() == name then out[#out + 1] = h[2] end
-  end
-  return out
-end
+local all = echo.all
 
 -- POST to nginx's location with a body of the nginx request's own.
 local function post(url, body)

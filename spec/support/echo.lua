@@ -8,6 +8,7 @@
 --   local got = echo.parse(body)
 --   -- got.method, got.target, got.headers (lower-case name -> value),
 --   -- got.list ({ name, value } as sent), got.body
+--   echo.all(got, "authorization")   -- every value of that header, in order
 
 local server = require("support.server")
 
@@ -38,6 +39,16 @@ function M.parse(text)
     end
   end
   return got
+end
+
+--- The values of every header named `name` (lower case; any case
+-- matches) in what the server received, in order.
+function M.all(got, name)
+  local out = {}
+  for _, h in ipairs(got.list) do
+    if h[1]:lower() == name then out[#out + 1] = h[2] end
+  end
+  return out
 end
 
 return M

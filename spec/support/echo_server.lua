@@ -20,9 +20,9 @@
 --     <the body's bytes, exactly>
 --
 -- (support.echo's `parse` reads it back.)  Only luasocket is needed: this
--- runs as its own process.
+-- runs as its own process, from the checkout's top (support.listen serves).
 
-local socket = require("socket")
+package.path = "spec/?.lua;" .. package.path   -- run from the checkout's top
 
 local LIFETIME = tonumber(arg and arg[1]) or 600   -- seconds, then exit
 local READ_TIMEOUT = 5        -- seconds for a request's head and body
@@ -102,19 +102,4 @@ local function serve(conn)
   respond(conn, 200, "OK", "application/octet-stream", table.concat(out))
 end
 
-local server = assert(socket.bind("127.0.0.1", 0))
-local _, port = server:getsockname()
-io.stdout:write("http://127.0.0.1:", port, "\n")
-io.stdout:flush()
-
-server:settimeout(0.5)
-local stop_at = socket.gettime() + LIFETIME
-while socket.gettime() < stop_at do
-  local conn = server:accept()
-  if conn then
-    local ok, why = pcall(serve, conn)
-    if not ok then io.stderr:write("echo server: ", tostring(why), "\n") end
-    conn:close()
-  end
-end
-server:close()
+require("support.listen")("echo server", serve, LIFETIME)

@@ -37,9 +37,10 @@
 -- request target (percent-encoded): a secret given as a customer id comes
 -- back in both forms (the command's secrets spec).
 --
--- Only luasocket is needed: this runs as its own process.
+-- Only luasocket is needed: this runs as its own process, from the
+-- checkout's top (support.listen serves).
 
-local socket = require("socket")
+package.path = "spec/?.lua;" .. package.path   -- run from the checkout's top
 local mime = require("mime")
 
 local LIFETIME = tonumber(arg and arg[1]) or 600   -- seconds, then exit
@@ -267,19 +268,4 @@ local function serve(conn)
   end
 end
 
-local server = assert(socket.bind("127.0.0.1", 0))
-local _, port = server:getsockname()
-io.stdout:write("http://127.0.0.1:", port, "\n")
-io.stdout:flush()
-
-server:settimeout(0.5)
-local stop_at = socket.gettime() + LIFETIME
-while socket.gettime() < stop_at do
-  local conn = server:accept()
-  if conn then
-    local ok, why = pcall(serve, conn)
-    if not ok then io.stderr:write("hostile server: ", tostring(why), "\n") end
-    conn:close()
-  end
-end
-server:close()
+require("support.listen")("hostile server", serve, LIFETIME)
