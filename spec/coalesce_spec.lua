@@ -94,6 +94,23 @@ describe("coalescing", function()
     c:close()
   end)
 
+  it("hands a shared call's result to every caller as soon as it ends, not at their deadlines", function()
+    local c = client({ timeout = 5 })
+    local x = { customer_uuid = "c", dealer_uuid = "same" }
+    local t0 = core.monotonic()
+    local results = c:get_offers_many({ x, x, x }, { concurrency = 3 })
+    for i = 1, 3 do assert.is_table(results[i].offers, "entry " .. i) end
+    local many = core.monotonic() - t0
+    t0 = core.monotonic()
+    local reqs = { c:start_offers(x), c:start_offers(x), c:start_offers(x) }
+    while c:poll(1000) > 0 do end
+    for i = 1, 3 do assert.is_table(reqs[i]:result(), "request " .. i) end
+    local polled = core.monotonic() - t0
+    -- before, both waited for the first caller's deadline (5 s)
+    assert.is_true(many < 2 and polled < 2, ("get_offers_many %.2f s, poll %.2f s"):format(many, polled))
+    c:close()
+  end)
+
   it("keeps calls apart that differ in fields, or that ask not to share", function()
     local c = client()
     local p = { customer_uuid = "mock:stall:0.2", dealer_uuid = "d" }

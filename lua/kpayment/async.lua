@@ -712,6 +712,12 @@ local function timer_of(req)
   end
   if f == nil then return req._state == WAITING and req._retry_at or nil end
   if not in_flight(req) then return nil end
+  -- its flight's attempt ended (or it settled) while nobody stepped it:
+  -- work for now, not a reason to sleep to the caller's deadline
+  local fs = f._state
+  if fs ~= RUNNING and fs ~= WAITING or (fs == RUNNING and f._core and f._core:done()) then
+    return monotonic()
+  end
   -- a shared call in a timer wakes its followers itself (drive)
   local at = f._state == WAITING and not f._driven and f._retry_at or nil
   if req._deadline_at < f._deadline_at and (at == nil or req._deadline_at < at) then

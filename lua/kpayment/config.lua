@@ -154,8 +154,9 @@ M.math_type = math_type
 -- `on_done`, deadline and cancellation, and `meta().joined` (or the
 -- error's `joined`) is `true` for a caller that joined a call already in
 -- flight.  A call's own `coalesce = false` parameter leaves it out.
--- Inside nginx, requests share a call within one nginx request or timer
--- (its light threads).  Default: `true`
+-- Inside nginx, a worker's client shares calls across all its requests and
+-- timers (each shared call runs in a timer of its own); with the
+-- subrequest transport, within one nginx request.  Default: `true`
 -- @tfield table cache keep the bodies of successful responses in this
 -- client's memory (never on disk; they hold customer data) and answer
 -- from them: `ttl` (seconds, required) an entry answers without an API
