@@ -766,10 +766,7 @@ sections[#sections + 1] = {
   },
   note = format("start_offers keeping %d in flight, customers in turn (1, 2, ..., %d, 1, ...), "
     .. "client:poll(%d) between, a fresh client per round; 'API calls' is what the server answered "
-    .. "in the round.  Not get_offers_many, nor a longer poll: when the last transfer on the wire "
-    .. "ends during a poll while callers of a shared call are left, the wait goes on to their "
-    .. "deadline (get_offers_many: the timeout; poll: its ms)", HOT_CONCURRENCY, HOT_CUSTOMERS,
-    HOT_POLL_MS),
+    .. "in the round", HOT_CONCURRENCY, HOT_CUSTOMERS, HOT_POLL_MS),
 }
 
 -- Hot keys inside nginx: the same three, a client per worker, under wrk.
