@@ -54,7 +54,7 @@ function M.list(env)
     for _, name in ipairs({ "get:normal", "get:badjson", "get:error500", "log:debug",
       "retry:flaky-502", "async:start-poll", "async:cancel-close", "async:slices", "many:3",
       "recover:get", "recover:async", "recover:on-done", "recover:slices", "recover:many",
-      "hooks:flaky-502", "hooks:close" }) do
+      "hooks:flaky-502", "hooks:close", "coalesce:3", "cache:hit" }) do
       names[#names + 1] = name
     end
   end
@@ -421,6 +421,41 @@ function M.prepare(name, env)
       client:close()
       return { plain = { offers = offers, err = err }, callback = got }
     end
+  elseif name == "coalesce:3" then
+    -- three identical requests share one call: the first to take the
+    -- result gets the call's decode, the others decode the body's copy
+    local dealer = "oom-coalesce"
+    return function()
+      local client = new_client(env)
+      local reqs = {}
+      for i = 1, 2 do
+        reqs[i] = client:start_offers{ customer_uuid = "mock:stall:0.05", dealer_uuid = dealer,
+                                       fields = FIELDS }
+      end
+      reqs[3] = client:start_offers{ customer_uuid = "mock:stall:0.05", dealer_uuid = dealer }
+      local deadline = core.monotonic() + 30
+      while client:poll(5) > 0 or not (reqs[1]:done() and reqs[2]:done() and reqs[3]:done()) do
+        if core.monotonic() > deadline then error("requests still pending after 30 s") end
+      end
+      local out = {}
+      for i = 1, 3 do
+        local offers, err = reqs[i]:result()
+        out[i] = { offers = offers, err = err, joined = offers and offers:meta().joined }
+      end
+      client:close()
+      return out
+    end
+  elseif name == "cache:hit" then
+    -- the second call answered from the cache: the body decoded again
+    return function()
+      local client = new_client(env, { cache = { ttl = 60 } })
+      local first, err1 = client:get_offers{ customer_uuid = "oom-cache-1", dealer_uuid = "oom-dealer" }
+      local second, err2 = client:get_offers{ customer_uuid = "oom-cache-1", dealer_uuid = "oom-dealer",
+                                             fields = FIELDS }
+      client:close()
+      return { first = first, err1 = err1, second = second, err2 = err2,
+               cached = second and second:meta().cached }
+    end
   elseif name == "many:3" then
     return function()
       local client = new_client(env)
@@ -473,6 +508,14 @@ local CHECKS = {
     and v.err.code ~= nil end,
   ["log:debug"] = function(v) return offers_of(v.offers, 3) and v.lines >= 2 end,
   ["retry:flaky-502"] = function(v) return v.offers == 3 and v.attempts == 2 end,
+  ["coalesce:3"] = function(v)
+    return offers_of(v[1].offers, 3) and offers_of(v[2].offers, 3) and offers_of(v[3].offers, 3)
+      and v[1].joined == false and v[2].joined == true and v[3].joined == false
+      and v[1].offers ~= v[2].offers
+  end,
+  ["cache:hit"] = function(v)
+    return offers_of(v.first, 3) and offers_of(v.second, 3) and v.cached == true
+  end,
   ["async:start-poll"] = function(v)
     return offers_of(v.plain.offers, 3) and offers_of(v.callback.offers, 3)
   end,
