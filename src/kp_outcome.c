@@ -3,6 +3,7 @@
  * kp_outcome.h).  Lua turns it into offers or an error object without
  * re-deriving anything from raw numbers.
  */
+#include <stdint.h>
 #include <string.h>
 #include "kp_outcome.h"
 
@@ -108,18 +109,21 @@ void kp_outcome_push_decoded(lua_State *L, const kp_result *r,
   success(L, body, decoded, jerr, snippet);
 }
 
-/* The registry key of the records' metatable: this address. */
-static char META_KEY;
+/* The registry key of the records' metatable: this address (const: no
+ * writable global state in src/; the cast through uintptr_t only drops the
+ * qualifier for lua_pushlightuserdata, which never writes through it). */
+static const char META_KEY = 0;
+#define META_KEY_P ((void *)(uintptr_t)&META_KEY)
 
 int kp_outcome_push_meta(lua_State *L) {
-  lua_pushlightuserdata(L, (void *)&META_KEY);
+  lua_pushlightuserdata(L, META_KEY_P);
   lua_rawget(L, LUA_REGISTRYINDEX);
   return lua_istable(L, -1) ? lua_gettop(L) : 0;
 }
 
 void kp_outcome_set_meta(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
-  lua_pushlightuserdata(L, (void *)&META_KEY);
+  lua_pushlightuserdata(L, META_KEY_P);
   lua_pushvalue(L, idx);
   lua_rawset(L, LUA_REGISTRYINDEX);
 }
