@@ -425,11 +425,17 @@ local function caller_outcome(req)
     err = {}
     for k, v in pairs(f._err) do err[k] = v end
     err = errors.new(err)
-  elseif not f._taken then
-    f._taken = true   -- a finalizer asking meanwhile decodes the body
+  elseif not f._taken or (f._taking and not f._body) then
+    -- The first to ask takes the flight's own outcome.  A finalizer that
+    -- runs inside that decode and asks again (the same caller: with more
+    -- than one, the others have the body's copy) asks the core too, which
+    -- gives every nested caller its one outcome.
+    local nested = f._taking
+    f._taken, f._taking = true, true
     local ok, a, b = pcall(take_outcome, f)
+    if not nested then f._taking = nil end
     if not ok then
-      f._taken = false
+      if not nested then f._taken = false end
       error(a, 0)
     end
     offers, err = a, b
