@@ -156,6 +156,16 @@ local function await_token(req)
   end
 end
 
+-- The request no longer waits for a token (it got its turn, or ended):
+-- inside nginx its scope stops counting it as running.
+local function stop_awaiting(req)
+  req._awaiting = nil
+  if req._following_token then
+    req._following_token = nil
+    req._scope.following = req._scope.following - 1
+  end
+end
+
 -- A request waiting for a token: once the token request has ended (taken
 -- here or by another waiter), it goes out with the token, or ends with the
 -- fetch's `auth` error.
@@ -168,11 +178,7 @@ local function token_step(req)
     oauth:finish(client, monotonic())
     if client._core._flights then require("kpayment.nginx").wake_all(oauth.scopes, {}) end
   end
-  req._awaiting = nil
-  if req._following_token then
-    req._following_token = nil
-    req._scope.following = req._scope.following - 1
-  end
+  stop_awaiting(req)
   local err = oauth.results[a]
   if err then
     local own = {}
@@ -690,6 +696,7 @@ function Request:cancel()
     self._client._cache:unlock(self._url)
   end
   self._state = CANCELLED
+  stop_awaiting(self)   -- a cancelled request waits for no token
   local f = self._flight
   self._offers, self._err = nil, response.cancelled(f and f._attempts or self._attempts)
   untrack(self)

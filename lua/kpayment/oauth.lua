@@ -60,6 +60,7 @@ function M.new(cfg)
     basic = "Basic " .. core.base64(form(cfg.client_id) .. ":" .. form(cfg.client_secret)),
     body = "grant_type=client_credentials" .. (scope ~= "" and "&scope=" .. form(scope) or ""),
     token = nil, refresh_at = nil,
+    kept = {},              -- the tokens in the client's secrets (remember)
     attempt = nil,          -- the token request in flight
     results = setmetatable({}, { __mode = "k" }),   -- attempt -> its error, once ended
     scopes = setmetatable({}, { __mode = "k" }),    -- inside nginx: scopes waiting for it
@@ -76,9 +77,23 @@ end
 
 -- Add `token` to the client's secrets, longest first, so the scrubber
 -- knows it.
-local function remember(client, token)
+-- The tokens kept there are the current one and the one before it (an
+-- answer to an attempt sent with that may still come back): a long-lived
+-- client's list does not grow with every refresh.
+local function remember(self, client, token)
   local list = client._secrets
   for i = 1, #list do if list[i] == token then return end end
+  local tokens = self.kept
+  if #tokens == 2 then
+    local oldest = table.remove(tokens, 1)
+    for i = 1, #list do
+      if list[i] == oldest then
+        table.remove(list, i)
+        break
+      end
+    end
+  end
+  tokens[#tokens + 1] = token
   list[#list + 1] = token
   table_sort(list, function(a, b) return #a > #b end)
 end
@@ -95,7 +110,7 @@ function Token:current(now, client)
       sh.update()
       local left = tonumber(at) - sh.now()
       if left > 0 then
-        remember(client, token)
+        remember(self, client, token)
         self.token, self.refresh_at = token, now + left
         return token
       end
@@ -193,7 +208,7 @@ function Token:finish(client, now)
        and (kind == nil or (type(kind) == "string" and string_lower(kind) == "bearer")) then
       local life = ok and doc.expires_in
       life = type(life) == "number" and life > 0 and life or nil
-      remember(client, token)
+      remember(self, client, token)
       self.token = token
       self.refresh_at = life and now + math_max(life - EARLY, 0.9 * life) or math_huge
     else
