@@ -41,7 +41,10 @@ describe("a frame loop", function()
     end
     io.stderr:write(("\n[frames] 200 small requests delivered in %d frames\n"):format(frames))
     assert.equal(200, delivered)
-    assert.is_true(frames <= 30, frames .. " frames")
+    -- 30 frames is the target for a plain build; under the sanitizers and
+    -- valgrind the mock's answers and libcurl's reading arrive several
+    -- times slower, so fewer of them are ready at each frame
+    assert.is_true(frames <= (os.getenv("KPAYMENT_SLOW") and 120 or 30), frames .. " frames")
     c:close()
   end)
 
