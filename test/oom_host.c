@@ -27,7 +27,8 @@
  *
  * The "load" scenario sweeps the state's setup as well: luaL_openlibs,
  * luaL_requiref of kpayment.core (luaopen_kpayment_core) and
- * require("kpayment").
+ * require("kpayment"), which loads the modules' bytecode (compiled once
+ * per process, see load_cached).
  *
  * Usage: oom_host [options]
  *   --root DIR        repository root (default .): lua/ and test/ are there
@@ -280,6 +281,92 @@ static int msgh(lua_State *L) {
 }
 
 /*
+ * Compiled chunks, kept for the whole process.  Every run loads the same
+ * modules and the scenarios file; compiling them is Lua's parser at work,
+ * not kpayment, and costs more than most scenarios.  So each file is
+ * compiled once, with counting suspended, and every later load (counted
+ * where the run counts) loads the bytecode: the sweep covers loading and
+ * running kpayment's modules, not compiling them.
+ */
+typedef struct chunk {
+  char *path;
+  char *code;
+  size_t len, cap;
+} chunk;
+
+#define MAX_CHUNKS 64
+static chunk chunks[MAX_CHUNKS];
+static int nchunks = 0;
+
+static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
+  chunk *c = (chunk *)ud;
+  (void)L;
+  if (c->len + sz > c->cap) {
+    size_t cap = (c->len + sz) * 2;
+    char *code = (char *)realloc(c->code, cap);
+    if (code == NULL)
+      return 1;
+    c->code = code;
+    c->cap = cap;
+  }
+  memcpy(c->code + c->len, p, sz);
+  c->len += sz;
+  return 0;
+}
+
+/* Like luaL_loadfile, from the compiled copy of `path` (made here once). */
+static int load_cached(lua_State *L, const char *path) {
+  int i, status;
+  void *ud;
+  alloc_state *a;
+  int counting;
+  for (i = 0; i < nchunks; i++)
+    if (strcmp(chunks[i].path, path) == 0)
+      return luaL_loadbufferx(L, chunks[i].code, chunks[i].len, path, "b");
+  if (nchunks == MAX_CHUNKS)
+    return luaL_loadfile(L, path);
+  lua_getallocf(L, &ud);
+  a = (alloc_state *)ud;
+  counting = a->counting;
+  a->counting = 0;
+  status = luaL_loadfile(L, path);
+  if (status == LUA_OK) {
+    chunk *c = &chunks[nchunks];
+    memset(c, 0, sizeof *c);
+    c->path = strdup(path);
+    if (c->path == NULL || lua_dump(L, dump_writer, c, 0) != 0) {
+      free(c->path);
+      free(c->code);
+    } else {
+      nchunks++;
+    }
+  }
+  a->counting = counting;
+  return status;
+}
+
+/* A package.searchers entry in place of Lua's own: package.path's files,
+ * loaded through load_cached. */
+static int search_cached(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  const char *path;
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "searchpath");
+  lua_pushstring(L, name);
+  lua_getfield(L, -3, "path");
+  lua_call(L, 2, 2);
+  if (lua_isnil(L, -2))
+    return 1;                  /* the message of package.searchpath */
+  lua_pop(L, 1);
+  path = lua_tostring(L, -1);
+  if (load_cached(L, path) != LUA_OK)
+    return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, path,
+                      lua_tostring(L, -1));
+  lua_pushstring(L, path);
+  return 2;
+}
+
+/*
  * Protected setup, in the new state: the standard libraries, kpayment.core
  * registered as compiled in, package.path on the checkout's lua/ (and no C
  * modules from anywhere else), require("kpayment").  With a scenario name
@@ -296,7 +383,10 @@ static int setup(lua_State *L) {
   lua_setfield(L, -2, "path");
   lua_pushliteral(L, "");
   lua_setfield(L, -2, "cpath");
-  lua_pop(L, 1);
+  lua_getfield(L, -1, "searchers");
+  lua_pushcfunction(L, search_cached);
+  lua_rawseti(L, -2, 2);       /* Lua's own file searcher */
+  lua_pop(L, 2);
   /* The sweep is about memory, not time: a retry's backoff draws its wait
    * from math.random (full jitter), which kpayment.retry keeps when it
    * loads.  At 0, the flaky scenarios retry at once instead of sleeping up
@@ -308,7 +398,7 @@ static int setup(lua_State *L) {
   if (name == NULL)            /* the "load" scenario: that was all */
     return 1;
   lua_pop(L, 1);
-  if (luaL_loadfile(L, scenario_file) != LUA_OK)
+  if (load_cached(L, scenario_file) != LUA_OK)
     return lua_error(L);
   lua_call(L, 0, 1);           /* the scenarios module */
   /* env = { url = ..., fixtures = { ... }, run = ... } */
