@@ -52,11 +52,11 @@ describe("a frame loop", function()
     local c = client()
     local delivered = 0
     for i = 1, 50 do
-      c:start_offers({ customer_uuid = "mock:offers:200", dealer_uuid = "d-" .. i,
+      c:start_offers({ customer_uuid = "mock:offers:40", dealer_uuid = "d-" .. i,
                        on_done = function() delivered = delivered + 1 end })
     end
     local deadline = core.monotonic() + 20 * SLOW
-    while c:poll(0, 0) > 0 and delivered == 0 and core.monotonic() < deadline do socket.sleep(0.005) end
+    while c:poll(0, 0) > 0 and delivered == 0 and core.monotonic() < deadline do socket.sleep(0.001) end
     -- budget 0: one record, or one delivery, per poll, never all 50 at once
     assert.is_true(delivered >= 1 and delivered < 50, delivered .. " delivered by one poll(0, 0)")
     while c:poll(0) > 0 and core.monotonic() < deadline do socket.sleep(0.001) end

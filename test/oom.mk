@@ -6,16 +6,16 @@
 # build/oom; build/$(LUA_VERSION) is never touched.
 #
 #   make oom                    ASan + UBSan sweep of every scenario (about
-#                               a minute), then the same host, built plainly,
+#                               2 minutes), then the same host, built plainly,
 #                               under valgrind on at most OOM_VG_RUNS values
-#                               of N per scenario (about a minute); fails if
+#                               of N per scenario (about 2 minutes); fails if
 #                               either fails
 #   make oom-asan               only the sanitizer sweep
 #   make oom-valgrind           only the valgrind run
 #   make oom OOM_ARGS='--only get: --verbose'    options for the host (see
 #                               the head of test/oom_host.c)
 #   make oom-valgrind OOM_VG_RUNS=0              every N under valgrind too
-#                               (about 10 minutes)
+#                               (about 20 minutes)
 #   make oom-asan OOM_ARGS=--leak-check-each     a leak check after every
 #                               run, naming the first run that leaked
 #
