@@ -92,6 +92,8 @@ memcheck: all
 	echo "memcheck: no memory errors, no definite or indirect leaks"
 
 memcheck-c:
+	@case '$(MEMCHECK_PART)' in ''|1|2) ;; \
+	  *) echo "memcheck-c: MEMCHECK_PART is 1, 2 or empty, not '$(MEMCHECK_PART)'"; exit 1 ;; esac
 	@$(MAKE) --no-print-directory memcheck MEMCHECK_SPECS='$(MEMCHECK_C_SPECS)'
 
 .PHONY: memcheck memcheck-c

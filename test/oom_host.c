@@ -640,13 +640,19 @@ static int sweep(const char *name, result *res) {
   }
   reference = o.summary;
   res->total = o.count;
-  /* a second clean run: the count must not depend on the previous run */
+  /* a second clean run: the count must not depend on the previous run.
+   * The sweep takes the larger count: the first run compiled (uncounted)
+   * the modules a scenario requires lazily, later runs load their bytecode
+   * (counted; see load_cached). */
   run_once(name, 0, &o);
   if (o.kind != RUN_OK || strcmp(o.summary, reference) != 0)
     fprintf(stderr, "oom: %s: two runs without failures differ\n", name);
-  else if (o.count != res->total)
+  else if (o.count != res->total) {
     fprintf(stderr, "oom: %s: note: allocation count varies (%lu, then %lu)\n", name,
             res->total, o.count);
+    if (o.count > res->total)
+      res->total = o.count;
+  }
   free(o.summary);
   fds0 = count_fds();
 #ifdef OOM_ASAN
