@@ -423,16 +423,18 @@ function M.prepare(name, env)
     end
   elseif name == "coalesce:3" then
     -- three identical requests share one call: the first to take the
-    -- result gets the call's decode, the others decode the body's copy
+    -- result gets the call's decode, the others decode the body's copy.
+    -- No stall is needed for the second to join the first: nothing
+    -- completes before a poll, and all three start before the first poll.
     local dealer = "oom-coalesce"
     return function()
       local client = new_client(env)
       local reqs = {}
       for i = 1, 2 do
-        reqs[i] = client:start_offers{ customer_uuid = "mock:stall:0.05", dealer_uuid = dealer,
+        reqs[i] = client:start_offers{ customer_uuid = "oom-coalesce-1", dealer_uuid = dealer,
                                        fields = FIELDS }
       end
-      reqs[3] = client:start_offers{ customer_uuid = "mock:stall:0.05", dealer_uuid = dealer }
+      reqs[3] = client:start_offers{ customer_uuid = "oom-coalesce-1", dealer_uuid = dealer }
       local deadline = core.monotonic() + 30
       while client:poll(5) > 0 or not (reqs[1]:done() and reqs[2]:done() and reqs[3]:done()) do
         if core.monotonic() > deadline then error("requests still pending after 30 s") end
