@@ -6,7 +6,7 @@
 # build/oom; build/$(LUA_VERSION) is never touched.
 #
 #   make oom                    ASan + UBSan sweep of every scenario (about
-#                               2 minutes), then the same host, built plainly,
+#                               80 s), then the same host, built plainly,
 #                               under valgrind on at most OOM_VG_RUNS values
 #                               of N per scenario (about 2 minutes); fails if
 #                               either fails
