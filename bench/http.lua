@@ -61,6 +61,12 @@ Method, and why:
     and build the tables.  Both are rows of the section, so the limit of a
     round comes from the same round; "limit" is the median of those, and
     "of limit" the median of each round's req/s / limit.
+  * "floor, each build after a 200 us sleep" builds the floor row's tables
+    again, each time right after a 200 us sleep (about a call's wait for
+    its response at 10 offers), and times only the builds.  Waking from a
+    sleep leaves caches and the allocator cold, and a blocking client
+    decodes right after such a wait: the line under the table gives the
+    limit with this floor beside the other, and get_offers' share of it.
   * "conns" is how many connections nginx accepted per round (its
     stub_status counters): 1 for a client that keeps its connection alive.
     The HTTPS server logs the protocol of every request, so the table says
@@ -346,6 +352,23 @@ local function floor_build(offers, calls)
   return loop_rate(floor_rebuild(offers), nil, calls)
 end
 
+-- The floor again, each build right after a sleep of FLOOR_WAIT seconds,
+-- as a blocking call decodes right after its wait: only the builds timed.
+local FLOOR_WAIT = 200e-6
+local function floor_after_wait(offers, calls)
+  local rebuild = floor_rebuild(offers)
+  rebuild()
+  collectgarbage()
+  local spent, c0 = 0, cpu_clock()
+  for _ = 1, calls do
+    core.sleep(FLOOR_WAIT)
+    local t0 = clock()
+    rebuild()
+    spent = spent + (clock() - t0)
+  end
+  return calls / spent, (cpu_clock() - c0) / calls
+end
+
 -- The decoder alone: kpayment.core.decode of the same body, no HTTP.
 local function decode_only(offers, calls)
   local body = body_of(offers)
@@ -409,6 +432,7 @@ end
 local CHILD = {
   kp = function(offers, calls) return kp_sequential(HTTP_URL, offers, calls) end,
   floor = floor_build,
+  floor_wait = floor_after_wait,
   decode = decode_only,
   luasocket = function(offers, calls) return luasocket_cjson(HTTP_URL, offers, calls) end,
 }
@@ -550,13 +574,24 @@ local function run_section(section)
       limits[r] = 1 / (1 / transport.rps[r] + 1 / built.rps[r])
     end
     section.limit_rps = median(limits)
+    -- the same with the floor built after a wait, where the section has it
+    local waited = by_key.floor_wait
+    local limits_wait = {}
+    for r = 1, waited and section.rounds or 0 do
+      limits_wait[r] = 1 / (1 / transport.rps[r] + 1 / waited.rps[r])
+    end
     for _, row in ipairs(rows) do
       if row.of_limit then
-        local per_round = {}
-        for r = 1, section.rounds do per_round[r] = row.rps[r] / limits[r] end
+        local per_round, per_round_wait = {}, {}
+        for r = 1, section.rounds do
+          per_round[r] = row.rps[r] / limits[r]
+          per_round_wait[r] = waited and row.rps[r] / limits_wait[r]
+        end
         row.of_limit.value = median(per_round)
+        row.of_limit.after_wait = waited and median(per_round_wait)
       end
     end
+    section.limit_wait_rps = waited and median(limits_wait)
   end
 end
 
@@ -569,6 +604,11 @@ end
 local function floor_row(offers, calls)
   return row("floor", "floor: its tables built (bench/floor.c)", calls,
              function(n) return in_child("floor", offers, n) end)
+end
+
+local function floor_wait_row(offers, calls)
+  return row("floor_wait", "floor, each build after a 200 us sleep", calls,
+             function(n) return in_child("floor_wait", offers, n) end)
 end
 
 local function decode_row(offers, calls)
@@ -612,6 +652,7 @@ sections[#sections + 1] = {
         function(n) return in_child("luasocket", 10, n) end),
     c_kp_row(10, N),
     floor_row(10, N),
+    floor_wait_row(10, N),
     decode_row(10, N),
     row("curl", "curl command (io.popen) + cjson.decode", FEW,
         function(n) return curl_command_cjson(HTTP_URL, 10, n) end),
@@ -675,6 +716,7 @@ for _, size in ipairs({ { 1, "4 KB", N }, { 100, "455 KB", MID }, { 1000, "4.5 M
           function(n) return c_client("discard", HTTP_URL, offers, n) end),
       c_kp_row(offers, calls),
       floor_row(offers, calls),
+      floor_wait_row(offers, calls),
       decode_row(offers, calls),
     },
     note = NOTES[offers],
@@ -961,6 +1003,13 @@ for _, s in ipairs(sections) do
     line(format("  limit = 1 / (t_transport + t_floor), per round; medians: 1 / (%.1f us + %.1f us)"
       .. " = %s req/s (the median of the rounds' limits: %s)", tt * 1e6, tf * 1e6,
       fmt_rate(1 / (tt + tf)), fmt_rate(s.limit_rps)))
+    local waited, kp_row = by_key.floor_wait, by_key.kp
+    if waited and kp_row and kp_row.of_limit then
+      line(format("  with the floor built after a wait: 1 / (%.1f us + %.1f us) = %s req/s (median of"
+        .. " the rounds' limits: %s); get_offers %.2f of it", tt * 1e6, 1e6 / median(waited.rps),
+        fmt_rate(1 / (tt + 1 / median(waited.rps))), fmt_rate(s.limit_wait_rps),
+        kp_row.of_limit.after_wait))
+    end
     local kp, dec, ckp = by_key.kp, by_key.decode, by_key.c_kp
     if kp and dec and ckp then
       local tk, td, tc = 1 / median(kp.rps), 1 / median(dec.rps), 1 / median(ckp.rps)
