@@ -14,6 +14,16 @@ local socket = require("socket")
 
 local M = {}
 
+--- The servers started and not stopped yet: pid -> what.  The suite's
+-- summary (support/summary.lua) reports any left at its end: busted keeps
+-- only a test's last `finally`, so a stop can be silently dropped.  Kept
+-- in the registry, which busted's insulation of each file (it restores
+-- package.loaded and the globals) leaves alone.
+local REGISTRY_KEY = "kpayment.spec.servers"
+local registry = debug.getregistry()
+registry[REGISTRY_KEY] = registry[REGISTRY_KEY] or {}
+M.running = registry[REGISTRY_KEY]
+
 local START_TIMEOUT = 5 -- seconds
 
 local function shell_quote(s)
@@ -59,7 +69,10 @@ function M.start(script, args, what, level)
   local function stop()
     if stopped then return end
     stopped = true
-    if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+    if pid then
+      os.execute("kill " .. pid .. " 2>/dev/null")
+      M.running[pid] = nil
+    end
     os.remove(out)
     os.remove(err)
   end
@@ -80,6 +93,7 @@ function M.start(script, args, what, level)
     end
     socket.sleep(0.02)
   end
+  M.running[pid] = what
   return { url = url, pid = pid, stop = stop }
 end
 
