@@ -97,5 +97,17 @@ function M.start(script, args, what, level)
   return { url = url, pid = pid, stop = stop }
 end
 
+--- Stops every server still running; returns a line naming each.
+function M.stop_leftovers()
+  local lines = {}
+  for pid, what in pairs(M.running) do
+    lines[#lines + 1] = string.format("left running: %s (pid %d), started by a spec that did not stop it",
+      what, pid)
+    os.execute("kill " .. pid .. " 2>/dev/null")
+    M.running[pid] = nil
+  end
+  return lines
+end
+
 M.read_file, M.shell_quote, M.free_port = read_file, shell_quote, free_port
 return M
