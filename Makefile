@@ -9,6 +9,7 @@
 #   make deps     install every missing Debian package CI uses (or print the command)
 #   make bench    decoder benchmark beside lua-cjson and dkjson (bench/)
 #   make bench-http  HTTP benchmark against nginx on loopback (bench/)
+#   make bench-instructions  the same calls' instructions per call (callgrind)
 #   make fuzz     libFuzzer on the decoder (FUZZ_SECONDS, default 60)
 #   make test-asan  every spec against an ASan+UBSan build
 #   make memcheck   every spec under valgrind

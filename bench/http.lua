@@ -428,9 +428,33 @@ local function curl_command_cjson(base, offers, calls)
   return calls / (clock() - t0)
 end
 
+-- kpayment.core driven from Lua with nothing of the client around it: an
+-- attempt started, polled until done, its outcome decoded and released.
+-- What any Lua client of this core pays (bench/instructions.lua).
+local function core_sequential(base, offers, calls)
+  local c = core.new({ timeout = 60 })
+  local url = api_url(base, offers)
+  local function one()
+    local a = c:start(url, nil, 60000)
+    while not a:done() do c:poll(1000) end
+    local o = a:outcome()
+    a:release()
+    if o.kind then die("kpayment.core: " .. tostring(o.message)) end
+    return o.value.financeOffers
+  end
+  check_offers(one(), nil, offers, "kpayment.core")
+  collectgarbage()
+  local c0, t0 = cpu_clock(), clock()
+  for _ = 1, calls do one() end
+  local t, cpu = clock() - t0, cpu_clock() - c0
+  c:close()
+  return calls / t, cpu / calls
+end
+
 -- The sequential Lua candidates, as a child process runs them.
 local CHILD = {
   kp = function(offers, calls) return kp_sequential(HTTP_URL, offers, calls) end,
+  core = function(offers, calls) return core_sequential(HTTP_URL, offers, calls) end,
   floor = floor_build,
   floor_wait = floor_after_wait,
   decode = decode_only,

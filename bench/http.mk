@@ -42,7 +42,7 @@ BENCH_HTTP_LUA_LIBS := $(shell $(or $(PKG_CONFIG),pkg-config) --libs lua$(or $(L
 BENCH_HTTP_CFLAGS  := -std=c99 -Wall -Wextra -Wshadow -Wstrict-prototypes \
                       -Wmissing-prototypes -Wpointer-arith -Wcast-qual -D_POSIX_C_SOURCE=200809L
 
-.PHONY: bench-http bench-http-deps
+.PHONY: bench-http bench-http-deps bench-instructions
 
 # The floor module (bench/bench.mk) gives each sequential section its
 # limit: the transport's time plus the time to build the body's tables.
@@ -52,6 +52,19 @@ bench-http: all bench-http-deps $(BENCH_HTTP_CLIENT) $(BENCH_HTTP_PAYLOADS) $(FL
 	  BENCH_HTTP_ROUNDS=$(BENCH_HTTP_ROUNDS) BENCH_HTTP_ONLY='$(BENCH_HTTP_ONLY)' \
 	  BENCH_HTTP_GC='$(BENCH_HTTP_GC)' \
 	  BENCH_HTTP_WRK_SECONDS=$(BENCH_HTTP_WRK_SECONDS) sh bench/http-run.sh
+
+# Instructions per call of the sequential candidates at 1, 10 and 100
+# offers, counted by callgrind (bench/instructions.lua; about 2 minutes):
+# the figures a noisy machine does not move.
+#   make bench-instructions BENCH_INSTR_OFFERS='10'   one size
+BENCH_INSTR_OFFERS ?= 1 10 100
+bench-instructions: all $(BENCH_HTTP_CLIENT) $(BENCH_HTTP_PAYLOADS) $(FLOOR_SO)
+	@$(MAKE) --no-print-directory deps DEPS_QUIET=1 DEB_PACKAGES="$(BENCH_HTTP_PACKAGES) valgrind"
+	@$(MAKE) --no-print-directory LUA_VERSION=luajit all
+	LUA=$(LUA) BUILD=$(BUILD) OUT=$(BENCH_HTTP_DIR) BENCH_HTTP_GC='$(BENCH_HTTP_GC)' \
+	  BENCH_INSTR_OFFERS='$(BENCH_INSTR_OFFERS)' sh bench/http-run.sh \
+	  env LUA_PATH='lua/?.lua;lua/?/init.lua;bench/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;' \
+	  $(LUA) bench/instructions.lua
 
 $(BENCH_HTTP_CLIENT): bench/http_client.c
 	@mkdir -p $(dir $@)
