@@ -301,7 +301,14 @@ local function leave(req)
   if f._callers > 0 then return end
   local flights = f._flights
   if flights[f._key] == f then flights[f._key] = nil end
-  if not ended(f) then f:cancel() end
+  if ended(f) then return end
+  if f._taken and not f._taking then
+    -- its outcome was taken and its attempt released (caller_outcome):
+    -- nothing is left to stop, and nobody reads a cancelled error
+    f._state = DELIVERED
+    return
+  end
+  f:cancel()
 end
 
 -- The error of a caller whose deadline passed while the call it shares
@@ -573,8 +580,8 @@ local function join(req, key)
                        _attempts = 0, _started = req._started, _deadline_at = req._deadline_at,
                        _seq = req._seq, _state = WAITING, _retry_at = now, _key = key, _callers = 0,
                        _customer = req._customer, _flights = flights }, Request)
-    local function run(premature) drive(f, premature) end
-    if worker and require("kpayment.nginx").drive(client._core, run) then
+    if worker and require("kpayment.nginx").drive(client._core,
+                                                  function(premature) drive(f, premature) end) then
       f._driven, f._scopes, f._waiters = true, setmetatable({}, { __mode = "k" }), {}
     else
       if worker then   -- no timer for it: shared within this scope only
