@@ -648,6 +648,25 @@ describe("kpayment.core", function()
         assert.equal(string.rep("\n\195\169\240\159\152\128", n), v)
       end)
 
+      it("decodes escapes between plain runs of every length up to 40", function()
+        -- an embedded JSON document: escapes with runs between them, which
+        -- the decoder copies sixteen bytes at a time where it can
+        local text, want = { '"' }, {}
+        for len = 0, 40 do
+          for _, esc in ipairs({ { '\\"', '"' }, { "\\\\", "\\" }, { "\\u00e9", "\195\169" },
+                                { "\\ud83d\\ude00", "\240\159\152\128" }, { "\195\169", "\195\169" } }) do
+            local run = string.rep(string.char(97 + len % 26), len)
+            text[#text + 1] = run .. esc[1]
+            want[#want + 1] = run .. esc[2]
+          end
+        end
+        text[#text + 1] = '"'
+        assert.equal(table.concat(want), core.decode(table.concat(text)))
+        -- a control character after a long run is still found
+        assert.has_error(function() core.decode('"\\n' .. string.rep("x", 37) .. '\1"') end,
+          "kpayment.decode: control character in string at byte 41")
+      end)
+
       it("decodes every code point in the BMP and one per supplementary plane", function()
         local text, want = {}, {}
         for cp = 0, 0x10FFFF do

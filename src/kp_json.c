@@ -166,7 +166,9 @@ static char *scratch(kpj_decoder *d, size_t need) {
 /*
  * Slow path of a string: s is its first content byte, p its first backslash.
  * Decoded text is never longer than its escaped form, so the raw length up
- * to the closing quote bounds the buffer.
+ * to the closing quote bounds the buffer.  Both passes move over runs of
+ * plain bytes with skip_plain (embedded JSON escapes every few bytes, with
+ * runs between), and stop only at the bytes that need a look.
  */
 static KPJ_COLD const char *read_escaped(kpj_decoder *d, const char *s,
                                          const char *p, const char **out_s,
@@ -179,18 +181,21 @@ static KPJ_COLD const char *read_escaped(kpj_decoder *d, const char *s,
     if (*q == '\\') {
       if (q + 1 == d->end)
         return kpj_fail(d, q + 1, "unexpected end of input in string");
-      q++;
+      q += 2;
+    } else {
+      q = skip_plain(q + 1, d->end);   /* checked in the second pass */
     }
-    q++;
   }
   out = scratch(d, (size_t)(q - s));
   memcpy(out, s, (size_t)(p - s));
   o = out + (p - s);
   while (p < q) {
     unsigned char c = (unsigned char)*p;
-    if (plain[c]) {
-      *o++ = (char)c;
-      p++;
+    if (plain[c]) {             /* a run, up to the next byte to look at */
+      const char *r = skip_plain(p, q);
+      memcpy(o, p, (size_t)(r - p));
+      o += r - p;
+      p = r;
     } else if (c >= 0x80) {
       const char *n = utf8_next(p);
       if (n == NULL)
