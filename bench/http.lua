@@ -119,9 +119,8 @@ local floor_ok, floor = pcall(require, "kpayment_floor")   -- bench/floor.c
 local clock = core.monotonic
 local cpu_clock = os.clock                   -- this process's CPU time
 
-local API = "/payment/kpayment/v1/finance/getFinanceOffersForCustomer"
-local DEALER = "bench-dealer"
-local SKIN, LOCALE = "s", "en-US"
+local DEALER, SKIN, LOCALE = common.DEALER, common.SKIN, common.LOCALE
+local api_url = common.api_url
 local CONCURRENCY = 8
 -- The hot-key sections: requests for few customers, many in flight.
 local HOT_CALLS, HOT_CUSTOMERS, HOT_CONCURRENCY = 1000, 10, 50
@@ -132,16 +131,8 @@ local started = clock()
 -- Configuration.
 ---------------------------------------------------------------------------
 
-local function die(msg)
-  io.stderr:write("bench/http.lua: ", msg, "\n")
-  os.exit(1)
-end
-
-local function need(name)
-  local v = getenv(name)
-  if v == nil or v == "" then die(name .. " is not set (run through bench/http-run.sh)") end
-  return v
-end
+local die = common.dier("bench/http.lua")
+local function need(name) return common.need(name, die) end
 
 local function count_env(name, default, min)
   local v = getenv(name)
@@ -165,19 +156,7 @@ local OPENRESTY_URL = need("BENCH_OPENRESTY_URL")
 local WRK = getenv("BENCH_WRK") or "wrk"
 local WRK_SECONDS = count_env("BENCH_HTTP_WRK_SECONDS", 3, 1)
 
--- The collector mode: BENCH_HTTP_GC, else the one this interpreter
--- started in (asking for a mode returns the previous one).
-local GC_MODE = getenv("BENCH_HTTP_GC")
-if GC_MODE == "" then GC_MODE = nil end
-if GC_MODE ~= nil and GC_MODE ~= "incremental" and GC_MODE ~= "generational" then
-  die("BENCH_HTTP_GC must be incremental or generational (got " .. GC_MODE .. ")")
-end
-if GC_MODE then
-  collectgarbage(GC_MODE)
-else
-  GC_MODE = collectgarbage("incremental")
-  collectgarbage(GC_MODE)
-end
+local GC_MODE = common.gc_mode(die)
 local STATUS_URL = need("BENCH_HTTP_STATUS_URL")
 local CA_FILE = need("BENCH_HTTP_CA")
 local C_CLIENT = need("BENCH_HTTP_CLIENT")
@@ -207,14 +186,6 @@ local function median(list)
   local n = #t
   if n % 2 == 1 then return t[(n + 1) // 2] end
   return (t[n // 2] + t[n // 2 + 1]) / 2
-end
-
-local function query(customer)
-  return "?customerUUID=" .. customer .. "&dealerUUID=" .. DEALER .. "&skin=" .. SKIN .. "&locale=" .. LOCALE
-end
-
-local function api_url(base, offers)
-  return base .. API .. query("bench-" .. offers)
 end
 
 -- Connections nginx has accepted so far.  The query itself opens one.

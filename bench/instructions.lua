@@ -32,26 +32,11 @@ local common = require("common")
 local format, concat = string.format, table.concat
 local getenv = os.getenv
 
-local function die(msg)
-  io.stderr:write("bench-instructions: ", msg, "\n")
-  os.exit(1)
-end
-
-local function need(name)
-  local v = getenv(name)
-  if not v or v == "" then die(name .. " is not set (run through bench/http-run.sh)") end
-  return v
-end
-
-local HTTP_URL = need("BENCH_HTTP_URL")
-local C_CLIENT = need("BENCH_HTTP_CLIENT")
-local GC_MODE = getenv("BENCH_HTTP_GC")
-if GC_MODE == nil or GC_MODE == "" then
-  GC_MODE = collectgarbage("incremental")   -- this interpreter's own
-  collectgarbage(GC_MODE)
-end
+local die = common.dier("bench-instructions")
+local HTTP_URL = common.need("BENCH_HTTP_URL", die)
+local C_CLIENT = common.need("BENCH_HTTP_CLIENT", die)
+local GC_MODE = common.gc_mode(die)
 local LUA = arg[-1] or "lua5.4"
-local API = "/payment/kpayment/v1/finance/getFinanceOffersForCustomer"
 
 local SIZES = {}
 for n in (getenv("BENCH_INSTR_OFFERS") or "1 10 100"):gmatch("%d+") do SIZES[#SIZES + 1] = tonumber(n) end
@@ -65,24 +50,20 @@ local function calls_for(offers)
   return 2
 end
 
-local function url_of(offers)
-  return HTTP_URL .. API .. "?customerUUID=bench-" .. offers ..
-    "&dealerUUID=bench-dealer&skin=s&locale=en-US"
-end
-
 -- The command of a candidate making `calls` calls.
 local function command(name, offers, calls)
   local q = common.shell_quote
   if name == "discard" or name == "kpayment" then
-    return concat({ q(C_CLIENT), "-g", GC_MODE, name, q(url_of(offers)), tostring(calls) }, " ")
+    return concat({ q(C_CLIENT), "-g", GC_MODE, name, q(common.api_url(HTTP_URL, offers)),
+                    tostring(calls) }, " ")
   end
   return concat({ q(LUA), "bench/http.lua", "--child", name, tostring(offers), tostring(calls) }, " ")
 end
 
 -- Instructions of one run under callgrind.
 local function collected(name, offers, calls)
-  local cmd = "BENCH_HTTP_GC=" .. GC_MODE .. " valgrind --tool=callgrind --callgrind-out-file=/dev/null " ..
-    command(name, offers, calls) .. " 2>&1"
+  local cmd = concat({ "BENCH_HTTP_GC=" .. GC_MODE, "valgrind --tool=callgrind",
+                       "--callgrind-out-file=/dev/null", command(name, offers, calls), "2>&1" }, " ")
   local p = assert(io.popen(cmd))
   local out = p:read("a")
   local ok = p:close()
