@@ -139,6 +139,49 @@ describe("kpayment", function()
       assert.has_error(function() client:poll(-1) end,
         "kpayment: bad argument #1 to 'poll' (milliseconds from 0 to 86400000 expected)")
     end)
+
+    it("reuses its connections with more requests in flight than pool_size", function()
+      -- pool_size counts idle connections.  Six requests kept in flight,
+      -- each answered 0.1 s late, over a pool of 2: every one that ends
+      -- frees a connection for the next.  (libcurl's cache limit counts
+      -- the connections in use too: set to pool_size alone, it closed
+      -- every connection as its request ended, and 30 requests made 30.)
+      local c = kpayment.new({ base_url = server.url, skin = "s", timeout = 10, pool_size = 2,
+                               coalesce = false })
+      local started, finished, failed = 0, 0, nil
+      local function on_done(offers, err)
+        finished = finished + 1
+        if not offers then failed = failed or tostring(err) end
+      end
+      local function run(n, in_flight)
+        local goal = finished + n
+        while finished < goal do
+          while started - finished < in_flight and started < goal do
+            started = started + 1
+            c:start_offers({ customer_uuid = "mock:stall:0.1", dealer_uuid = "d" .. started,
+                             on_done = on_done })
+          end
+          c:poll(10)
+        end
+        assert.is_nil(failed)
+        return server.stats().connections   -- the mock's: distinct ones since reset
+      end
+      server.reset()
+      local used = run(30, 6)
+      assert.equal(30, server.stats().requests)
+      -- six, as many as were ever in flight, when each poll ends a request
+      -- or two.  A poll that ends more leaves more than two idle before new
+      -- requests start: the excess closes, as pool_size says, and the next
+      -- requests open new ones (seven or eight under valgrind).  The fault
+      -- opened one per request: thirty.
+      assert.is_true(used <= 12, "connections: " .. used)
+      -- and it still keeps two idle, not six: after a few calls one at a
+      -- time (each that ends closes one connection over the pool), six at
+      -- once reuse two and open four
+      for _ = 1, 4 do assert.equal(used, run(1, 1)) end
+      assert.equal(used + 4, run(6, 6))
+      c:close()
+    end)
   end)
 
   describe("client:get_offers_many()", function()

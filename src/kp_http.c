@@ -234,6 +234,8 @@ CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg) {
   tp->recv_until = -1;
   tp->timer_at = -1;
   tp->npaused = 0;
+  tp->nadded = 0;
+  tp->pool_size = cfg->pool_size;
   for (h = cfg->headers; *h != NULL; h++) {
     struct curl_slist *l = curl_slist_append(tp->headers, *h);
     if (l == NULL)
@@ -258,6 +260,23 @@ CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg) {
       curl_multi_setopt(tp->multi, CURLMOPT_TIMERDATA, (void *)tp) != CURLM_OK)
     return CURLE_FAILED_INIT;
   return configure(tp, tp->proto, cfg);
+}
+
+/*
+ * libcurl's cache limit counts connections in use as well as idle ones:
+ * held at pool_size, it closed nearly every connection as its transfer
+ * ended once more than pool_size were in flight, and the next request
+ * paid a new one (a handshake over TLS).  So the limit follows the handles
+ * in the multi.  libcurl checks it as a transfer hands its connection
+ * back, while that handle still counts: the others are nadded - 1, and a
+ * connection closes only when more than pool_size would be idle.  (Several
+ * ending in one call can leave more idle; each later end closes one, and
+ * pool_idle_timeout the rest.)
+ */
+static void size_cache(kp_transport *tp, int added) {
+  tp->nadded += added;
+  (void)curl_multi_setopt(tp->multi, CURLMOPT_MAXCONNECTS,
+                          tp->pool_size + (tp->nadded > 1 ? (long)tp->nadded - 1 : 0L));
 }
 
 static void link_active(kp_transport *tp, kp_transfer *t) {
@@ -306,6 +325,7 @@ static void detach(kp_transfer *t) {
   if (e == NULL)                /* external: no libcurl handle */
     return;
   curl_multi_remove_handle(tp->multi, e);
+  size_cache(tp, -1);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
@@ -476,6 +496,7 @@ CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
     t->headers = NULL;
     return CURLE_FAILED_INIT;
   }
+  size_cache(tp, 1);
   t->easy = e;
   link_active(tp, t);
   return CURLE_OK;

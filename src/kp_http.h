@@ -77,6 +77,8 @@ typedef struct kp_transport {
   int running;                  /* libcurl's count of running transfers */
   double recv_until;            /* kp_monotonic_ms() to stop receiving at, or < 0 */
   int npaused;                  /* active transfers paused by recv_until */
+  int nadded;                   /* easy handles in the multi handle */
+  long pool_size;               /* idle connections to keep */
   kp_buf spare;                 /* a body buffer kept for the next transfer */
   size_t max_body;
   size_t snippet;
