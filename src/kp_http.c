@@ -223,6 +223,24 @@ static int on_timer(CURLM *m, long timeout_ms, void *userp) {
   return 0;
 }
 
+/*
+ * libcurl's cache limit counts connections in use as well as idle ones:
+ * held at pool_size, it closed nearly every connection as its transfer
+ * ended once more than pool_size were in flight, and the next request
+ * paid a new one (a handshake over TLS).  So the limit follows the handles
+ * in the multi.  libcurl checks it as a transfer hands its connection
+ * back, while that handle still counts: the others are nadded - 1, and a
+ * connection closes only when more than pool_size would be idle.  (Several
+ * ending in one call can leave more idle; each later end closes one, and
+ * pool_idle_timeout the rest.)  Outside opening, a failure only leaves
+ * the previous limit.
+ */
+static CURLMcode size_cache(kp_transport *tp, int added) {
+  tp->nadded += added;
+  return curl_multi_setopt(tp->multi, CURLMOPT_MAXCONNECTS,
+                           tp->pool_size + (tp->nadded > 1 ? (long)tp->nadded - 1 : 0L));
+}
+
 CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg) {
   const char *const *h;
   tp->max_body = cfg->max_body;
@@ -253,30 +271,13 @@ CURLcode kp_transport_open(kp_transport *tp, const kp_http_config *cfg) {
    * so no lock callbacks. */
   if (curl_share_setopt(tp->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
       CURLSHE_OK ||
-      curl_multi_setopt(tp->multi, CURLMOPT_MAXCONNECTS, cfg->pool_size) != CURLM_OK ||
+      size_cache(tp, 0) != CURLM_OK ||
       curl_multi_setopt(tp->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
       curl_multi_setopt(tp->multi, CURLMOPT_SOCKETDATA, (void *)tp) != CURLM_OK ||
       curl_multi_setopt(tp->multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
       curl_multi_setopt(tp->multi, CURLMOPT_TIMERDATA, (void *)tp) != CURLM_OK)
     return CURLE_FAILED_INIT;
   return configure(tp, tp->proto, cfg);
-}
-
-/*
- * libcurl's cache limit counts connections in use as well as idle ones:
- * held at pool_size, it closed nearly every connection as its transfer
- * ended once more than pool_size were in flight, and the next request
- * paid a new one (a handshake over TLS).  So the limit follows the handles
- * in the multi.  libcurl checks it as a transfer hands its connection
- * back, while that handle still counts: the others are nadded - 1, and a
- * connection closes only when more than pool_size would be idle.  (Several
- * ending in one call can leave more idle; each later end closes one, and
- * pool_idle_timeout the rest.)
- */
-static void size_cache(kp_transport *tp, int added) {
-  tp->nadded += added;
-  (void)curl_multi_setopt(tp->multi, CURLMOPT_MAXCONNECTS,
-                          tp->pool_size + (tp->nadded > 1 ? (long)tp->nadded - 1 : 0L));
 }
 
 static void link_active(kp_transport *tp, kp_transfer *t) {
@@ -325,7 +326,7 @@ static void detach(kp_transfer *t) {
   if (e == NULL)                /* external: no libcurl handle */
     return;
   curl_multi_remove_handle(tp->multi, e);
-  size_cache(tp, -1);
+  (void)size_cache(tp, -1);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
@@ -496,7 +497,7 @@ CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
     t->headers = NULL;
     return CURLE_FAILED_INIT;
   }
-  size_cache(tp, 1);
+  (void)size_cache(tp, 1);
   t->easy = e;
   link_active(tp, t);
   return CURLE_OK;
