@@ -150,4 +150,34 @@ describe("client:watch", function()
     assert.same({}, fds)
     assert.equal(-1, timeout)
   end)
+
+  it("lets the loop sleep while a finished request waits for its caller's result()", function()
+    local c = kpayment.new({ base_url = server.url, skin = "s", timeout = 10, retries = 0 })
+    -- held without on_done: nothing for poll to do once they end
+    local ok = c:start_offers({ customer_uuid = "mock:offers:3", dealer_uuid = "d" })
+    local failed = c:start_offers({ customer_uuid = "mock:error500", dealer_uuid = "d" })
+    local deadline = core.monotonic() + 5
+    while not (ok:done() and failed:done()) and core.monotonic() < deadline do c:poll(100) end
+    assert.is_true(ok:done() and failed:done())
+    assert.equal(0, c:poll(0))
+    local fds, timeout = c:watch()
+    assert.same({}, fds)
+    assert.equal(-1, timeout, "nothing for a poll to do")
+    -- beside one the API is slow with: sleep on its socket, not spin
+    local slow = c:start_offers({ customer_uuid = "mock:stall:1", dealer_uuid = "d" })
+    for _ = 1, 20 do
+      c:poll(10)
+      fds, timeout = c:watch()
+      if #fds > 0 then break end
+    end
+    assert.is_true(#fds >= 1, "the slow request's socket")
+    assert.is_true(timeout ~= 0, "no poll due: " .. timeout)
+    -- and the held results are all still there
+    assert.equal(3, #assert(ok:result()))
+    local offers, err = failed:result()
+    assert.is_nil(offers)
+    assert.equal("http", err.kind)
+    slow:cancel()
+    c:close()
+  end)
 end)

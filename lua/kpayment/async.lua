@@ -482,6 +482,13 @@ local function settled(req)
   return st ~= RUNNING and st ~= WAITING
 end
 
+-- Whether the next poll has work for this request without waiting for the
+-- wire: a decode to advance or a callback to call.  A request held without
+-- on_done that has ended waits for its caller's result(), not for a poll.
+local function ready(req)
+  return req._state == DECODING or (req._on_done ~= nil and not req._notified and settled(req))
+end
+
 -- Put a new caller on the flight of its key in its scope, starting one
 -- (its first attempt sent) when none is in flight.
 -- The flights of a scope: inside nginx, the worker's (its client's core
@@ -827,7 +834,7 @@ function M.poll(client, ms, budget_ms)
   for i = 1, #live do
     local req = live[i]
     step(req)
-    if req._state == DECODING or (req._on_done and settled(req)) then has_work = true end
+    if ready(req) then has_work = true end
   end
   local watch = s.watch
   for i = 1, #watch do   -- delivered by result() but not called back yet
@@ -893,10 +900,10 @@ function M.watch(client)
   while req ~= nil do   -- not pairs: see live_list
     local st = req._state
     local n = req._flight or req   -- what makes the attempts
-    local nst = (st == RUNNING or st == WAITING) and n._state or st
+    -- a caller whose flight has ended takes it on at the next poll
+    local nst = not settled(req) and n._state
     local at = timer_of(req)
-    if st == DECODING or (st == FINISHED and req._on_done and not req._notified)
-       or nst == DECODING or nst == FINISHED or nst == CANCELLED
+    if ready(req) or nst == DECODING or nst == FINISHED or nst == CANCELLED
        or (nst == RUNNING and n._core and n._core:done()) then
       sooner(0)
     elseif nst == RUNNING and not c.watch then

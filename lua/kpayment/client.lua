@@ -265,7 +265,9 @@ end
 -- @treturn integer timeout_ms: `0` when there is work now (a response to
 -- decode or deliver, a transfer paused by the budget, a retry due), `-1`
 -- when nothing is pending, else the milliseconds until kpayment needs a
--- `poll` (a timeout, a retry timer), whatever the sockets do
+-- `poll` (a timeout, a retry timer), whatever the sockets do.  A request
+-- held without `on_done` that has ended is no work for `poll`: it waits
+-- for its caller's `result()`, and the loop may sleep meanwhile
 -- @usage
 -- local fds, timeout = client:watch()
 -- my_loop_wait(fds, timeout)   -- e.g. poll(2), epoll_wait
