@@ -129,6 +129,37 @@ describe("kpayment", function()
       assert.equal("cancelled", select(2, req:result()).kind)
     end)
 
+    it("calls every pending on_done on close, even when one runs out of memory", function()
+      -- running out of memory and Ctrl-C pass through a callback: close
+      -- still ends the others first, then passes it on
+      for _, why in ipairs({ "not enough memory", "interrupted!" }) do
+        for _, how in ipairs({ "close", "collect" }) do
+          local calls = {}
+          do
+            local c = kpayment.new({ base_url = server.url, skin = "s" })
+            for i = 1, 3 do
+              c:start_offers({ customer_uuid = "mock:stall:5", dealer_uuid = "d" .. i,
+                on_done = function(_, err)
+                  calls[i] = (calls[i] or 0) + 1
+                  assert(err.kind == "cancelled")
+                  if i == 1 then error(why, 0) end
+                end })
+            end
+            c:poll(0)
+            if how == "close" then
+              local ok, err = pcall(c.close, c)
+              assert.is_false(ok, how)
+              assert.equal(why, err)
+              c:close()   -- nothing left: does nothing
+            end
+          end
+          collectgarbage()
+          collectgarbage()
+          assert.same({ 1, 1, 1 }, calls, why .. ", " .. how)
+        end
+      end
+    end)
+
     it("raises on misuse", function()
       assert.has_error(function() client:start_offers({ dealer_uuid = "d" }) end,
         "kpayment: bad parameter 'customer_uuid' (string expected, got no value)")

@@ -898,7 +898,6 @@ function M.watch(client)
   local now = monotonic()
   local req = next(live)
   while req ~= nil do   -- not pairs: see live_list
-    local st = req._state
     local n = req._flight or req   -- what makes the attempts
     -- a caller whose flight has ended takes it on at the next poll
     local nst = not settled(req) and n._state
@@ -942,18 +941,26 @@ function M.pending(client)
 end
 
 --- End every request of a closed client as cancelled, calling each
--- pending `on_done` once, in start order.
+-- pending `on_done` once, in start order.  What a callback passes on
+-- (running out of memory, Ctrl-C) waits until every other one has run,
+-- then is raised: the first of them.
 -- @local
 function M.close_all(client)
+  local failed, first = false, nil
+  local function each(fn, req)
+    local ok, why = pcall(fn, req)
+    if not ok and not failed then failed, first = true, why end
+  end
   local all = scopes(client)
   for k = 1, #all do
     local live = live_list(all[k])
-    for i = 1, #live do live[i]:cancel() end
+    for i = 1, #live do each(Request.cancel, live[i]) end
     local watch = all[k].watch
     local pending = {}
     for i = 1, #watch do pending[i] = watch[i] end
-    for i = 1, #pending do notify(pending[i]) end
+    for i = 1, #pending do each(notify, pending[i]) end
   end
+  if failed then error(first, 0) end
 end
 
 --- client:get_offers_many after its checks: urls and fields per entry.

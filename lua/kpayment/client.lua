@@ -99,7 +99,7 @@ function M.new(cfg)
   if newproxy then
     -- 5.1 and LuaJIT: a table has no finalizer; a proxy's stands in
     local proxy = newproxy(true)
-    getmetatable(proxy).__gc = function() Client.close(self) end
+    getmetatable(proxy).__gc = function() Client.__gc(self) end
     self._gc = proxy
   end
   return self
@@ -348,21 +348,37 @@ end
 --- Release the connections and buffers now rather than at collection
 -- (also the `__close` of a `<close>` variable).  Every request not yet
 -- delivered ends as `"cancelled"` (those waiting for a retry too), and each
--- pending `on_done` is called once, in start order.  Closing twice does
--- nothing; any other call on a closed client raises, but `poll` returns 0.
+-- pending `on_done` is called once, in start order.  When one of them
+-- runs out of memory (or is interrupted by Ctrl-C), the others are still
+-- called, then that error is raised.  Closing twice does nothing; any
+-- other call on a closed client raises, but `poll` returns 0.
 function Client:close()
-  if self._closed then return end
-  self._closed = true
-  self._core:close()
-  async.close_all(self)
+  if self._closing then return end   -- closed already, or a callback of this close
+  self._closing = true
+  if not self._closed then
+    self._closed = true
+    self._core:close()
+  end
+  local ok, why = pcall(async.close_all, self)
+  if not ok then
+    -- out of memory or Ctrl-C: the next close (or the collector's) ends
+    -- whatever this one could not
+    self._closing = nil
+    error(why, 0)
+  end
 end
 
 Client.__close = Client.close
 
 -- A client collected with requests pending ends them as close() does:
 -- each pending on_done gets (nil, cancelled), once.  Finalizers run when
--- the state closes too (lua_close), on every Lua.
-Client.__gc = Client.close
+-- the state closes too (lua_close), on every Lua.  What close would raise
+-- has no caller here: 5.4 would make it a warning, 5.1 and LuaJIT raise it
+-- from whatever allocation ran the collector.
+local function finalize(self)
+  pcall(Client.close, self)
+end
+Client.__gc = finalize
 
 --- The client's configuration as `kpayment.new` resolved it, without its
 -- secrets: what a diagnostic (`kpayment doctor`) shows.  A new table each
