@@ -109,14 +109,20 @@ static int high_fds(void) {
 /* The event loop of --sleep: poll, then sleep in poll(2) on what kpayment
  * watches, until nothing is pending.  The script's table is at -1. */
 static int sleeping_loop(lua_State *L, int *frames, double *slowest_poll, int *maxfd) {
-  struct pollfd fds[64];
-  int pending = 1;
+  /* Small at first, grown to what kpayment_watch reports: a socket left
+   * out of poll(2) would let the host sleep through its response. */
+  int cap = 16, pending = 1, status = 0;
+  struct pollfd *fds = malloc((size_t)cap * sizeof *fds);
+  if (fds == NULL)
+    return 1;
   while (pending > 0 && *frames < MAX_FRAMES * 10) {
     int n, i, timeout;
     lua_getfield(L, -1, "frame");
     lua_pushinteger(L, *frames + 1);
-    if (pcall(L, 1, 2) != LUA_OK)
-      return 1;
+    if (pcall(L, 1, 2) != LUA_OK) {
+      status = 1;
+      break;
+    }
     pending = (int)lua_tointeger(L, -2);
     if (lua_tonumber(L, -1) > *slowest_poll)
       *slowest_poll = lua_tonumber(L, -1);
@@ -126,10 +132,19 @@ static int sleeping_loop(lua_State *L, int *frames, double *slowest_poll, int *m
     if (pending == 0)
       break;
     lua_getfield(L, -1, "client");
-    n = kpayment_watch(L, -1, fds, 64, &timeout);
+    /* more sockets than room: grow to the count and ask again (the count
+     * can change between two calls, hence a loop) */
+    while ((n = kpayment_watch(L, -1, fds, cap, &timeout)) > cap) {
+      struct pollfd *more = realloc(fds, (size_t)n * sizeof *more);
+      if (more == NULL) {       /* cannot watch them all: poll now, don't sleep */
+        n = cap;
+        timeout = 0;
+        break;
+      }
+      fds = more;
+      cap = n;
+    }
     lua_pop(L, 1);
-    if (n > 64)
-      n = 64;
     for (i = 0; i < n; i++)
       if (fds[i].fd > *maxfd)
         *maxfd = fds[i].fd;
@@ -137,7 +152,8 @@ static int sleeping_loop(lua_State *L, int *frames, double *slowest_poll, int *m
      * the timeout, so this is only a safety net): look again in a second */
     (void)poll(fds, (nfds_t)n, timeout < 0 ? 1000 : timeout);
   }
-  return 0;
+  free(fds);
+  return status;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -204,6 +220,12 @@ int main(int argc, char **argv) {
   /* The script gets the customers and returns { frame = f, close = g }. */
   if (luaL_loadfile(L, script) != LUA_OK) {
     fprintf(stderr, "kpayment-host: %s\n", lua_tostring(L, -1));
+    return 1;
+  }
+  /* One argument per customer: the stack only promises LUA_MINSTACK (20)
+   * free slots, so make room (and one for pcall's message handler). */
+  if (!lua_checkstack(L, ncustomers + 1)) {
+    fprintf(stderr, "kpayment-host: too many customers (%d) for the Lua stack\n", ncustomers);
     return 1;
   }
   for (i = 0; i < ncustomers; i++)

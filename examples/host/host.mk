@@ -66,7 +66,18 @@ host: check-deps
 # coming while they did, and the statistics lines are there.  Then the
 # event loop (--sleep) waiting 1 s for the API, sleeping in poll(2) on
 # kpayment's sockets, numbered above 1024 (--high-fds), under 2 % of a
-# core; then once more with libcurl initialised and cleaned up by the host.
+# core; then 100 requests at once (below); then once more with libcurl
+# initialised and cleaned up by the host.
+#
+# The 100 requests: more customers than the Lua stack's 20 free slots (the
+# host pushes one argument each), and more sockets than the sleeping loop's
+# first array (16; it once kept 64 and dropped the rest).  The mock answers
+# the first 64 after 2 s, the last 36 after 0.2 s (distinct customers, so
+# no two coalesce); a socket left out of poll(2) would hold its response
+# until the slow ones wake the host, so each fast one must arrive before
+# 1.5 s.  No --check: decoding 100 responses costs more than its 2 %.
+HOST_MANY_SLOW = $(foreach k,$(shell seq -w 1 64),mock:stall:2.0$(k))
+HOST_MANY_FAST = $(foreach k,$(shell seq -w 1 36),mock:stall:0.2$(k))
 host-check: host
 	@out=$(BUILD)/host/host-check.out; \
 	LUA=$(MOCK_LUA) examples/with-mock.sh $(HOST_BIN) --check >$$out 2>&1; rc=$$?; \
@@ -86,6 +97,16 @@ host-check: host
 	  grep -Eq '^sleep: .* sockets up to fd (10[3-9][0-9]|1[1-9][0-9][0-9])$$' $$out || \
 	  { echo "host-check: FAILED: the sleeping loop (under 2 % of a core, sockets above fd 1024)"; exit 1; }; \
 	echo "host-check: the event loop slept on kpayment's sockets (fds above 1024) while the API took 1 s"; \
+	LUA=$(MOCK_LUA) examples/with-mock.sh $(HOST_BIN) --sleep $(HOST_MANY_SLOW) $(HOST_MANY_FAST) \
+	  >$$out 2>&1; rc=$$?; \
+	grep -E '^(host|sleep):' $$out; \
+	[ $$rc -eq 0 ] && [ "$$(grep -c '^offers mock:stall:[0-9.]*: 3 offer(s)' $$out)" -eq 100 ] && \
+	  awk '/^offers mock:stall:0\./ { n++; ms = $$NF == "ms)" ? $$(NF - 1) + 0 : 1e9; \
+	    if (ms > last) last = ms } \
+	    END { printf "host-check: last of the %d fast responses after %.1f ms\n", n, last; \
+	    exit !(n == 36 && last < 1500) }' $$out || \
+	  { grep -v '^  ' $$out; echo "host-check: FAILED: 100 requests at once (exit status $$rc, want 0 with all 100 answered and the fast ones before 1.5 s)"; exit 1; }; \
+	echo "host-check: 100 requests at once: every socket watched, each fast response before the slow ones"; \
 	LUA=$(MOCK_LUA) examples/with-mock.sh $(HOST_BIN) --check --curl-by-host cust-a mock:stall:0.5 >$$out 2>&1; rc=$$?; \
 	grep -q '^host: .*libcurl initialised by the host' $$out && grep -q '^check: ok' $$out && [ $$rc -eq 0 ] || \
 	  { cat $$out; echo "host-check: FAILED with libcurl initialised by the host"; exit 1; }; \
