@@ -76,7 +76,8 @@ int kpayment_preload(lua_State *L);
  * events) into fds, up to max of them; returns how many there are (more
  * than max: call again with room), and sets *timeout_ms to how long the
  * host may sleep before the next client:poll is due: 0 now (work ready),
- * -1 nothing pending.  After client:poll, wait with poll(2) (or epoll,
+ * -1 nothing pending (timeout_ms may be NULL; fds may be NULL when max is
+ * 0, to ask how many there are).  After client:poll, wait with poll(2) (or epoll,
  * libuv, …) on these until one is ready or the timeout passes, then poll
  * again: a host waiting for a slow API sleeps instead of spinning.  No
  * select(), so descriptors above 1024 work.  Raises as client:watch does

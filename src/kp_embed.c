@@ -65,10 +65,13 @@ int kpayment_preload(lua_State *L) {
 int kpayment_watch(lua_State *L, int idx, struct pollfd *fds, int max, int *timeout_ms) {
   int n, i;
   idx = lua_absindex(L, idx);
+  /* a host may call this with its own values on the stack */
+  luaL_checkstack(L, 6, "kpayment_watch");
   lua_getfield(L, idx, "watch");
   lua_pushvalue(L, idx);
   lua_call(L, 1, 2);                            /* fds, timeout */
-  *timeout_ms = (int)lua_tointeger(L, -1);
+  if (timeout_ms)
+    *timeout_ms = (int)lua_tointeger(L, -1);
   n = (int)lua_rawlen(L, -2);
   for (i = 0; i < n && i < max; i++) {
     int fd, events = 0;
