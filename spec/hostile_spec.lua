@@ -196,6 +196,115 @@ describe("kpayment", function()
       assert_clean(err, { PASSWORD, BASIC }, lines)
     end)
 
+    describe("in unusual shapes", function()
+      local ODD_PASS = 'S3cr%t "pa:ss" w\195\182rd@x/y'
+      local ODD_SHAPES = {
+        ODD_PASS,
+        'S3cr%t \\"pa:ss\\" w\195\182rd@x/y',
+        'S3cr%t \\"pa:ss\\" w\195\182rd@x\\/y',
+        'S3cr%t \\"pa:ss\\" w\\u00f6rd@x\\/y',
+        'S3cr%t \\"pa:ss\\" w\\u00F6rd@x\\/y',
+        base64(ODD_PASS),
+        (base64(USER .. ":" .. ODD_PASS):gsub("=+$", ""):gsub("[+/]", { ["+"] = "-", ["/"] = "_" })),
+      }
+
+      -- The end of every string of err (and of the log lines) against the
+      -- start of each secret: what cutting before scrubbing leaves.
+      local function assert_no_head(err, secrets, lines)
+        local texts = { tostring(err) }
+        for k, v in pairs(err) do
+          if type(v) == "string" then texts[#texts + 1] = k .. "=" .. v end
+        end
+        for _, line in ipairs(lines or {}) do texts[#texts + 1] = line end
+        local found = {}
+        for _, text in ipairs(texts) do
+          for _, s in ipairs(secrets) do
+            for n = 4, #s do
+              if text:sub(-n) == s:sub(1, n) then found[#found + 1] = text end
+            end
+          end
+        end
+        assert.same({}, found)
+      end
+
+      it("scrubs a password a server wrote as JSON text or Base64 of its own", function()
+        local lines, logger = capture()
+        local c = client({ username = USER, password = ODD_PASS, debug = true, logger = logger })
+        local _, err = get(c, "echo-escaped")
+        assert.equal(401, err.status)
+        assert.matches("json: %[redacted%]\n", err.body)
+        assert.matches("base64url: %[redacted%]\n", err.body)
+        assert_clean(err, ODD_SHAPES, lines)
+      end)
+
+      it("scrubs a token fetched from the token endpoint, percent-encoded too", function()
+        local lines, logger = capture()
+        local c = client({ client_id = "id-1", client_secret = "secret-1",
+                           token_url = server.url .. "/token", debug = true, logger = logger })
+        local _, err = get(c, "echo-escaped")
+        assert.equal(401, err.status)
+        assert.matches("token: %[redacted%]\n", err.body)
+        assert_clean(err, { "tQ+x/Zr9Kp3w+Lm8/Vb2=", "tQ%2Bx%2FZr9Kp3w%2BLm8%2FVb2%3D" }, lines)
+      end)
+
+      it("scrubs a secret that the core's limit on the request id cuts", function()
+        for _, opts in ipairs({ { username = USER, password = PASSWORD }, { bearer_token = TOKEN } }) do
+          local lines, logger = capture()
+          local seen = {}
+          opts.debug, opts.logger = true, logger
+          opts.on_response = function(info) seen[#seen + 1] = info.request_id end
+          local _, err = get(client(opts), "echo-reqid")
+          assert.equal(401, err.status)
+          assert.matches("^x+", err.request_id)
+          assert.equal(err.request_id, seen[1])
+          local secrets = { "Basic " .. BASIC, "Bearer " .. TOKEN, BASIC, TOKEN }
+          assert_clean(err, secrets, lines)
+          assert_no_head(err, secrets, lines)
+        end
+      end)
+
+      it("scrubs a proxy password from a libcurl message cut at its buffer's end", function()
+        local pass = ("k9-"):rep(112)
+        local lines, logger = capture()
+        local c = client({ debug = true, logger = logger,
+                           proxy = "http://puser:" .. pass .. "@[::1]:3128:bad" })
+        local _, err = get(c, "ok")
+        assert.equal("network", err.kind)
+        assert.truthy(err.message:find(REDACTED, 1, true), err.message)
+        assert_clean(err, { pass }, lines)
+        assert_no_head(err, { pass }, lines)
+      end)
+
+      it("scrubs a proxy given with a key alone, no password", function()
+        local key = "KEY-4e5f6a-proxy"
+        local lines, logger = capture()
+        local c = client({ base_url = "http://origin.invalid", debug = true, logger = logger,
+                           proxy = "http://" .. key .. "@127.0.0.1:" .. proxy_port })
+        local _, err = get(c, "proxy-407")
+        assert.equal(407, err.status)
+        assert_clean(err, { key, base64(key .. ":") }, lines)
+      end)
+
+      it("scrubs what a transport function raises or answers", function()
+        local lines, logger = capture()
+        local long = ("z"):rep(490)
+        local answers = {
+          function(req) error("exploded on " .. req.headers.Authorization .. " password " .. PASSWORD) end,
+          function() return nil, "network", long .. " password=" .. PASSWORD end,
+          function() return "status " .. PASSWORD end,
+        }
+        for i, answer in ipairs(answers) do
+          local c = client({ username = USER, password = PASSWORD, debug = true, logger = logger,
+                             transport = answer })
+          local ok, offers, err = pcall(get, c, "ok")
+          local what = ok and err or { raised = offers }
+          if ok then assert.is_nil(offers, i) end
+          assert_clean(what, { PASSWORD, BASIC }, lines)
+          assert_no_head(what, { PASSWORD, BASIC }, lines)
+        end
+      end)
+    end)
+
     describe("through a proxy", function()
       local function proxied(opts)
         local o = { base_url = "http://origin.invalid", debug = true,

@@ -122,7 +122,7 @@ local function hook_response(req, kind, retrying)
   -- libcurl's time for the transfer; the time since it started for one
   -- stopped before it ended
   info.duration = seconds > 0 and seconds or monotonic() - req._hook_at
-  info.request_id = request_id and errors.scrub(request_id, client._secrets)
+  info.request_id = request_id and errors.scrub(request_id, client._secrets, true)
   req._hook = nil
   log.hook(client, "on_response", info)
 end
@@ -234,7 +234,7 @@ local function take_outcome(req)
   meta = meta or err
   meta.attempts = req._attempts
   -- a server's header, so scrubbed like the rest of what it sent
-  meta.request_id = o.request_id and errors.scrub(o.request_id, client._secrets)
+  meta.request_id = o.request_id and errors.scrub(o.request_id, client._secrets, true)
   meta.total_time = monotonic() - req._started
   local cache = client._cache
   if offers and cache and req._body then
@@ -280,7 +280,7 @@ local function keep_body(req)
   local status, _, _, request_id = req._core:stats()
   req._body = req._core:body()
   req._status = status
-  req._request_id = request_id and errors.scrub(request_id, req._client._secrets)
+  req._request_id = request_id and errors.scrub(request_id, req._client._secrets, true)
 end
 
 local function settle(req)

@@ -62,7 +62,7 @@ function M.new(cfg)
   for k, v in pairs(cfg) do core_cfg[k] = v end
   -- enough of an error body that a secret cut at the kept length is whole
   core_cfg.snippet = math.min(core.LIMITS.snippet + longest, core.LIMITS.max_snippet)
-  local core_of = transport.select(core_cfg)
+  local core_of = transport.select(core_cfg, secrets)
   local in_nginx = transport.ngx() ~= nil
   local settings = config.settings(cfg)
   settings.transport = transport.default(cfg)

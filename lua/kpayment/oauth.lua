@@ -11,11 +11,11 @@
 
 local core = require("kpayment.core")
 local errors = require("kpayment.errors")
+local secrets = require("kpayment.secrets")
 
 local setmetatable, type, tostring, pcall = setmetatable, type, tostring, pcall
 local string_format, string_gsub, string_byte, string_lower =
   string.format, string.gsub, string.byte, string.lower
-local table_sort = table.sort
 local math_max, math_huge = math.max, math.huge
 
 local M = {}
@@ -81,21 +81,12 @@ end
 -- answer to an attempt sent with that may still come back): a long-lived
 -- client's list does not grow with every refresh.
 local function remember(self, client, token)
-  local list = client._secrets
-  for i = 1, #list do if list[i] == token then return end end
   local tokens = self.kept
-  if #tokens == 2 then
-    local oldest = table.remove(tokens, 1)
-    for i = 1, #list do
-      if list[i] == oldest then
-        table.remove(list, i)
-        break
-      end
-    end
-  end
-  tokens[#tokens + 1] = token
-  list[#list + 1] = token
-  table_sort(list, function(a, b) return #a > #b end)
+  for i = 1, #tokens do if tokens[i].token == token then return end end
+  local list = client._secrets
+  if #tokens == 2 then secrets.drop(list, table.remove(tokens, 1).forms) end
+  -- every encoded form too: an API may echo the token percent-encoded
+  tokens[#tokens + 1] = { token = token, forms = secrets.add(list, token) }
 end
 
 --- The token to send now, or nil when none is held or it is due for a
@@ -168,7 +159,8 @@ local function auth_error(client, o, status, body)
   local e = { kind = "auth", status = status, retryable = false }
   if o and o.kind ~= nil and o.kind ~= "http" then
     -- no response: unreachable, timed out, TLS
-    e.message = "token endpoint: " .. tostring(o.message or o.kind)
+    -- cut to the core's limit before scrubbing: a secret's start goes too
+    e.message = "token endpoint: " .. errors.scrub(tostring(o.message or o.kind), client._secrets, true)
     e.retryable = o.kind == "network" or o.kind == "timeout"
     e.curl_code = o.curl_code
   else
@@ -184,7 +176,9 @@ local function auth_error(client, o, status, body)
       e.message = string_format("token endpoint: HTTP %s%s%s", tostring(status),
         code and (": " .. code) or "", desc and (" (" .. desc .. ")") or "")
     end
-    if not code and body and status and (status < 200 or status >= 300) then e.body = body:sub(1, 512) end
+    if not code and body and status and (status < 200 or status >= 300) then
+      e.body = errors.scrub(body:sub(1, 512), client._secrets, true)
+    end
   end
   errors.redact(e, client._secrets)
   return errors.new(e)

@@ -65,7 +65,10 @@ function M.from_outcome(o, secrets)
     return offers, nil, meta
   end
   local e = {
-    kind = o.kind, status = o.status, message = o.message, curl_code = o.curl_code,
+    -- the transport's message is cut to the core's limit before it is
+    -- scrubbed: a secret's start at its end goes too
+    kind = o.kind, status = o.status, curl_code = o.curl_code,
+    message = o.message and errors.scrub(o.message, secrets, true),
     retryable = o.retryable, errors = o.errors, warnings = o.warnings, body = o.body,
     decode_message = o.decode_message,
   }

@@ -244,15 +244,18 @@ local function send_function(c, a, url, timeout_ms)
     why = "kpayment: transport function returned a bad response: " .. why
   end
   a:cancel()
-  error(why, 0)
+  -- the function had the request's headers: what it says may quote them
+  error(errors.scrub(why, c._secrets), 0)
 end
 
 --- The core for a client: the `transport` function when given, nginx's
 -- cosockets or subrequests inside an nginx worker, libcurl otherwise.
-function M.select(cfg)
+-- `secrets`: the client's list (kpayment.secrets), for what a function raises.
+function M.select(cfg, secrets)
   if type(cfg.transport) == "function" then
     local c = M.new(cfg, send_function, "function")
     c._fn, c._max_body = cfg.transport, cfg.max_body or core.DEFAULTS.max_body
+    c._secrets = secrets
     return c
   end
   local name = M.default(cfg)

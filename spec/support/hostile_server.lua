@@ -31,6 +31,15 @@
 --                 2^53; expiries in January and July (a zone with summer
 --                 time shows two offsets); one offer with no expiry or customer
 --   cli-empty     200, no offers
+--   echo-escaped  401 text/plain echoing the password as JSON encoders write
+--                 it inside a string (`\"`, `\/`, `\u00f6`, `\u00F6`), its Base64
+--                 alone, user:password in unpadded base64url, and the bearer
+--                 token percent-encoded
+--   echo-reqid    401 whose X-Request-Id is 60 bytes, then the Authorization
+--                 value (the core keeps 99 bytes of it)
+--
+-- A POST whose path ends in /token gets a client credentials token,
+-- TOKEN_ODD, which percent-encoding changes.
 --
 -- Whatever the customer, a request whose dealerUUID is `echo-query` gets a
 -- 400 API error whose message echoes the customerUUID (decoded) and the
@@ -47,6 +56,8 @@ local LIFETIME = tonumber(arg and arg[1]) or 600   -- seconds, then exit
 local READ_TIMEOUT = 5        -- seconds for a request's head
 local MAX_HEAD = 65536        -- bytes of request line + headers
 local STRADDLE_AT = 505       -- 1-based byte where a secret crosses byte 512
+
+local TOKEN_ODD = "tQ+x/Zr9Kp3w+Lm8/Vb2="
 
 local REASONS = {
   [200] = "OK", [400] = "Bad Request", [401] = "Unauthorized", [404] = "Not Found",
@@ -115,6 +126,48 @@ local function json_string(s)
   return '"' .. s:gsub('[%c"\\]', function(c)
     return string.format("\\u%04x", c:byte())
   end) .. '"'
+end
+
+-- The escapes of JSON text: what must be escaped, then "/" too (as PHP
+-- writes it), then non-ASCII as \u in lower- or upper-case hex (Python).
+local function json_escapes(s)
+  local min = s:gsub('[%c"\\]', function(c)
+    local short = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\t"] = "\\t", ["\r"] = "\\r" }
+    return short[c] or string.format("\\u%04x", c:byte())
+  end)
+  local slash = min:gsub("/", "\\/")
+  local out = { min, slash }
+  for _, fmt in ipairs({ "\\u%04x", "\\u%04X" }) do
+    out[#out + 1] = (slash:gsub("[\194-\223][\128-\191]", function(ch)
+      local a, b = ch:byte(1, 2)
+      return string.format(fmt, (a - 192) * 64 + (b - 128))
+    end))
+  end
+  return out
+end
+
+local function base64url(s)
+  return (mime.b64(s):gsub("=+$", ""):gsub("[+/]", { ["+"] = "-", ["/"] = "_" }))
+end
+
+-- The shapes of echo-escaped, each on a line.
+local function odd_shapes(headers)
+  local out = {}
+  local value = headers.authorization or ""
+  local scheme, rest = value:match("^(%S+)%s+(.*)$")
+  scheme = scheme and scheme:lower()
+  if scheme == "basic" then
+    local decoded = mime.unb64(rest) or ""
+    local pass = decoded:match("^[^:]*:(.*)$")
+    if pass then
+      for _, form in ipairs(json_escapes(pass)) do out[#out + 1] = "json: " .. form end
+      out[#out + 1] = "base64 of the password: " .. mime.b64(pass)
+      out[#out + 1] = "base64url: " .. base64url(decoded)
+    end
+  elseif scheme == "bearer" then
+    out[#out + 1] = "token: " .. percent_encode(rest)
+  end
+  return table.concat(out, "\n") .. "\n"
 end
 
 -- Every form of the credentials in the Authorization and
@@ -240,7 +293,9 @@ local function serve(conn)
   local creds, straddle = credentials(headers)
   local JSON, HTML = "application/json", "text/html; charset=utf-8"
 
-  if dealer == "echo-query" then
+  if method == "POST" and target:match("/token$") then
+    respond(conn, 200, JSON, '{"access_token":"' .. TOKEN_ODD .. '","token_type":"Bearer","expires_in":3600}')
+  elseif dealer == "echo-query" then
     respond(conn, 400, JSON, '{"errors":[{"errorCode":"BAD_CUSTOMER","errorMessage":' ..
       json_string("no customer " .. scenario .. " (GET " .. target .. ")") .. "}]}")
   elseif proxied and (scenario == "proxy-407" or scenario == "proxy-502") then
@@ -259,6 +314,11 @@ local function serve(conn)
     respond(conn, 200, JSON, SHAPES[scenario:sub(7)])
   elseif scenario == "echo" or scenario == "echo-400" then
     respond(conn, scenario == "echo" and 401 or 400, JSON, echo_json(creds))
+  elseif scenario == "echo-escaped" then
+    respond(conn, 401, "text/plain", odd_shapes(headers))
+  elseif scenario == "echo-reqid" then
+    respond(conn, 401, JSON, '{"errors":[]}',
+      { "X-Request-Id: " .. string.rep("x", 60) .. (headers.authorization or "") })
   elseif scenario == "echo-html" or scenario == "echo-html-200" then
     local status = scenario == "echo-html" and 500 or 200
     respond(conn, status, HTML, echo_html(status .. " " .. REASONS[status], creds, straddle))
