@@ -357,6 +357,36 @@ describe("a response decoded in slices", function()
       assert.is_nil(late, tostring(late) .. " after " .. paused .. " polls")
     end)
 
+    it("holds a deadline given in wall-clock time, while the budget pauses the transfer", function()
+      -- 20 MB (the mock takes about 1 s to start sending it) received in
+      -- polls of budget 0 every 0.5 s: each receives for 1 ms, so a few
+      -- MB a poll, seconds of polls in all, nearly all of it paused.  The
+      -- attempt's timeout leaves the paused time out; the deadline of 3 s
+      -- ends the call however much has arrived.  (Before, it ran on and
+      -- succeeded after about 5 s.)
+      local DEADLINE, EVERY = 3, 0.5
+      local c = client({ decode_budget = 0, timeout = 20, deadline = DEADLINE, retries = 2,
+                         coalesce = false })
+      local req = c:start_offers(params("mock:big:20000000"))
+      local t0 = core.monotonic()
+      while not req:done() and core.monotonic() - t0 < 20 do
+        c:poll(0, 0)
+        socket.sleep(EVERY)
+      end
+      local ended = core.monotonic() - t0
+      local offers, err = req:result()
+      assert.is_nil(offers, "all 20 MB in " .. ended .. " s")
+      assert.equal("timeout", err.kind)
+      local slack = os.getenv("KPAYMENT_SLOW") and 3 or 0.5
+      assert.is_true(ended < DEADLINE + EVERY + slack, "ended after " .. ended .. " s")
+      -- and a host that sleeps until watch's timeout wakes for it
+      req = c:start_offers(params("mock:stall:5"))
+      c:poll(0, 0)
+      local _, timeout = c:watch()
+      assert.is_true(timeout > 0 and timeout <= 1000, "watch's timeout: " .. timeout)
+      req:cancel()
+    end)
+
     it("cancels, closes and collects a transfer paused by the budget", function()
       -- bodies large enough to take more polls than these (16 MB each)
       local BIG = "mock:big:16000000"

@@ -344,7 +344,21 @@ local function step(req)
   end
   if st ~= RUNNING then return end
   local done, success = req._core:done()
-  if not done then return end
+  if not done then
+    -- A deadline given is the caller's clock: the attempt's timeout (the
+    -- core's) leaves out what the budget paused, which the deadline does not.
+    if req._client._hard_deadline and monotonic() >= req._deadline_at then
+      req._core:cancel()
+      local err = errors.new({ kind = "timeout", retryable = true, attempts = req._attempts,
+                               total_time = monotonic() - req._started,
+                               message = "no response within the deadline" })
+      req._state, req._err = FINISHED, err
+      settle(req)
+      log.outcome(req._client, nil, err)
+      hook_response(req, "timeout", false)
+    end
+    return
+  end
   if success then
     req._state = DECODING
     if req._client._cache or (req._callers or 0) > 1 then keep_body(req) end
@@ -737,7 +751,13 @@ local function timer_of(req)
   if n._awaiting then   -- its token request's end is the network's news
     return n._awaiting:done() and monotonic() or nil
   end
-  if f == nil then return req._state == WAITING and req._retry_at or nil end
+  if f == nil then
+    local st = req._state
+    if st == WAITING then return req._retry_at end
+    -- the core's own timer ends the attempt, but no later than this
+    if st == RUNNING and req._client._hard_deadline then return req._deadline_at end
+    return nil
+  end
   if not in_flight(req) then return nil end
   -- its flight's attempt ended (or it settled) while nobody stepped it:
   -- work for now, not a reason to sleep to the caller's deadline

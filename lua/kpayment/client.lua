@@ -80,6 +80,9 @@ function M.new(cfg)
     _retries = cfg.retries or 2,
     -- one bound for all attempts together; by default the timeout
     _deadline = cfg.deadline or (timeout > 0 and timeout or math_huge),
+    -- given, it holds in wall-clock time even while the budget pauses a
+    -- transfer (the timeout does not count that time)
+    _hard_deadline = cfg.deadline ~= nil,
     _timeout = timeout,
     _budget = cfg.decode_budget or config.DEFAULT_DECODE_BUDGET,
     _insecure = cfg.insecure == true,
@@ -223,7 +226,8 @@ end
 --- Do the work that is ready for every request of this client: network
 -- I/O (waiting at most `ms` milliseconds for some; receiving what has
 -- arrived takes at most about 1 ms a call, and a transfer left paused
--- never loses time from its timeout), retry timers, then, for at most
+-- never loses time from its timeout, only from a `deadline` given),
+-- retry timers, then, for at most
 -- `budget_ms` milliseconds, decoding finished responses (a large one over
 -- several calls, between two of its records) and calling the `on_done` of
 -- every complete request, in start order, while the budget lasts (the

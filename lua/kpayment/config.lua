@@ -103,8 +103,10 @@ M.math_type = math_type
 -- attempt may fix (0 to 100; see `Error`'s `retryable`).  Default: `2`
 -- @tfield number deadline seconds bounding all attempts of one call
 -- together (above 0, up to 86400): each attempt's timeout is cut to fit,
--- and no retry starts with less than 0.1 s left.  Default: `timeout`
--- (none when `timeout` is `0`)
+-- and no retry starts with less than 0.1 s left.  Wall-clock time: a
+-- transfer that a poll's budget paused goes on counting (its `timeout`
+-- does not), and the call ends as `"timeout"` when it passes.  Default:
+-- `timeout` (none when `timeout` is `0`)
 -- @tfield boolean insecure `true` turns TLS verification off, and logs a
 -- warning with every request.  Default: `false`
 -- @tfield boolean follow_redirects follow redirects (up to 5);
