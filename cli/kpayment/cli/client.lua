@@ -7,7 +7,7 @@
 local kpayment = require("kpayment")
 local term = require("kpayment.cli.term")
 
-local pairs, pcall, error = pairs, pcall, error
+local pairs, pcall, error, tostring = pairs, pcall, error, tostring
 local string_gsub = string.gsub
 local io_open, io_popen = io.open, io.popen
 
@@ -77,16 +77,19 @@ function M.password(cli, command, user)
   return password, "typed"
 end
 
---- Log lines on stderr, as kpayment's own logger writes them.  An
--- interrupt that kpayment contained (raised inside one of our callbacks)
--- comes here as an error line: it is noted for the loops, not shown.
+--- Log lines on stderr, as kpayment's own logger writes them, each
+-- cleaned as every text the command shows (`term.clean`): a record holds
+-- the server's text (an offer's status, an error's message), and is one
+-- line however that text is made.  An interrupt that kpayment contained
+-- (raised inside one of our callbacks) comes here as an error line: it is
+-- noted for the loops, not shown.
 function M.logger(cli)
   return function(level, message)
     if level == "error" and cli.is_interrupt(message) then
       cli.interrupted = true
       return
     end
-    io.stderr:write("kpayment [", level, "] ", message, "\n")
+    io.stderr:write(term.clean("kpayment [" .. tostring(level) .. "] " .. tostring(message)), "\n")
   end
 end
 

@@ -102,13 +102,13 @@ end
 
 function M.run(args, cli)
   if args[1] == "--help" or args[1] == "-h" then
-    io.stdout:write(USAGE)
+    cli.write(io.stdout, USAGE)
     return cli.EXIT.ok
   end
   if args[1] == nil then cli.usage("completion", "name a shell: bash") end
   if args[1] ~= "bash" then cli.usage("completion", "no completion for '" .. args[1] .. "': only bash") end
   if args[2] ~= nil then cli.usage("completion", "unexpected argument '" .. args[2] .. "'") end
-  io.stdout:write(M.bash(cli))
+  cli.write(io.stdout, M.bash(cli))
   return cli.EXIT.ok
 end
 

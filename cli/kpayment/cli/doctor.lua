@@ -10,9 +10,14 @@
 
 local kpayment = require("kpayment")
 local connect = require("kpayment.cli.client")
+local term = require("kpayment.cli.term")
+local command = require("kpayment.cli")
+
+-- writes of standard output, checked: a failed one ends the command (status 4)
+local write, flush = command.write, command.flush
 
 local type, tostring, ipairs, pairs, pcall = type, tostring, ipairs, pairs, pcall
-local string_format, string_rep, string_gsub = string.format, string.rep, string.gsub
+local string_format, string_rep = string.format, string.rep
 local table_concat, table_sort = table.concat, table.sort
 local math_max = math.max
 
@@ -41,7 +46,8 @@ Options:
 
 Exit status: 0 the call succeeded (or the API answered the placeholder
 customer), 1 an answer that is not offers, 2 usage error, 3 no answer
-(network, timeout, tls), 130 interrupted.
+(network, timeout, tls), 4 standard output cannot be written, 130
+interrupted.
 ]]
 
 M.SPEC = {
@@ -96,11 +102,11 @@ local function section(title, rows)
   local out, w = { title }, 0
   for _, r in ipairs(rows) do w = math_max(w, #r[1]) end
   for _, r in ipairs(rows) do
-    local value = string_gsub(tostring(r[2]), "%c+", " ")
+    local value = term.clean(r[2])
     out[#out + 1] = "  " .. r[1] .. string_rep(" ", w - #r[1] + 2) .. value
       .. (r[3] and ("  (" .. r[3] .. ")") or "")
   end
-  io.stdout:write(table_concat(out, "\n"), "\n")
+  write(io.stdout, table_concat(out, "\n"), "\n")
 end
 
 local function yes_no(v) return v and "yes" or "no" end
@@ -177,7 +183,7 @@ function M.run(args, cli)
   local client = connect.new(cli, "doctor", o, given)
   facts(cli)
   local s = settings(client, given, password_from)
-  io.stdout:flush()
+  flush(io.stdout)
 
   local params = { customer_uuid = opts.customer or PLACEHOLDER, dealer_uuid = opts.dealer or PLACEHOLDER,
                    skin = not s.skin and PLACEHOLDER_SKIN or nil, fields = { "id" } }
@@ -199,17 +205,17 @@ function M.run(args, cli)
   section("The call (as on_request and on_response saw it)", rows)
 
   if offers then
-    io.stdout:write("Passed: the API answered with ", tostring(#offers), " offer(s).\n")
+    write(io.stdout, "Passed: the API answered with ", tostring(#offers), " offer(s).\n")
     return cli.EXIT.ok
   end
   if err.kind == "http" and type(err.status) == "number" and err.status >= 400 and err.status < 500
       and err.errors and not HINTS.http[err.status] and opts.customer == nil then
-    io.stdout:write("Passed, with a note: the credentials were accepted and the API answered the ",
+    write(io.stdout, "Passed, with a note: the credentials were accepted and the API answered the ",
       "placeholder customer; pass --customer and --dealer of a real customer for a full call.\n")
     return cli.EXIT.ok
   end
-  io.stdout:write("Failed: ", hint_for(err), "\n")
-  io.stdout:flush()
+  write(io.stdout, "Failed: ", hint_for(err), "\n")
+  flush(io.stdout)
   cli.say("doctor", "the call failed: " .. tostring(err) .. " (see above)")
   return cli.status_of(err)
 end

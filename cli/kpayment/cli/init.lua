@@ -7,10 +7,15 @@
 --   1    an answer that is not offers (error kinds http, decode, body_too_large)
 --   2    a usage error (bad option, missing value, unreadable file)
 --   3    no answer (error kinds network, timeout, tls)
+--   4    standard output cannot be written (disk full, closed)
 --   130  interrupted (Ctrl-C)
+--   141  killed by SIGPIPE (standard output a pipe its reader closed), and
+--   143  by SIGTERM: the system's doing, the command catches neither
 --
 -- `main(args)` returns the status; bin/kpayment exits with it.
 -- @module kpayment.cli
+
+local term = require("kpayment.cli.term")
 
 local type, tostring, tonumber, setmetatable, getmetatable, error, pcall, ipairs, rawget =
   type, tostring, tonumber, setmetatable, getmetatable, error, pcall, ipairs, rawget
@@ -19,7 +24,7 @@ local table_concat = table.concat
 
 local M = {}
 
-M.EXIT = { ok = 0, api = 1, usage = 2, network = 3, interrupted = 130 }
+M.EXIT = { ok = 0, api = 1, usage = 2, network = 3, output = 4, interrupted = 130 }
 
 -- The exit status of each error kind (kpayment's `err.kind`); a request is
 -- cancelled only when Ctrl-C closed its client.
@@ -59,6 +64,33 @@ function Usage.__tostring(u) return u.message end
 --- Raise a usage error for `command` ("offers", …, or nil at the top).
 function M.usage(command, message)
   error(setmetatable({ command = command, message = message }, Usage), 0)
+end
+
+local Unwritable = {}
+Unwritable.__index = Unwritable
+function Unwritable.__tostring(u) return "cannot write output: " .. u.message end
+
+--- `ok` when a write or flush of standard output succeeded (what
+-- `file:write` and `file:flush` return); else raise the error that ends the
+-- command with one line on stderr and status 4 (EXIT.output).
+function M.written(ok, why)
+  if not ok then error(setmetatable({ message = tostring(why or "write failed") }, Unwritable), 0) end
+  return ok
+end
+
+--- Write the values to `out` (standard output), checked as `written`.
+function M.write(out, ...)
+  return M.written(out:write(...))
+end
+
+--- Flush `out` (standard output), checked as `written`.
+function M.flush(out)
+  return M.written(out:flush())
+end
+
+--- Whether an error value is a failed write of standard output.
+function M.is_unwritable(why)
+  return getmetatable(why) == Unwritable
 end
 
 --- A message raised by kpayment (`error(msg, level)`) without the
@@ -125,7 +157,7 @@ end
 function M.command_options(args, spec, command, usage)
   local opts = M.parse(args, 1, spec, command)
   if opts.help then
-    io.stdout:write(usage)
+    M.write(io.stdout, usage)
     return nil
   end
   return opts
@@ -133,7 +165,7 @@ end
 
 --- One line on stderr, "kpayment: …" or "kpayment COMMAND: …".
 function M.say(command, message)
-  message = string_gsub(string_gsub(message, "^kpayment: ", ""), "%c+", " ")
+  message = term.clean((string_gsub(message, "^kpayment: ", "")))
   io.stderr:write("kpayment", command and (" " .. command) or "", ": ", message, "\n")
   io.stderr:flush()
 end
@@ -165,7 +197,9 @@ KPAYMENT_BEARER_TOKEN), KPAYMENT_SKIN, KPAYMENT_LOCALE; the proxy variables
 libcurl reads (https_proxy, no_proxy, ...).
 
 Exit status: 0 success, 1 an answer that is not offers, 2 usage error, 3 no
-answer (network, timeout or TLS), 130 interrupted.
+answer (network, timeout or TLS), 4 standard output cannot be written (disk
+full, closed), 130 interrupted (SIGINT); killed by SIGPIPE (141) when a
+pipe's reader closed, by SIGTERM (143).
 ]]
 
 --- The commands and their modules, in the order help lists them.
@@ -191,11 +225,11 @@ local function run(args)
   if first == "--help" or first == "-h" or first == "help" then
     local topic = args[2] and MODULES[args[2]]
     if topic then return require(topic).run({ "--help" }, M) end
-    io.stdout:write(USAGE)
+    M.write(io.stdout, USAGE)
     return M.EXIT.ok
   end
   if first == "--version" or first == "-V" then
-    io.stdout:write(version_line(), "\n")
+    M.write(io.stdout, version_line(), "\n")
     return M.EXIT.ok
   end
   local module = MODULES[first]
@@ -208,14 +242,37 @@ local function run(args)
   return require(module).run(rest, M)
 end
 
+-- Standard output closed (`>&-`): the first file or socket opened would
+-- take its descriptor, and what the command writes would go there.
+local EBADF = 9
+local function check_stdout()
+  local pos, why, code = io.stdout:seek("cur")
+  if pos == nil and code == EBADF then M.written(nil, why) end
+end
+
+-- The command, then the last flush of standard output: its status stands
+-- once all it wrote was taken.
+local function run_flushed(args)
+  check_stdout()
+  local status = run(args)
+  M.flush(io.stdout)
+  return status
+end
+
 --- Run the command line `args` (a list of strings); returns the exit
--- status.  Usage errors, Ctrl-C and anything unexpected become one line on
--- stderr.
+-- status.  Usage errors, Ctrl-C, a failed write of standard output and
+-- anything unexpected become one line on stderr.
 function M.main(args)
-  local ok, status = pcall(run, args)
+  local ok, status = pcall(run_flushed, args)
   if ok then return status or M.EXIT.ok end
-  -- what was written stays written
-  pcall(io.stdout.flush, io.stdout)
+  if M.is_unwritable(status) then
+    M.say(nil, tostring(status))
+    return M.EXIT.output
+  end
+  -- what was written stays written; a flush that fails now is said, and
+  -- the error's own status stands
+  local flushed, why = io.stdout:flush()
+  if not flushed then M.say(nil, "cannot write output: " .. tostring(why)) end
   if M.is_interrupt(status) then
     M.say(nil, "interrupted")
     return M.EXIT.interrupted

@@ -6,7 +6,8 @@
 -- `customer,dealer` (any case; `customerUUID,dealerUUID` too).  A field may
 -- be quoted (`"c4,q"`, `"c5""x"`); spaces around a field are dropped.  A
 -- quoted field may not run past its line: ids hold no line breaks.  A line
--- with the customer alone takes --dealer.  Anything else, invalid UTF-8,
+-- with the customer alone, or an empty dealer field (`c1,`), takes
+-- --dealer; an empty customer is an error.  Anything else, invalid UTF-8,
 -- and a value kpayment would refuse as a parameter are usage errors naming
 -- the line, found before any request is sent.
 -- @module kpayment.cli.input
@@ -86,7 +87,9 @@ function M.parse(text, name, dealer, fail)
       first = false
       if not header then
         if #fields > 2 then bad("expected customer,dealer (%d fields)", #fields) end
-        local values = { customer_uuid = fields[1], dealer_uuid = fields[2] or dealer }
+        -- an empty dealer field ("c1,", as spreadsheets export) is no dealer
+        local own = fields[2] ~= "" and fields[2] or nil
+        local values = { customer_uuid = fields[1], dealer_uuid = own or dealer }
         if fields[1] == "" then bad("expected customer,dealer (no customer)") end
         if values.dealer_uuid == nil or values.dealer_uuid == "" then
           bad("expected customer,dealer (no dealer, and no --dealer)")

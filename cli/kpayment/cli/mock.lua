@@ -63,8 +63,8 @@ function M.run(args, cli)
     cli.say("mock", (string_gsub(cli.message(server), "^kpayment%.mock: ", "")))
     return cli.EXIT.network
   end
-  io.stdout:write(server:url(), "\n")
-  io.stdout:flush()
+  cli.write(io.stdout, server:url(), "\n")
+  cli.flush(io.stdout)
   server:run()
   return cli.EXIT.ok
 end

@@ -12,6 +12,8 @@ local input = require("kpayment.cli.input")
 local connect = require("kpayment.cli.client")
 
 local tostring, pcall, error = tostring, pcall, error
+local coroutine_create, coroutine_resume, coroutine_yield =
+  coroutine.create, coroutine.resume, coroutine.yield
 local math_huge = math.huge
 local string_format, string_match, string_gmatch = string.format, string.match, string.gmatch
 
@@ -57,7 +59,8 @@ Options:
   --user NAME        Basic authentication as NAME; the password comes from
                      KPAYMENT_PASSWORD, or is asked for on the terminal
   --ca-file FILE     CA certificates to verify the server with (default: libcurl's)
-  --timeout S        seconds a call may take, retries included (default 30)
+  --timeout S        seconds a call may take, retries included (default 30):
+                     the library's timeout, its deadline left equal to it
   --retries N        retries of a failure worth retrying (default 2)
   --verbose          log each request and response on standard error
   -h, --help         show this help
@@ -70,13 +73,16 @@ standard error on a terminal, a progress line is drawn there.
 
 Batch files: a UTF-8 BOM is dropped; blank lines, # comments and a header
 customer,dealer are skipped; fields may be quoted as in RFC 4180 ("c4,q",
-"c5""x") but not run past their line.  Invalid UTF-8 is a usage error.
+"c5""x") but not run past their line.  A line without a dealer, or with
+an empty one (c1,), takes --dealer.  Invalid UTF-8 is a usage error.
 
 Exit status: 0 success, 1 an answer that is not offers (http, decode,
 body_too_large, a token endpoint's refusal), 2 usage error, 3 no answer
-(network, timeout, tls, a token endpoint that did not answer), 130
-interrupted: what finished is written (ndjson, csv, tsv).  With --batch the
-worst: 3 if any customer got no answer, else 1 if any failed.
+(network, timeout, tls, a token endpoint that did not answer), 4 standard
+output cannot be written (the command stops at once), 130 interrupted: what
+finished is written (ndjson, csv, tsv).  With --batch the worst: 3 if any
+customer got no answer, else 1 if any failed.  Killed by SIGPIPE (a pipe's
+reader gone): 141; by SIGTERM: 143.
 ]]):format(config.CONCURRENCY.default, config.CONCURRENCY.max)
 
 M.SPEC = {
@@ -141,6 +147,41 @@ function M.drive(cli, client, list, opts, done)
   end
 end
 
+-- `write(k, offers, err)` for each customer and its count (`.written`),
+-- both in one turn of a coroutine: lua.c's Ctrl-C hook is set on the main
+-- thread only (5.1 to 5.4 keep a hook per coroutine), so it lands before
+-- or after a turn, never between the write and the count.  LuaJIT keeps
+-- one hook for all coroutines: there Ctrl-C may land inside a turn, whose
+-- customer may or may not have been written then (`.in_doubt`).
+function M.counted(write)
+  local self = { written = 0, in_doubt = false }
+  local co = coroutine_create(function(k, offers, err)
+    while true do
+      write(k, offers, err)
+      self.written = self.written + 1
+      k, offers, err = coroutine_yield()
+    end
+  end)
+  function self.customer(k, offers, err)
+    local ok, why = coroutine_resume(co, k, offers, err)
+    if not ok then
+      self.in_doubt = true
+      error(why, 0)
+    end
+  end
+  return self
+end
+
+--- The line on stderr after Ctrl-C: how many customers' lines were written.
+function M.interrupted_note(written, total, format)
+  if not output.STREAMED[format] then
+    return string_format("interrupted: %d of %d customers finished, nothing written (--format %s writes "
+      .. "at the end; ndjson, csv and tsv stream)", written.written, total, format)
+  end
+  return string_format("interrupted: %d of %d customers finished, their lines written%s", written.written,
+    total, written.in_doubt and " (and perhaps the next one's: Ctrl-C came as it was written)" or "")
+end
+
 function M.run(args, cli)
   local opts = cli.command_options(args, M.SPEC, "offers", USAGE)
   if not opts then return cli.EXIT.ok end
@@ -178,7 +219,11 @@ function M.run(args, cli)
     progress.update(0)
   end
   local started = core.monotonic()
-  local finished, failed, kinds, status = 0, 0, {}, cli.EXIT.ok
+  local failed, kinds, status = 0, {}, cli.EXIT.ok
+  local written = M.counted(function(k, offers, err)
+    writer.customer({ k = k, line = list.lines[k], customer = list.customers[k], dealer = list.dealers[k] },
+      offers, err)
+  end)
   local ok, why = pcall(M.drive, cli, client, list, opts, function(k, offers, err)
     if err then
       failed = failed + 1
@@ -186,26 +231,21 @@ function M.run(args, cli)
       status = cli.worse(status, cli.status_of(err))
       if not opts.batch then report(cli, err) end
     end
-    writer.customer({ k = k, line = list.lines[k], customer = list.customers[k], dealer = list.dealers[k] },
-      offers, err)
-    -- counted once written, for the note on Ctrl-C
-    finished = finished + 1
-    if progress then progress.update(finished) end
+    written.customer(k, offers, err)
+    if progress then progress.update(written.written) end
   end)
   -- ends what is in flight now, on Ctrl-C too
   client:close()
   if progress then progress.finish() end
   if not ok then
     if not cli.is_interrupt(why) then error(why, 0) end
-    io.stdout:flush()
+    cli.flush(io.stdout)
     if not opts.batch then error(why, 0) end
-    cli.say("offers", string_format("interrupted: %d of %d customers finished%s", finished, total,
-      output.STREAMED[format] and ", their lines written" or (", nothing written (--format " .. format
-      .. " writes at the end; ndjson, csv and tsv stream)")))
+    cli.say("offers", M.interrupted_note(written, total, format))
     return cli.EXIT.interrupted
   end
   writer.finish()
-  io.stdout:flush()
+  cli.flush(io.stdout)
   if opts.batch then
     io.stderr:write(output.summary(total, failed, kinds, core.monotonic() - started), "\n")
   end

@@ -8,6 +8,7 @@ local core = require("kpayment.core")
 local offer = require("kpayment.offer")
 local json = require("kpayment.json")
 local term = require("kpayment.cli.term")
+local cli = require("kpayment.cli")
 
 local type, tostring, ipairs, pairs, pcall = type, tostring, ipairs, pairs, pcall
 local string_format, string_gsub, string_find, string_gmatch =
@@ -208,8 +209,8 @@ local function rows_writer(out, ctx, sep, field, eol)
     end
     -- one write a customer: Ctrl-C lands before or after it, not inside
     lines[#lines + 1] = ""
-    out:write(table_concat(lines, eol))
-    out:flush()
+    cli.write(out, table_concat(lines, eol))
+    cli.flush(out)
   end
   function w.finish() end
   return w
@@ -223,8 +224,8 @@ function WRITERS.tsv(out, ctx) return rows_writer(out, ctx, "\t", tsv_field, "\n
 function WRITERS.ndjson(out)
   local w = {}
   function w.customer(item, offers, err)
-    out:write(json.encode(customer_object(item, offers, err), INLINE), "\n")
-    out:flush()
+    cli.write(out, json.encode(customer_object(item, offers, err), INLINE), "\n")
+    cli.flush(out)
   end
   function w.finish() end
   return w
@@ -249,9 +250,9 @@ function WRITERS.json(out, ctx)
   end
   function w.finish()
     if ctx.batch then
-      out:write("[\n  ", table_concat(kept, ",\n  "), "\n]\n")
+      cli.write(out, "[\n  ", table_concat(kept, ",\n  "), "\n]\n")
     elseif kept[1] then
-      out:write(kept[1], "\n")
+      cli.write(out, kept[1], "\n")
     end
   end
   return w
@@ -315,8 +316,8 @@ function WRITERS.table(out, ctx)
       end
       lines = term.table(columns, rows, ctx.width)
     end
-    if lines then out:write(table_concat(lines, "\n"), "\n") end
-    out:flush()
+    if lines then cli.write(out, table_concat(lines, "\n"), "\n") end
+    cli.flush(out)
     if single then
       local meta = single:meta() or {}
       local notes = { "HTTP " .. tostring(meta.status) }
@@ -325,7 +326,8 @@ function WRITERS.table(out, ctx)
       if meta.attempts and meta.attempts > 1 then notes[#notes + 1] = meta.attempts .. " attempts" end
       local count = plural(#single, "offer")
       if not ctx.fields then count = count .. ", " .. active_count(single) .. " active" end
-      io.stderr:write(string_format("%s (%s)\n", count, table_concat(notes, ", ")))
+      -- the request id is the server's text: shown cleaned, as every such text
+      io.stderr:write(term.clean(string_format("%s (%s)", count, table_concat(notes, ", "))), "\n")
     end
   end
   return w

@@ -3,6 +3,8 @@
 -- progress line.
 -- @module kpayment.cli.term
 
+local json = require("kpayment.json")
+
 local tonumber, type, tostring, ipairs = tonumber, type, tostring, ipairs
 local string_byte, string_sub, string_rep, string_match, string_gsub =
   string.byte, string.sub, string.rep, string.match, string.gsub
@@ -17,6 +19,22 @@ function M.env(name)
   local v = os_getenv(name)
   if v == "" then return nil end
   return v
+end
+
+-- Control characters: C0, DEL, and C1 (U+0080 to U+009F, in UTF-8).
+local CONTROL = "[%c\127]+"
+local C1 = "\194[\128-\159]"
+
+--- `s` made safe to show as one line of a terminal: each run of control
+-- characters (newlines, CR, ESC, so no terminal escape takes effect, and
+-- C1 controls) becomes a space, and each byte that is not part of valid UTF-8 becomes
+-- U+FFFD ("\239\191\189").  Every text of the command that a server, a
+-- file or the library may have put control characters in goes through
+-- this one function before it reaches the terminal: `kpayment.cli.say`,
+-- the doctor's rows, the table's footer, the --verbose log.
+function M.clean(s)
+  s = json.valid_utf8(tostring(s))
+  return (string_gsub(string_gsub(s, C1, "\31"), CONTROL, " "))
 end
 
 --- `s` quoted for `sh`, whatever it holds.
