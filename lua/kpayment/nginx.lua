@@ -263,8 +263,10 @@ function runner.wait(c, a, ms)
   if info == nil then return end
   if not info.sent then
     -- not sent yet: send it here, in the caller's own coroutine; others
-    -- may wait for it too (callers of a shared call)
+    -- may wait for it too (callers of a shared call), and find it lost if
+    -- this light thread is killed meanwhile
     info.sent = true
+    info.until_at = info.ms >= 0 and monotonic() + info.ms / 1000 + 1 or nil
     send(c, s, a, info)
     wake_attempt(c, a)
     raise_kept(s)
@@ -278,9 +280,10 @@ function runner.wait(c, a, ms)
   end
   sema:wait(ms / 1000)
   raise_kept(s)
-  -- the nginx request that ran it may have ended, and its thread with it
+  -- the light thread that sent it may have been killed, or the nginx
+  -- request that ran it ended, and its thread with it
   if not a:done() and info.until_at and monotonic() > info.until_at then
-    a:fail("network", "the nginx request that sent this attempt ended before it")
+    a:fail("network", "the light thread or nginx request that sent this attempt ended before it")
   end
 end
 

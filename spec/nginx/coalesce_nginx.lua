@@ -15,6 +15,7 @@ location = /t/call_abortable {
   content_by_lua_block { require("support.nginx_handlers").call() }
 }
 location = /t/threads { content_by_lua_block { require("support.nginx_handlers").threads() } }
+location = /t/threads_kill { content_by_lua_block { require("support.nginx_handlers").threads_kill() } }
 location = /t/poll { content_by_lua_block { require("support.nginx_handlers").poll() } }
 ]]
 
@@ -84,5 +85,28 @@ describe("shared calls inside nginx", function()
     assert.equal(200, status)
     assert.matches("^4 3,3,3,3 ", text)
     assert.equal(1, calls())
+  end)
+
+  it("answers the others when the light thread that sent their call is killed", function()
+    -- no timer free for the shared call (max_drivers=0): the first waiter
+    -- sends it in its own light thread, and that thread is killed while the
+    -- API thinks; the nine others waited for it for ever
+    local n = start(1)
+    finally(n.stop)
+    local t0 = socket.gettime()
+    local status, text = n.get("/t/threads_kill?threads=10&customer=mock:stall:0.5&kill_after=0.2"
+      .. "&max_drivers=0&fresh=1&timeout=1&retries=0", 15)
+    local took = socket.gettime() - t0
+    assert.equal(200, status, text)
+    local lines = 0
+    for l in text:gmatch("[^\n]+") do
+      lines = lines + 1
+      -- each ends at its own deadline; the one whose deadline the shared
+      -- call carries, once the call is known lost
+      assert.is_truthy(l:match("^timeout nil 1 ") or l:match("^network nil 1 .* sent this attempt ended"), l)
+    end
+    assert.equal(9, lines, text)
+    -- the attempt's timeout (1 s) and one second more: then it is known lost
+    assert.is_true(took < 4, took .. " s")
   end)
 end)

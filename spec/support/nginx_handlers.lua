@@ -106,6 +106,35 @@ function M.threads()
   end
 end
 
+--- Light threads sharing one call, the first of them (the one that sends
+-- it) killed after `kill_after` seconds: ?threads=&customer=&kill_after=,
+-- and `max_drivers` (the worker's timers for shared calls; 0: none, so the
+-- call is sent by a waiter of this request) -> one line per survivor.
+function M.threads_kill()
+  local args = ngx.req.get_uri_args()
+  local nginx_mod = require("kpayment.nginx")
+  local drivers = nginx_mod.MAX_DRIVERS
+  nginx_mod.MAX_DRIVERS = tonumber(args.max_drivers) or drivers
+  local c = M.client(args)
+  local n = tonumber(args.threads) or 5
+  local list = {}
+  ngx.update_time()
+  local t0 = ngx.now()
+  for i = 1, n do
+    list[i] = ngx.thread.spawn(function()
+      local offers, err = c:get_offers({ customer_uuid = args.customer or "c-1", dealer_uuid = "same" })
+      return line(offers, err, t0)
+    end)
+  end
+  ngx.sleep(tonumber(args.kill_after) or 0.1)
+  ngx.thread.kill(list[1])
+  nginx_mod.MAX_DRIVERS = drivers
+  for i = 2, n do
+    local ok, res = ngx.thread.wait(list[i])
+    ngx.say(ok and res or ("raised " .. tostring(res)))
+  end
+end
+
 --- get_offers_many: ?n=&concurrency=&customer= -> "<ok> <progress> <seconds>"
 function M.many()
   local args = ngx.req.get_uri_args()
