@@ -394,6 +394,15 @@ describe("kpayment", function()
       end)
     end
 
+    it("logs the decode error as the outcome of the attempt, with debug", function()
+      local lines, logger = capture()
+      local _, err = get(client({ debug = true, logger = logger }), "shape-object")
+      assert.equal("decode", err.kind)
+      assert.equal(2, #lines, table.concat(lines, "\n"))
+      assert.matches("^debug: GET ", lines[1])
+      assert.equal("debug: " .. tostring(err), lines[2])
+    end)
+
     it("says exactly what is wrong with financeOffers as an object", function()
       local _, err = get(client(), "shape-object")
       assert.equal("'financeOffers' is not an array at byte 18", err.message)

@@ -706,7 +706,11 @@ function Request:result()
         settle(self)
         leave(self)
         untrack(self)
-        if offers and self._client._debug then log.outcome(self._client, offers) end
+        -- what the network part logged (step) is not logged again; a 2xx
+        -- is logged here, as offers or as what its decode found
+        if self._client._debug and (offers or (err and err.kind == "decode")) then
+          log.outcome(self._client, offers, err)
+        end
       end
     end
   end
