@@ -403,6 +403,23 @@ describe("kpayment", function()
       assert.equal("debug: " .. tostring(err), lines[2])
     end)
 
+    it("takes a compressed body within max_body whose compressed length is over it", function()
+      local body = '{"financeOffers":[{"id":1}],"warnings":[]}'
+      local offers, err = get(client({ max_body = #body }), "gzip-small")
+      assert.is_nil(err, tostring(err))
+      assert.equal(1, #offers)
+      local _, over = get(client({ max_body = #body - 1 }), "gzip-small")
+      assert.equal("body_too_large", over.kind)
+    end)
+
+    it("refuses two different Content-Lengths, as every transport does", function()
+      local offers, err = get(client(), "two-lengths")
+      assert.is_nil(offers)
+      assert.equal("network", err.kind)
+      assert.is_false(err.retryable)
+      assert.equal("the response has two different Content-Lengths", err.message)
+    end)
+
     it("says exactly what is wrong with financeOffers as an object", function()
       local _, err = get(client(), "shape-object")
       assert.equal("'financeOffers' is not an array at byte 18", err.message)

@@ -93,28 +93,37 @@ static int status_line(kp_h1 *p, const char *s, size_t n) {
   return KP_H1_MORE;
 }
 
-/* Content-Length: digits, or a list of one value repeated. */
-static int content_length(kp_h1 *p, const char *v, size_t n) {
+const char *kp_h1_content_length(const char *v, size_t n, int *has_length, uint64_t *length) {
   const char *item;
   size_t len, i;
   int items = 0;
   while (next_item(&v, &n, &item, &len)) {
-    items++;
     uint64_t x = 0;
+    items++;
     if (len == 0 || len > 18)
-      return fail(p, KP_H1_BAD, "the response has a bad Content-Length");
+      return "the response has a bad Content-Length";
     for (i = 0; i < len; i++) {
       if (item[i] < '0' || item[i] > '9')
-        return fail(p, KP_H1_BAD, "the response has a bad Content-Length");
+        return "the response has a bad Content-Length";
       x = x * 10 + (uint64_t)(item[i] - '0');
     }
-    if (p->has_length && x != p->length)
-      return fail(p, KP_H1_BAD, "the response has two different Content-Lengths");
-    p->has_length = 1;
-    p->length = x;
+    if (*has_length && x != *length)
+      return "the response has two different Content-Lengths";
+    *has_length = 1;
+    *length = x;
   }
-  if (items == 0)
-    return fail(p, KP_H1_BAD, "the response has a bad Content-Length");
+  return items == 0 ? "the response has a bad Content-Length" : NULL;
+}
+
+/* Content-Length: digits, or a list of one value repeated. */
+static int content_length(kp_h1 *p, const char *v, size_t n) {
+  int has = p->has_length;
+  uint64_t length = p->length;
+  const char *why = kp_h1_content_length(v, n, &has, &length);
+  if (why != NULL)
+    return fail(p, KP_H1_BAD, why);
+  p->has_length = has;
+  p->length = length;
   return KP_H1_MORE;
 }
 

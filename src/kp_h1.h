@@ -73,6 +73,13 @@ KP_HIDDEN int kp_h1_feed(kp_h1 *p, const char *data, size_t n, int eof,
                          size_t *used, kp_buf *body, kp_h1_header_fn fn,
                          void *ud);
 
+/* A Content-Length header's value (digits, or a list of one value
+ * repeated) against the length already read, if any (*has_length): NULL
+ * with the length set, or why it breaks the framing.  libcurl's transport
+ * checks its headers with it too, so both frame alike. */
+KP_HIDDEN const char *kp_h1_content_length(const char *v, size_t n, int *has_length,
+                                           uint64_t *length);
+
 /* Whether the connection may carry another request once the response is
  * complete with nothing after it. */
 KP_HIDDEN int kp_h1_reusable(const kp_h1 *p);

@@ -6,6 +6,7 @@
 #ifndef KP_HTTP_H
 #define KP_HTTP_H
 
+#include <stdint.h>
 #include <curl/curl.h>
 #include "kp_buf.h"
 #include "kp_common.h"
@@ -98,6 +99,9 @@ struct kp_transfer {
   double paused_ms;             /* when receiving was paused */
   kp_result res;                /* res.state: KP_IDLE ... KP_CANCELLED */
   int too_large;                /* the body went over max_body */
+  int has_length;               /* a Content-Length was read (its value:) */
+  uint64_t length;
+  const char *bad_framing;      /* why the headers were refused, or NULL */
   int paused;                   /* receiving stopped until the next poll */
   int custom;                   /* its easy handle carries a kp_http_extra's options,
                                  * undone before the handle is reused */

@@ -37,6 +37,9 @@
 --                 token percent-encoded
 --   echo-reqid    401 whose X-Request-Id is 60 bytes, then the Authorization
 --                 value (the core keeps 99 bytes of it)
+--   gzip-small    200, a 42-byte body gzip-compressed to 60 bytes (more than
+--                 the body: compression does not pay on so little)
+--   two-lengths   200 with two different Content-Lengths, 10 and the body's
 --
 -- A POST whose path ends in /token gets a client credentials token,
 -- TOKEN_ODD, which percent-encoding changes.
@@ -58,6 +61,9 @@ local MAX_HEAD = 65536        -- bytes of request line + headers
 local STRADDLE_AT = 505       -- 1-based byte where a secret crosses byte 512
 
 local TOKEN_ODD = "tQ+x/Zr9Kp3w+Lm8/Vb2="
+
+-- {"financeOffers":[{"id":1}],"warnings":[]}, gzip-compressed (gzip-small)
+local GZIP_SMALL = "\31\139\8\0\0\0\0\0\2\3\171\86\74\203\204\75\204\75\78\245\79\75\75\45\42\86\178\138\174\86\202\76\81\178\50\172\141\213\81\42\79\44\202\203\204\75\7\137\198\214\2\0\60\206\53\40\42\0\0\0"
 
 local REASONS = {
   [200] = "OK", [400] = "Bad Request", [401] = "Unauthorized", [404] = "Not Found",
@@ -314,6 +320,10 @@ local function serve(conn)
     respond(conn, 200, JSON, SHAPES[scenario:sub(7)])
   elseif scenario == "echo" or scenario == "echo-400" then
     respond(conn, scenario == "echo" and 401 or 400, JSON, echo_json(creds))
+  elseif scenario == "gzip-small" then
+    respond(conn, 200, JSON, GZIP_SMALL, { "Content-Encoding: gzip" })
+  elseif scenario == "two-lengths" then
+    respond(conn, 200, JSON, OK_BODY, { "Content-Length: 10" })
   elseif scenario == "echo-escaped" then
     respond(conn, 401, "text/plain", odd_shapes(headers))
   elseif scenario == "echo-reqid" then
