@@ -9,9 +9,124 @@
  * the middle of core.new leaks nothing: __gc releases what was acquired.
  * Every method re-checks the closed state after its last Lua allocation
  * (a finalizer may have closed the client in between).
+ *
+ * lua_close runs every finalizer, newest first, and an on_done called from
+ * a client's may start more.  What is made then is lost: 5.2 to 5.4
+ * register no finalizer for it (its libcurl handles leak), and LuaJIT
+ * finalizes it after unloading this library (a crash).  So two objects,
+ * reachable only from the registry, watch the state:
+ * - the sentinel, remade after each client (core.track_close), so newer
+ *   than all of them: its __gc runs only at lua_close, first, and marks
+ *   the state closing, after which no client or request can be made;
+ * - the keeper, made before the first client, so older than all: its __gc
+ *   runs last and closes whatever client is still open (one made by a
+ *   finalizer newer than the sentinel).
  */
 #include <string.h>
 #include "kp_client.h"
+
+typedef struct kp_keeper {
+  kp_client *head;              /* the open clients */
+  int closing;                  /* lua_close has begun */
+} kp_keeper;
+
+static char keeper_key;         /* their addresses: the registry keys */
+static char sentinel_key;
+
+static void unlink_client(kp_client *c) {
+  if (c->keeper == NULL)
+    return;
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else
+    c->keeper->head = c->next;
+  if (c->next != NULL)
+    c->next->prev = c->prev;
+  c->keeper = NULL;
+  c->prev = c->next = NULL;
+}
+
+static int keeper_gc(lua_State *L) {
+  kp_keeper *k = (kp_keeper *)lua_touserdata(L, 1);
+  k->closing = 1;
+  while (k->head != NULL) {
+    kp_client *c = k->head;
+    kp_transport_close(&c->tp);
+    unlink_client(c);
+  }
+  return 0;
+}
+
+/* The registry's value at key (pushes nothing): a userdata, or NULL. */
+static void *registry_ud(lua_State *L, char *key) {
+  void *p;
+  lua_pushlightuserdata(L, (void *)key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  p = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return p;
+}
+
+/* Anchor at the registry's key a new userdata of n bytes, zeroed, whose
+ * __gc is gc; returns it (not left on the stack). */
+static void *anchor(lua_State *L, char *key, size_t n, lua_CFunction gc) {
+  void *p = lua_newuserdata(L, n);
+  memset(p, 0, n);
+  lua_newtable(L);
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_pushlightuserdata(L, (void *)key);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+  lua_pop(L, 1);
+  return p;
+}
+
+/* Raises once lua_close has begun: what would be made now is lost. */
+static void check_open(lua_State *L, const kp_keeper *k) {
+  if (k != NULL && k->closing)
+    luaL_error(L, "the Lua state is closing (lua_close): no new client or request");
+}
+
+/* The state's keeper, made by the first client. */
+static kp_keeper *keeper(lua_State *L) {
+  kp_keeper *k = (kp_keeper *)registry_ud(L, &keeper_key);
+  if (k == NULL)
+    k = (kp_keeper *)anchor(L, &keeper_key, sizeof *k, keeper_gc);
+  check_open(L, k);
+  return k;
+}
+
+/* Only the sentinel the registry holds is collected at lua_close alone;
+ * one it replaced is garbage, and its __gc does nothing. */
+static int sentinel_gc(lua_State *L) {
+  if (registry_ud(L, &sentinel_key) == lua_touserdata(L, 1)) {
+    kp_keeper *k = (kp_keeper *)registry_ud(L, &keeper_key);
+    if (k != NULL)
+      k->closing = 1;
+  }
+  return 0;
+}
+
+/* core.track_close(): a new sentinel, newer than the client just made
+ * (kpayment.new calls it last). */
+static int core_track_close(lua_State *L) {
+  (void)anchor(L, &sentinel_key, 1, sentinel_gc);
+  return 0;
+}
+
+/* core.closing() -> whether lua_close has begun (no client or request
+ * can be made). */
+static int core_closing(lua_State *L) {
+  const kp_keeper *k = (const kp_keeper *)registry_ud(L, &keeper_key);
+  lua_pushboolean(L, k != NULL && k->closing);
+  return 1;
+}
+
+void kp_client_check_open(lua_State *L, const kp_client *c) {
+  check_open(L, c->keeper);
+}
 
 static kp_client *to_client(lua_State *L) {
   return (kp_client *)luaL_checkudata(L, 1, KP_CLIENT);
@@ -144,6 +259,7 @@ static void opt_resolve(lua_State *L, kp_transport *tp) {
  */
 static int new_client(lua_State *L, int external) {
   kp_http_config cfg;
+  kp_keeper *k;
   kp_client *c;
   CURLcode rc;
   const char *lines[4];
@@ -184,9 +300,15 @@ static int new_client(lua_State *L, int external) {
   lines[n] = NULL;
   cfg.headers = lines;
 
+  k = keeper(L);
   c = (kp_client *)kp_newuserdata(L, sizeof *c);
   memset(c, 0, sizeof *c);
   luaL_setmetatable(L, KP_CLIENT);
+  c->keeper = k;
+  c->next = k->head;
+  if (k->head != NULL)
+    k->head->prev = c;
+  k->head = c;
   opt_resolve(L, &c->tp);
   cfg.resolve = c->tp.resolve;
   if ((rc = kp_transport_open(&c->tp, &cfg)) != CURLE_OK) {
@@ -287,7 +409,9 @@ static int client_watch(lua_State *L) {
 
 /* close(), __gc and __close: idempotent; running transfers are cancelled. */
 static int client_close(lua_State *L) {
-  kp_transport_close(&to_client(L)->tp);
+  kp_client *c = to_client(L);
+  kp_transport_close(&c->tp);
+  unlink_client(c);
   return 0;
 }
 
@@ -330,4 +454,8 @@ void kp_client_register(lua_State *L) {
   lua_setfield(L, -2, "new");
   lua_pushcfunction(L, core_external);
   lua_setfield(L, -2, "external");
+  lua_pushcfunction(L, core_track_close);
+  lua_setfield(L, -2, "track_close");
+  lua_pushcfunction(L, core_closing);
+  lua_setfield(L, -2, "closing");
 }

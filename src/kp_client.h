@@ -12,13 +12,22 @@
 #define KP_REQUEST "kpayment.Request"
 #define KP_FIELDS "kpayment.Fields"     /* a projection trie */
 
+struct kp_keeper;
+
 typedef struct kp_client {
   kp_transport tp;
+  /* every open client of a lua_State is in its keeper's list (kp_client.c) */
+  struct kp_keeper *keeper;
+  struct kp_client *prev, *next;
 } kp_client;
 
 /* Metatables of the client and its requests (kp_client.c, kp_request.c). */
 KP_HIDDEN void kp_client_register(lua_State *L);
 KP_HIDDEN void kp_request_register(lua_State *L);
+
+/* Raises once lua_close has begun (kp_client.c): a request made then is
+ * never finalized. */
+KP_HIDDEN void kp_client_check_open(lua_State *L, const kp_client *c);
 
 /* client:start(url, fields, timeout_ms, extra) -> request (kp_request.c). */
 KP_HIDDEN int kp_request_start(lua_State *L);

@@ -127,6 +127,7 @@ int kp_request_start(lua_State *L) {
   (void)kp_fields_check(L, 3);
   luaL_argcheck(L, ms >= -1 && ms <= (lua_Integer)KP_MAX_SECONDS * 1000, 4,
                 "timeout in ms expected");
+  kp_client_check_open(L, c);
   lua_settop(L, 5);
   luaL_checkstack(L, 12, NULL);
   x = check_extra(L, 5, &xs);   /* its strings stay on the stack until the end */

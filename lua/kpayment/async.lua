@@ -632,6 +632,11 @@ end
 -- call in flight with the same `key` (nil: a call of its own).
 -- @local
 function M.new(client, url, fields, on_done, key, customer, fresh_ok)
+  -- an on_done that lua_close's finalizers call may not start anything:
+  -- it would never end, and be lost
+  if core.closing() then
+    error("kpayment: the Lua state is closing (lua_close): no new request", 0)
+  end
   local now = monotonic()
   client._seq = client._seq + 1
   local s = scope(client)

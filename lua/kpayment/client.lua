@@ -25,7 +25,8 @@ local M = {}
 -- (Lua 5.4), or let the garbage collector do it: either way every request
 -- still pending ends as `"cancelled"` and its `on_done` is called once
 -- (also when the Lua state closes, `lua_close`: finalizers run there on
--- every Lua).  A request without `on_done` that its caller still holds
+-- every Lua; from then on no client or request can be made, and trying
+-- raises).  A request without `on_done` that its caller still holds
 -- keeps its client alive.  `tostring(client)` shows the base URL only.
 --
 -- Over libcurl a client holds a multi handle (connections and the DNS
@@ -55,6 +56,9 @@ end
 --- A client for the resolved configuration `cfg` (kpayment.config).
 -- @local
 function M.new(cfg)
+  if core.closing() then
+    error("kpayment: the Lua state is closing (lua_close): no new client", 0)
+  end
   local timeout = cfg.timeout or 30
   local secrets = config.secrets(cfg)
   local longest = secrets[1] and #secrets[1] or 0
@@ -105,6 +109,9 @@ function M.new(cfg)
     getmetatable(proxy).__gc = function() Client.__gc(self) end
     self._gc = proxy
   end
+  -- last: the core's watch on lua_close must be newer than this client's
+  -- finalizer, to run before it (kp_client.c)
+  core.track_close()
   return self
 end
 
