@@ -158,6 +158,35 @@ describe("kpayment.mock", function()
       assert.matches("^kpayment%.mock %d+%.%d+%.%d+$", mock._VERSION)
     end)
 
+    it("leaves connections past its limit in the listen queue, for select", function()
+      -- socket.select takes descriptors below 1024 only: the mock crashed
+      -- at 1024 connections from the command's --concurrency 1024. Here
+      -- with a limit of 3, in this process, five clients at once.
+      local limit = mock.MAX_CONNECTIONS
+      mock.MAX_CONNECTIONS = 3
+      local srv = mock.new({})
+      finally(function()
+        mock.MAX_CONNECTIONS = limit
+        srv:close()
+      end)
+      local socks = {}
+      for i = 1, 5 do
+        socks[i] = connect(srv:url())
+        send(socks[i], target({ customerUUID = "c-" .. i }))
+      end
+      for _ = 1, 20 do srv:step(0.01) end
+      assert.equal(3, srv._nconns)
+      -- each client that got its answer leaves, and a waiting one comes in
+      for i = 1, 5 do
+        for _ = 1, 20 do srv:step(0.01) end
+        socks[i]:settimeout(2)
+        local res = receive(socks[i])
+        assert.equal(200, res.status, "client " .. i)
+        socks[i]:close()
+        assert.is_true(srv._nconns <= 3)
+      end
+    end)
+
     it("builds the same body for the same request", function()
       assert.are.equal(mock.offers_json(params, 3), mock.offers_json(params, 3))
     end)

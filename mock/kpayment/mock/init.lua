@@ -258,6 +258,7 @@ function M.new(opts)
     _token = opts.token,
     _oauth = opts.client_id and oauth.new(opts), -- the token endpoint, with client_id
     _conns = {}, -- socket → connection (kpayment.mock.http)
+    _nconns = 0,
     _requests = 0,
     _connections = 0,
     _epoch = 1, -- bumped by reset, so connections already counted count again
@@ -286,7 +287,7 @@ end
 
 function Server:close()
   for sock in pairs(self._conns) do sock:close() end
-  self._conns = {}
+  self._conns, self._nconns = {}, 0
   if self._server then self._server:close() end
   self._server = nil
 end
@@ -480,16 +481,23 @@ end
 ---------------------------------------------------------------------------
 -- The loop
 
+-- The loop waits with socket.select, which takes descriptors below 1024
+-- only (FD_SETSIZE): past this many connections, new ones wait in the
+-- listen queue until one closes.
+M.MAX_CONNECTIONS = 1000
+
 function Server:_drop(conn)
   conn.sock:close()
   self._conns[conn.sock] = nil
+  self._nconns = self._nconns - 1
 end
 
 function Server:_accept()
-  while true do
+  while self._nconns < M.MAX_CONNECTIONS do
     local sock = self._server:accept()
     if not sock then return end
     self._conns[sock] = http.connection(sock)
+    self._nconns = self._nconns + 1
   end
 end
 
@@ -497,7 +505,7 @@ end
 -- something happens), then accepts, reads, writes and fires stall timers.
 function Server:step(timeout)
   assert(self._server, "kpayment.mock: server is closed")
-  local recvt, sendt = { self._server }, {}
+  local recvt, sendt = { self._nconns < M.MAX_CONNECTIONS and self._server or nil }, {}
   local wake
   for sock, conn in pairs(self._conns) do
     if conn.wake_at then
