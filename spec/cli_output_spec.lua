@@ -177,4 +177,13 @@ describe("kpayment shows a server's text cleaned", function()
       assert.is_truthy(r.out:find('"odometer":"9007199254740993"', 1, true), r.out)
     end
   end)
+
+  it("writes the id cell of csv with the digits JSON has, beyond int64 too", function()
+    local r = run.run({ "offers", "--customer", "big-ints", "--dealer", DEALER, "--format", "csv" },
+      { env = env() })
+    assert.equal(0, r.status, r.err)
+    -- not tostring's 14 digits (1.2345678901235e+19), which read back another number
+    local want = version.int64 and "1.2345678901234567e+19" or "12345678901234567890"
+    assert.is_truthy(r.out:find("," .. want .. ",", 1, true), r.out)
+  end)
 end)

@@ -42,6 +42,9 @@ local function id_text(v)
   if type(v) == "number" then
     if math_type and math_type(v) == "integer" then return string_format("%d", v) end
     if v == math_floor(v) and v >= -2^53 and v <= 2^53 then return string_format("%.0f", v) end
+    -- beyond 2^53 a float: the digits that read back the same number
+    -- (tostring gives 14, another number), as the JSON formats write it
+    if v == v and v ~= math.huge and v ~= -math.huge then return json.number(v) end
     return tostring(v)
   end
   if type(v) == "string" then return v end
