@@ -30,8 +30,9 @@ typedef struct kp_keeper {
   int closing;                  /* lua_close has begun */
 } kp_keeper;
 
-static char keeper_key;         /* their addresses: the registry keys */
-static char sentinel_key;
+/* their addresses are the registry keys (const: no state of the library) */
+static const char keeper_key = 'k';
+static const char sentinel_key = 's';
 
 static void unlink_client(kp_client *c) {
   if (c->keeper == NULL)
@@ -58,10 +59,9 @@ static int keeper_gc(lua_State *L) {
 }
 
 /* The registry's value at key (pushes nothing): a userdata, or NULL. */
-static void *registry_ud(lua_State *L, char *key) {
+static void *registry_ud(lua_State *L, const char *key) {
   void *p;
-  lua_pushlightuserdata(L, (void *)key);
-  lua_rawget(L, LUA_REGISTRYINDEX);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, key);
   p = lua_touserdata(L, -1);
   lua_pop(L, 1);
   return p;
@@ -69,17 +69,14 @@ static void *registry_ud(lua_State *L, char *key) {
 
 /* Anchor at the registry's key a new userdata of n bytes, zeroed, whose
  * __gc is gc; returns it (not left on the stack). */
-static void *anchor(lua_State *L, char *key, size_t n, lua_CFunction gc) {
+static void *anchor(lua_State *L, const char *key, size_t n, lua_CFunction gc) {
   void *p = lua_newuserdata(L, n);
   memset(p, 0, n);
   lua_newtable(L);
   lua_pushcfunction(L, gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
-  lua_pushlightuserdata(L, (void *)key);
-  lua_pushvalue(L, -2);
-  lua_rawset(L, LUA_REGISTRYINDEX);
-  lua_pop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
   return p;
 }
 
