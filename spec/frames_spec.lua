@@ -178,6 +178,17 @@ describe("client:watch", function()
   lazy_setup(function() server = mock.start({}) end)
   lazy_teardown(function() if server then server.stop() end end)
 
+  -- Poll c until watch gives a socket (to read, with `read`).
+  local function until_socket(c, read)
+    local fds, timeout
+    for _ = 1, 20 do
+      c:poll(10)
+      fds, timeout = c:watch()
+      if #fds > 0 and (not read or fds[1].read) then break end
+    end
+    return fds, timeout
+  end
+
   it("tells an event loop what to sleep on, and for how long", function()
     local c = kpayment.new({ base_url = server.url, skin = "s", timeout = 10 })
     local fds, timeout = c:watch()
@@ -185,11 +196,7 @@ describe("client:watch", function()
     assert.equal(-1, timeout, "nothing pending")
     -- the API late: a socket to read, and no reason to poll before it
     local req = c:start_offers({ customer_uuid = "mock:stall:1", dealer_uuid = "d" })
-    for _ = 1, 20 do
-      c:poll(10)
-      fds, timeout = c:watch()
-      if #fds > 0 and fds[1].read then break end
-    end
+    fds, timeout = until_socket(c, true)
     assert.is_true(#fds >= 1, "a socket to watch")
     assert.is_true(fds[1].read)
     assert.is_number(fds[1].fd)
@@ -233,11 +240,7 @@ describe("client:watch", function()
     assert.equal(-1, timeout, "nothing for a poll to do")
     -- beside one the API is slow with: sleep on its socket, not spin
     local slow = c:start_offers({ customer_uuid = "mock:stall:1", dealer_uuid = "d" })
-    for _ = 1, 20 do
-      c:poll(10)
-      fds, timeout = c:watch()
-      if #fds > 0 then break end
-    end
+    fds, timeout = until_socket(c)
     assert.is_true(#fds >= 1, "the slow request's socket")
     assert.is_true(timeout ~= 0, "no poll due: " .. timeout)
     -- and the held results are all still there

@@ -85,25 +85,36 @@ function M.cached()
     tostring(meta.stale == true))
 end
 
---- Several get_offers in light threads of this request (?threads=N),
--- one line each, in thread order.
-function M.threads()
-  local args = ngx.req.get_uri_args()
-  local c = M.client(args)
-  local n = tonumber(args.threads) or 5
+-- n get_offers in light threads of this request, the i-th for dealer
+-- dealer_of(i): the threads, and the start time for `line`.
+local function spawn_calls(c, args, n, dealer_of)
   local list = {}
   ngx.update_time()
   local t0 = ngx.now()
   for i = 1, n do
     list[i] = ngx.thread.spawn(function()
-      local offers, err = c:get_offers({ customer_uuid = args.customer or "c-1", dealer_uuid = "d-" .. i })
+      local offers, err = c:get_offers({ customer_uuid = args.customer or "c-1", dealer_uuid = dealer_of(i) })
       return line(offers, err, t0)
     end)
   end
-  for i = 1, n do
+  return list
+end
+
+-- Each thread's line from the first-th on, in thread order.
+local function say_each(list, first)
+  for i = first, #list do
     local ok, res = ngx.thread.wait(list[i])
     ngx.say(ok and res or ("raised " .. tostring(res)))
   end
+end
+
+--- Several get_offers in light threads of this request (?threads=N),
+-- one line each, in thread order.
+function M.threads()
+  local args = ngx.req.get_uri_args()
+  local list = spawn_calls(M.client(args), args, tonumber(args.threads) or 5,
+    function(i) return "d-" .. i end)
+  say_each(list, 1)
 end
 
 --- Light threads sharing one call, the first of them (the one that sends
@@ -115,24 +126,12 @@ function M.threads_kill()
   local nginx_mod = require("kpayment.nginx")
   local drivers = nginx_mod.MAX_DRIVERS
   nginx_mod.MAX_DRIVERS = tonumber(args.max_drivers) or drivers
-  local c = M.client(args)
-  local n = tonumber(args.threads) or 5
-  local list = {}
-  ngx.update_time()
-  local t0 = ngx.now()
-  for i = 1, n do
-    list[i] = ngx.thread.spawn(function()
-      local offers, err = c:get_offers({ customer_uuid = args.customer or "c-1", dealer_uuid = "same" })
-      return line(offers, err, t0)
-    end)
-  end
+  local list = spawn_calls(M.client(args), args, tonumber(args.threads) or 5,
+    function() return "same" end)
   ngx.sleep(tonumber(args.kill_after) or 0.1)
   ngx.thread.kill(list[1])
   nginx_mod.MAX_DRIVERS = drivers
-  for i = 2, n do
-    local ok, res = ngx.thread.wait(list[i])
-    ngx.say(ok and res or ("raised " .. tostring(res)))
-  end
+  say_each(list, 2)
 end
 
 --- get_offers_many: ?n=&concurrency=&customer= -> "<ok> <progress> <seconds>"
