@@ -23,6 +23,7 @@
 -- checkout's top.
 
 package.path = "spec/?.lua;" .. package.path
+local send_response = require("support.respond")
 
 local LIFETIME = tonumber(arg and arg[1]) or 600
 local READ_TIMEOUT = 5
@@ -43,10 +44,7 @@ local function unescape(s)
 end
 
 local function respond(conn, status, body, headers)
-  local head = { string.format("HTTP/1.1 %d %s", status, status == 200 and "OK" or "Not Found"),
-                 "Content-Type: application/json", "Content-Length: " .. #body, "Connection: close" }
-  for _, h in ipairs(headers or {}) do head[#head + 1] = h end
-  conn:send(table.concat(head, "\r\n") .. "\r\n\r\n" .. body)
+  send_response(conn, status, status == 200 and "OK" or "Not Found", "application/json", body, headers)
 end
 
 local function serve(conn)

@@ -31,16 +31,7 @@ local MAX_BODY = 16 * 1024 * 1024
 
 local served = 0
 
-local function respond(conn, status, reason, ctype, body, extra)
-  local head = {
-    string.format("HTTP/1.1 %d %s", status, reason),
-    "Content-Type: " .. ctype,
-    "Content-Length: " .. #body,
-    "Connection: close",
-  }
-  for _, line in ipairs(extra or {}) do head[#head + 1] = line end
-  conn:send(table.concat(head, "\r\n") .. "\r\n\r\n" .. body)
-end
+local respond = require("support.respond")
 
 local function unescape(s)
   return (s:gsub("%+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))

@@ -54,6 +54,7 @@
 
 package.path = "spec/?.lua;" .. package.path   -- run from the checkout's top
 local mime = require("mime")
+local send_response = require("support.respond")
 
 local LIFETIME = tonumber(arg and arg[1]) or 600   -- seconds, then exit
 local READ_TIMEOUT = 5        -- seconds for a request's head
@@ -255,14 +256,7 @@ local function echo_html(title, creds, straddle)
 end
 
 local function respond(conn, status, ctype, body, extra)
-  local head = {
-    string.format("HTTP/1.1 %d %s", status, REASONS[status] or "Status"),
-    "Content-Type: " .. ctype,
-    "Content-Length: " .. #body,
-    "Connection: close",
-  }
-  for _, line in ipairs(extra or {}) do head[#head + 1] = line end
-  conn:send(table.concat(head, "\r\n") .. "\r\n\r\n" .. body)
+  send_response(conn, status, REASONS[status] or "Status", ctype, body, extra)
 end
 
 -- Reads the request line and headers: method, target, headers (lower-case
