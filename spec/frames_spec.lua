@@ -70,6 +70,20 @@ describe("a client that goes away", function()
   lazy_setup(function() server = mock.start({}) end)
   lazy_teardown(function() if server then server.stop() end end)
 
+  -- The Lua under test (its build directory too) running `script` in a
+  -- state of its own, which its end closes (lua_close): what it printed,
+  -- and how it exited.
+  local LUA = os.getenv("KPAYMENT_LUA") or "lua5.4"
+  local function child(script)
+    local build = LUA:find("jit") and "luajit" or LUA:match("%d%.%d")
+    local cmd = ("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/%s/?.so;;' %s -e %s 2>&1")
+      :format(build, LUA, require("support.server").shell_quote(script))
+    local p = assert(io.popen(cmd))
+    local out = p:read("*a")
+    local ok, _, code = p:close()
+    return out, ok, code
+  end
+
   it("ends its pending requests with on_done(nil, cancelled), once each, when collected", function()
     local kinds = {}
     do
@@ -87,20 +101,13 @@ describe("a client that goes away", function()
   end)
 
   it("ends them too when the Lua state closes (lua_close runs finalizers)", function()
-    local lua = os.getenv("KPAYMENT_LUA") or "lua5.4"
-    local build = lua:find("jit") and "luajit" or lua:match("%d%.%d")
-    local script = ([[
+    local out = child(([[
       local c = require("kpayment").new({ base_url = %q, skin = "s" })
       c:start_offers({ customer_uuid = "mock:stall:5", dealer_uuid = "d",
                        on_done = function(offers, err) io.stdout:write("on_done ", err.kind, "\n") end })
       c:poll(0)
       io.stdout:write("end of script\n")
-    ]]):format(server.url)
-    local cmd = ("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/%s/?.so;;' %s -e %s 2>&1")
-      :format(build, lua, require("support.server").shell_quote(script))
-    local p = assert(io.popen(cmd))
-    local out = p:read("*a")
-    p:close()
+    ]]):format(server.url))
     assert.equal("end of script\non_done cancelled\n", out)
   end)
 
@@ -109,9 +116,7 @@ describe("a client that goes away", function()
     -- 5.4: its libcurl handles were lost, as LeakSanitizer finds under
     -- make test-asan) or finalizes it once kpayment.core is unloaded
     -- (LuaJIT: a crash); so kpayment refuses, with a clear error
-    local lua = os.getenv("KPAYMENT_LUA") or "lua5.4"
-    local build = lua:find("jit") and "luajit" or lua:match("%d%.%d")
-    local script = ([[
+    local out, ok, code = child(([[
       local kpayment = require("kpayment")
       -- older than c: finalized after it, so still open in its on_done
       local older = kpayment.new({ base_url = %q, skin = "s" })
@@ -130,12 +135,7 @@ describe("a client that goes away", function()
       end })
       c:poll(0)
       io.stdout:write("end of script\n")
-    ]]):format(server.url, server.url, server.url)
-    local cmd = ("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/%s/?.so;;' %s -e %s 2>&1")
-      :format(build, lua, require("support.server").shell_quote(script))
-    local p = assert(io.popen(cmd))
-    local out = p:read("*a")
-    local ok, _, code = p:close()
+    ]]):format(server.url, server.url, server.url))
     local closing = "the Lua state is closing (lua_close)"
     assert.equal("end of script\non_done cancelled\n"
       .. "false kpayment: " .. closing .. ": no new client\n"
@@ -148,10 +148,8 @@ describe("a client that goes away", function()
     -- a finalizer of the host's, newer than every client, runs first at
     -- lua_close: what it makes gets no finalizer, and the state's keeper
     -- closes it last (under make test-asan, LeakSanitizer checks this child)
-    local lua = os.getenv("KPAYMENT_LUA") or "lua5.4"
-    if lua:find("jit") or lua:find("5%.1") then return end   -- no __gc on tables there
-    local build = lua:match("%d%.%d")
-    local script = ([[
+    if LUA:find("jit") or LUA:find("5%.1") then return end   -- no __gc on tables there
+    local out, ok, code = child(([[
       local kpayment = require("kpayment")
       local c = kpayment.new({ base_url = %q, skin = "s" })
       HOLD = setmetatable({}, { __gc = function()
@@ -162,12 +160,7 @@ describe("a client that goes away", function()
       end })
       c:start_offers({ customer_uuid = "mock:stall:5", dealer_uuid = "d" })
       c:poll(0)
-    ]]):format(server.url, server.url)
-    local cmd = ("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/%s/?.so;;' %s -e %s 2>&1")
-      :format(build, lua, require("support.server").shell_quote(script))
-    local p = assert(io.popen(cmd))
-    local out = p:read("*a")
-    local ok, _, code = p:close()
+    ]]):format(server.url, server.url))
     assert.equal("made one\n", out)
     assert.is_true(ok, "exit status " .. tostring(code))
   end)

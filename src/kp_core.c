@@ -269,7 +269,7 @@ static int core_info(lua_State *L) {
 
 /* The limits the C side enforces, for the Lua validator to use as well. */
 static void push_limits(lua_State *L) {
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
   lua_pushinteger(L, KP_MAX_SECONDS);
   lua_setfield(L, -2, "seconds");
   lua_pushnumber(L, KP_MAX_BODY);
@@ -278,6 +278,8 @@ static void push_limits(lua_State *L) {
   lua_setfield(L, -2, "snippet");
   lua_pushinteger(L, KP_MAX_SNIPPET);
   lua_setfield(L, -2, "max_snippet");
+  lua_pushinteger(L, (lua_Integer)sizeof(((kp_result *)0)->request_id) - 1);
+  lua_setfield(L, -2, "request_id");
 }
 
 /* The defaults of the options C applies, for the Lua side and the docs. */

@@ -113,6 +113,14 @@ local function hook_request(req)
   log.hook(client, "on_request", info)
 end
 
+-- A server's request id as errors, hooks and offers carry it: scrubbed,
+-- and of a secret's start too where the core cut a long one (only then:
+-- this runs on every call).
+local function server_id(client, id)
+  if id == nil then return nil end
+  return errors.scrub(id, client._secrets, #id >= core.LIMITS.request_id)
+end
+
 local function hook_response(req, kind, retrying)
   local info = req._hook
   if info == nil then return end
@@ -122,7 +130,7 @@ local function hook_response(req, kind, retrying)
   -- libcurl's time for the transfer; the time since it started for one
   -- stopped before it ended
   info.duration = seconds > 0 and seconds or monotonic() - req._hook_at
-  info.request_id = request_id and errors.scrub(request_id, client._secrets, true)
+  info.request_id = server_id(client, request_id)
   req._hook = nil
   log.hook(client, "on_response", info)
 end
@@ -234,7 +242,7 @@ local function take_outcome(req)
   meta = meta or err
   meta.attempts = req._attempts
   -- a server's header, so scrubbed like the rest of what it sent
-  meta.request_id = o.request_id and errors.scrub(o.request_id, client._secrets, true)
+  meta.request_id = server_id(client, o.request_id)
   meta.total_time = monotonic() - req._started
   local cache = client._cache
   if offers and cache and req._body then
@@ -280,7 +288,7 @@ local function keep_body(req)
   local status, _, _, request_id = req._core:stats()
   req._body = req._core:body()
   req._status = status
-  req._request_id = request_id and errors.scrub(request_id, req._client._secrets, true)
+  req._request_id = server_id(req._client, request_id)
 end
 
 local function settle(req)
@@ -311,13 +319,15 @@ local function leave(req)
   f:cancel()
 end
 
--- The error of a caller whose deadline passed while the call it shares
--- goes on for callers that came later.
+-- The error of a request whose deadline passed before its attempt ended:
+-- its own, or a caller's while the call it shares goes on for callers
+-- that came later.
 local function deadline_error(req)
-  return errors.new({ kind = "timeout", retryable = true, attempts = req._flight._attempts,
+  local f = req._flight
+  return errors.new({ kind = "timeout", retryable = true, attempts = (f or req)._attempts,
                       joined = req._joined, total_time = monotonic() - req._started,
-                      message = "no response within the deadline (the call it shared goes on for "
-                        .. "the callers that joined later)" })
+                      message = f and "no response within the deadline (the call it shared goes on for "
+                        .. "the callers that joined later)" or "no response within the deadline" })
 end
 
 -- Once its attempts are over, a flight takes no new callers (with more
@@ -349,9 +359,7 @@ local function step(req)
     -- core's) leaves out what the budget paused, which the deadline does not.
     if req._client._hard_deadline and monotonic() >= req._deadline_at then
       req._core:cancel()
-      local err = errors.new({ kind = "timeout", retryable = true, attempts = req._attempts,
-                               total_time = monotonic() - req._started,
-                               message = "no response within the deadline" })
+      local err = deadline_error(req)
       req._state, req._err = FINISHED, err
       settle(req)
       log.outcome(req._client, nil, err)

@@ -12,6 +12,7 @@
 -- @module kpayment.secrets
 
 local core = require("kpayment.core")
+local json = require("kpayment.json")
 
 local type, ipairs, pairs, next, setmetatable, getmetatable, tonumber =
   type, ipairs, pairs, next, setmetatable, getmetatable, tonumber
@@ -62,10 +63,6 @@ function M.mask_proxy(url)
   return p.scheme .. M.REDACTED .. "@" .. p.rest
 end
 
-local JSON_SHORT = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
-                     ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
-local function json_char(c) return JSON_SHORT[c] or string_format("\\u%04x", string_byte(c)) end
-
 -- A UTF-8 character's code point as \u escapes (a surrogate pair above
 -- U+FFFF) in hex of the case `fmt` gives; nil (kept as it is) when the
 -- bytes are not one character.
@@ -82,11 +79,11 @@ local function u_escape(ch, fmt)
   return string_format(fmt, 0xD800 + math_floor(cp / 1024)) .. string_format(fmt, 0xDC00 + cp % 1024)
 end
 
--- What JSON encoders write for v inside a string: the escapes JSON needs,
--- "/" as "\/" too (PHP), and non-ASCII as \u escapes (Python), in either
--- case of hex.
+-- What JSON encoders write for v inside a string: the escapes JSON needs
+-- (kpayment.json's own), "/" as "\/" too (PHP), and non-ASCII as \u
+-- escapes (Python), in either case of hex.
 local function json_forms(v, out)
-  local min = string_gsub(v, '[%z\1-\31"\\]', json_char)
+  local min = string_sub(json.quote(v), 2, -2)
   local slash = string_gsub(min, "/", "\\/")
   out[#out + 1] = min
   out[#out + 1] = slash
