@@ -303,6 +303,10 @@ describe("kpayment", function()
         "kpayment: bad option 'timeout' (seconds from 0 to 86400 expected)")
       assert.has_error(function() kpayment.new({ bearer_token = "a\nb" }) end,
         "kpayment: bad option 'bearer_token' (contains control characters)")
+      -- RFC 7617: the first colon of user:password ends the user name
+      assert.has_error(function() kpayment.new({ username = "a:b", password = "p" }) end,
+        "kpayment: bad option 'username' (contains ':', which Basic authentication reads as the "
+        .. "end of the user name)")
     end)
 
     it("raises when get_offers is called with a dot", function()

@@ -448,6 +448,33 @@ describe("kpayment", function()
       assert.equal(3, #results[#list].offers)
     end)
 
+    it("fails a 2xx that carries the API's errors and no offers, as the same body under a 4xx", function()
+      local c = client()
+      local offers, err = get(c, "shape-api-errors")
+      assert.is_nil(offers)
+      assert.equal("http", err.kind)
+      assert.equal(200, err.status)
+      assert.is_false(err.retryable)
+      assert.equal(1, err.attempts)
+      assert.equal(404, err.code)
+      assert.equal("customer not found", err.message)
+      assert.equal("w", err.warnings[1].warningMessage)
+      assert.equal("kpayment: http error (HTTP 200): customer not found [code 404]", tostring(err))
+      -- shared by several callers, each gets it
+      local results = c:get_offers_many({ { customer_uuid = "shape-api-errors", dealer_uuid = "d" },
+                                          { customer_uuid = "shape-api-errors", dealer_uuid = "d" } })
+      for i = 1, 2 do assert.equal("http", results[i].err and results[i].err.kind) end
+      -- an empty errors array is no failure
+      local none = assert(get(c, "shape-no-errors"))
+      assert.equal(0, #none)
+    end)
+
+    it("says what an API error says, skipping its texts that are empty or not text", function()
+      local _, err = get(client(), "odd-message")
+      assert.equal("http", err.kind)
+      assert.equal("the description", err.message)
+    end)
+
     for _, name in ipairs({ "null", "empty" }) do
       it("gives an empty list for " .. (name == "null" and "a null" or "an absent") .. " financeOffers",
         function()

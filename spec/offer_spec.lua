@@ -34,10 +34,24 @@ describe("kpayment.offer", function()
       assert.equal(1751371200.5, t)
     end)
 
+    it("reads a time without a zone as UTC, as the API writes every time, and +hh offsets", function()
+      assert.equal(1743161686.759, time.parse_time("2025-03-28T11:34:46.759"))
+      assert.equal(time.parse_time("2025-03-28T11:34:46Z"), time.parse_time("2025-03-28T13:34:46+02"))
+    end)
+
+    it("knows which years have a 29 February", function()
+      assert.equal((10957 + 59) * 86400, time.parse_time("2000-02-29T00:00:00Z"))
+      assert.is_number(time.parse_time("2024-02-29T00:00:00Z"))
+      for _, s in ipairs({ "2025-02-29T00:00:00Z", "1900-02-29T00:00:00Z", "2100-02-29T00:00:00Z" }) do
+        assert.is_nil(time.parse_time(s), s)
+      end
+    end)
+
     it("returns nil for anything else", function()
       for _, s in ipairs({ "", "2025-03-28", "2025-13-01T00:00:00Z", "2025-02-30T00:00:00Z",
                            "2025-03-28T24:00:00Z", "2025-03-28T11:34:46.Z", "2025-03-28T11:34:46+2",
-                           "yesterday" }) do
+                           "2025-03-28T11:34:46759Z", "2025-03-28T11:34:46-23:99",
+                           "2025-03-28T11:34:46+24:00", "2025-03-28T11:34:46+0", "yesterday" }) do
         assert.is_nil(time.parse_time(s), s)
       end
       assert.is_nil(time.parse_time(nil))
@@ -72,11 +86,25 @@ describe("kpayment.offer", function()
       assert.is_false(offers[3]:is_expired())
     end)
 
+    it("is_expired() is nil, not false, for an expiry it cannot read", function()
+      local list = wrap([[{"financeOffers":[{"expiryDate":"28/03/2025"},{"expiryDate":1743161686759},
+        {"expiryDate":null},{"expiryDate":"2000-01-01T00:00:00.000"}]}]])
+      assert.is_nil(list[1]:is_expired())
+      assert.is_nil(list[2]:is_expired())
+      assert.is_false(list[3]:is_expired())
+      assert.is_true(list[4]:is_expired())
+    end)
+
     it("attribute() finds financeOfferAttributes by option", function()
       assert.equal("6.49", offers[1]:attribute("apr"))
       assert.equal("60", offers[1]:attribute("term_months"))
       assert.is_nil(offers[1]:attribute("missing"))
       assert.is_nil(offers[3]:attribute("apr"))
+    end)
+
+    it("attribute(nil) finds nothing, not an entry without an option", function()
+      local o = wrap([[{"financeOffers":[{"financeOfferAttributes":[{"value":"orphan"}]}]}]])[1]
+      assert.is_nil(o:attribute(nil))
     end)
 
     it("customer_name() joins the parts present", function()
@@ -89,6 +117,13 @@ describe("kpayment.offer", function()
       assert.equal("2019 Honda Civic", offers[2]:vehicle_label())
       assert.equal("", offers[3]:vehicle_label())
     end)
+
+    it("vehicle_label() falls back to the brand for an empty make, writing whole numbers alike everywhere",
+      function()
+        local o = wrap([[{"financeOffers":[{"dealerOrder":{"vehicle":{"year":2021.0,"make":"",
+          "brand":{"brandName":"Toyota"},"model":"Camry"}}}]}]])[1]
+        assert.equal("2021 Toyota Camry", o:vehicle_label())
+      end)
 
     it("never shadows a field of the API", function()
       local o = wrap([[{"financeOffers":[{"status":"X","is_active":"field wins"}]}]])[1]
@@ -118,6 +153,11 @@ describe("kpayment.offer", function()
       assert.is_nil(offers:find("9007199254740992"))
       assert.equal(1, offers:find("1").id)
       assert.is_nil(offers:find(42))
+    end)
+
+    it("find(nil) finds nothing, not an offer without a guid", function()
+      assert.is_nil(offers:find(nil))
+      assert.is_nil(offers:find())
     end)
 
     it("is a plain sequence", function()

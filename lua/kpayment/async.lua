@@ -266,10 +266,11 @@ local function decode_copy(req, body, status, fields, attempts)
                              message = tostring(value), status = status,
                              total_time = monotonic() - req._started })
   end
-  local offers, _, meta = response.from_outcome({ value = value, status = status }, client._secrets)
+  local offers, err, meta = response.from_outcome({ value = value, status = status }, client._secrets)
+  meta = meta or err
   meta.attempts = attempts
   meta.total_time = monotonic() - req._started
-  return offers
+  return offers, err
 end
 
 -- The offers of a cache entry: a hit (cause nil), or a stale answer to the
@@ -721,7 +722,7 @@ function Request:result()
         untrack(self)
         -- what the network part logged (step) is not logged again; a 2xx
         -- is logged here, as offers or as what its decode found
-        if self._client._debug and (offers or (err and err.kind == "decode")) then
+        if self._client._debug and (offers or (err and err.status and err.status < 300)) then
           log.outcome(self._client, offers, err)
         end
       end

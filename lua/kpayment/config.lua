@@ -50,7 +50,8 @@ M.math_type = math_type
 -- no credentials, query or fragment.  Default: `KPAYMENT_BASE_URL`, else
 -- `"https://api.mykaarma.com"` (`kpayment.DEFAULT_BASE_URL`)
 -- @tfield string username HTTP Basic user (with `password`), sent with the
--- first request.  Default: `KPAYMENT_USERNAME`
+-- first request; no `:` (RFC 7617: the first one ends the user name).
+-- Default: `KPAYMENT_USERNAME`
 -- @tfield string password HTTP Basic password (with `username`).
 -- Default: `KPAYMENT_PASSWORD`
 -- @tfield string bearer_token sent as `Authorization: Bearer …` (OAuth2)
@@ -306,6 +307,10 @@ function M.resolve(opts, level)
   end
   if (cfg.username == nil) ~= (cfg.password == nil) then
     bad(level, "username and password go together")
+  end
+  if cfg.username ~= nil and cfg.username:find(":", 1, true) then
+    bad(level, "bad option 'username' (contains ':', which Basic authentication reads as the end of "
+      .. "the user name)")
   end
   for _, k in ipairs({ "username", "password", "bearer_token", "proxy", "ca_file", "user_agent",
                        "client_id", "client_secret", "scope" }) do

@@ -16,7 +16,8 @@ local M = {}
 -- bearer token, the Basic header value, proxy credentials) are replaced by
 -- `[redacted]` in every string it carries, keys included.
 --
--- Which kind when: `http` for any non-2xx status (a JSON body with
+-- Which kind when: `http` for any non-2xx status, and for a 2xx whose
+-- body has the API's `errors` and no `financeOffers` (a JSON body with
 -- `errors` fills `errors`, `warnings`, `code` and `message`; anything else
 -- fills `body`); `decode` for a 2xx whose body is not valid JSON, not an
 -- object, or whose `financeOffers` is not an array of objects;
@@ -37,7 +38,8 @@ local M = {}
 -- @tfield ?string error_description with kind `"auth"`: the endpoint's
 -- `error_description`
 -- @tfield ?integer status the HTTP status; nil when no response arrived
--- @tfield ?string message the first API error's `errorMessage`, or the
+-- @tfield ?string message the first API error's `errorMessage` (else its
+-- `errorTitle`, else its `errorDescription`: the first non-empty text), or the
 -- transport's or the decoder's message (a decode error gives the byte
 -- offset)
 -- @tfield ?integer code the first API error's `errorCode`

@@ -68,8 +68,9 @@ local M = {
   -- @raise `kpayment.decode: <what was expected> at byte N` on malformed text
   -- @usage local v = kpayment.decode('{"id":9007199254740993}')  -- v.id == 9007199254740993
   decode = core.decode,
-  --- Read an ISO-8601 timestamp (`2025-03-28T11:34:46.759Z`, or with a
-  -- `±hh:mm` offset) as epoch seconds, fractions kept, independent of the
+  --- Read an ISO-8601 timestamp (`2025-03-28T11:34:46.759Z`, with a
+  -- `±hh:mm`, `±hhmm` or `±hh` offset, or with none, read as UTC as the API
+  -- writes every time) as epoch seconds, fractions kept, independent of the
   -- process's time zone: what `Offer:expires_at` uses.
   -- @function parse_time
   -- @tparam string s the timestamp

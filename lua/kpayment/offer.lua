@@ -30,9 +30,18 @@ local function field(t, ...)
   return t
 end
 
+-- The decimal digits of an integral number held exactly (any integer on
+-- 5.3+, up to 2^53 in magnitude otherwise), or nil.
+local function digits(n)
+  if math_type and math_type(n) == "integer" then return string_format("%d", n) end
+  if n == math_floor(n) and n >= -2^53 and n <= 2^53 then return string_format("%.0f", n) end
+  return nil
+end
+
 local function text(v)
   if type(v) == "string" and v ~= "" then return v end
-  if type(v) == "number" then return tostring(v) end
+  -- whole floats without ".0": 2021.0 reads "2021" on 5.3+ as on 5.1
+  if type(v) == "number" then return digits(v) or tostring(v) end
   return nil
 end
 
@@ -57,13 +66,17 @@ function Offer:expires_at()
   return parse_time(self.expiryDate)
 end
 
---- Whether the offer's expiry is at or before `now`.  An offer without a
--- readable expiry never expires.
+--- Whether the offer's expiry is at or before `now`.  An offer without an
+-- expiry (absent or `null`) never expires: false.  One whose expiry cannot
+-- be read (`kpayment.parse_time`) gives nil, neither expired nor not:
+-- test `== false` before showing an offer as current.
 -- @tparam[opt=os.time()] number now epoch seconds
--- @treturn boolean
+-- @treturn ?boolean
 function Offer:is_expired(now)
-  local t = parse_time(self.expiryDate)
-  if t == nil then return false end
+  local at = self.expiryDate
+  if at == nil or at == core.null then return false end
+  local t = parse_time(at)
+  if t == nil then return nil end
   return t <= (now or os_time())
 end
 
@@ -73,7 +86,7 @@ end
 -- @return the value, or nil when there is no such entry
 function Offer:attribute(option)
   local attrs = self.financeOfferAttributes
-  if type(attrs) ~= "table" then return nil end
+  if type(attrs) ~= "table" or option == nil then return nil end
   for _, a in ipairs(attrs) do
     if type(a) == "table" and a.option == option then return a.value end
   end
@@ -102,7 +115,8 @@ end
 -- @treturn string `""` when there is none
 function Offer:vehicle_label()
   local v = field(self, "dealerOrder", "vehicle")
-  return join({ field(v, "year"), field(v, "make") or field(v, "brand", "brandName"), field(v, "model") })
+  local make = text(field(v, "make")) or field(v, "brand", "brandName")
+  return join({ field(v, "year"), make, field(v, "model") })
 end
 
 -- List -> its result metadata, beside the list so that the list itself
@@ -144,14 +158,6 @@ function OfferList:active()
   return out
 end
 
--- The decimal digits of an integral number held exactly (any integer on
--- 5.3+, up to 2^53 in magnitude otherwise), or nil.
-local function digits(n)
-  if math_type and math_type(n) == "integer" then return string_format("%d", n) end
-  if n == math_floor(n) and n >= -2^53 and n <= 2^53 then return string_format("%.0f", n) end
-  return nil
-end
-
 -- Ids compare as numbers or as their digits: without 64-bit integers the
 -- decoder gives ids above 2^53 as strings, so "9007199254740993" finds the
 -- offer on every Lua, and 9007199254740993 on 5.3+.
@@ -168,6 +174,7 @@ end
 -- @tparam number|string id an id, its digits, or a guid
 -- @treturn ?Offer nil when there is none
 function OfferList:find(id)
+  if id == nil then return nil end
   for _, o in ipairs(self) do
     if type(o) == "table" and (same_id(o.id, id) or o.guid == id) then return o end
   end

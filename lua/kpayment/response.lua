@@ -1,19 +1,23 @@
 --- A core outcome (see kpayment.core's request:outcome) as offers or an
 -- error object.  The core has already decided the kind and whether a retry
--- may help; this only shapes what the caller sees.
+-- may help, but for one case that only the decoded body shows: a 2xx that
+-- carries the API's `errors` and no `financeOffers` failed (kind `http`,
+-- not retryable), as the same body under a 4xx would.
 -- @module kpayment.response
 
 local core = require("kpayment.core")
 local errors = require("kpayment.errors")
 local offer = require("kpayment.offer")
 
-local type = type
+local type, ipairs = type, ipairs
 local string_sub, string_find = string.sub, string.find
 local math_max = math.max
 
 local SNIPPET = core.LIMITS.snippet
 
 local M = {}
+
+local TEXTS = { "errorMessage", "errorTitle", "errorDescription" }
 
 local REASONS = {
   [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
@@ -48,14 +52,26 @@ function M.cancelled(attempts)
   return errors.new({ kind = "cancelled", message = "request cancelled", attempts = attempts })
 end
 
+-- The first of an API error's texts that says something.
+local function error_text(e)
+  for _, k in ipairs(TEXTS) do
+    local v = e[k]
+    if type(v) == "string" and v ~= "" then return v end
+  end
+  return nil
+end
+
 --- Offers, or nil and an error with `secrets` scrubbed from every string.
 -- @tparam table o the core's outcome
 -- @tparam table secrets strings to scrub (kpayment.config.secrets)
 -- @return offers, nil and their metadata table (`offer.meta`), for the
 -- caller to complete; or nil and the error
 function M.from_outcome(o, secrets)
-  if o.kind == nil then
-    local body = o.value
+  local body = o.kind == nil and o.value
+  if body and body.financeOffers == nil and type(body.errors) == "table" and body.errors[1] ~= nil then
+    o = { kind = "http", status = o.status, retryable = false, errors = body.errors,
+          warnings = body.warnings }
+  elseif body then
     local offers = offer.wrap(body.financeOffers or {})
     -- every field the caller fills in too (kpayment.async), so the
     -- table is made at its final size
@@ -76,7 +92,7 @@ function M.from_outcome(o, secrets)
     local first = type(o.errors) == "table" and o.errors[1]
     if type(first) == "table" then
       e.code = first.errorCode
-      e.message = first.errorMessage or first.errorTitle or first.errorDescription
+      e.message = error_text(first)
     end
     if e.message == nil then
       e.message = "HTTP " .. o.status .. (REASONS[o.status] and (" " .. REASONS[o.status]) or "")

@@ -21,25 +21,37 @@ local function days_from_civil(y, m, d)
   return era * 146097 + doe - 719468
 end
 
-local DAYS_IN_MONTH = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+local DAYS_IN_MONTH = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
 
---- Parse an ISO-8601 timestamp (`2025-03-28T11:34:46.759Z`, or with a
--- `+hh:mm` offset) into epoch seconds, fractions kept (kpayment.parse_time).
+local function days_in_month(y, m)
+  if m == 2 and y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0) then return 29 end
+  return DAYS_IN_MONTH[m]
+end
+
+--- Parse an ISO-8601 timestamp (`2025-03-28T11:34:46.759Z`, with a
+-- `+hh:mm`, `+hhmm` or `+hh` offset, or with no zone, read as UTC as the
+-- API writes every time) into epoch seconds, fractions kept
+-- (kpayment.parse_time).
 -- @return number, or nil when the text is not such a timestamp
 function M.parse_time(s)
   if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, sec, frac, zone =
-    s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt ](%d%d):(%d%d):(%d%d)(%.?%d*)(.*)$")
+  local y, mo, d, h, mi, sec, rest =
+    s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt ](%d%d):(%d%d):(%d%d)(.*)$")
   if not y then return nil end
   y, mo, d, h, mi, sec = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
-  if mo < 1 or mo > 12 or d < 1 or d > DAYS_IN_MONTH[mo] or h > 23 or mi > 59 or sec > 60 then
+  if mo < 1 or mo > 12 or d < 1 or d > days_in_month(y, mo) or h > 23 or mi > 59 or sec > 60 then
     return nil
   end
-  if frac == "." then return nil end
+  local frac, zone = rest:match("^(%.%d+)(.*)$")
+  if not frac then frac, zone = "", rest end
   local offset = 0
-  if zone ~= "Z" and zone ~= "z" then
+  if zone ~= "" and zone ~= "Z" and zone ~= "z" then
     local sign, oh, om = zone:match("^([+-])(%d%d):?(%d%d)$")
-    if not sign then return nil end
+    if not sign then
+      sign, oh = zone:match("^([+-])(%d%d)$")
+      om = "00"
+    end
+    if not sign or tonumber(oh) > 23 or tonumber(om) > 59 then return nil end
     offset = (tonumber(oh) * 60 + tonumber(om)) * 60
     if sign == "-" then offset = -offset end
   end

@@ -31,6 +31,8 @@
 --                 2^53; expiries in January and July (a zone with summer
 --                 time shows two offsets); one offer with no expiry or customer
 --   cli-empty     200, no offers
+--   odd-message   400 API error whose errorMessage is empty and errorTitle an
+--                 object: only errorDescription says something
 --   echo-escaped  401 text/plain echoing the password as JSON encoders write
 --                 it inside a string (`\"`, `\/`, `\u00f6`, `\u00F6`), its Base64
 --                 alone, user:password in unpadded base64url, and the bearer
@@ -82,6 +84,10 @@ local SHAPES = {
   ["array-element"] = '{"financeOffers":[[]]}',
   ["null"] = '{"financeOffers":null}',
   ["empty"] = "{}",
+  -- the API's error body under a 2xx, as a backend that maps every outcome to 200 sends it
+  ["api-errors"] = '{"errors":[{"errorCode":404,"errorMessage":"customer not found"}],'
+    .. '"warnings":[{"warningCode":1,"warningMessage":"w"}]}',
+  ["no-errors"] = '{"errors":[],"warnings":[]}',
   ["string"] = '"str"',
   ["number"] = "42",
 }
@@ -314,6 +320,9 @@ local function serve(conn)
     respond(conn, 200, JSON, SHADOW_BODY)
   elseif scenario:match("^shape%-") and SHAPES[scenario:sub(7)] then
     respond(conn, 200, JSON, SHAPES[scenario:sub(7)])
+  elseif scenario == "odd-message" then
+    respond(conn, 400, JSON, '{"errors":[{"errorCode":7,"errorMessage":"","errorTitle":{"text":"no"},'
+      .. '"errorDescription":"the description"}]}')
   elseif scenario == "echo" or scenario == "echo-400" then
     respond(conn, scenario == "echo" and 401 or 400, JSON, echo_json(creds))
   elseif scenario == "gzip-small" then
