@@ -310,6 +310,9 @@ local function leave(req)
   if f._callers > 0 then return end
   local flights = f._flights
   if flights[f._key] == f then flights[f._key] = nil end
+  if f._driven and not f._drive.started then   -- a dropped timer counts no more
+    require("kpayment.nginx").dropped(f._client._core, f._drive)
+  end
   if ended(f) then return end
   if f._taken and not f._taking then
     -- its outcome was taken and its attempt released (caller_outcome):
@@ -342,7 +345,7 @@ end
 -- ran out, or look at an attempt that ended.  A failure is turned into its
 -- error here (to decide on a retry); a 2xx is decoded by `poll`, in
 -- slices, or on delivery.
-local follow
+local follow, join
 
 local function step(req)
   if req._flight then return follow(req) end
@@ -412,14 +415,43 @@ local function in_flight(req)
   return st == RUNNING or st == WAITING
 end
 
+-- When a caller ends on its own while its flight goes on: at its deadline
+-- if that is earlier than the call's.  One whose deadline the call carries
+-- takes the call's outcome at that deadline (its timeout, a stale answer),
+-- but a call in a timer moves without it: if that call has not ended
+-- LOST_AFTER seconds past the deadline, it is taken for lost.
+local LOST_AFTER = 1
+
+local function until_at(req, f)
+  if req._deadline_at < f._deadline_at then return req._deadline_at end
+  return f._driven and req._deadline_at + LOST_AFTER or nil
+end
+
+-- Whether nginx dropped the timer of a shared call (never sent).
+local function timer_dropped(f)
+  return f._driven and not f._drive.started and require("kpayment.nginx").dropped(f._client._core, f._drive)
+end
+
+-- A caller of a shared call whose timer nginx dropped leaves it, and
+-- joins or starts a call of its own scope, sent there.
+local function rejoin(req)
+  local f = req._flight
+  if f._flights[f._key] == f then f._flights[f._key] = nil end   -- nobody else joins it
+  leave(req)
+  req._flight, req._left, req._following, req._joined = nil, nil, nil, nil
+  join(req, f._key, true)
+end
+
 function follow(req)
   if not in_flight(req) then return end
   local f = req._flight
+  if timer_dropped(f) then return rejoin(req) end
   if not ended(f) then step(f) end
   if not in_flight(req) then return end   -- a hook ended it meanwhile
   local fs = f._state
   if fs == RUNNING or fs == WAITING then
-    if req._deadline_at < f._deadline_at and monotonic() >= req._deadline_at then
+    local at = until_at(req, f)
+    if at and monotonic() >= at then
       req._state, req._err = FINISHED, deadline_error(req)
       leave(req)
     else
@@ -596,12 +628,14 @@ local function drive(f, premature)
   changed(f)
 end
 
-local function join(req, key)
+-- With `own`, only a call of this scope is joined, and none gets a timer
+-- (its callers found its timer dropped).
+function join(req, key, own)
   local s = req._scope
   local client = req._client
   local flights, worker = flights_of(client, s)
   -- inside nginx, a call that found no timer is in its scope's own map
-  local f = flights[key] or (worker and s.flights and s.flights[key]) or nil
+  local f = (not own and flights[key]) or (worker and s.flights and s.flights[key]) or nil
   if f ~= nil and (f._state == RUNNING or f._state == WAITING) then
     req._joined = true
   else
@@ -610,9 +644,10 @@ local function join(req, key)
                        _attempts = 0, _started = req._started, _deadline_at = req._deadline_at,
                        _seq = req._seq, _state = WAITING, _retry_at = now, _key = key, _callers = 0,
                        _customer = req._customer, _flights = flights }, Request)
-    if worker and require("kpayment.nginx").drive(client._core,
-                                                  function(premature) drive(f, premature) end) then
-      f._driven, f._scopes, f._waiters = true, setmetatable({}, { __mode = "k" }), {}
+    local handle = worker and not own
+      and require("kpayment.nginx").drive(client._core, function(premature) drive(f, premature) end)
+    if handle then
+      f._driven, f._drive, f._scopes, f._waiters = true, handle, setmetatable({}, { __mode = "k" }), {}
     else
       if worker then   -- no timer for it: shared within this scope only
         flights = scope_flights(s)
@@ -783,11 +818,14 @@ local function timer_of(req)
   if fs ~= RUNNING and fs ~= WAITING or (fs == RUNNING and f._core and f._core:done()) then
     return monotonic()
   end
-  -- a shared call in a timer wakes its followers itself (drive)
+  -- a shared call in a timer wakes its followers itself (drive), once
+  -- its timer has started
   local at = f._state == WAITING and not f._driven and f._retry_at or nil
-  if req._deadline_at < f._deadline_at and (at == nil or req._deadline_at < at) then
-    at = req._deadline_at
+  if f._driven and not f._drive.started then
+    at = f._drive.due + require("kpayment.nginx").DROPPED_AFTER
   end
+  local own = until_at(req, f)
+  if own and (at == nil or own < at) then at = own end
   return at
 end
 

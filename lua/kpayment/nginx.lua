@@ -303,11 +303,20 @@ end
 -- its own nginx request only.
 M.MAX_DRIVERS = 64
 
---- Run fn(premature) in a timer of its own; false when it cannot.
+-- nginx accepts a timer, then drops it when it is due if
+-- lua_max_running_timers are running ("are not enough" in the error log):
+-- a timer not started this long after it was due is taken for dropped.
+M.DROPPED_AFTER = 0.2
+
+--- Run fn(premature) in a timer of its own.  The handle it returns says
+-- whether the timer has started (`started`); false when it cannot.
 function M.drive(c, fn)
   M.check_phase(c._kind)   -- where the caller cannot wait, it cannot follow
   if c._kind ~= "cosocket" or c._drivers >= M.MAX_DRIVERS then return false end
+  local handle = { started = false, dropped = false, due = monotonic() }
   local function run(premature)
+    if handle.dropped then return end   -- given up for lost: counted already
+    handle.started = true
     local ok, why = pcall(fn, premature)
     c._drivers = c._drivers - 1
     if not ok then ngx.log(ngx.ERR, "kpayment: a shared call failed: ", tostring(why)) end
@@ -315,6 +324,17 @@ function M.drive(c, fn)
   local ok, started = pcall(ngx.timer.at, 0, run)
   if not ok or not started then return false end
   c._drivers = c._drivers + 1
+  return handle
+end
+
+--- Whether the timer of `handle` (M.drive) was dropped by nginx: not
+-- started DROPPED_AFTER seconds after it was due.  Once so, it never runs
+-- its function, and no longer counts against MAX_DRIVERS.
+function M.dropped(c, handle)
+  if handle.dropped then return true end
+  if handle.started or monotonic() < handle.due + M.DROPPED_AFTER then return false end
+  handle.dropped = true
+  c._drivers = c._drivers - 1
   return true
 end
 

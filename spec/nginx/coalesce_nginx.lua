@@ -31,8 +31,8 @@ describe("shared calls inside nginx", function()
   setup(function() m = mock.start({}) end)
   teardown(function() if m then m.stop() end end)
 
-  local function start(workers)
-    return nginx.start({ workers = workers, main = ENV, server = LOCATIONS,
+  local function start(workers, http)
+    return nginx.start({ workers = workers, main = ENV, server = LOCATIONS, http = http,
                          env = { KPAYMENT_BASE_URL = m.url, KPAYMENT_SKIN = "coalesce-spec" } })
   end
 
@@ -85,6 +85,32 @@ describe("shared calls inside nginx", function()
     assert.equal(200, status)
     assert.matches("^4 3,3,3,3 ", text)
     assert.equal(1, calls())
+  end)
+
+  it("sends a shared call itself when nginx drops the call's timer (lua_max_running_timers)", function()
+    -- nginx accepts the timers, then drops at run time those past its
+    -- limit of running timers: their calls were never sent, and every
+    -- request for those keys waited for ever, later ones too
+    local n = start(1, "lua_max_running_timers 2;")
+    finally(n.stop)
+    local function urls()
+      local list = {}
+      for i = 1, 5 do
+        list[i] = n.url .. "/t/call?customer=mock:stall:0.5&dealer=k" .. i .. "&timeout=3&retries=0"
+      end
+      return list
+    end
+    local t0 = socket.gettime()
+    local ok, out = burst(urls(), 1)
+    assert.equal(5, ok, out)
+    assert.is_true(socket.gettime() - t0 < 3, out)
+    -- and again, one at a time: nothing was left hanging
+    for _, url in ipairs(urls()) do
+      local status, text = n.get(url:sub(#n.url + 1), 5)
+      assert.equal(200, status)
+      assert.matches("^3 200 ", text)
+    end
+    assert.matches("lua_max_running_timers are not enough", n.log())
   end)
 
   it("answers the others when the light thread that sent their call is killed", function()
