@@ -72,6 +72,18 @@ describe("the cache option", function()
     c:close()
   end)
 
+  it("counts an entry's age from the response's arrival, not from when its result is taken", function()
+    local c = client({ ttl = 0.3 })
+    local req = c:start_offers(P)
+    while not req:done() do c:poll(10) end
+    require("socket").sleep(0.4)
+    assert(req:result())
+    local again = assert(c:get_offers(P))
+    assert.is_nil(again:meta().cached, "a body 0.4 s old is past a ttl of 0.3")
+    assert.equal(2, calls())
+    c:close()
+  end)
+
   it("never keeps an error", function()
     local c = client({ ttl = 60 }, { retries = 0 })
     local p = { customer_uuid = "mock:error500", dealer_uuid = "d" }
@@ -107,6 +119,24 @@ describe("the cache option", function()
     local _, e = d:get_offers(P)
     assert.equal("network", e.kind)
     d:close()
+  end)
+
+  it("gives each caller of a shared call its own copy of the error a stale answer stands in for", function()
+    local own = mock.start({})
+    local c = kpayment.new({ base_url = own.url, skin = "s", timeout = 2, retries = 0,
+                             cache = { ttl = 0.1, stale_if_error = 60 } })
+    assert(c:get_offers(P))
+    own.stop()
+    require("socket").sleep(0.2)
+    local a, b = c:start_offers(P), c:start_offers(P)
+    while not (a:done() and b:done()) do c:poll(10) end
+    local ea, eb = assert(a:result()):meta().error, assert(b:result()):meta().error
+    assert.equal("network", ea.kind)
+    assert.equal("network", eb.kind)
+    assert.are_not.equal(ea, eb)
+    ea.message = "changed"
+    assert.are_not.equal("changed", eb.message)
+    c:close()
   end)
 
   it("forgets one customer's entries, or every entry", function()
@@ -150,7 +180,7 @@ describe("the cache option", function()
     local before = collectgarbage("count")
     local c = cache.new({ ttl = 60, max_entries = 100000, max_bytes = 2 ^ 40 })
     for i = 1, 1000 do
-      c:put("http://h/p?customerUUID=c" .. i .. "&dealerUUID=d", "c" .. i, i .. body, 200, 0)
+      c:put("http://h/p?customerUUID=c" .. i .. "&dealerUUID=d", "c" .. i, i .. body, 200, 0, 0)
     end
     collectgarbage()
     collectgarbage()

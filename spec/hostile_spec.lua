@@ -464,6 +464,9 @@ describe("kpayment", function()
       local results = c:get_offers_many({ { customer_uuid = "shape-api-errors", dealer_uuid = "d" },
                                           { customer_uuid = "shape-api-errors", dealer_uuid = "d" } })
       for i = 1, 2 do assert.equal("http", results[i].err and results[i].err.kind) end
+      -- never kept by a cache
+      local cached = client({ cache = { ttl = 60 } })
+      for _ = 1, 2 do assert.equal("http", select(2, get(cached, "shape-api-errors")).kind) end
       -- an empty errors array is no failure
       local none = assert(get(c, "shape-no-errors"))
       assert.equal(0, #none)

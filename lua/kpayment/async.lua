@@ -30,7 +30,7 @@ local errors = require("kpayment.errors")
 
 local offer = require("kpayment.offer")
 
-local setmetatable, next, error, pairs, pcall, tostring = setmetatable, next, error, pairs, pcall, tostring
+local setmetatable, next, error, pcall, tostring = setmetatable, next, error, pcall, tostring
 local math_floor, math_min, math_max, math_huge = math.floor, math.min, math.max, math.huge
 local table_sort, table_remove = table.sort, table.remove
 local monotonic, sleep = core.monotonic, core.sleep
@@ -189,10 +189,9 @@ local function token_step(req)
   stop_awaiting(req)
   local err = oauth.results[a]
   if err then
-    local own = {}
-    for k, v in pairs(err) do own[k] = v end
+    local own = errors.copy(err)
     own.attempts, own.total_time = req._attempts, monotonic() - req._started
-    req._state, req._err = FINISHED, errors.new(own)
+    req._state, req._err = FINISHED, own
     log.outcome(client, nil, req._err)
   else
     launch(req, true)
@@ -246,7 +245,8 @@ local function take_outcome(req)
   meta.total_time = monotonic() - req._started
   local cache = client._cache
   if offers and cache and req._body then
-    cache:put(req._url, req._customer, req._body, o.status, monotonic())
+    local now = monotonic()
+    cache:put(req._url, req._customer, req._body, o.status, now, now - req._body_at)
   end
   if req._locked then   -- kept (or not worth keeping): other workers may go on
     req._locked = nil
@@ -288,6 +288,7 @@ end
 local function keep_body(req)
   local status, _, _, request_id = req._core:stats()
   req._body = req._core:body()
+  req._body_at = monotonic()
   req._status = status
   req._request_id = server_id(req._client, request_id)
 end
@@ -345,7 +346,11 @@ end
 -- ran out, or look at an attempt that ended.  A failure is turned into its
 -- error here (to decide on a retry); a 2xx is decoded by `poll`, in
 -- slices, or on delivery.
-local follow, join
+local follow, join, send_shared
+
+-- How often a shared call waiting for another worker's answer looks at
+-- the shared dict.
+local WAIT_OTHERS = 0.01
 
 local function step(req)
   if req._flight then return follow(req) end
@@ -353,7 +358,10 @@ local function step(req)
   if st == WAITING then
     if req._awaiting then return token_step(req) end
     -- a shared call in a timer of its own is sent by that timer (drive)
-    if monotonic() >= req._retry_at and not req._driven then launch(req) end
+    local now = monotonic()
+    if now < req._retry_at or req._driven then return end
+    if req._callers == nil then return launch(req) end
+    if not send_shared(req, now) then req._retry_at = now + WAIT_OTHERS end
     return
   end
   if st ~= RUNNING then return end
@@ -488,11 +496,9 @@ local function caller_outcome(req)
   local f = req._flight
   local offers, err
   if f._entry then
-    offers, err = from_entry(req, f._entry, f._fields, f._attempts, f._cause)
+    offers, err = from_entry(req, f._entry, f._fields, f._attempts, f._cause and errors.copy(f._cause))
   elseif f._err then
-    err = {}
-    for k, v in pairs(f._err) do err[k] = v end
-    err = errors.new(err)
+    err = errors.copy(f._err)
   elseif not f._taken or (f._taking and not f._body) then
     -- The first to ask takes the flight's own outcome.  A finalizer that
     -- runs inside that decode and asks again (the same caller: with more
@@ -568,6 +574,38 @@ local function changed(f)
   if f._driven then require("kpayment.nginx").wake_all(f._scopes, f._waiters) end
 end
 
+-- Send the next attempt of shared call f, due at `now`.  With a cache in a
+-- shared dict, one worker at a time asks the API for a key: the first
+-- attempt takes the key's lock, or finds the answer another worker kept
+-- meanwhile, or waits for it (false: look again after WAIT_OTHERS); a
+-- lock left past the deadline is not waited for.  A call that one of its
+-- callers may not answer from the cache (cache = false) asks the API.
+function send_shared(f, now)
+  local cache = f._client._cache
+  local e
+  if f._attempts == 0 and cache and f._fresh_ok and not f._locked and not cache:lock(f._url) then
+    e = cache:get(f._url, now, false)
+    if not e and now + 0.1 < f._deadline_at then return false end
+    if not e then f._locked = false end
+  else
+    if cache and f._locked == nil then
+      f._locked = f._attempts == 0 and (f._fresh_ok or cache:lock(f._url))
+    end
+    -- the lock taken: an answer that came in meanwhile is the answer
+    e = f._locked and f._fresh_ok and cache:get(f._url, now, false)
+    if e then
+      f._locked = nil
+      cache:unlock(f._url)
+    end
+  end
+  if e then
+    f._state, f._entry = FINISHED, e
+  else
+    launch(f)
+  end
+  return true
+end
+
 -- A shared call inside nginx, in a timer of its own: send its attempts
 -- and retries until it is settled or no caller wants it, waking its
 -- followers each time it moves.  The timer ends with the worker
@@ -588,30 +626,8 @@ local function drive(f, premature)
       local wait = f._retry_at - now
       if wait > 0 then
         pause(client, wait)
-      elseif f._attempts == 0 and cache and not f._locked and not cache:lock(f._url) then
-        -- another worker asks the API for it: its answer, once in the dict,
-        -- answers here too; a lock left past the deadline is not waited for
-        local e = cache:get(f._url, now, false)
-        if e then
-          f._state, f._entry = FINISHED, e
-        elseif now + 0.1 < f._deadline_at then
-          pause(client, 0.01)
-        else
-          f._locked = false
-          launch(f)
-        end
-        changed(f)
       else
-        if cache and f._locked == nil then f._locked = f._attempts == 0 end
-        -- the lock taken: an answer that came in meanwhile is the answer
-        local e = f._locked and cache:get(f._url, now, false)
-        if e then
-          f._locked = nil
-          cache:unlock(f._url)
-          f._state, f._entry = FINISHED, e
-        else
-          launch(f)
-        end
+        if not send_shared(f, now) then pause(client, WAIT_OTHERS) end
         changed(f)
       end
     elseif st == RUNNING then
@@ -643,7 +659,8 @@ function join(req, key, own)
     f = setmetatable({ _client = client, _url = req._url, _fields = req._fields, _scope = s,
                        _attempts = 0, _started = req._started, _deadline_at = req._deadline_at,
                        _seq = req._seq, _state = WAITING, _retry_at = now, _key = key, _callers = 0,
-                       _customer = req._customer, _flights = flights }, Request)
+                       _customer = req._customer, _flights = flights,
+                       _fresh_ok = req._fresh_ok ~= false }, Request)
     local handle = worker and not own
       and require("kpayment.nginx").drive(client._core, function(premature) drive(f, premature) end)
     if handle then
@@ -653,7 +670,7 @@ function join(req, key, own)
         flights = scope_flights(s)
         f._flights = flights
       end
-      launch(f)
+      if not send_shared(f, now) then f._retry_at = now + WAIT_OTHERS end
       if ended(f) then   -- the client was closed meanwhile
         req._state, req._offers, req._err = CANCELLED, nil, response.cancelled(0)
         return
@@ -663,6 +680,8 @@ function join(req, key, own)
     req._joined = false
   end
   f._callers = f._callers + 1
+  -- one caller that may not be answered from the cache: none is
+  if req._fresh_ok == false then f._fresh_ok = false end
   req._flight = f
   if f._driven then
     f._scopes[s] = true
@@ -686,7 +705,8 @@ function M.new(client, url, fields, on_done, key, customer, fresh_ok)
   local s = scope(client)
   local req = setmetatable({ _client = client, _url = url, _fields = fields, _scope = s,
                              _attempts = 0, _started = now, _deadline_at = now + client._deadline,
-                             _seq = client._seq, _state = RUNNING, _customer = customer }, Request)
+                             _seq = client._seq, _state = RUNNING, _customer = customer,
+                             _fresh_ok = fresh_ok }, Request)
   local cache = client._cache
   local hit = cache and fresh_ok and cache:get(url, now, false)
   local stale = false

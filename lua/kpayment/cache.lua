@@ -69,15 +69,16 @@ function Cache:get(url, now, stale)
   return e
 end
 
---- Keep body (a 2xx response's, with its HTTP status) for url as of
--- `now`, then evict the least recently used entries over the bounds.  A
--- body larger than `max_bytes` alone is not kept.
-function Cache:put(url, customer, body, status, now)
+--- Keep body (a 2xx response's, with its HTTP status) for url, `age`
+-- seconds old at `now` (its age counts from its arrival, not from when its
+-- caller took it), then evict the least recently used entries over the
+-- bounds.  A body larger than `max_bytes` alone is not kept.
+function Cache:put(url, customer, body, status, now, age)
   local old = self.index[url]
   if old then drop(self, old) end
   local size = #body + #url + M.OVERHEAD
   if size > self.max_bytes then return end
-  local e = { url = url, customer = customer, body = body, status = status, at = now, size = size }
+  local e = { url = url, customer = customer, body = body, status = status, at = now - age, size = size }
   self.index[url] = e
   push_newest(self, e)
   self.entries = self.entries + 1
@@ -156,11 +157,13 @@ function Dict:get(url, _, stale)
   return { body = body, status = tonumber(status), at = tonumber(at), age = age }
 end
 
-function Dict:put(url, _, body, status)
+function Dict:put(url, _, body, status, _, age)
+  local keep = self.ttl + self.stale - age
+  if keep <= 0 then return end
   self.update()
   -- set, not safe_set: a full dict evicts its least recently used entries
-  self.dict:set(self.prefix .. url, status .. "\n" .. string.format("%.3f", self.now()) .. "\n" .. body,
-                self.ttl + self.stale)
+  self.dict:set(self.prefix .. url, status .. "\n" .. string.format("%.3f", self.now() - age) .. "\n" .. body,
+                keep)
 end
 
 function Dict:purge(customer)

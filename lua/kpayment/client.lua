@@ -39,15 +39,19 @@ Client.__index = Client
 Client.__name = "kpayment.Client"
 
 -- The `cache` option's store: the client's own, or inside nginx a shared
--- dict, keyed by a hash of what identifies the client to the API.
+-- dict, keyed by a hash of what identifies the client and the API it
+-- reaches: the base URL and the addresses its names resolve to
+-- (`resolve`: staging and production behind one name), the credentials,
+-- and where and for what scope tokens come from.
 local function new_cache(cfg, timeout)
   if cfg.cache.dict == nil then return cache.new(cfg.cache) end
   if transport.ngx() == nil then
     error("kpayment: bad option 'cache' ('dict' needs nginx's lua_shared_dict: inside nginx only)", 0)
   end
-  local identity = table.concat({ cfg.base_url, cfg.username or "", cfg.password or "",
-                                  cfg.bearer_token or "", cfg.client_id or "",
-                                  cfg.client_secret or "" }, "\0")
+  local identity = table.concat({ cfg.base_url, table.concat(cfg.resolve or {}, "\1"),
+                                  cfg.username or "", cfg.password or "", cfg.bearer_token or "",
+                                  cfg.client_id or "", cfg.client_secret or "", cfg.token_url or "",
+                                  cfg.scope or "" }, "\0")
   -- a worker that died while asking the API holds its lock no longer than this
   local lock_seconds = (cfg.deadline or (timeout > 0 and timeout or 30)) + 1
   return cache.new_dict(cfg.cache, identity, lock_seconds)

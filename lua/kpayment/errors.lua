@@ -85,6 +85,15 @@ function M.new(fields)
   return setmetatable(fields, Error)
 end
 
+--- A caller's own copy of an error that several callers get (a shared
+-- call's): its fields, not its nested tables.
+-- @local
+function M.copy(e)
+  local own = {}
+  for k, v in pairs(e) do own[k] = v end
+  return setmetatable(own, Error)
+end
+
 --- True for errors made by this module.
 -- @local
 function M.is(v)

@@ -54,6 +54,34 @@ describe("the cache in a shared dict", function()
     assert.equal(0, m.stats().requests)
   end)
 
+  it("asks the API for a call with cache = false, even with a fresh entry", function()
+    local n = start()
+    finally(n.stop)
+    local url = n.url .. "/t/cached?cache_dict=kp_cache&ttl=60&customer=mock:stall:0.2&dealer=nocache"
+    assert.equal(1, count(burst(url, 1), "3 cached=false stale=false\n"))
+    m.reset()
+    for _ = 1, 4 do
+      local status, text = n.get((url .. "&nocache=1"):sub(#n.url + 1), 5)
+      assert.equal(200, status)
+      assert.equal("3 cached=false stale=false\n", text)
+    end
+    assert.equal(4, m.stats().requests)
+    -- and what it answered is kept
+    assert.equal(1, count(burst(url, 1), "3 cached=true stale=false\n"))
+    assert.equal(4, m.stats().requests)
+  end)
+
+  it("keeps the entries of clients that reach the API differently apart (resolve)", function()
+    local n = start()
+    finally(n.stop)
+    local url = n.url .. "/t/cached?cache_dict=kp_cache&ttl=60&customer=c-1&dealer=resolve"
+    assert.equal(1, count(burst(url, 1), "3 cached=false stale=false\n"))
+    assert.equal(1, count(burst(url, 1), "3 cached=true stale=false\n"))
+    -- the same base URL and credentials, names resolved otherwise: another API
+    local other = url .. "&resolve=staging.invalid:443:127.0.0.2"
+    assert.equal(1, count(burst(other, 1), "3 cached=false stale=false\n"))
+  end)
+
   it("answers stale while the API is down", function()
     local own = mock.start({})
     local n = start(own.url)

@@ -16,6 +16,7 @@ local ROOT = os.getenv("PWD")
 local LOCATIONS = [[
 location = /t/call { content_by_lua_block { require("support.nginx_handlers").call() } }
 location = /t/many { content_by_lua_block { require("support.nginx_handlers").many() } }
+location = /t/cached { content_by_lua_block { require("support.nginx_handlers").cached() } }
 location = /t/timer {
   content_by_lua_block {
     local out = {}
@@ -53,7 +54,7 @@ local function start(m, opts)
   local server_part = LOCATIONS .. (opts.include == false and "" or include)
   return nginx.start({
     main = ENV, server = server_part,
-    http = ("upstream kpayment_api { server %s; keepalive 8; }")
+    http = ("lua_shared_dict kp_cache 10m; upstream kpayment_api { server %s; keepalive 8; }")
       :format(opts.upstream or m.url:match("//(.*)$")),
     env = { KPAYMENT_BASE_URL = m.url, KPAYMENT_USERNAME = USER, KPAYMENT_PASSWORD = PASSWORD,
             KPAYMENT_SKIN = "sub-spec" },
@@ -89,6 +90,19 @@ describe("the subrequest transport", function()
     assert.is_nil(req.headers.cookie)
     _, body = n.get("/t/many?transport=subrequest&n=6&concurrency=3&customer=mock:stall:0.5")
     assert.matches("^6 6 ", body)
+  end)
+
+  it("asks the API once for a burst with a cache in a shared dict, then answers stale past the ttl", function()
+    local url = n.url .. "/t/cached?transport=subrequest&cache_dict=kp_cache&ttl=1&stale=30"
+      .. "&customer=mock:stall:0.5&dealer=burst"
+    local out = nginx.burst({ url }, 30)
+    assert.equal(30, nginx.count(out, "3 cached=%a+ stale=false\n"), out)
+    assert.equal(1, #m.requests(), out)
+    socket.sleep(1.2)
+    m.reset()
+    out = nginx.burst({ url }, 30)
+    assert.equal(30, nginx.count(out, "3 cached=%a+ stale=%a+\n"), out)
+    assert.equal(1, #m.requests(), out)
   end)
 
   it("keeps customer data off the disk: no proxy temp file for a large response", function()

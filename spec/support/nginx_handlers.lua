@@ -73,13 +73,14 @@ function M.call()
   ngx.say(line(offers, err, t0))
 end
 
---- One get_offers through a client with a cache:
--- "<count|kind> cached=<bool> stale=<bool>".
+--- One get_offers through a client with a cache (`nocache`: the call's
+-- `cache = false`): "<count|kind> cached=<bool> stale=<bool>".
 function M.cached()
   local args = ngx.req.get_uri_args()
   local c = M.client(args)
-  local offers, err = c:get_offers({ customer_uuid = args.customer or "c-1",
-                                     dealer_uuid = args.dealer or "d-1" })
+  local params = { customer_uuid = args.customer or "c-1", dealer_uuid = args.dealer or "d-1" }
+  if args.nocache then params.cache = false end
+  local offers, err = c:get_offers(params)
   local meta = offers and offers:meta() or err
   ngx.say(offers and #offers or err.kind, " cached=", tostring(meta.cached == true), " stale=",
     tostring(meta.stale == true))
