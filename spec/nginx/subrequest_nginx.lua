@@ -92,7 +92,7 @@ describe("the subrequest transport", function()
     assert.matches("^6 6 ", body)
   end)
 
-  it("asks the API once for a burst with a cache in a shared dict, then answers stale past the ttl", function()
+  it("asks the API once for a burst with a shared dict cache, then answers stale past the ttl", function()
     local url = n.url .. "/t/cached?transport=subrequest&cache_dict=kp_cache&ttl=1&stale=30"
       .. "&customer=mock:stall:0.5&dealer=burst"
     local out = nginx.burst({ url }, 30)
