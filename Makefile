@@ -210,8 +210,9 @@ test: all
 	KPAYMENT_LUA=$(LUA) $(LUA) $(BUSTED) --lpath='$(SPEC_LPATH)' \
 	  --cpath='$(BUILD)/?.so' $(TEST_TAGS) -o spec/support/summary.lua $(TEST_SPECS)
 
-# Before pushing: the lint, then the specs (each installs what it needs).
-check:
+# Before pushing: the lint, then the specs; check-deps first names every
+# package either needs, in one apt-get line.
+check: check-deps
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory test
 

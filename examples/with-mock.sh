@@ -9,12 +9,22 @@ LUA=${LUA:-lua5.4}
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=$(mktemp)
 err=$(mktemp)
+# However this script ends (the command's end, a failure, or a signal: a
+# hangup, ^C, kill, a closed pipe), it stops the mock and waits for it.
+pid=
+stop() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || :; wait "$pid" 2>/dev/null || :; fi
+  rm -f "$out" "$err"
+}
+trap stop EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 141' PIPE
+trap 'exit 143' TERM
 "$LUA" "$here/bin/kpayment-mock" --port 0 --user demo-user --password demo-password \
   --client-id kp-demo-client --client-secret kp-demo-secret \
   </dev/null >"$out" 2>"$err" &
 pid=$!
-trap 'kill $pid 2>/dev/null; rm -f "$out" "$err"' EXIT
-trap 'exit 1' INT TERM
 # The mock prints its base URL as its first line once it listens; anything
 # else (or nothing, or an early exit) means it did not start.
 i=0
@@ -46,5 +56,7 @@ unset KPAYMENT_BEARER_TOKEN
 LUA_PATH=${LUA_PATH:-"$here/lua/?.lua;$here/lua/?/init.lua;;"}
 LUA_CPATH=${LUA_CPATH:-"$here/build/${LUA_VERSION:-5.4}/?.so;;"}
 export LUA_PATH LUA_CPATH
-echo "mock API at $KPAYMENT_BASE_URL" >&2
+# A failed write (a closed stderr) does not stop the script; a broken pipe
+# does, through the PIPE trap, which stops the mock.
+echo "mock API at $KPAYMENT_BASE_URL" >&2 || :
 "$@"
