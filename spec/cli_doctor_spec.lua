@@ -88,6 +88,44 @@ describe("kpayment doctor", function()
     end)
   end
 
+  it("fails without a skin, as offers does, naming --skin and KPAYMENT_SKIN, and still makes its call",
+     function()
+    local env = ctx.with({ KPAYMENT_SKIN = "" })
+    local offers = run.run({ "offers", "--customer", "c", "--dealer", "d" }, { env = env })
+    local r = run.run({ "doctor" }, { env = env })
+    assert.equal(2, offers.status, offers.err)
+    assert.equal(offers.status, r.status, r.out .. r.err)
+    assert.is_falsy(r.out:find("\nPassed", 1, true), r.out)
+    -- the other checks ran: the call went out, with a placeholder skin
+    assert.matches("\n  status +200\n", r.out)
+    local fix = "pass %-%-skin or set KPAYMENT_SKIN"
+    assert.matches("\n  skin +none[^\n]*\n", r.out)
+    assert.matches("\nFailed: [^\n]*" .. fix, r.out)
+    -- stderr says what offers says
+    assert.equal(offers.err:match("^kpayment offers: (.-) %(see"),
+      r.err:match("^kpayment doctor: ([^\n]*)\n$"))
+    assert.matches(fix, r.err)
+    assert.is_falsy((r.out .. r.err):find("kpayment.new", 1, true))
+  end)
+
+  it("without a skin and without an answer, reports both and exits as offers does", function()
+    local r = run.run({ "doctor", "--base-url", "http://127.0.0.1:" .. server.free_port() },
+      { env = ctx.with({ KPAYMENT_SKIN = "" }) })
+    assert.equal(2, r.status, r.out .. r.err)
+    assert.matches("\nFailed: nothing accepts connections", r.out)
+    assert.matches("\nFailed: [^\n]*pass %-%-skin or set KPAYMENT_SKIN", r.out)
+    assert.matches("^kpayment doctor: the call failed: network error: [^\n]*\n"
+      .. "kpayment doctor: [^\n]*KPAYMENT_SKIN[^\n]*\n$", r.err)
+  end)
+
+  it("says the call's error once prefixed, as docs/command.md shows", function()
+    local r = run.run({ "doctor", "--base-url", "http://127.0.0.1:" .. server.free_port() },
+      { env = ctx.env })
+    assert.equal(3, r.status, r.out .. r.err)
+    assert.matches("^kpayment doctor: the call failed: network error: [^\n]* %(see above%)\n$", r.err)
+    assert.is_falsy(r.err:find("kpayment: ", 1, true), r.err)
+  end)
+
   it("tells an untrusted certificate from a trusted one", function()
     local tls = require("support.tls").start()
     local r = run.run({ "doctor", "--base-url", tls.url }, { env = ctx.env })

@@ -79,7 +79,9 @@ describe("kpayment command options", function()
 
     it("says what the library says of a missing skin, naming --skin", function()
       local r = run.run(one(), { env = ctx.with({ KPAYMENT_SKIN = "" }) })
-      assert_usage(r, "bad parameter %-%-skin %(no value: .*KPAYMENT_SKIN%)")
+      assert_usage(r, "bad parameter %-%-skin %(no value: pass %-%-skin or set KPAYMENT_SKIN%)")
+      -- the library's advice to a Lua caller is not the shell's
+      assert.is_falsy(r.err:find("kpayment.new", 1, true), r.err)
       local path = run.write_file("c-one," .. DEALER .. "\n")
       ctx.mock.reset()
       r = run.run({ "offers", "--batch", path, "--format", "csv" },
@@ -87,6 +89,14 @@ describe("kpayment command options", function()
       os.remove(path)
       assert_usage(r, "bad parameter %-%-skin")
       assert.equal(0, ctx.mock.stats().requests)
+    end)
+
+    it("names KPAYMENT_TOKEN_URL, not kpayment.new's option, for client credentials without one", function()
+      local r = run.run(one(), { env = ctx.with({ KPAYMENT_USERNAME = "", KPAYMENT_PASSWORD = "",
+        KPAYMENT_CLIENT_ID = "opt-client", KPAYMENT_CLIENT_SECRET = "opt-secret" }),
+        unset = { "KPAYMENT_TOKEN_URL" } })
+      assert_usage(r, "client credentials need KPAYMENT_TOKEN_URL: the token endpoint's URL")
+      assert.is_falsy(r.err:find("token_url", 1, true), r.err)
     end)
 
     it("is not checked by the command a second time", function()

@@ -5,10 +5,11 @@
 -- @module kpayment.cli.client
 
 local kpayment = require("kpayment")
+local config = require("kpayment.config")
 local term = require("kpayment.cli.term")
 
 local pairs, pcall, error, tostring = pairs, pcall, error, tostring
-local string_gsub = string.gsub
+local string_gsub, string_find, string_sub = string.gsub, string.find, string.sub
 local io_open, io_popen = io.open, io.popen
 
 local M = {}
@@ -29,10 +30,27 @@ local VARIABLES = {
   token_url = "KPAYMENT_TOKEN_URL",
 }
 
+--- Where a call's `name` (skin, locale) comes from when it has none: the
+-- flag or the variable.
+function M.sources(name)
+  return "pass " .. M.FLAGS[name] .. " or set " .. VARIABLES[name]
+end
+
 --- A message kpayment raised, with each 'name' it quotes replaced by the
 -- flag that set it (`given[name]`), else by the variable it came from.
+-- What kpayment tells a Lua caller to do becomes what a shell user does:
+-- where a missing value comes from (`sources`), and "'name' (or
+-- VARIABLE)" for an option without a flag becomes the variable.
 function M.renamed(cli, why, given)
-  return (string_gsub(cli.message(why), "'([%w_]+)'", function(name)
+  local s = cli.message(why)
+  for name, advice in pairs(config.MISSING) do
+    local i, j = string_find(s, advice, 1, true)
+    if i then s = string_sub(s, 1, i - 1) .. M.sources(name) .. string_sub(s, j + 1) end
+  end
+  s = string_gsub(s, "'([%w_]+)' %(or ([%w_]+)%)", function(name, variable)
+    if not M.FLAGS[name] and VARIABLES[name] == variable then return variable end
+  end)
+  return (string_gsub(s, "'([%w_]+)'", function(name)
     if given[name] ~= nil and M.FLAGS[name] then return M.FLAGS[name] end
     if given[name] == nil and VARIABLES[name] and term.env(VARIABLES[name]) then return VARIABLES[name] end
     return M.FLAGS[name]

@@ -6,6 +6,9 @@
 -- saw it: status, time, request id, error kind and message.  libcurl
 -- resolves, connects, picks a proxy and does TLS in that one call; the
 -- doctor reads the outcome and says what to try, and exits by its kind.
+-- A configuration that kpayment offers refuses (a missing skin) fails
+-- the doctor too, with the status offers exits with; the call is made all
+-- the same, with a placeholder skin.
 -- @module kpayment.cli.doctor
 
 local kpayment = require("kpayment")
@@ -37,7 +40,8 @@ Options:
   --user NAME        Basic authentication as NAME (password: KPAYMENT_PASSWORD or asked for)
   --customer UUID    a customer for the call (default: a placeholder)
   --dealer UUID      a dealer for the call (default: a placeholder)
-  --skin S           the skin (default: KPAYMENT_SKIN, else a placeholder)
+  --skin S           the skin (default: KPAYMENT_SKIN); without one the doctor
+                     fails as offers does, its call made with a placeholder
   --locale L         the locale (default: KPAYMENT_LOCALE, else en-US)
   --ca-file FILE     CA certificates to verify the server with (default: libcurl's)
   --timeout S        seconds the call may take (default 10)
@@ -45,9 +49,10 @@ Options:
   -h, --help         show this help
 
 Exit status: 0 the call succeeded (or the API answered the placeholder
-customer), 1 an answer that is not offers, 2 usage error, 3 no answer
-(network, timeout, tls), 4 standard output cannot be written, 130
-interrupted.
+customer), 1 an answer that is not offers, 2 usage error, or a
+configuration that offers refuses (a missing skin), whatever the call got,
+3 no answer (network, timeout, tls), 4 standard output cannot be written,
+130 interrupted.
 ]]
 
 M.SPEC = {
@@ -151,7 +156,8 @@ local function settings(client, given, password_from)
   local rows = {
     { "base URL", s.base_url, from("base_url") },
     { "credentials", s.credentials, credentials },
-    { "skin", s.skin or ("none: the call uses " .. PLACEHOLDER_SKIN), s.skin and from("skin") },
+    { "skin", s.skin or ("none: the call below uses a placeholder, " .. PLACEHOLDER_SKIN),
+      s.skin and from("skin") },
     { "locale", s.locale, from("locale") },
     { "timeout", s.timeout .. " s", from("timeout") },
     { "connect timeout", s.connect_timeout .. " s", from("connect_timeout") },
@@ -188,15 +194,33 @@ function M.run(args, cli)
   local params = { customer_uuid = opts.customer or PLACEHOLDER, dealer_uuid = opts.dealer or PLACEHOLDER,
                    skin = not s.skin and PLACEHOLDER_SKIN or nil, fields = { "id" } }
   local ok, offers, err = pcall(client.get_offers, client, params)
+  if not ok then
+    client:close()
+    connect.refused(cli, "doctor", offers, given)
+  end
+  local call = seen
+  -- The call as kpayment offers makes it, without the placeholder skin:
+  -- what kpayment refuses (before sending anything) fails the doctor too.
+  local refusal
+  if params.skin then
+    params.skin = nil
+    local sent, why = pcall(client.get_offers, client, params)
+    if not sent then
+      if cli.is_interrupt(why) then
+        client:close()
+        error(why, 0)
+      end
+      refusal = cli.unprefixed(connect.renamed(cli, why, given))
+    end
+  end
   client:close()
-  if not ok then connect.refused(cli, "doctor", offers, given) end
   local rows = {}
-  if seen then
-    rows[#rows + 1] = { "request", "GET " .. tostring(seen.url) }
-    rows[#rows + 1] = { "status", seen.status or "none (no answer)" }
-    rows[#rows + 1] = { "time", string_format("%.0f ms", (seen.duration or 0) * 1000) }
-    rows[#rows + 1] = { "bytes", seen.bytes or 0 }
-    rows[#rows + 1] = { "request id", seen.request_id or "none" }
+  if call then
+    rows[#rows + 1] = { "request", "GET " .. tostring(call.url) }
+    rows[#rows + 1] = { "status", call.status or "none (no answer)" }
+    rows[#rows + 1] = { "time", string_format("%.0f ms", (call.duration or 0) * 1000) }
+    rows[#rows + 1] = { "bytes", call.bytes or 0 }
+    rows[#rows + 1] = { "request id", call.request_id or "none" }
   else
     rows[#rows + 1] = { "request", "not sent" }
   end
@@ -204,20 +228,32 @@ function M.run(args, cli)
   if offers then rows[#rows + 1] = { "offers", #offers } end
   section("The call (as on_request and on_response saw it)", rows)
 
+  -- the call's outcome; with a refusal, never a pass
+  local passed = refusal and "The call passed (with the placeholder skin): " or "Passed: "
+  local status
   if offers then
-    write(io.stdout, "Passed: the API answered with ", tostring(#offers), " offer(s).\n")
-    return cli.EXIT.ok
-  end
-  if err.kind == "http" and type(err.status) == "number" and err.status >= 400 and err.status < 500
+    write(io.stdout, passed, "the API answered with ", tostring(#offers), " offer(s).\n")
+    status = cli.EXIT.ok
+  elseif err.kind == "http" and type(err.status) == "number" and err.status >= 400 and err.status < 500
       and err.errors and not HINTS.http[err.status] and opts.customer == nil then
-    write(io.stdout, "Passed, with a note: the credentials were accepted and the API answered the ",
-      "placeholder customer; pass --customer and --dealer of a real customer for a full call.\n")
-    return cli.EXIT.ok
+    write(io.stdout, refusal and passed or "Passed, with a note: ", "the credentials were accepted and ",
+      "the API answered the placeholder customer; pass --customer and --dealer of a real customer for a ",
+      "full call.\n")
+    status = cli.EXIT.ok
+  else
+    write(io.stdout, "Failed: ", hint_for(err), "\n")
+    flush(io.stdout)
+    cli.say("doctor", "the call failed: " .. cli.unprefixed(err) .. " (see above)")
+    status = cli.status_of(err)
   end
-  write(io.stdout, "Failed: ", hint_for(err), "\n")
-  flush(io.stdout)
-  cli.say("doctor", "the call failed: " .. tostring(err) .. " (see above)")
-  return cli.status_of(err)
+  if refusal then
+    write(io.stdout, "Failed: kpayment offers refuses this configuration: ", refusal, "\n")
+    flush(io.stdout)
+    cli.say("doctor", refusal)
+    -- what kpayment offers exits with for it: a usage error
+    status = cli.EXIT.usage
+  end
+  return status
 end
 
 return M

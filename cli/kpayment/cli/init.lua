@@ -163,9 +163,15 @@ function M.command_options(args, spec, command, usage)
   return opts
 end
 
+--- A message or error of kpayment as the command shows it: without the
+-- "kpayment: " in front, which the command's own prefix replaces.
+function M.unprefixed(why)
+  return (string_gsub(tostring(why), "^kpayment: ", ""))
+end
+
 --- One line on stderr, "kpayment: …" or "kpayment COMMAND: …".
 function M.say(command, message)
-  message = term.clean((string_gsub(message, "^kpayment: ", "")))
+  message = term.clean(M.unprefixed(message))
   io.stderr:write("kpayment", command and (" " .. command) or "", ": ", message, "\n")
   io.stderr:flush()
 end

@@ -2,8 +2,9 @@
 -- `kpayment-mock` runs them).  The server runs on Lua 5.4 only.
 -- @module kpayment.cli.mock
 
-local pcall, tostring = pcall, tostring
+local pcall, tostring, rawget, type = pcall, tostring, rawget, type
 local string_gsub, string_match = string.gsub, string.match
+local io_open = io.open
 
 local M = {}
 
@@ -41,13 +42,36 @@ M.SPEC = {
   offers = "integer", help = "flag",
 }
 
+local function exists(path)
+  local f = io_open(path, "r")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- How to run the server under Lua 5.4: the kpayment-mock script beside
+-- this command (bin/ of a checkout), named as the command was, and the
+-- checkout's examples/with-mock.sh; else where they are found.
+local function how_to_run()
+  local script = rawget(_G, "arg") and arg[0]
+  local dir = type(script) == "string" and (string_match(script, "^(.*)/[^/]*$") or ".")
+  if not (dir and exists(dir .. "/kpayment-mock")) then
+    return "install the kpayment-mock rock for Lua 5.4 and run kpayment-mock, or in a checkout run "
+      .. "lua5.4 bin/kpayment-mock or examples/with-mock.sh COMMAND"
+  end
+  local how = "run lua5.4 " .. dir .. "/kpayment-mock"
+  local top = (dir == "bin" and "") or (dir == "." and "../") or string_match(dir, "^(.*/)bin$")
+  if top and exists(top .. "examples/with-mock.sh") then
+    how = how .. ", or " .. top .. "examples/with-mock.sh COMMAND to run a command against it"
+  end
+  return how
+end
+
 function M.run(args, cli)
   local opts = cli.command_options(args, M.SPEC, "mock", USAGE)
   if not opts then return cli.EXIT.ok end
   opts.help = nil
   if _VERSION ~= "Lua 5.4" or rawget(_G, "jit") then
-    cli.say("mock", "the mock API server runs on Lua 5.4 only, not " .. cli.lua_version()
-      .. " (use kpayment-mock, or run this command with lua5.4)")
+    cli.say("mock", "the mock API server needs Lua 5.4, not " .. cli.lua_version() .. ": " .. how_to_run())
     return cli.EXIT.usage
   end
   local loaded, mock = pcall(require, "kpayment.mock")
