@@ -22,6 +22,15 @@ local errors = require("kpayment.errors")
 local time = require("kpayment.time")
 local info = require("kpayment.info")
 
+-- Inside nginx this runs in the master (init_by_lua) before the workers
+-- start as nginx's `user`, who may not be able to read these files: the
+-- modules a worker would load on first use are loaded now.
+if require("kpayment.transport").ngx() then
+  for _, name in ipairs({ "kpayment.nginx", "kpayment.cosocket", "kpayment.subrequest", "kpayment.oauth" }) do
+    require(name)
+  end
+end
+
 local M = {
   --- The version of kpayment, such as `"0.2.0"` (also `kpayment.core._VERSION`).
   _VERSION = core._VERSION,

@@ -11,6 +11,7 @@
 --     env = { KPAYMENT_SKIN = "s" },       -- the master's environment
 --     workers = 1,                         -- worker_processes (default 1)
 --     kpayment_http = false,               -- leave nginx/http.conf out
+--     package_root = dir,                  -- lua/ and spec/ from dir, not the checkout
 --   }
 --   -- n.url ("http://127.0.0.1:PORT"), n.get(path) -> status, body, seconds,
 --   -- n.log() (error.log), n.workers() (worker pids), n.reload(), n.stop(),
@@ -54,7 +55,8 @@ local function config(opts, port)
     "  client_body_temp_path temp/client_body; proxy_temp_path temp/proxy;",
     "  fastcgi_temp_path temp/fastcgi; uwsgi_temp_path temp/uwsgi; scgi_temp_path temp/scgi;",
     "  access_log off;",
-    ('  lua_package_path "%s/lua/?.lua;%s/lua/?/init.lua;%s/spec/?.lua;;";'):format(ROOT, ROOT, ROOT),
+    ('  lua_package_path "%s/lua/?.lua;%s/lua/?/init.lua;%s/spec/?.lua;;";'):format(opts.package_root or ROOT,
+      opts.package_root or ROOT, opts.package_root or ROOT),
     ('  lua_package_cpath "%s/build/luajit/?.so;;";'):format(ROOT),
     opts.kpayment_http == false and "" or ("  include %s/nginx/http.conf;"):format(ROOT),
     opts.http or "",
