@@ -164,26 +164,19 @@ describe("kpayment shows a server's text cleaned", function()
     -- within int64, exact under every Lua
     assert.is_truthy(r.out:find('"version":9223372036854775807', 1, true), r.out)
     assert.is_truthy(r.out:find('"financeOfferId":9007199254740993', 1, true), r.out)
-    if version.int64 then
-      -- 5.3, 5.4: the decoder's float, in the fewest digits that read back the same
-      assert.is_truthy(r.out:find('"id":1.2345678901234567e+19', 1, true), r.out)
-      assert.is_truthy(r.out:find('"lenderID":-9.223372036854776e+18', 1, true), r.out)
-      assert.is_truthy(r.out:find('"odometer":9007199254740993', 1, true), r.out)
-    else
-      -- 5.1, 5.2, LuaJIT: the decoder's string of digits, written as the
-      -- number for the reference's integer fields, as a string for others
-      assert.is_truthy(r.out:find('"id":12345678901234567890', 1, true), r.out)
-      assert.is_truthy(r.out:find('"lenderID":-9223372036854775809', 1, true), r.out)
-      assert.is_truthy(r.out:find('"odometer":"9007199254740993"', 1, true), r.out)
-    end
+    -- the decoder's string of digits, written as the number for the
+    -- reference's integer fields, as a string for others
+    assert.is_truthy(r.out:find('"id":12345678901234567890', 1, true), r.out)
+    assert.is_truthy(r.out:find('"lenderID":-9223372036854775809', 1, true), r.out)
+    -- above 2^53 within int64: an integer on 5.3+, the digits before
+    local odometer = version.int64 and '"odometer":9007199254740993' or '"odometer":"9007199254740993"'
+    assert.is_truthy(r.out:find(odometer, 1, true), r.out)
   end)
 
   it("writes the id cell of csv with the digits JSON has, beyond int64 too", function()
     local r = run.run({ "offers", "--customer", "big-ints", "--dealer", DEALER, "--format", "csv" },
       { env = env() })
     assert.equal(0, r.status, r.err)
-    -- not tostring's 14 digits (1.2345678901235e+19), which read back another number
-    local want = version.int64 and "1.2345678901234567e+19" or "12345678901234567890"
-    assert.is_truthy(r.out:find("," .. want .. ",", 1, true), r.out)
+    assert.is_truthy(r.out:find(",12345678901234567890,", 1, true), r.out)
   end)
 end)

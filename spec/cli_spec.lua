@@ -457,14 +457,17 @@ describe("kpayment.json", function()
     assert.equal("25000.0", json.encode(25000.0))
   end)
 
-  it("writes before 5.3 the digit strings of integer fields as numbers", function()
-    local v = { id = "9007199254740993", version = "18446744073709551616", name = "9007199254740993" }
+  it("writes the digit strings that the decoder gives for integer fields as numbers", function()
+    local v = { id = "9007199254740993", version = "18446744073709551616", name = "9007199254740993",
+                parent = "-9223372036854775809", lenderID = "-9223372036854775808" }
     local text = json.encode(v, { integer_keys = require("kpayment.cli.output").INTEGER_KEYS })
     if version.int64 then
-      assert.equal('{"id":"9007199254740993","name":"9007199254740993",'
-        .. '"version":"18446744073709551616"}', text)
+      -- within int64 the decoder gives an integer: such a string was a JSON string
+      assert.equal('{"id":"9007199254740993","lenderID":"-9223372036854775808","name":"9007199254740993",'
+        .. '"parent":-9223372036854775809,"version":18446744073709551616}', text)
     else
-      assert.equal('{"id":9007199254740993,"name":"9007199254740993","version":18446744073709551616}', text)
+      assert.equal('{"id":9007199254740993,"lenderID":-9223372036854775808,"name":"9007199254740993",'
+        .. '"parent":-9223372036854775809,"version":18446744073709551616}', text)
     end
   end)
 

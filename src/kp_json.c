@@ -389,19 +389,14 @@ static const char *to_double(kpj_decoder *d, const char *s, const char *p,
   return p;
 }
 
-/* Whether n is an int64 or a float the fast path computes exactly: either
- * way it is in range with no conversion needed.  Without 64-bit integers
- * every integral token decodes (long ones as strings), so none is out of
- * range. */
+/* Whether n needs no conversion to be known in range: every integral token
+ * decodes (long ones as strings), and a float the fast path computes
+ * exactly is in range. */
 static int number_is_simple(const number *n) {
-#if !KP_LUA_INT64
   if (n->integral)
     return 1;
-#endif
   if (n->dropped)
     return 0;
-  if (n->integral && n->m <= (uint64_t)INT64_MAX + 1)
-    return 1;
   return n->m <= ((uint64_t)1 << 53) && n->exp10 >= -22 && n->exp10 <= 22;
 }
 
@@ -410,8 +405,9 @@ static int number_is_simple(const number *n) {
  * mantissa up to 2^53 and a power of ten up to 10^22 are computed exactly
  * with one rounding (Clinger's fast path); the rest take the library's
  * conversion.  Where Lua has no 64-bit integers (kp_compat.h), integral
- * tokens up to 2^53 in magnitude are exact as numbers, and longer ones
- * come back as the token's own text: a string, never a rounded value.
+ * tokens up to 2^53 in magnitude are exact as numbers.  Any other integral
+ * token comes back as its own text: a string, never a rounded value (-0
+ * is the float -0.0, which is exact).
  */
 static const char *parse_number(kpj_decoder *d, const char *p) {
   const char *s = p;
@@ -430,6 +426,10 @@ static const char *parse_number(kpj_decoder *d, const char *p) {
                                 : -(lua_Integer)n.m);
       return p;
     }
+  }
+  if (n.integral && (n.dropped || n.m != 0)) {      /* beyond int64 */
+    kp_pushlstring(d->L, s, (size_t)(p - s));
+    return p;
   }
 #else
   if (n.integral && (n.dropped || n.m > ((uint64_t)1 << 53))) {

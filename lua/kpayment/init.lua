@@ -45,8 +45,10 @@ local M = {
   --   wins), arrays sequences;
   -- - integral numbers that fit in 64 bits become exact Lua integers
   --   (`9007199254740993` stays `9007199254740993`; before Lua 5.3, beyond
-  --   2^53: strings of the digits), `-0` becomes `-0.0`, other numbers
-  --   correctly rounded floats; a number too large for a double is an error;
+  --   2^53: strings of the digits), larger integral numbers strings of the
+  --   digits on every Lua, `-0` becomes `-0.0`, other numbers correctly
+  --   rounded floats; a fraction or exponent too large for a double is an
+  --   error;
   -- - strings: every escape, `\u` surrogate pairs to UTF-8, `\u0000` kept
   --   as a NUL byte; the text must be valid UTF-8 (no overlongs, surrogates
   --   or code points above U+10FFFF), and unpaired `\u` surrogates are errors;

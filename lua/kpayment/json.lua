@@ -17,9 +17,10 @@
 --   table is an array when its keys are 1..n, else an object with its keys
 --   sorted (an empty table is `[]`).
 --
--- Before 5.3 the decoder gives integers above 2^53 as strings of their
--- digits, which nothing tells from a string field holding digits: the
--- caller names the keys whose digit strings are numbers (`integer_keys`).
+-- The decoder gives integers beyond int64 (before 5.3, above 2^53) as
+-- strings of their digits, which nothing tells from a string field holding
+-- digits: the caller names the keys whose such strings are numbers
+-- (`integer_keys`).
 -- @module kpayment.json
 
 local type, pairs, next, tostring, tonumber, error, select, setmetatable, getmetatable =
@@ -176,12 +177,21 @@ local function sorted_keys(t)
   return keys
 end
 
+-- Whether a string of digits is an integer beyond int64: where Lua has
+-- integers, what fits was decoded as one, so such a string was JSON text.
+local function beyond_int64(s)
+  local neg = string_sub(s, 1, 1) == "-"
+  local digits = string_gsub(neg and string_sub(s, 2) or s, "^0+", "")
+  local max = neg and "9223372036854775808" or "9223372036854775807"
+  return #digits > #max or (#digits == #max and digits > max)
+end
+
 -- Appends the text of v to out.  w: { indent, integer_keys }.
 local function write(out, v, key, w, depth)
   local t = type(v)
   if t == "string" then
     local ik = w.integer_keys
-    if ik and not math_type and key and ik[key] and string_find(v, "^%-?%d+$") then
+    if ik and key and ik[key] and string_find(v, "^%-?%d+$") and (not math_type or beyond_int64(v)) then
       out[#out + 1] = v
     else
       out[#out + 1] = M.quote(v)
@@ -242,8 +252,9 @@ end
 
 --- JSON text of `v`.
 -- @tparam[opt] table opts `indent` (a string per level: pretty output;
--- default one line), `integer_keys` (a set of keys: before 5.3, a digit
--- string under one of them is written as a number)
+-- default one line), `integer_keys` (a set of keys: a digit string under
+-- one of them that the decoder gave for a number, beyond int64 or before
+-- 5.3 above 2^53, is written as that number)
 function M.encode(v, opts)
   local out = {}
   write(out, v, nil, opts or {}, 0)
