@@ -13,6 +13,7 @@ location = /t/cached { content_by_lua_block { require("support.nginx_handlers").
 
 local count = nginx.count
 local function burst(url, n) return nginx.burst({ url }, n) end
+local MISS, HIT = "3 cached=false stale=false\n", "3 cached=true stale=false\n"
 
 describe("the cache in a shared dict", function()
   local m
@@ -54,32 +55,31 @@ describe("the cache in a shared dict", function()
     assert.equal(0, m.stats().requests)
   end)
 
-  it("asks the API for a call with cache = false, even with a fresh entry", function()
+  -- A fresh nginx (stopped with the spec), and the URL of a key on it whose
+  -- first call was made: a miss.
+  local function first_call(query)
     local n = start()
     finally(n.stop)
-    local url = n.url .. "/t/cached?cache_dict=kp_cache&ttl=60&customer=mock:stall:0.2&dealer=nocache"
-    assert.equal(1, count(burst(url, 1), "3 cached=false stale=false\n"))
+    local url = n.url .. "/t/cached?cache_dict=kp_cache&ttl=60&" .. query
+    assert.equal(MISS, burst(url))
+    return url
+  end
+
+  it("asks the API for a call with cache = false, even with a fresh entry", function()
+    local url = first_call("customer=mock:stall:0.2&dealer=nocache")
     m.reset()
-    for _ = 1, 4 do
-      local status, text = n.get((url .. "&nocache=1"):sub(#n.url + 1), 5)
-      assert.equal(200, status)
-      assert.equal("3 cached=false stale=false\n", text)
-    end
+    for _ = 1, 4 do assert.equal(MISS, burst(url .. "&nocache=1")) end
     assert.equal(4, m.stats().requests)
     -- and what it answered is kept
-    assert.equal(1, count(burst(url, 1), "3 cached=true stale=false\n"))
+    assert.equal(HIT, burst(url))
     assert.equal(4, m.stats().requests)
   end)
 
   it("keeps the entries of clients that reach the API differently apart (resolve)", function()
-    local n = start()
-    finally(n.stop)
-    local url = n.url .. "/t/cached?cache_dict=kp_cache&ttl=60&customer=c-1&dealer=resolve"
-    assert.equal(1, count(burst(url, 1), "3 cached=false stale=false\n"))
-    assert.equal(1, count(burst(url, 1), "3 cached=true stale=false\n"))
+    local url = first_call("customer=c-1&dealer=resolve")
+    assert.equal(HIT, burst(url))
     -- the same base URL and credentials, names resolved otherwise: another API
-    local other = url .. "&resolve=staging.invalid:443:127.0.0.2"
-    assert.equal(1, count(burst(other, 1), "3 cached=false stale=false\n"))
+    assert.equal(MISS, burst(url .. "&resolve=staging.invalid:443:127.0.0.2"))
   end)
 
   it("answers stale while the API is down", function()
