@@ -120,6 +120,76 @@ describe("kpayment", function()
       assert.equal(0, client:poll(0))
     end)
 
+    -- the process's open descriptors: each running transfer holds a socket
+    local function open_fds()
+      local stat = assert(io.open("/proc/self/stat"))
+      local pid = stat:read("*l"):match("^%d+")
+      stat:close()
+      local p = io.popen("ls /proc/" .. pid .. "/fd | wc -l")
+      local n = tonumber(p:read("*a"))
+      p:close()
+      return n
+    end
+
+    it("stops a shared call whose callers were all garbage collected, and forgets it", function()
+      -- coalesce is on: each request is the one caller of a shared call
+      local c = kpayment.new({ base_url = server.url, skin = "s", timeout = 10 })
+      local before = open_fds()
+      for i = 1, 20 do c:start_offers({ customer_uuid = "mock:stall:5", dealer_uuid = "gc" .. i }) end
+      c:poll(0)
+      assert.is_true(open_fds() >= before + 20, "20 transfers connected")
+      collectgarbage()
+      collectgarbage()
+      c:poll(0)
+      assert.is_true(open_fds() <= before + 2, (open_fds() - before) .. " sockets still open")
+      -- and nothing of them stays: 2 000 requests dropped while running
+      local function heap()
+        collectgarbage()
+        collectgarbage()
+        return collectgarbage("count")
+      end
+      local function round(from)
+        for i = from, from + 99 do
+          c:start_offers({ customer_uuid = "mock:offers:1", dealer_uuid = "r" .. i })
+        end
+        c:poll(0)
+        for _ = 1, 5 do c:poll(2) end
+      end
+      for r = 1, 4 do round(r * 100) end
+      local base = heap()
+      for r = 5, 24 do round(r * 100) end
+      local grown = heap() - base
+      assert.is_true(grown < 300, ("the Lua heap grew by %.0f KiB"):format(grown))
+      c:close()
+    end)
+
+    it("lets the collector take dropped requests while a loop polls", function()
+      -- nothing forces a collection: poll's own allocations run the
+      -- collector, and poll must not hold the requests while they do
+      for _, coalesce in ipairs({ true, false }) do
+        local c = kpayment.new({ base_url = server.url, skin = "s", timeout = 10, coalesce = coalesce })
+        -- the first 300 are watched; the same work goes on until the
+        -- collector has had time for them (its pace depends on the heap)
+        local seen = setmetatable({}, { __mode = "v" })
+        local kept
+        for i = 1, 3000 do
+          local req = c:start_offers({ customer_uuid = "mock:offers:3", dealer_uuid = "drop" .. i })
+          if i <= 300 then seen[i] = req end
+          req = nil   -- luacheck: ignore 311
+          c:poll(0)
+          if i % 20 == 0 then for _ = 1, 5 do c:poll(2) end end
+          if i % 100 == 0 and i >= 300 then
+            kept = 0
+            for k = 1, 300 do if seen[k] ~= nil then kept = kept + 1 end end
+            if kept < 30 then break end
+          end
+        end
+        assert.is_true(kept < 30, ("%d of 300 dropped requests not collected (coalesce %s)"):format(kept,
+          tostring(coalesce)))
+        c:close()
+      end
+    end)
+
     it("marks running requests cancelled when the client closes", function()
       local c = kpayment.new({ base_url = server.url, skin = "s" })
       local req = c:start_offers({ customer_uuid = "mock:stall:5", dealer_uuid = "d" })

@@ -147,6 +147,27 @@ local function oauth_timeout(req)
   return retry.attempt_timeout(req._client._timeout, req._deadline_at)
 end
 
+-- Requests that wait on work another runs (a shared call's timer, a token
+-- request) count as running for nginx's poll of their scope (followers:
+-- request -> how many such waits).  A weak set: a request that is
+-- collected counts no more.
+local WEAK_K, WEAK_V = { __mode = "k" }, { __mode = "v" }
+
+local function follow_on(s, req)
+  local set = s.followers
+  if set == nil then
+    set = setmetatable({}, WEAK_K)
+    s.followers = set
+  end
+  set[req] = (set[req] or 0) + 1
+end
+
+local function follow_off(s, req)
+  local set = s.followers
+  local n = set and set[req]
+  if n then set[req] = n > 1 and n - 1 or nil end
+end
+
 -- A request whose attempt needs a token that the client does not hold:
 -- it waits for the client's one token request (started here if none is in
 -- flight), which counts against its deadline, not its retries.
@@ -159,7 +180,7 @@ local function await_token(req)
   local s = req._scope
   if client._core._flights then   -- inside nginx: its pollers wait for it
     oauth.scopes[s] = true
-    s.following = (s.following or 0) + 1
+    follow_on(s, req)
     req._following_token = true
   end
 end
@@ -170,7 +191,7 @@ local function stop_awaiting(req)
   req._awaiting = nil
   if req._following_token then
     req._following_token = nil
-    req._scope.following = req._scope.following - 1
+    follow_off(req._scope, req)
   end
 end
 
@@ -304,10 +325,7 @@ local function leave(req)
   if f == nil or req._left then return end
   req._left = true
   f._callers = f._callers - 1
-  if req._following then
-    local s = req._scope
-    s.following = s.following - 1
-  end
+  if req._following then follow_off(req._scope, req) end
   if f._callers > 0 then return end
   local flights = f._flights
   if flights[f._key] == f then flights[f._key] = nil end
@@ -550,14 +568,14 @@ local function ready(req)
   return req._state == DECODING or (req._on_done ~= nil and not req._notified and settled(req))
 end
 
--- Put a new caller on the flight of its key in its scope, starting one
--- (its first attempt sent) when none is in flight.
 -- The flights of a scope: inside nginx, the worker's (its client's core
--- keeps them), shared by all its requests and timers.
+-- keeps them), shared by all its requests and timers.  Held weakly: a
+-- flight lives as long as a caller (or its timer) holds it, so one whose
+-- callers were all collected goes too, and its attempt with it.
 local function scope_flights(s)
   local flights = s.flights
   if flights == nil then
-    flights = {}
+    flights = setmetatable({}, WEAK_V)
     s.flights = flights
   end
   return flights
@@ -685,7 +703,7 @@ function join(req, key, own)
   req._flight = f
   if f._driven then
     f._scopes[s] = true
-    s.following = (s.following or 0) + 1
+    follow_on(s, req)
     req._following = true
   end
   if req._deadline_at > f._deadline_at then f._deadline_at = req._deadline_at end
@@ -850,10 +868,11 @@ local function timer_of(req)
 end
 
 -- Seconds until the earliest timer among reqs, or nil.
-local function next_timer(reqs)
+local function next_timer(reqs, n)
   local soonest
-  for i = 1, #reqs do
-    local at = timer_of(reqs[i])
+  for i = 1, n or #reqs do
+    local req = reqs[i]
+    local at = req and timer_of(req)
     if at and (not soonest or at < soonest) then soonest = at end
   end
   return soonest and math_max(soonest - monotonic(), 0)
@@ -923,14 +942,21 @@ function M.poll(client, ms, budget_ms)
   local c = client._core
   local mark = c.mark and c:mark()
   local s = scope(client)
+  -- Held weakly while poll works: its allocations run the collector, and a
+  -- request that its caller dropped must stay collectable meanwhile (a
+  -- request with on_done is held by the scope's watch list).
   local live = live_list(s)
+  local n = #live
+  setmetatable(live, WEAK_V)
   -- With work ready, the network is not waited for (nor, with no mark,
   -- yielded to inside nginx).
   local has_work = false
-  for i = 1, #live do
+  for i = 1, n do
     local req = live[i]
-    step(req)
-    if ready(req) then has_work = true end
+    if req then
+      step(req)
+      if ready(req) then has_work = true end
+    end
   end
   local watch = s.watch
   for i = 1, #watch do   -- delivered by result() but not called back yet
@@ -940,25 +966,28 @@ function M.poll(client, ms, budget_ms)
   local running = c:poll(wait_ms, budget_ms, not has_work and mark or nil)
   if running == 0 and wait_ms > 0 then
     -- nothing on the wire: a retry timer is the only thing worth waiting for
-    local t = next_timer(live)
+    local t = next_timer(live, n)
     if t then pause(client, math_min(t, math_max(deadline - monotonic(), 0))) end
   end
   -- What the network work brought, then the budget's work in start order:
   -- decoding (at least one record) and callbacks, every ready result
   -- while the budget lasts.
-  for i = 1, #live do step(live[i]) end
+  for i = 1, n do
+    local req = live[i]
+    if req then step(req) end
+  end
   local stop_at, worked = monotonic() + budget_ms / 1000, false
   local function spent() return worked and monotonic() >= stop_at end
-  for i = 1, #live do
+  for i = 1, n do
     if client._closed or spent() then break end
-    local req = live[i]
+    local req = live[i]   -- nil once collected
     local decoded = false
-    if req._state == DECODING then
+    if req and req._state == DECODING then
       advance(req, math_max((stop_at - monotonic()) * 1000, 0))
       worked, decoded = true, true
     end
     -- a response whose decode ended here is delivered with it
-    if req._on_done and not req._notified and settled(req) and req._state ~= DECODING
+    if req and req._on_done and not req._notified and settled(req) and req._state ~= DECODING
        and not client._closed and (decoded or not spent()) then
       -- the result first: if it raises (out of memory), the request stays
       -- watched and the next poll delivers it

@@ -234,6 +234,19 @@ function runner.mark(c)
   return M.scope(c).ends
 end
 
+-- How many waits the requests of scope s have on work that others run
+-- (kpayment.async's followers): a walk with `next`, as live_list's.
+local function following(s)
+  local set, n = s.followers, 0
+  if set == nil then return 0 end
+  local req, k = next(set)
+  while req ~= nil do
+    n = n + k
+    req, k = next(set, req)
+  end
+  return n
+end
+
 -- poll(ms, mark): with a mark, the caller has nothing to do until an
 -- attempt ends, so poll(0) yields a millisecond too (a loop of poll(0)
 -- calls must let the light threads run); without one, poll(0) only starts
@@ -244,7 +257,7 @@ function runner.poll(c, ms, mark)
   spawn_queued(c, s)
   -- requests of this scope that follow a shared call count as running: its
   -- timer wakes this scope's pollers (M.wake_all) whenever it moves
-  local running = s.running + (s.following or 0)
+  local running = s.running + following(s)
   if running == 0 or mark == nil and ms <= 0 or (mark ~= nil and s.ends ~= mark) then
     raise_kept(s)
     return running
@@ -254,7 +267,7 @@ function runner.poll(c, ms, mark)
   sema:wait(math_max(ms, 1) / 1000)
   s.waiters[sema] = nil
   raise_kept(s)
-  return s.running + (s.following or 0)
+  return s.running + following(s)
 end
 
 function runner.wait(c, a, ms)
@@ -370,7 +383,9 @@ function M.core(cfg, name)
   c._scope_of = setmetatable({}, { __mode = "kv" })   -- attempt -> its scope
   c._waits = setmetatable({}, { __mode = "k" })   -- attempt -> its waiter's semaphore
   c._scope = M.scope
-  c._flights = {}   -- the worker's shared calls, by key (kpayment.async)
+  -- the worker's shared calls, by key (kpayment.async), held by their
+  -- callers and timers
+  c._flights = setmetatable({}, { __mode = "v" })
   c._drivers = 0
   module.setup(c, cfg)
   return c
