@@ -83,7 +83,8 @@ M.math_type = math_type
 -- Default: `KPAYMENT_LOCALE`, else `"en-US"`
 -- @tfield number timeout seconds for each attempt (connecting, sending,
 -- receiving), fractions allowed, `0` for none (up to 86400).  Default: `30`
--- @tfield number connect_timeout seconds to connect (up to 86400).
+-- @tfield number connect_timeout seconds to connect (up to 86400), `0`
+-- for no limit of its own (the attempt's `timeout` still bounds it).
 -- Default: `10`
 -- @tfield number max_body bytes a response may have (after decompression):
 -- a larger one is refused, not buffered, as a `body_too_large` error.

@@ -57,7 +57,9 @@ function M.setup(c, cfg)
     end
   end
   c._insecure = cfg.insecure == true
-  c._connect_ms = math_floor((cfg.connect_timeout or DEFAULTS.connect_timeout) * 1000)
+  -- 0: no limit of its own, as libcurl's 0 (the attempt's timeout holds)
+  local connect = cfg.connect_timeout or DEFAULTS.connect_timeout
+  c._connect_ms = connect > 0 and math_floor(connect * 1000) or nil
   c._pool_size = cfg.pool_size or DEFAULTS.pool_size
   c._idle_ms = math_floor((cfg.pool_idle_timeout or DEFAULTS.pool_idle_timeout) * 1000)
   c._resolve = {}
@@ -106,7 +108,8 @@ local function target(c, scheme, authority)
   return t
 end
 
--- Milliseconds left before `deadline` (nil: none), at least 1.
+-- Milliseconds left before `deadline` (nil: none), at most `cap` (nil:
+-- none); nil when neither bounds it, 0 or less once the deadline is near.
 local function left_ms(deadline, cap)
   if not deadline then return cap end
   local ms = math_floor((deadline - monotonic()) * 1000)
@@ -162,9 +165,9 @@ end
 -- whether it came from the pool, or nil once the attempt has failed.
 local function open(c, a, t, deadline, timeout_ms)
   local sock = tcp()
-  local ms = left_ms(deadline, c._connect_ms)
-  if ms <= 0 then
-    timed_out(a, deadline, timeout_ms)
+  local ms = left_ms(deadline, c._connect_ms) or NO_LIMIT
+  if ms <= 0 then   -- under a millisecond left: no time to connect
+    a:fail("timeout", string_format("operation timed out after %d milliseconds", timeout_ms))
     return nil
   end
   sock:settimeout(ms)

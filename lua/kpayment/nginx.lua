@@ -171,6 +171,10 @@ local function send(c, s, a, info)
   if not ok then
     a:cancel()
     if s.raised == nil then s.raised = why end
+  elseif not a:done() then
+    -- every way out of a send ends its attempt; one that did not would
+    -- leave its waiters with nothing to wait on
+    a:fail("network", "the attempt ended without an outcome (a fault of kpayment's)", false)
   end
   s.info[a] = nil
   c._scope_of[a] = nil

@@ -208,6 +208,18 @@ describe("kpayment inside nginx, over cosockets", function()
     _, body, t = n.get("/t/call?customer=mock:stall:3&retries=0&timeout=0.5")
     assert.matches("^timeout nil 1 ", body)
     assert.is_true(t < 1.5, "the timeout held: " .. t .. " s")
+    -- under a millisecond left to connect: the attempt times out at once
+    -- (it used to end without an outcome, and the worker spun for ever);
+    -- connect_timeout = 0 is no limit of its own, as with libcurl
+    for q, want in pairs({ ["timeout=0.001"] = "^timeout nil 1 ", ["timeout=0.0004&deadline=0.0004"] =
+                           "^timeout nil 1 ", ["connect_timeout=0"] = "^3 200 1 " }) do
+      local status
+      status, body, t = n.get("/t/call?customer=c-ms&retries=0&" .. q, 5)
+      assert.equal(200, status, q)
+      assert.matches(want, body, q)
+      assert.is_true(t < 1, q .. ": " .. t .. " s")
+    end
+    assert.equal(200, (n.get("/ping", 2)))
   end)
 
   it("names nginx's resolver when a host name cannot be looked up, and takes `resolve`", function()

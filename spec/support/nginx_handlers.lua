@@ -17,7 +17,8 @@ local clients = {}
 -- debug; plus `fresh` for a client of this request alone.
 local function options(args)
   local o = {}
-  for _, k in ipairs({ "retries", "max_body", "timeout", "deadline", "pool_size", "pool_idle_timeout" }) do
+  for _, k in ipairs({ "retries", "max_body", "timeout", "connect_timeout", "deadline", "pool_size",
+                       "pool_idle_timeout" }) do
     if args[k] then o[k] = tonumber(args[k]) end
   end
   for _, k in ipairs({ "base_url", "transport", "client_id", "client_secret", "token_url", "token_dict" }) do
