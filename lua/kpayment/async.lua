@@ -964,10 +964,16 @@ function M.poll(client, ms, budget_ms)
   end
   local wait_ms = has_work and 0 or math_floor(ms)
   local running = c:poll(wait_ms, budget_ms, not has_work and mark or nil)
-  if running == 0 and wait_ms > 0 then
-    -- nothing on the wire: a retry timer is the only thing worth waiting for
+  if running == 0 and not has_work then
+    -- nothing on the wire: a retry timer is the only thing worth waiting
+    -- for; inside nginx (a mark), even poll(0) yields a millisecond to it,
+    -- as it does to the wire, so that a loop of them lets the worker serve
     local t = next_timer(live, n)
-    if t then pause(client, math_min(t, math_max(deadline - monotonic(), 0))) end
+    if t and wait_ms > 0 then
+      pause(client, math_min(t, math_max(deadline - monotonic(), 0)))
+    elseif t and mark then
+      pause(client, math_min(t, 0.001))
+    end
   end
   -- What the network work brought, then the budget's work in start order:
   -- decoding (at least one record) and callbacks, every ready result

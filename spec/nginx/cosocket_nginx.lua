@@ -242,6 +242,13 @@ describe("kpayment inside nginx, over cosockets", function()
     assert.matches("^4 3,3,3,3 %d+\n$", body)
     _, body = n.get("/t/poll?n=3&ms=0")
     assert.matches("^3 3,3,3 %d+\n$", body, "a loop of poll(0) lets the light threads run")
+    -- also while its requests only wait to retry (Retry-After: 1 s): a
+    -- millisecond a turn, not a busy loop that holds the worker
+    for _, coalesce in ipairs({ "false", "true" }) do
+      _, body = n.get("/t/poll?n=1&ms=0&retries=1&customer=mock:503:1&coalesce=" .. coalesce, 10)
+      local polls = tonumber(body:match("^1 http (%d+)\n$"))
+      assert.is_true(polls and polls < 3000, body)
+    end
   end)
 
   it("refuses the options that cannot work over cosockets, naming what does", function()

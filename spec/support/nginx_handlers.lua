@@ -25,6 +25,7 @@ local function options(args)
     o[k] = args[k]
   end
   if args.insecure then o.insecure = true end
+  if args.coalesce then o.coalesce = args.coalesce == "true" end
   if args.debug then o.debug = true end
   if args.resolve then o.resolve = { args.resolve } end
   if args.cache_dict then
