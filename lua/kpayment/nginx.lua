@@ -208,16 +208,20 @@ function runner.start(c, a, url, ms)
   c._scope_of[a] = s
 end
 
--- Spawn a light thread for each attempt queued in scope s (one that a
--- waiter sent itself meanwhile is marked sent).
-local function spawn_queued(c, s)
+-- Take queued attempts of scope s off the queue's head: with `spawn`, a
+-- light thread for each one still to send; without, only those already
+-- sent (a waiter sent them itself) or ended, up to the first still to
+-- send, so that a scope whose calls all block keeps no queue.
+local function take_queued(c, s, spawn_them)
   local q = s.queue
   while q[s.head] ~= nil do
     local a = q[s.head]
+    local info = s.info[a]
+    local to_send = info and not info.sent and not a:done()
+    if to_send and not spawn_them then break end
     q[s.head] = nil
     s.head = s.head + 1
-    local info = s.info[a]
-    if info and not info.sent and not a:done() then
+    if to_send then
       info.sent = true
       info.until_at = info.ms >= 0 and monotonic() + info.ms / 1000 + 1 or nil
       s.running = s.running + 1
@@ -231,7 +235,11 @@ local function spawn_queued(c, s)
       s.info[a], c._scope_of[a] = nil, nil
     end
   end
-  s.queue, s.head = {}, 1
+  if q[s.head] == nil then s.queue, s.head = {}, 1 end
+end
+
+local function spawn_queued(c, s)
+  take_queued(c, s, true)
 end
 
 function runner.mark(c)
@@ -285,6 +293,7 @@ function runner.wait(c, a, ms)
     info.sent = true
     info.until_at = info.ms >= 0 and monotonic() + info.ms / 1000 + 1 or nil
     send(c, s, a, info)
+    take_queued(c, s, false)
     wake_attempt(c, a)
     raise_kept(s)
     return
@@ -325,11 +334,27 @@ M.MAX_DRIVERS = 64
 -- a timer not started this long after it was due is taken for dropped.
 M.DROPPED_AFTER = 0.2
 
+-- Forget the timers given out that have started or were dropped: a drop
+-- that no caller saw (its callers gone first) still frees its place.
+local function sweep(c)
+  local list, keep = c._unstarted, 0
+  for i = 1, #list do
+    local h = list[i]
+    list[i] = nil
+    if not h.started and not M.dropped(c, h) then
+      keep = keep + 1
+      list[keep] = h
+    end
+  end
+end
+
 --- Run fn(premature) in a timer of its own.  The handle it returns says
 -- whether the timer has started (`started`); false when it cannot.
 function M.drive(c, fn)
   M.check_phase(c._kind)   -- where the caller cannot wait, it cannot follow
-  if c._kind ~= "cosocket" or c._drivers >= M.MAX_DRIVERS then return false end
+  if c._kind ~= "cosocket" then return false end
+  sweep(c)
+  if c._drivers >= M.MAX_DRIVERS then return false end
   local handle = { started = false, dropped = false, due = monotonic() }
   local function run(premature)
     if handle.dropped then return end   -- given up for lost: counted already
@@ -341,6 +366,7 @@ function M.drive(c, fn)
   local ok, started = pcall(ngx.timer.at, 0, run)
   if not ok or not started then return false end
   c._drivers = c._drivers + 1
+  c._unstarted[#c._unstarted + 1] = handle
   return handle
 end
 
@@ -391,6 +417,7 @@ function M.core(cfg, name)
   -- callers and timers
   c._flights = setmetatable({}, { __mode = "v" })
   c._drivers = 0
+  c._unstarted = {}   -- timer handles not seen started yet (M.drive)
   module.setup(c, cfg)
   return c
 end

@@ -17,6 +17,19 @@ location = /t/call_abortable {
 location = /t/threads { content_by_lua_block { require("support.nginx_handlers").threads() } }
 location = /t/threads_kill { content_by_lua_block { require("support.nginx_handlers").threads_kill() } }
 location = /t/poll { content_by_lua_block { require("support.nginx_handlers").poll() } }
+location = /t/max_drivers {
+  content_by_lua_block { require("kpayment.nginx").MAX_DRIVERS = tonumber(ngx.var.arg_n) ngx.say("ok") }
+}
+location = /t/drivers {
+  content_by_lua_block { ngx.say(require("support.nginx_handlers").client({})._core._drivers) }
+}
+location = /t/hog {
+  content_by_lua_block {
+    local s = tonumber(ngx.var.arg_s)
+    for _ = 1, tonumber(ngx.var.arg_n) do ngx.timer.at(0, function() ngx.sleep(s) end) end
+    ngx.say("ok")
+  }
+}
 ]]
 
 -- n requests for each of urls, all at once, and how many answered "3 200"
@@ -111,6 +124,35 @@ describe("shared calls inside nginx", function()
       assert.matches("^3 200 ", text)
     end
     assert.matches("lua_max_running_timers are not enough", n.log())
+  end)
+
+  it("frees the place of a dropped timer whose callers went away before anyone saw it dropped", function()
+    -- every running timer busy, then callers whose requests the client
+    -- aborts at once: their calls' timers are dropped unseen; MAX_DRIVERS
+    -- (64) such drops used to take every place for shared calls for good
+    local n = start(1, "lua_max_running_timers 2;")
+    finally(n.stop)
+    n.get("/t/max_drivers?n=8")   -- a few such drops suffice
+    for round = 1, 4 do
+      n.get("/t/hog?n=2&s=0.6", 2)
+      local cmd = {}
+      for i = 1, 10 do
+        cmd[#cmd + 1] = ("curl -s -m 0.05 '%s/t/call_abortable?customer=mock:stall:0.3&dealer=k%d-%d' &")
+          :format(n.url, round, i)
+      end
+      os.execute(table.concat(cmd, " ") .. " wait")
+      socket.sleep(0.8)
+    end
+    local _, drops = n.log():gsub("lua_max_running_timers are not enough", "")
+    assert.is_true(drops >= 4, drops .. " timers dropped")
+    -- (nginx runs two timers at once here, so a burst cannot show the
+    -- places: the client's count of timers held can) one more shared call
+    -- later, every place is free again
+    m.reset()
+    local ok, out = burst({ n.url .. "/t/call?customer=mock:stall:0.2&dealer=same" }, 10)
+    assert.equal(10, ok, out)
+    assert.equal(1, calls())
+    assert.equal("0\n", select(2, n.get("/t/drivers")))
   end)
 
   it("answers the others when the light thread that sent their call is killed", function()

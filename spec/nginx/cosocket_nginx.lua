@@ -15,6 +15,21 @@ location = /t/call { content_by_lua_block { require("support.nginx_handlers").ca
 location = /t/threads { content_by_lua_block { require("support.nginx_handlers").threads() } }
 location = /t/many { content_by_lua_block { require("support.nginx_handlers").many() } }
 location = /t/poll { content_by_lua_block { require("support.nginx_handlers").poll() } }
+location = /t/blocking_loop {
+  content_by_lua_block {
+    local c = require("support.nginx_handlers").client({ coalesce = "false" })
+    local function heap()
+      collectgarbage()
+      collectgarbage()
+      return collectgarbage("count")
+    end
+    local p = { customer_uuid = "c-loop", dealer_uuid = "d" }
+    for _ = 1, 100 do assert(c:get_offers(p)) end
+    local base = heap()
+    for _ = 1, tonumber(ngx.var.arg_n) do assert(c:get_offers(p)) end
+    ngx.say(string.format("%.0f", heap() - base))
+  }
+}
 location = /t/access {
   access_by_lua_block {
     local offers, err = require("support.nginx_handlers").client():get_offers({ customer_uuid = "c-a",
@@ -249,6 +264,12 @@ describe("kpayment inside nginx, over cosockets", function()
       local polls = tonumber(body:match("^1 http (%d+)\n$"))
       assert.is_true(polls and polls < 3000, body)
     end
+  end)
+
+  it("keeps nothing of the blocking calls made in one long-lived request", function()
+    local status, body = n.get("/t/blocking_loop?n=1000", 60)
+    assert.equal(200, status, body)
+    assert.is_true(tonumber(body) < 300, "the Lua heap grew by " .. body .. " KiB over 1 000 calls")
   end)
 
   it("refuses the options that cannot work over cosockets, naming what does", function()
