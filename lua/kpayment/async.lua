@@ -1082,14 +1082,21 @@ function M.close_all(client)
     local ok, why = pcall(fn, req)
     if not ok and not failed then failed, first = true, why end
   end
+  -- An nginx worker that exits (lua_close) has no request left to answer,
+  -- and the handlers of those it aborted are gone: their callbacks would
+  -- run with stale upvalues.  It calls none.
+  local callbacks = not (client._scoped and core.closing())
   local all = scopes(client)
   for k = 1, #all do
     local live = live_list(all[k])
-    for i = 1, #live do each(Request.cancel, live[i]) end
+    for i = 1, #live do
+      if not callbacks then live[i]._notified = true end
+      each(Request.cancel, live[i])
+    end
     local watch = all[k].watch
     local pending = {}
     for i = 1, #watch do pending[i] = watch[i] end
-    for i = 1, #pending do each(notify, pending[i]) end
+    for i = 1, callbacks and #pending or 0 do each(notify, pending[i]) end
   end
   if failed then error(first, 0) end
 end

@@ -20,6 +20,16 @@ location = /t/poll { content_by_lua_block { require("support.nginx_handlers").po
 location = /t/max_drivers {
   content_by_lua_block { require("kpayment.nginx").MAX_DRIVERS = tonumber(ngx.var.arg_n) ngx.say("ok") }
 }
+location = /t/abandoned {
+  lua_check_client_abort on;
+  content_by_lua_block {
+    local mine = { tag = "mine" }
+    require("support.nginx_handlers").client({ coalesce = "false" }):start_offers({
+      customer_uuid = "mock:stall:20", dealer_uuid = ngx.var.arg_dealer,
+      on_done = function() ngx.log(ngx.ERR, "on_done of an abandoned request ran: ", mine.tag) end })
+    ngx.sleep(30)
+  }
+}
 location = /t/drivers {
   content_by_lua_block { ngx.say(require("support.nginx_handlers").client({})._core._drivers) }
 }
@@ -153,6 +163,22 @@ describe("shared calls inside nginx", function()
     assert.equal(10, ok, out)
     assert.equal(1, calls())
     assert.equal("0\n", select(2, n.get("/t/drivers")))
+  end)
+
+  it("calls no on_done of a request whose nginx request was aborted, when the worker exits", function()
+    -- its handler's coroutine is gone: the callback's upvalues are stale
+    -- (they read nil), and no nginx request is left to answer
+    local n = start(1)
+    finally(n.stop)
+    local cmd = {}
+    for i = 1, 3 do cmd[i] = ("curl -s -m 0.3 '%s/t/abandoned?dealer=a%d' &"):format(n.url, i) end
+    os.execute(table.concat(cmd, " ") .. " wait")
+    socket.sleep(0.3)
+    n.signal("QUIT")
+    local t0 = socket.gettime()
+    while #n.workers() > 0 and socket.gettime() - t0 < 10 do socket.sleep(0.1) end
+    local log = n.log()
+    assert.is_nil(log:find("on_done", 1, true), log)
   end)
 
   it("answers the others when the light thread that sent their call is killed", function()
