@@ -153,9 +153,13 @@ local function tls_failure(t, err)
     "(kpayment's nginx/http.conf sets it)", false
 end
 
+local function fail_timeout(a, timeout_ms)
+  a:fail("timeout", string_format("operation timed out after %d milliseconds", timeout_ms))
+end
+
 local function timed_out(a, deadline, timeout_ms)
   if deadline and monotonic() >= deadline then
-    a:fail("timeout", string_format("operation timed out after %d milliseconds", timeout_ms))
+    fail_timeout(a, timeout_ms)
     return true
   end
   return false
@@ -167,7 +171,7 @@ local function open(c, a, t, deadline, timeout_ms)
   local sock = tcp()
   local ms = left_ms(deadline, c._connect_ms) or NO_LIMIT
   if ms <= 0 then   -- under a millisecond left: no time to connect
-    a:fail("timeout", string_format("operation timed out after %d milliseconds", timeout_ms))
+    fail_timeout(a, timeout_ms)
     return nil
   end
   sock:settimeout(ms)

@@ -208,6 +208,13 @@ function runner.start(c, a, url, ms)
   c._scope_of[a] = s
 end
 
+-- An attempt goes out: whoever waits for it finds it lost once its
+-- timeout and a second have passed without an outcome (runner.wait).
+local function mark_sent(info)
+  info.sent = true
+  info.until_at = info.ms >= 0 and monotonic() + info.ms / 1000 + 1 or nil
+end
+
 -- Take queued attempts of scope s off the queue's head: with `spawn`, a
 -- light thread for each one still to send; without, only those already
 -- sent (a waiter sent them itself) or ended, up to the first still to
@@ -222,8 +229,7 @@ local function take_queued(c, s, spawn_them)
     q[s.head] = nil
     s.head = s.head + 1
     if to_send then
-      info.sent = true
-      info.until_at = info.ms >= 0 and monotonic() + info.ms / 1000 + 1 or nil
+      mark_sent(info)
       s.running = s.running + 1
       local th, err = spawn(thread_main, c, s, a, info)
       if not th then
@@ -290,8 +296,7 @@ function runner.wait(c, a, ms)
     -- not sent yet: send it here, in the caller's own coroutine; others
     -- may wait for it too (callers of a shared call), and find it lost if
     -- this light thread is killed meanwhile
-    info.sent = true
-    info.until_at = info.ms >= 0 and monotonic() + info.ms / 1000 + 1 or nil
+    mark_sent(info)
     send(c, s, a, info)
     take_queued(c, s, false)
     wake_attempt(c, a)
