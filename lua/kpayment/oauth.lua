@@ -146,10 +146,12 @@ end
 -- when the client is closed.
 function Token:fetch(client, timeout_ms)
   if self.attempt then return self.attempt end
+  -- direct: to token_url's host, also when API calls go through nginx's
+  -- upstream for the API (the subrequest transport)
   local a = client._core:start(self.url, nil, timeout_ms, {
     method = "POST", body = self.body, content_type = "application/x-www-form-urlencoded",
     authorization = self.basic,
-  })
+  }, true)
   self.attempt = a
   return a
 end

@@ -54,6 +54,12 @@ function M.setup(c, cfg)
   end
   c._location = cfg.ngx_location or M.DEFAULT_LOCATION
   c._max_body = cfg.max_body or core.DEFAULTS.max_body
+  -- The location proxies to `upstream kpayment_api` whatever the URL's
+  -- host: attempts for another host (the token request) go over a
+  -- cosocket, with that transport's settings kept beside this core's.
+  local direct = setmetatable({}, { __index = c })
+  require("kpayment.cosocket").setup(direct, cfg)
+  c._direct = direct
 end
 
 --- The location's header filter (nginx/server.conf).
@@ -200,11 +206,12 @@ end
 -- stops waiting when it runs out (nginx cannot abort a subrequest: the
 -- thread finishes later, and its answer is dropped).
 function M.send(c, a, url, timeout_ms)
+  local x = extra_of(c, a)
+  if x ~= nil and x.direct then return require("kpayment.cosocket").send(c._direct, a, url, timeout_ms) end
   if not variables_declared() then
     return a:fail("network", "kpayment: the subrequest transport's $kpayment_* variables are not " ..
       "declared: " .. INCLUDE, false)
   end
-  local x = extra_of(c, a)
   if x ~= nil and x.method == "POST" and not post_variables_declared() then
     return a:fail("network", "kpayment: a POST through the subrequest transport needs " ..
       "$kpayment_body, $kpayment_length and $kpayment_type, which this configuration does not " ..

@@ -65,17 +65,20 @@ local Core = {}
 Core.__index = Core
 Core.__name = "kpayment.transport.Core"
 
---- start(url, fields, timeout_ms, extra) -> attempt, or nil once closed.
--- The C core checks `extra`; what it says is kept for the sender, a copy
--- (a caller's later changes to the table do not matter).
-function Core:start(url, fields, timeout_ms, extra)
+--- start(url, fields, timeout_ms, extra, direct) -> attempt, or nil once
+-- closed.  The C core checks `extra`; what it says is kept for the sender,
+-- a copy (a caller's later changes to the table do not matter).  `direct`:
+-- the attempt goes to the URL's own host even when the core's attempts go
+-- through nginx's upstream (the subrequest transport): the token request.
+function Core:start(url, fields, timeout_ms, extra, direct)
   local a = self._c:start(url, fields, timeout_ms, extra)
   if a == nil then return nil end
-  if extra ~= nil then
-    local method = extra.method or "GET"
-    if method == "POST" or extra.authorization ~= nil then
-      self._extra[a] = { method = method, body = extra.body or (method == "POST" and "" or nil),
-                         content_type = extra.content_type, authorization = extra.authorization }
+  if extra ~= nil or direct then
+    local method = extra and extra.method or "GET"
+    if method == "POST" or direct or extra.authorization ~= nil then
+      self._extra[a] = { method = method, body = extra and extra.body or (method == "POST" and "" or nil),
+                         content_type = extra and extra.content_type,
+                         authorization = extra and extra.authorization, direct = direct == true }
     end
   end
   self._runner.start(self, a, url, timeout_ms or -1)

@@ -56,8 +56,8 @@ local function start(m, opts)
     main = ENV, server = server_part,
     http = ("lua_shared_dict kp_cache 10m; upstream kpayment_api { server %s; keepalive 8; }")
       :format(opts.upstream or m.url:match("//(.*)$")),
-    env = { KPAYMENT_BASE_URL = m.url, KPAYMENT_USERNAME = USER, KPAYMENT_PASSWORD = PASSWORD,
-            KPAYMENT_SKIN = "sub-spec" },
+    env = opts.env or { KPAYMENT_BASE_URL = m.url, KPAYMENT_USERNAME = USER, KPAYMENT_PASSWORD = PASSWORD,
+                        KPAYMENT_SKIN = "sub-spec" },
   })
 end
 
@@ -158,5 +158,34 @@ describe("the subrequest transport", function()
     assert.matches("^network nil 1 nil [%d.]+ kpayment: the subrequest transport's %$kpayment_%* " ..
       "variables are not declared: include kpayment's nginx/server.conf", body)
     socket.sleep(0.05)
+  end)
+end)
+
+describe("the subrequest transport with client credentials", function()
+  local api, tokens, n
+  local ID, SECRET = "sub client", "sub s3cret-9f2"
+  setup(function()
+    api = mock.start({})   -- takes any Authorization
+    tokens = mock.start({ "--client-id", ID, "--client-secret", SECRET })
+    n = start(api, { env = { KPAYMENT_BASE_URL = api.url, KPAYMENT_SKIN = "sub-spec" } })
+  end)
+  teardown(function()
+    if n then n.stop() end
+    if tokens then tokens.stop() end
+    if api then api.stop() end
+  end)
+
+  local function q(v)
+    return (v:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+  end
+
+  it("sends the token request, with the client's secret, to token_url's host, not the API's upstream", function()
+    local _, body = n.get("/t/call?transport=subrequest&customer=c-1&client_id=" .. q(ID) ..
+      "&client_secret=" .. q(SECRET) .. "&token_url=" .. q(tokens.url .. "/oauth2/token"))
+    assert.equal(1, tokens.stats().token_requests)
+    for _, r in ipairs(api.requests()) do
+      assert.is_nil(r.target:find("oauth2", 1, true), r.target)
+    end
+    assert.matches("^3 200 1 ", body)
   end)
 end)
