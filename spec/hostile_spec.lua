@@ -237,6 +237,59 @@ describe("kpayment", function()
         assert_clean(err, ODD_SHAPES, lines)
       end)
 
+      it("scrubs the API's warnings on a 2xx, not only on an error", function()
+        for _, opts in ipairs({ { username = USER, password = PASSWORD }, { bearer_token = TOKEN } }) do
+          local lines, logger = capture()
+          opts.debug, opts.logger = true, logger
+          local offers = assert(get(client(opts), "echo-warn"))
+          local meta = offers:meta()
+          assert.truthy(#meta.warnings >= 2)
+          local text = meta.warnings[1].warningMessage
+          assert.truthy(text:find(REDACTED, 1, true), text)
+          assert_clean(meta, { PASSWORD, BASIC, TOKEN }, lines)
+        end
+      end)
+
+      it("scrubs a fetched token longer than the client's secrets were, cut at byte 512", function()
+        local token = ("Lng7-tok3n-"):rep(110)
+        local lines, logger = capture()
+        local c = client({ client_id = "id-1", client_secret = "secret-1",
+                           token_url = server.url .. "/long/token", debug = true, logger = logger })
+        local _, err = get(c, "echo-html")
+        assert.equal(500, err.status)
+        assert.truthy(#err.body <= SNIPPET, "body of " .. #err.body .. " bytes")
+        assert_clean(err, { token, token:sub(1, 8) }, lines)
+      end)
+
+      it("scrubs a token the client replaced twice while an answer sent with it waited", function()
+        local lines, logger = capture()
+        local c = client({ client_id = "id-1", client_secret = "secret-1",
+                           token_url = server.url .. "/seq/token", debug = true, logger = logger })
+        assert(get(c, "ok"))   -- the first token
+        local first = c:start_offers({ customer_uuid = "echo-html", dealer_uuid = "d" })
+        -- tokens last 1 s (refreshed after 0.9 s): two more replace the first
+        for _ = 1, 2 do
+          require("socket").sleep(1)
+          assert(get(c, "ok"))
+        end
+        while not first:done() do c:poll(100) end
+        local _, err = first:result()
+        assert.equal(500, err.status)
+        assert_clean(err, { "seq-token-1-Xq93vLw" }, lines)
+      end)
+
+      it("scrubs a password as other encoders write it: quote, encodeURIComponent, HTML, Latin-1", function()
+        local pass = "Zq9-S3CR3T/p&ss<w>rd!*'()x\195\182"
+        local lines, logger = capture()
+        local c = client({ username = USER, password = pass, debug = true, logger = logger })
+        local _, err = get(c, "echo-encoded")
+        assert.equal(401, err.status)
+        for _, name in ipairs({ "quote", "uricomponent", "html", "html39", "latin1" }) do
+          assert.matches("\n?" .. name .. ": %[redacted%]\n", err.body)
+        end
+        assert_clean(err, { "Zq9-S3CR3T" }, lines)
+      end)
+
       it("scrubs a token fetched from the token endpoint, percent-encoded too", function()
         local lines, logger = capture()
         local c = client({ client_id = "id-1", client_secret = "secret-1",

@@ -116,9 +116,17 @@ end
 -- A server's request id as errors, hooks and offers carry it: scrubbed,
 -- and of a secret's start too where the core cut a long one (only then:
 -- this runs on every call).
-local function server_id(client, id)
+local function server_id(list, id)
   if id == nil then return nil end
-  return errors.scrub(id, client._secrets, #id >= core.LIMITS.request_id)
+  return errors.scrub(id, list, #id >= core.LIMITS.request_id)
+end
+
+-- The secrets to scrub what answers req's attempt: the client's, and the
+-- token it was sent with, which the client may have replaced twice since.
+local function secrets_of(req)
+  local client = req._client
+  if req._token == nil then return client._secrets end
+  return client._oauth:secrets_for(client, req._token)
 end
 
 local function hook_response(req, kind, retrying)
@@ -130,7 +138,7 @@ local function hook_response(req, kind, retrying)
   -- libcurl's time for the transfer; the time since it started for one
   -- stopped before it ended
   info.duration = seconds > 0 and seconds or monotonic() - req._hook_at
-  info.request_id = server_id(client, request_id)
+  info.request_id = server_id(secrets_of(req), request_id)
   req._hook = nil
   log.hook(client, "on_response", info)
 end
@@ -258,11 +266,12 @@ end
 local function take_outcome(req)
   local client = req._client
   local o = req._core:outcome()
-  local offers, err, meta = response.from_outcome(o, client._secrets)
+  local list = secrets_of(req)
+  local offers, err, meta = response.from_outcome(o, list)
   meta = meta or err
   meta.attempts = req._attempts
   -- a server's header, so scrubbed like the rest of what it sent
-  meta.request_id = server_id(client, o.request_id)
+  meta.request_id = server_id(list, o.request_id)
   meta.total_time = monotonic() - req._started
   local cache = client._cache
   if offers and cache and req._body then
@@ -311,7 +320,7 @@ local function keep_body(req)
   req._body = req._core:body()
   req._body_at = monotonic()
   req._status = status
-  req._request_id = server_id(req._client, request_id)
+  req._request_id = server_id(secrets_of(req), request_id)
 end
 
 local function settle(req)

@@ -89,6 +89,18 @@ local function remember(self, client, token)
   tokens[#tokens + 1] = { token = token, forms = secrets.add(list, token) }
 end
 
+--- The secrets to scrub an answer to an attempt sent with `token` of: the
+-- client's, with that token's forms added when the client no longer keeps
+-- them (it was replaced twice while the answer waited to be taken).
+function Token:secrets_for(client, token)
+  local tokens = self.kept
+  for i = 1, #tokens do if tokens[i].token == token then return client._secrets end end
+  local list = {}
+  for i, v in ipairs(client._secrets) do list[i] = v end
+  secrets.add(list, token)
+  return list
+end
+
 --- The token to send now, or nil when none is held or it is due for a
 -- refresh.
 function Token:current(now, client)

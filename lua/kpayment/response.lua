@@ -8,6 +8,7 @@
 local core = require("kpayment.core")
 local errors = require("kpayment.errors")
 local offer = require("kpayment.offer")
+local secrets_of = require("kpayment.secrets")
 
 local type, ipairs = type, ipairs
 local string_sub, string_find = string.sub, string.find
@@ -75,7 +76,11 @@ function M.from_outcome(o, secrets)
     local offers = offer.wrap(body.financeOffers or {})
     -- every field the caller fills in too (kpayment.async), so the
     -- table is made at its final size
-    local meta = { status = o.status, warnings = body.warnings, attempts = nil,
+    -- the API's warnings are its texts, as its errors are: they may echo
+    -- what it was sent
+    local warnings = body.warnings
+    if warnings ~= nil and #secrets > 0 then warnings = secrets_of.scrub_value(warnings, secrets) end
+    local meta = { status = o.status, warnings = warnings, attempts = nil,
                    request_id = nil, total_time = nil }
     offer.meta(offers, meta)
     return offers, nil, meta
@@ -99,7 +104,9 @@ function M.from_outcome(o, secrets)
     end
   end
   if type(e.body) == "string" and #e.body > SNIPPET then
-    e.body = string_sub(e.body, 1, cut_point(e.body, secrets))
+    -- a secret longer than the core kept past the snippet (a token fetched
+    -- after the client was made) is cut there: its start at the end goes
+    e.body = errors.scrub(string_sub(e.body, 1, cut_point(e.body, secrets)), secrets, true)
   end
   errors.redact(e, secrets)
   if type(e.body) == "string" and #e.body > SNIPPET then e.body = string_sub(e.body, 1, SNIPPET) end

@@ -94,15 +94,34 @@ local function json_forms(v, out)
   end
 end
 
---- Every form a secret value takes where it may show up: as given,
--- percent-encoded (upper- and lower-case hex, as a URL parameter),
--- form-encoded, as JSON text inside a string, and in Base64 (standard and
--- base64url, without the padding, which may or may not follow).
+-- What HTML escaping writes for the five characters it escapes, a quote
+-- as &#x27; (Python's html.escape) or &#39; (most others).
+local HTML_X27 = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#x27;" }
+local HTML_39 = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
+
+-- A byte of UTF-8 read as Latin-1 and written back as UTF-8: what a
+-- server that decodes headers as Latin-1 echoes for a non-ASCII secret.
+local function latin1(c)
+  local b = string_byte(c)
+  return string_char(0xC0 + math_floor(b / 64), 0x80 + b % 64)
+end
+
+--- Every form a secret value takes where it may show up: as given;
+-- percent-encoded (upper- and lower-case hex, as a URL parameter; keeping
+-- "/" as Python's quote does; keeping !*'() as JavaScript's
+-- encodeURIComponent does); form-encoded; HTML-escaped; with its UTF-8
+-- read as Latin-1; as JSON text inside a string; and in Base64 (standard
+-- and base64url, without the padding, which may or may not follow).
 function M.forms(v)
   local upper = string_gsub(v, "[^%w%-%._~]", encode_upper)
   local lower = string_gsub(v, "[^%w%-%._~]", encode_lower)
   local plus = string_gsub(string_gsub(v, "[^%w%-%._~ ]", encode_upper), " ", "+")
-  local out = { v, upper, lower, plus }
+  local out = { v, upper, lower, plus,
+                (string_gsub(v, "[^%w%-%._~/]", encode_upper)),
+                (string_gsub(v, "[^%w%-%._~!*'()]", encode_upper)),
+                (string_gsub(v, "[&<>\"']", HTML_X27)),
+                (string_gsub(v, "[&<>\"']", HTML_39)),
+                (string_gsub(v, "[\128-\255]", latin1)) }
   json_forms(v, out)
   local b64 = string_gsub(base64(v), "=+$", "")
   out[#out + 1] = b64

@@ -43,8 +43,16 @@
 --                 the body: compression does not pay on so little)
 --   two-lengths   200 with two different Content-Lengths, 10 and the body's
 --
+--   echo-warn     200, no offers, and `warnings` echoing every credential
+--   echo-encoded  401 text/plain echoing the password as other encoders
+--                 write it: percent-encoded keeping "/" (Python's quote),
+--                 keeping !*'() (JavaScript's encodeURIComponent), HTML-escaped
+--                 (&#x27; and &#39; for a quote), and its UTF-8 read as Latin-1
+--
 -- A POST whose path ends in /token gets a client credentials token,
--- TOKEN_ODD, which percent-encoding changes.
+-- TOKEN_ODD, which percent-encoding changes; one ending in /long/token, a
+-- token of 1 200 bytes; one ending in /seq/token, a new token each time
+-- ("seq-token-N-…"), valid for 1 s.
 --
 -- Whatever the customer, a request whose dealerUUID is `echo-query` gets a
 -- 400 API error whose message echoes the customerUUID (decoded) and the
@@ -64,6 +72,8 @@ local MAX_HEAD = 65536        -- bytes of request line + headers
 local STRADDLE_AT = 505       -- 1-based byte where a secret crosses byte 512
 
 local TOKEN_ODD = "tQ+x/Zr9Kp3w+Lm8/Vb2="
+local TOKEN_LONG = string.rep("Lng7-tok3n-", 110)   -- 1 210 bytes
+local seq_tokens = 0
 
 -- {"financeOffers":[{"id":1}],"warnings":[]}, gzip-compressed (gzip-small)
 local GZIP_SMALL = "\31\139\8\0\0\0\0\0\2\3\171\86\74\203\204\75\204\75\78\245\79\75\75\45\42\86\178"
@@ -185,6 +195,26 @@ local function odd_shapes(headers)
   return table.concat(out, "\n") .. "\n"
 end
 
+-- The password of a Basic Authorization, as other encoders write it.
+local function other_encodings(headers)
+  local rest = (headers.authorization or ""):match("^[Bb][Aa][Ss][Ii][Cc]%s+(.*)$")
+  local pass = ((rest and mime.unb64(rest)) or ""):match("^[^:]*:(.*)$") or ""
+  local function keeping(extra)
+    return (pass:gsub("[^%w%-%._~" .. extra .. "]", function(c) return string.format("%%%02X", c:byte()) end))
+  end
+  local function html(quote)
+    return (pass:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
+                                    ["'"] = quote }))
+  end
+  local latin1 = pass:gsub("[\128-\255]", function(c)
+    local b = c:byte()
+    return string.char(0xC0 + math.floor(b / 64), 0x80 + b % 64)
+  end)
+  return table.concat({ "quote: " .. keeping("/"), "uricomponent: " .. keeping("!*'()"),
+                        "html: " .. html("&#x27;"), "html39: " .. html("&#39;"), "latin1: " .. latin1 }, "\n")
+    .. "\n"
+end
+
 -- Every form of the credentials in the Authorization and
 -- Proxy-Authorization headers, and the first secret (to straddle byte 512).
 local function credentials(headers)
@@ -301,7 +331,14 @@ local function serve(conn)
   local creds, straddle = credentials(headers)
   local JSON, HTML = "application/json", "text/html; charset=utf-8"
 
-  if method == "POST" and target:match("/token$") then
+  if method == "POST" and target:match("/long/token$") then
+    respond(conn, 200, JSON,
+      '{"access_token":"' .. TOKEN_LONG .. '","token_type":"Bearer","expires_in":3600}')
+  elseif method == "POST" and target:match("/seq/token$") then
+    seq_tokens = seq_tokens + 1
+    respond(conn, 200, JSON, '{"access_token":"seq-token-' .. seq_tokens ..
+      '-Xq93vLw","token_type":"Bearer","expires_in":1}')
+  elseif method == "POST" and target:match("/token$") then
     respond(conn, 200, JSON, '{"access_token":"' .. TOKEN_ODD .. '","token_type":"Bearer","expires_in":3600}')
   elseif dealer == "echo-query" then
     respond(conn, 400, JSON, '{"errors":[{"errorCode":"BAD_CUSTOMER","errorMessage":' ..
@@ -329,6 +366,15 @@ local function serve(conn)
     respond(conn, 200, JSON, GZIP_SMALL, { "Content-Encoding: gzip" })
   elseif scenario == "two-lengths" then
     respond(conn, 200, JSON, OK_BODY, { "Content-Length: 10" })
+  elseif scenario == "echo-warn" then
+    local warnings = {}
+    for i, c in ipairs(creds) do
+      warnings[i] = '{"warningCode":' .. json_string("W:" .. c) .. ',"warningMessage":' ..
+        json_string("seen " .. c) .. "}"
+    end
+    respond(conn, 200, JSON, '{"financeOffers":[],"warnings":[' .. table.concat(warnings, ",") .. "]}")
+  elseif scenario == "echo-encoded" then
+    respond(conn, 401, "text/plain", other_encodings(headers))
   elseif scenario == "echo-escaped" then
     respond(conn, 401, "text/plain", odd_shapes(headers))
   elseif scenario == "echo-reqid" then
