@@ -328,6 +328,25 @@ describe("kpayment", function()
         assert_no_head(err, { pass }, lines)
       end)
 
+      it("scrubs a proxy password when the proxy URL has an '@' after its host too", function()
+        local pass = "Pr0xyPW-1"
+        local lines, logger = capture()
+        local proxy = "http://puser:" .. pass .. "@127.0.0.1:" .. proxy_port .. "/x@y"
+        local c = client({ base_url = "http://origin.invalid", debug = true, logger = logger, proxy = proxy })
+        local _, err = get(c, "proxy-407")
+        assert.equal(407, err.status)
+        assert_clean(err, { pass, base64("puser:" .. pass) }, lines)
+        -- shown with its host, as libcurl reads it
+        assert.equal("http://[redacted]@127.0.0.1:" .. proxy_port .. "/x@y", c:settings().proxy)
+        -- a "/" left unencoded in a password: libcurl takes "pa" for the
+        -- port, so the whole of "pa/ss-9x" is the user's secret
+        local odd = client({ proxy = "http://puser:pa/ss-9x@127.0.0.1:" .. proxy_port, debug = true,
+                             logger = logger })
+        assert.equal("http://[redacted]@127.0.0.1:" .. proxy_port, odd:settings().proxy)
+        _, err = get(odd, "ok")
+        assert_clean(err, { "pa/ss-9x", "ss-9x" }, lines)
+      end)
+
       it("scrubs a proxy given with a key alone, no password", function()
         local key = "KEY-4e5f6a-proxy"
         local lines, logger = capture()

@@ -37,29 +37,39 @@ end
 local function encode_upper(c) return string_format("%%%02X", string_byte(c)) end
 local function encode_lower(c) return string_format("%%%02x", string_byte(c)) end
 
---- The parts of a proxy URL (`[scheme://][user[:password]@]host[:port][/…]`):
--- scheme (with its "://", or ""), user and password (percent-encoded as
--- written; nil without), and the rest from the host on.  The credentials
--- end at the LAST "@": a host has none, so an "@" left unencoded in a
--- password stays in the password (libcurl refuses such a URL, and its
--- message quotes it).
-function M.proxy(url)
-  if type(url) ~= "string" then return nil end
-  local scheme, after = url:match("^([%w+.-]+://)(.*)$")
-  if not scheme then scheme, after = "", url end
-  local at = after:match("^.*()@")
-  if not at then return { scheme = scheme, rest = after } end
+-- user[:password] split off the front of `after` at the "@" ending at
+-- `at`, or nil.
+local function split_userinfo(scheme, after, at)
+  if not at then return nil end
   local userinfo = after:sub(1, at - 1)
   local user, password = userinfo:match("^([^:]*):(.*)$")
   return { scheme = scheme, user = user or userinfo, password = password, userinfo = userinfo,
            rest = after:sub(at + 1) }
 end
 
+--- The parts of a proxy URL (`[scheme://][user[:password]@]host[:port][/…]`):
+-- scheme (with its "://", or ""), user and password (percent-encoded as
+-- written; nil without), and the rest from the host on.  The credentials
+-- are those libcurl sends: up to the last "@" before the first "/", "?"
+-- or "#".  When that part has no "@" but one comes later, `loose` holds
+-- the parts up to the last "@" of all: a password with an unencoded "/"
+-- (libcurl reads its start as a port, and its message may quote it).
+function M.proxy(url)
+  if type(url) ~= "string" then return nil end
+  local scheme, after = url:match("^([%w+.-]+://)(.*)$")
+  if not scheme then scheme, after = "", url end
+  local authority = after:match("^[^/?#]*")
+  local p = split_userinfo(scheme, after, authority:match("^.*()@"))
+  if p then return p end
+  return { scheme = scheme, rest = after, loose = split_userinfo(scheme, after, after:match("^.*()@")) }
+end
+
 --- A proxy URL with its credentials replaced by "[redacted]".
 function M.mask_proxy(url)
   local p = M.proxy(url)
   if not p then return url end
-  if not p.userinfo then return url end
+  p = p.userinfo and p or p.loose
+  if not p then return url end
   return p.scheme .. M.REDACTED .. "@" .. p.rest
 end
 
@@ -175,12 +185,17 @@ function M.of(cfg, proxy_env)
   else
     for _, var in ipairs(proxy_env or {}) do proxies[#proxies + 1] = os.getenv(var) end
   end
+  local parts = {}
   for _, url in ipairs(proxies) do
     local p = M.proxy(url)
-    if p and p.password then
+    parts[#parts + 1] = p
+    if p and p.loose then parts[#parts + 1] = p.loose end
+  end
+  for _, p in ipairs(parts) do
+    if p.password then
       credential_forms(p.user, p.password, raw)
       credential_forms(percent_decode(p.user), percent_decode(p.password), raw)
-    elseif p and p.userinfo then
+    elseif p.userinfo then
       -- a key alone, as some proxies take it: the user part is the secret
       for _, key in ipairs({ p.user, percent_decode(p.user) }) do
         raw[#raw + 1] = { key }
