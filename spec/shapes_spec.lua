@@ -157,6 +157,11 @@ describe("base_url", function()
       ["http://127.0.0.1:0"] = "port 0 is not from 1 to 65535",
       ["http://127.0.0.1:x/"] = "port 'x' is not a number",
       ["http://u:p@127.0.0.1/"] = "has credentials (user@): give username and password instead",
+      -- a "/" in a password ends the host part: the rest must not be quoted
+      -- as a port, nor taken for a path
+      ["http://svc-user:Hunter2/Pass@api.example.com"] =
+        "has credentials (user@): give username and password instead",
+      ["http://svc-user:4242/x@api.example"] = "has credentials (user@): give username and password instead",
       ["http://127.0.0.1/#top"] = "has a fragment (#…)",
       ["http://127.0.0.1/?a=1"] = "has a query (?…): parameters go to each call",
       ["ftp://127.0.0.1/"] = "scheme 'ftp' is not http or https",

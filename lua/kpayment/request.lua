@@ -60,8 +60,8 @@ end
 
 --- Check a base URL whole, as the client is made: `http` or `https`, a
 -- host (a name, an IPv4 address, or an IPv6 one in brackets), an optional
--- port from 1 to 65535, an optional path; no credentials, query, fragment,
--- whitespace or control character.  The message names the part at fault.
+-- port from 1 to 65535, an optional path; no credentials (no "@" at all),
+-- query, fragment, whitespace or control character.  The message names the part at fault.
 -- @return the URL without a trailing slash, or nil and a message
 function M.check_base_url(url)
   local function bad(why) return nil, "bad option 'base_url' (" .. why .. ")" end
@@ -72,13 +72,16 @@ function M.check_base_url(url)
   if lower ~= "http" and lower ~= "https" then
     return bad("scheme '" .. scheme .. "' is not http or https")
   end
+  -- anywhere, not only before the first "/": a "/" left unencoded in a
+  -- password would end the host there, and what follows must not be quoted
+  -- as a port nor taken for a path
+  if url:find("@", 1, true) then
+    return bad("has credentials (user@): give username and password instead")
+  end
   if url:find("[%s%c]") then return bad("contains whitespace or control characters") end
   if url:find("#", 1, true) then return bad("has a fragment (#…)") end
   if url:find("?", 1, true) then return bad("has a query (?…): parameters go to each call") end
   local authority = rest:match("^[^/]*")
-  if authority:find("@", 1, true) then
-    return bad("has credentials (user@): give username and password instead")
-  end
   local host, port = authority:match("^(%[[^%]]*%])(.*)$")
   if host then
     if not host:find("^%[[%x:.]+%]$") or not host:find(":", 1, true) then
