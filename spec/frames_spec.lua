@@ -61,6 +61,25 @@ describe("a frame loop", function()
     c:close()
   end)
 
+  it("sends a request started before a frame longer than its timeout: time counts from the wire", function()
+    -- a host starts a request, then spends 1.5 s elsewhere (loading a
+    -- level) before its next poll: nothing was sent meanwhile
+    local c = client({ timeout = 1, retries = 0 })
+    server.reset()
+    local req = c:start_offers({ customer_uuid = "c-long-frame", dealer_uuid = "d" })
+    socket.sleep(1.5)
+    local deadline = core.monotonic() + 10 * SLOW
+    while not req:done() and core.monotonic() < deadline do
+      c:poll(0)
+      socket.sleep(FRAME)
+    end
+    local offers, err = req:result()
+    assert.is_nil(err, tostring(err))
+    assert.equal(3, #offers)
+    assert.equal(1, server.stats().requests)
+    c:close()
+  end)
+
   it("spends a poll's budget on decoding and callbacks, then leaves the rest to the next", function()
     local c = client()
     local delivered = 0

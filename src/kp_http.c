@@ -467,6 +467,8 @@ CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
   if (timeout_ms < 0)
     timeout_ms = tp->timeout_ms;
   t->deadline_ms = timeout_ms > 0 ? t->started_ms + (double)timeout_ms : -1;
+  t->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+  t->armed = tp->external;      /* libcurl's: from the first poll (arm) */
   if (t->body.data == NULL) {   /* take the spare: no malloc per request */
     t->body = tp->spare;
     memset(&tp->spare, 0, sizeof tp->spare);
@@ -731,8 +733,25 @@ static int running(const kp_transport *tp) {
   return n;
 }
 
+/* Start the clocks of the transfers no poll has driven yet: a timeout
+ * counts from the wire, not from the call that started the attempt, so a
+ * host that starts requests and then spends a long frame elsewhere finds
+ * them sent at its next poll, not timed out unsent. */
+static void arm(kp_transport *tp) {
+  kp_transfer *t;
+  double now = kp_monotonic_ms();
+  for (t = tp->active; t != NULL; t = t->next) {
+    if (!t->armed) {
+      t->armed = 1;
+      t->started_ms = now;
+      t->deadline_ms = t->timeout_ms > 0 ? now + (double)t->timeout_ms : -1;
+    }
+  }
+}
+
 int kp_transport_poll(kp_transport *tp, int timeout_ms, double budget_ms) {
   int ended;
+  arm(tp);
   resume(tp, budget_ms);
   if (drive(tp, 0) != 0)
     return -1;

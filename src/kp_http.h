@@ -97,6 +97,8 @@ struct kp_transfer {
                                  * clock, not libcurl's: paused time is added
                                  * back), or < 0 for never */
   double paused_ms;             /* when receiving was paused */
+  long timeout_ms;              /* the attempt's timeout (0: none) */
+  int armed;                    /* its timeout runs: a poll has driven it */
   kp_result res;                /* res.state: KP_IDLE ... KP_CANCELLED */
   int too_large;                /* the body went over max_body */
   int has_length;               /* a Content-Length was read (its value:) */
