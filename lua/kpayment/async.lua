@@ -289,14 +289,20 @@ end
 -- callers; a cache entry's), with fields, as take_outcome would give.
 local function decode_copy(req, body, status, fields, attempts)
   local client = req._client
-  local ok, value = pcall(core.decode, body, { records = "financeOffers", fields = fields })
-  if not ok and errors.passes_through(value) then error(value, 0) end
-  if not ok then
-    return nil, errors.new({ kind = "decode", retryable = false, attempts = attempts,
-                             message = tostring(value), status = status,
-                             total_time = monotonic() - req._started })
+  local offers, err, meta
+  local copy = req._copy
+  if copy then   -- decoded by poll in slices, the rest now
+    offers, err, meta = response.from_outcome(copy:outcome(), client._secrets)
+  else
+    local ok, value = pcall(core.decode, body, { records = "financeOffers", fields = fields })
+    if not ok and errors.passes_through(value) then error(value, 0) end
+    if not ok then
+      return nil, errors.new({ kind = "decode", retryable = false, attempts = attempts,
+                               message = tostring(value), status = status,
+                               total_time = monotonic() - req._started })
+    end
+    offers, err, meta = response.from_outcome({ value = value, status = status }, client._secrets)
   end
-  local offers, err, meta = response.from_outcome({ value = value, status = status }, client._secrets)
   meta = meta or err
   meta.attempts = attempts
   meta.total_time = monotonic() - req._started
@@ -325,6 +331,11 @@ end
 
 local function settle(req)
   if req._core then req._core:release() end
+  local copy = req._copy
+  if copy then
+    req._copy = nil
+    copy:release()
+  end
 end
 
 -- A caller leaves its flight (delivered, cancelled or past its deadline);
@@ -501,10 +512,58 @@ function follow(req)
   end
 end
 
+-- The body whose copy req's outcome decodes, with its status and the
+-- fields asked, once its state says so and no copy is under way: a cache
+-- entry's, or its flight's once another caller took the flight's own
+-- decode (caller_outcome decides the same way).  Else nil.
+local function copy_source(req)
+  if req._state ~= FINISHED or req._copy ~= nil or req._err ~= nil then return nil end
+  local e = req._entry
+  if e then return e.body, e.status, req._fields end
+  local f = req._flight
+  if f == nil then return nil end
+  e = f._entry
+  if e then return e.body, e.status, f._fields end
+  if f._err == nil and f._taken and f._body then return f._body, f._status, f._fields end
+  return nil
+end
+
+-- Give req a copy of the body its outcome decodes (copy_source), as an
+-- attempt of the client's copier core fed the whole body at once: poll
+-- then decodes it in slices within its budget as it does a response,
+-- where decoding it on delivery would take one poll for the whole body
+-- (half a second at 10 000 offers).  True when it did.
+local function copy_if_needed(req)
+  local body, status, fields = copy_source(req)
+  if body == nil then return false end
+  local client = req._client
+  local copier = client._copier
+  if copier == nil then
+    copier = core.external(client._copy_cfg, "copy")
+    client._copier = copier
+  end
+  local a = copier:start(req._url, fields, -1)
+  -- a finalizer run by those allocations may have ended it or its client
+  if a == nil then return false end
+  if req._state ~= FINISHED or req._copy ~= nil or client._closed then
+    a:cancel()
+    return false
+  end
+  a:response(status, body)
+  req._copy, req._state = a, DECODING
+  return true
+end
+
 -- Decode a 2xx for at most budget_ms (at least one record); the core
 -- keeps the outcome once it is complete.  A caller drives its flight's
--- decode, which the first caller to take the result gets.
+-- decode, which the first caller to take the result gets; a request with
+-- a copy of a body (copy_if_needed) decodes that.
 local function advance(req, budget_ms)
+  local copy = req._copy
+  if copy then
+    if copy:outcome(budget_ms) and req._state == DECODING then req._state = FINISHED end
+    return
+  end
   local f = req._flight
   if f then
     if f._state == DECODING and not f._taken then advance(f, budget_ms) end
@@ -774,6 +833,7 @@ end
 -- @treturn boolean
 function Request:done()
   step(self)
+  copy_if_needed(self)   -- a copy of a body is decoded by poll, as a response is
   local st = self._state
   return st ~= RUNNING and st ~= WAITING and st ~= DECODING
 end
@@ -829,6 +889,11 @@ function Request:cancel()
   self._offers, self._err = nil, response.cancelled(f and f._attempts or self._attempts)
   untrack(self)
   if f then leave(self) elseif self._core then self._core:cancel() end
+  local copy = self._copy
+  if copy then
+    self._copy = nil
+    copy:cancel()
+  end
   hook_response(self, "cancelled", false)
   notify(self)
 end
@@ -997,9 +1062,15 @@ function M.poll(client, ms, budget_ms)
     if client._closed or spent() then break end
     local req = live[i]   -- nil once collected
     local decoded = false
+    if req then copy_if_needed(req) end
     if req and req._state == DECODING then
       advance(req, math_max((stop_at - monotonic()) * 1000, 0))
       worked, decoded = true, true
+      -- its flight's decode went to another caller: its copy, while the
+      -- budget lasts
+      if copy_if_needed(req) and not spent() then
+        advance(req, math_max((stop_at - monotonic()) * 1000, 0))
+      end
     end
     -- a response whose decode ended here is delivered with it
     if req and req._on_done and not req._notified and settled(req) and req._state ~= DECODING

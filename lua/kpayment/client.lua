@@ -106,6 +106,10 @@ function M.new(cfg)
     _oauth = cfg.client_id and require("kpayment.oauth").new(cfg) or nil,
     _coalesce = cfg.coalesce ~= false,
     _cache = cfg.cache and new_cache(cfg, timeout) or nil,
+    -- the core that decodes copies of bodies (cache hits, a shared call's
+    -- other callers) in slices, made on first use (kpayment.async)
+    _copy_cfg = { max_body = cfg.max_body },
+    _copier = nil,
   }, Client)
   if newproxy then
     -- 5.1 and LuaJIT: a table has no finalizer; a proxy's stands in
@@ -373,6 +377,7 @@ function Client:close()
   if not self._closed then
     self._closed = true
     self._core:close()
+    if self._copier then self._copier:close() end
   end
   local ok, why = pcall(async.close_all, self)
   if not ok then

@@ -1,0 +1,53 @@
+--- The slowest poll(0) of a frame loop whose responses are copies: three
+-- callers of one shared call (the first takes its decode, the others decode
+-- copies of its body) and two cache hits, beside one whole decode of the
+-- same body.  Run in a process of its own, as a frame host's state is: a
+-- small heap, the incremental collector (docs/hosts.md).
+--
+--   lua spec/support/copy_polls.lua BASE_URL OFFERS
+--
+-- Prints "whole MS joined MS hits MS".
+
+local kpayment = require("kpayment")
+local core = require("kpayment.core")
+local socket = require("socket")
+
+pcall(collectgarbage, "incremental")
+
+local base, offers = arg[1], arg[2]
+local customer = "mock:offers:" .. offers
+
+local function slowest_poll(c, n)
+  local worst, delivered = 0, 0
+  for _ = 1, n do
+    c:start_offers({ customer_uuid = customer, dealer_uuid = "d",
+                     on_done = function(o) if o then delivered = delivered + 1 end end })
+  end
+  local deadline = core.monotonic() + 60
+  while delivered < n and core.monotonic() < deadline do
+    local t = core.monotonic()
+    c:poll(0)
+    worst = math.max(worst, core.monotonic() - t)
+    socket.sleep(0.001)
+  end
+  assert(delivered == n, delivered .. " of " .. n .. " delivered")
+  return worst
+end
+
+local opts = { base_url = base, skin = "s", retries = 0, timeout = 60 }
+local c = kpayment.new(opts)
+local joined = slowest_poll(c, 3)
+c:close()
+opts.cache = { ttl = 60 }
+c = kpayment.new(opts)
+assert(c:get_offers({ customer_uuid = customer, dealer_uuid = "d" }))
+local hits = slowest_poll(c, 2)
+-- the whole decode of the same body, the work no poll(0) may do at once
+local a = c._core:start(base .. "/payment/kpayment/v1/finance/getFinanceOffersForCustomer?customerUUID="
+  .. customer .. "&dealerUUID=d&skin=s&locale=en-US", nil, 60000)
+while not a:done() do c._core:poll(100) end
+local t0 = core.monotonic()
+assert(a:outcome().value)
+local whole = core.monotonic() - t0
+c:close()
+print(("whole %.2f joined %.2f hits %.2f"):format(whole * 1000, joined * 1000, hits * 1000))
