@@ -151,6 +151,17 @@ describe("kpayment offers output", function()
       end
     end)
 
+    it("shows a server's terminal escapes in batch cells as spaces, C1 ones too", function()
+      local path = write_file("term-500," .. DEALER .. "\n")
+      local r = run.run({ "offers", "--batch", path, "--retries", "0" }, { env = henv })
+      os.remove(path)
+      assert.equal(1, r.status, r.err)
+      assert.matches("ESC", r.out)
+      assert.matches("C1 end", r.out)
+      assert.is_falsy(r.out:find("\27", 1, true), r.out)
+      assert.is_falsy(r.out:find("\194\155", 1, true), r.out)
+    end)
+
     it("cuts no batch row or error text", function()
       local long = "a-customer-id-long-enough-to-pass-any-terminal-" .. string.rep("0123456789", 4)
       local path = write_file(long .. "," .. DEALER .. "\nmock:error500," .. DEALER .. "\n")

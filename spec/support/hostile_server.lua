@@ -43,6 +43,8 @@
 --                 the body: compression does not pay on so little)
 --   two-lengths   200 with two different Content-Lengths, 10 and the body's
 --
+--   term-500      500 API error whose message holds terminal escapes: ESC
+--                 sequences and U+009B (CSI as one C1 character)
 --   echo-warn     200, no offers, and `warnings` echoing every credential
 --   echo-encoded  401 text/plain echoing the password as other encoders
 --                 write it: percent-encoded keeping "/" (Python's quote),
@@ -366,6 +368,9 @@ local function serve(conn)
     respond(conn, 200, JSON, GZIP_SMALL, { "Content-Encoding: gzip" })
   elseif scenario == "two-lengths" then
     respond(conn, 200, JSON, OK_BODY, { "Content-Length: 10" })
+  elseif scenario == "term-500" then
+    respond(conn, 500, JSON,
+      '{"errors":[{"errorCode":500,"errorMessage":"bad \\u001b[31mESC \\u009b31mC1 end"}]}')
   elseif scenario == "echo-warn" then
     local warnings = {}
     for i, c in ipairs(creds) do

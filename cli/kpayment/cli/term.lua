@@ -152,13 +152,14 @@ end
 
 --- Lines of a table whose lines fit in `width` columns where possible
 -- (nil: no limit, nothing is cut).  `columns` is a list of `{ title =,
--- right = bool, flex = bool, min = n }`; rows are lists of strings, whose
--- control characters are shown as spaces.  Flexible columns give up room
--- first, down to their `min`; their cells are then cut with "…".
+-- right = bool, flex = bool, min = n }`; rows are lists of strings,
+-- cleaned as every text the command shows (`clean`: control characters,
+-- C1 ones too, as spaces).  Flexible columns give up room first, down to
+-- their `min`; their cells are then cut with "…".
 function M.table(columns, rows, width)
   local widths = {}
   for _, row in ipairs(rows) do
-    for c = 1, #columns do row[c] = string_gsub(row[c] or "", "%c", " ") end
+    for c = 1, #columns do row[c] = M.clean(row[c] or "") end
   end
   for c, col in ipairs(columns) do
     local w = M.text_width(col.title)
