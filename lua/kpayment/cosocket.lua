@@ -99,6 +99,8 @@ local function target(c, scheme, authority)
   local addr = c._resolve[lhost .. ":" .. port] or host
   t = {
     tls = tls, host = host, port = port, addr = addr,
+    -- nginx parses host:port, so an IPv6 address goes in brackets
+    connect_to = string_find(addr, ":", 1, true) and "[" .. addr .. "]" or addr,
     host_header = "Host: " .. authority .. "\r\n",
     ip = host:find("^[%d.]+$") ~= nil or host:find(":", 1, true) ~= nil,
   }
@@ -175,7 +177,7 @@ local function open(c, a, t, deadline, timeout_ms)
     return nil
   end
   sock:settimeout(ms)
-  local ok, err = sock:connect(t.addr, t.port, t.opts)
+  local ok, err = sock:connect(t.connect_to, t.port, t.opts)
   if not ok then
     a:fail(connect_failure(t, tostring(err), ms))
     return nil

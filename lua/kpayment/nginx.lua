@@ -94,6 +94,9 @@ end
 -- no ngx.ctx.
 local SCOPES = {}
 local by_coroutine = setmetatable({}, { __mode = "k" })
+-- The key of the main thread, which LuaJIT's coroutine.running() gives as
+-- nil (init_by_lua*: the call then raises from check_phase, by name).
+local MAIN = {}
 
 local function get_ctx()
   return ngx.ctx
@@ -119,7 +122,7 @@ function M.scope(c)
       ctx[SCOPES] = map
     end
   else
-    local co = coroutine.running()
+    local co = coroutine.running() or MAIN
     map = by_coroutine[co]
     if map == nil then
       map = setmetatable({}, { __mode = "k" })

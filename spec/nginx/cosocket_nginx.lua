@@ -81,6 +81,7 @@ location = /t/timer {
   }
 }
 location = /t/init_worker { content_by_lua_block { ngx.say(KPAYMENT_INIT_WORKER) } }
+location = /t/init { content_by_lua_block { ngx.say(KPAYMENT_INIT) } }
 location = /t/options {
   content_by_lua_block {
     for _, opts in ipairs({ { ca_file = "/etc/ssl/certs/ca-certificates.crt" },
@@ -111,6 +112,12 @@ location = /t/hooks {
 -- init_worker_by_lua can start a timer that calls kpayment (cosockets are
 -- not allowed there, but are in the timer); a direct call raises.
 local INIT_WORKER = [[
+init_by_lua_block {
+  local ok, err = pcall(function()
+    return require("kpayment").new():get_offers({ customer_uuid = "c", dealer_uuid = "d" })
+  end)
+  KPAYMENT_INIT = ok and "no error" or tostring(err)
+}
 init_worker_by_lua_block {
   local ok, err = pcall(function()
     return require("kpayment").new():get_offers({ customer_uuid = "c", dealer_uuid = "d" })
@@ -189,6 +196,8 @@ describe("kpayment inside nginx, over cosockets", function()
     assert.matches("nginx allows no cosockets in init_worker_by_lua%*", direct)
     assert.matches("ngx%.timer%.at%(0, function%(%)", direct)
     assert.equal("3", timer, "a timer started by init_worker_by_lua calls it")
+    local _, init = n.get("/t/init")
+    assert.matches("nginx allows no cosockets in init_by_lua%* %(phase 'init'%)", init)
   end)
 
   it("reports the API's errors, retries with Retry-After while the worker serves others", function()
@@ -245,6 +254,20 @@ describe("kpayment inside nginx, over cosockets", function()
       :format(port, port))
     assert.matches("^3 200 1 ", body)
     assert.equal("api.kpayment.test:" .. port, m.requests()[1].headers.host)
+  end)
+
+  it("connects to an IPv6 address, in base_url and in `resolve`, as libcurl does", function()
+    local m6 = mock.start({ "--host", "::1", "--user", USER, "--password", PASSWORD })
+    finally(function() m6.stop() end)
+    local port = m6.url:match(":(%d+)$")
+    local function q(v)
+      return (v:gsub("[^%w%-%._~]", function(ch) return ("%%%02X"):format(ch:byte()) end))
+    end
+    local _, body = n.get("/t/call?retries=0&base_url=" .. q("http://[::1]:" .. port))
+    assert.matches("^3 200 1 ", body)
+    _, body = n.get("/t/call?retries=0&base_url=" .. q("http://api.kpayment.test:" .. port) ..
+      "&resolve=" .. q("api.kpayment.test:" .. port .. ":[::1]"))
+    assert.matches("^3 200 1 ", body)
   end)
 
   it("runs get_offers_many at its concurrency, and start_offers with poll", function()
