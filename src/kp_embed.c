@@ -67,7 +67,13 @@ int kpayment_watch(lua_State *L, int idx, struct pollfd *fds, int max, int *time
   idx = lua_absindex(L, idx);
   /* a host may call this with its own values on the stack */
   luaL_checkstack(L, 6, "kpayment_watch");
+  /* what client:watch says of anything but a client, not a Lua error
+   * about indexing or calling nil */
+  if (!lua_istable(L, idx))
+    return luaL_error(L, "kpayment: watch must be called as client:watch()");
   lua_getfield(L, idx, "watch");
+  if (!lua_isfunction(L, -1))
+    return luaL_error(L, "kpayment: watch must be called as client:watch()");
   lua_pushvalue(L, idx);
   lua_call(L, 1, 2);                            /* fds, timeout */
   if (timeout_ms)

@@ -54,12 +54,19 @@ $(HOST_BIN): examples/host/host.c include/kpayment.h $(STATIC_LIB)
 	$(CC) $(CFLAGS) $(WARN) -D_POSIX_C_SOURCE=200809L -Iinclude $(LUA_CFLAGS) $(CURL_CFLAGS) \
 	  examples/host/host.c -o $@ $(HOST_LIBS)
 
+# The C API's contracts a host meets before any request (test/embed.c).
+EMBED_CHECK := $(BUILD)/host/embed-check
+$(EMBED_CHECK): test/embed.c include/kpayment.h $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -D_POSIX_C_SOURCE=200809L -Iinclude $(LUA_CFLAGS) $(CURL_CFLAGS) \
+	  test/embed.c -o $@ $(HOST_LIBS)
+
 # As `all`: the pkg-config flags must be read after check-deps.
 static: check-deps
 	@$(MAKE) --no-print-directory $(STATIC_LIB)
 
 host: check-deps
-	@$(MAKE) --no-print-directory $(HOST_BIN)
+	@$(MAKE) --no-print-directory $(HOST_BIN) $(EMBED_CHECK)
 
 # The host's output against the mock: every customer's offers arrived
 # (the large one complete, the slow one after half a second), frames kept
@@ -82,6 +89,7 @@ host: check-deps
 HOST_MANY_SLOW = $(foreach k,$(shell seq -w 1 64),mock:stall:2.0$(k))
 HOST_MANY_FAST = $(foreach k,$(shell seq -w 1 36),mock:stall:0.2$(k))
 host-check: host
+	@$(EMBED_CHECK) || { echo "host-check: FAILED: the C API's contracts (test/embed.c)"; exit 1; }
 	@out=$(BUILD)/host/host-check.out; \
 	LUA=$(MOCK_LUA) examples/with-mock.sh $(HOST_BIN) --check >$$out 2>&1; rc=$$?; \
 	cat $$out; \
