@@ -104,6 +104,13 @@ describe("kpayment offers --batch", function()
       { "c-one," .. DEALER .. ",x\n", ":1: expected customer,dealer %(3 fields%)" },
       { "\n# only a comment\n", ": no customer,dealer lines" },
     }
+    it("says why it cannot read the batch, not that it is empty", function()
+      local r = run.run({ "offers", "--batch", "/tmp", "--format", "ndjson" }, { env = ctx.env })
+      assert.equal(2, r.status, r.err)
+      assert.equal("", r.out)
+      assert.matches("^kpayment offers: cannot read %-%-batch file /tmp: .*[Dd]irectory", r.err)
+    end)
+
     for _, case in ipairs(refused) do
       it("refuses, naming the line: " .. case[2], function()
         local path = write_file(case[1])

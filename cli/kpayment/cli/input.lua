@@ -119,9 +119,12 @@ function M.read(path, dealer, fail)
     f, why = io.open(path, "rb")
     if not f then fail("cannot read --batch file: " .. tostring(why)) end
   end
-  local text = f:read("*a") or ""
+  local name = path == "-" and "standard input" or path
+  -- nil is a read error (a directory, a closed descriptor), not an empty file
+  local text, err = f:read("*a")
   if f ~= io.stdin then f:close() end
-  return M.parse(text, path == "-" and "standard input" or path, dealer, fail)
+  if text == nil then fail("cannot read --batch file " .. name .. ": " .. tostring(err)) end
+  return M.parse(text, name, dealer, fail)
 end
 
 return M
