@@ -216,6 +216,18 @@ describe("kpayment offers output", function()
       assert.same(kpayment.decode(a.out).financeOffers[2], kpayment.decode(b.out).financeOffers[2])
     end)
 
+    it("json: an empty object stays {}, an empty array [], with --fields too", function()
+      local r = run.run(one("shape-empty-members", "--json"), { env = henv })
+      assert.equal(0, r.status, r.err)
+      assert.matches('"customer": {}', r.out, 1, true)
+      assert.matches('"tags": []', r.out, 1, true)
+      assert.matches('"terms": {}', r.out, 1, true)
+      -- records that keep no field are still objects
+      r = run.run(one("mock:offers:2", "--fields", "nonexist", "--format", "ndjson"), { env = env })
+      assert.equal(0, r.status, r.err)
+      assert.matches('"financeOffers":%[{},{}%]', r.out)
+    end)
+
     it("csv: a header, then a row per offer, quoted as RFC 4180 says", function()
       local r = run.run(one("cli-text", "--format", "csv"), { env = henv })
       assert.equal(0, r.status, r.err)

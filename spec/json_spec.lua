@@ -1033,6 +1033,27 @@ describe("kpayment.core", function()
 
   -- The shape of a response, checked while decoding (where {} and [] still
   -- differ): records names the member that must hold an array of objects.
+  it("tells an empty object from an empty array: core.empty_object, whole, in steps, with fields", function()
+    assert.is_table(core.empty_object)
+    local text = '{"x":{},"y":[],"financeOffers":[{"a":{},"b":[],"c":{"d":{"z":null}}},{"e":1}]}'
+    for _, opts in ipairs({ {}, { records = "financeOffers" }, { records = "financeOffers", step_ms = 0 },
+                            { records = "financeOffers", fields = { "a", "b", "c.d", "e" } } }) do
+      local t = core.decode(text, opts)
+      assert.equal(core.empty_object, getmetatable(t.x))
+      assert.is_nil(getmetatable(t.y))
+      local r = t.financeOffers[1]
+      assert.same({}, r.a)
+      assert.equal(core.empty_object, getmetatable(r.a))
+      assert.is_nil(getmetatable(r.b))
+      assert.equal(core.empty_object, getmetatable(r.c.d))
+      assert.is_nil(getmetatable(r.c))
+    end
+    -- an object none of whose members a path selects is still an object
+    local t = core.decode('{"financeOffers":[{"a":1,"n":{"m":2}}]}', { records = "financeOffers",
+                                                                     fields = { "n.zzz" } })
+    assert.equal(core.empty_object, getmetatable(t.financeOffers[1].n))
+  end)
+
   describe("decode() with records", function()
     local RECORDS = { records = "financeOffers" }
     local OPTIONS = {

@@ -338,6 +338,8 @@ KP_EXPORT int luaopen_kpayment_core(lua_State *L) {
   lua_setfield(L, -2, "DEFAULTS");
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
+  kp_json_push_empty_object(L);
+  lua_setfield(L, -2, "empty_object");
   lua_pushliteral(L, KP_VERSION);
   lua_setfield(L, -2, "_VERSION");
   lua_pushstring(L, kp_http_curl_version());

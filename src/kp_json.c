@@ -548,6 +548,22 @@ const char *kpj_parse_member(kpj_decoder *d, const char *p, const char *k,
   return p;
 }
 
+/* The registry key of core.empty_object: the address of a constant. */
+static const char empty_object_key = 0;
+
+void kp_json_push_empty_object(lua_State *L) {
+  lua_newtable(L);
+  lua_pushliteral(L, "kpayment.empty_object");
+  lua_setfield(L, -2, "__name");
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &empty_object_key);
+}
+
+void kpj_mark_empty_object(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &empty_object_key);
+  lua_setmetatable(L, -2);
+}
+
 /* p is just after '{'. */
 static const char *parse_object(kpj_decoder *d, const char *p, unsigned slot) {
   lua_State *L = d->L;
@@ -585,6 +601,8 @@ static const char *parse_object(kpj_decoder *d, const char *p, unsigned slot) {
       return NULL;
   }
   d->mem->hints[slot].nrec = kpj_next_hint(d->mem->hints[slot].nrec, n);
+  if (n == 0)                   /* {} (or nulls only, left out): written */
+    kpj_mark_empty_object(L);   /* back as {}, not [] */
   d->depth--;
   return p;
 }

@@ -95,6 +95,10 @@ typedef struct kp_json_slicer {
 
 #define KP_JSON_MORE (-1)
 
+/* Make core.empty_object, the metatable of the tables that empty JSON
+ * objects decode to, and keep it where the decoder finds it; pushes it. */
+KP_HIDDEN void kp_json_push_empty_object(lua_State *L);
+
 KP_HIDDEN void kp_json_slicer_init(kp_json_slicer *s);
 /* Whether a decode in steps is under way in s. */
 KP_HIDDEN int kp_json_slicer_busy(const kp_json_slicer *s);

@@ -45,6 +45,10 @@ typedef struct kpj_decoder {
   kpj_memory *mem;              /* hints and key cache of this lua_State */
 } kpj_decoder;
 
+/* Give the table at -1, an empty JSON object, the metatable that tells it
+ * from an empty array (core.empty_object); allocates nothing. */
+KP_HIDDEN void kpj_mark_empty_object(lua_State *L);
+
 /* kp_json.c: the grammar.  Each takes the cursor and returns the cursor
  * after what it read, or NULL once the first error is recorded. */
 KP_HIDDEN const char *kpj_fail(kpj_decoder *d, const char *at, const char *what);

@@ -86,6 +86,12 @@ static const char *proj_object(kpj_decoder *d, const char *p, int node,
         (p = kpj_separator(d, p, '}', &more)) == NULL)
       return NULL;
   }
+  /* an object none of whose members was selected is still an object */
+  lua_pushnil(d->L);
+  if (lua_next(d->L, -2) == 0)
+    kpj_mark_empty_object(d->L);
+  else
+    lua_pop(d->L, 2);
   d->depth--;
   return p;
 }

@@ -42,7 +42,9 @@ local M = {
   -- (`kpayment.core.decode`):
   --
   -- - objects become tables with string keys (a repeated key: the last
-  --   wins), arrays sequences;
+  --   wins), arrays sequences; an object that leaves an empty table (`{}`,
+  --   or nulls only) gets the metatable `kpayment.core.empty_object`, which
+  --   has no metamethods and tells it from an empty array;
   -- - integral numbers that fit in 64 bits become exact Lua integers
   --   (`9007199254740993` stays `9007199254740993`; before Lua 5.3, beyond
   --   2^53: strings of the digits), larger integral numbers strings of the

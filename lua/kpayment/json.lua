@@ -15,7 +15,9 @@
 -- - `object(k1, v1, …)` keeps its members in order (a nil value is null),
 --   `raw(text)` is written as it is, `null` is `kpayment.null`; any other
 --   table is an array when its keys are 1..n, else an object with its keys
---   sorted (an empty table is `[]`).
+--   sorted.  An empty table is `[]`, but `{}` when the decoder made it of
+--   an empty object (its metatable is `kpayment.core.empty_object`) or its
+--   metatable is among the `objects` option's (the command's records).
 --
 -- The decoder gives integers beyond int64 (before 5.3, above 2^53) as
 -- strings of their digits, which nothing tells from a string field holding
@@ -34,9 +36,11 @@ local math_type = math.type
 local M = {}
 
 -- kpayment.null where the C core loads (the mock may run without it).
+local EMPTY_OBJECT
 do
   local ok, core = pcall(require, "kpayment.core")
   M.null = ok and core.null or setmetatable({}, { __tostring = function() return "null" end })
+  EMPTY_OBJECT = ok and core.empty_object or nil
 end
 
 local OBJECT = {}   -- metatable of ordered objects: { k1, v1, …, n = 2 * members }
@@ -226,7 +230,8 @@ local function write(out, v, key, w, depth)
       end
       out[#out + 1] = close .. "}"
     elseif next(v) == nil then
-      out[#out + 1] = "[]"
+      local objects = w.objects
+      out[#out + 1] = mt ~= nil and (mt == EMPTY_OBJECT or objects and objects[mt]) and "{}" or "[]"
     elseif is_array(v) then
       out[#out + 1] = "["
       for i = 1, #v do
@@ -252,7 +257,8 @@ end
 
 --- JSON text of `v`.
 -- @tparam[opt] table opts `indent` (a string per level: pretty output;
--- default one line), `integer_keys` (a set of keys: a digit string under
+-- default one line), `objects` (a set of metatables: an empty table with
+-- one of them is `{}`), `integer_keys` (a set of keys: a digit string under
 -- one of them that the decoder gave for a number, beyond int64 or before
 -- 5.3 above 2^53, is written as that number)
 function M.encode(v, opts)

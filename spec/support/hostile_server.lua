@@ -96,6 +96,7 @@ local SHAPES = {
   ["array-element"] = '{"financeOffers":[[]]}',
   ["null"] = '{"financeOffers":null}',
   ["empty"] = "{}",
+  ["empty-members"] = '{"financeOffers":[{"id":1,"customer":{},"tags":[],"deal":{"terms":{}}}]}',
   -- the API's error body under a 2xx, as a backend that maps every outcome to 200 sends it
   ["api-errors"] = '{"errors":[{"errorCode":404,"errorMessage":"customer not found"}],'
     .. '"warnings":[{"warningCode":1,"warningMessage":"w"}]}',

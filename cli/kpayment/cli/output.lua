@@ -32,8 +32,10 @@ M.INTEGER_KEYS = {
   emailCommunicationId = true, signatureRequestID = true, numberOfInvoices = true, parent = true,
   financeOfferId = true, errorCode = true, warningCode = true,
 }
-local PRETTY = { indent = "  ", integer_keys = M.INTEGER_KEYS }
-local INLINE = { integer_keys = M.INTEGER_KEYS }
+-- records are objects, also when --fields left none of their members
+local RECORDS = { [Offer] = true }
+local PRETTY = { indent = "  ", integer_keys = M.INTEGER_KEYS, objects = RECORDS }
+local INLINE = { integer_keys = M.INTEGER_KEYS, objects = RECORDS }
 
 ---------------------------------------------------------------------------
 -- Cells
