@@ -1082,6 +1082,13 @@ function M.poll(client, ms, budget_ms)
       worked = true
     end
   end
+  -- a caller before, in start order, the one that took its flight's own
+  -- decode in this loop: its copy is decoded from the next poll on, and
+  -- counts as pending until then
+  for i = 1, n do
+    local req = live[i]
+    if req and not client._closed then copy_if_needed(req) end
+  end
   local late = {}
   for i = 1, #watch do late[i] = watch[i] end
   for i = 1, #late do
