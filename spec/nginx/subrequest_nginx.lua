@@ -179,7 +179,7 @@ describe("the subrequest transport with client credentials", function()
     return (v:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
   end
 
-  it("sends the token request, with the client's secret, to token_url's host, not the API's upstream", function()
+  it("sends the token request, with the client's secret, to token_url's host, not the upstream", function()
     local _, body = n.get("/t/call?transport=subrequest&customer=c-1&client_id=" .. q(ID) ..
       "&client_secret=" .. q(SECRET) .. "&token_url=" .. q(tokens.url .. "/oauth2/token"))
     assert.equal(1, tokens.stats().token_requests)
