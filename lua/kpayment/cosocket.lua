@@ -26,8 +26,6 @@ local monotonic = core.monotonic
 local transport = require("kpayment.transport")
 local ngx = transport.ngx()
 local tcp = ngx.socket.tcp
-local spawn, kill = ngx.thread.spawn, ngx.thread.kill
-local semaphore = require("ngx.semaphore")
 local extra_of = transport.extra
 
 local M = {}
@@ -171,28 +169,6 @@ end
 
 -- Connect (or take a pooled connection) and shake hands: the socket and
 -- whether it came from the pool, or nil once the attempt has failed.
--- Connect sock to t within ms.  A socket's timeout does not cover nginx's
--- lookup of a host name, which only `resolver_timeout` bounds (30 s by
--- default): a name is connected to in a light thread, killed (which ends
--- its lookup) when ms run out.  Addresses, and names whose connection the
--- pool holds, connect at once.
-local function connect(sock, t, ms)
-  if t.ip or t.addr ~= t.host or ms >= NO_LIMIT then
-    return sock:connect(t.connect_to, t.port, t.opts)
-  end
-  local sema = semaphore.new(0)
-  local ok, err
-  local thread = spawn(function()
-    ok, err = sock:connect(t.connect_to, t.port, t.opts)
-    sema:post(1)
-  end)
-  if ok == nil and err == nil and not sema:wait(ms / 1000) and ok == nil and err == nil then
-    kill(thread)
-    return nil, "timeout"
-  end
-  return ok, err
-end
-
 local function open(c, a, t, deadline, timeout_ms)
   local sock = tcp()
   local ms = left_ms(deadline, c._connect_ms) or NO_LIMIT
@@ -201,7 +177,7 @@ local function open(c, a, t, deadline, timeout_ms)
     return nil
   end
   sock:settimeout(ms)
-  local ok, err = connect(sock, t, ms)
+  local ok, err = sock:connect(t.connect_to, t.port, t.opts)
   if not ok then
     a:fail(connect_failure(t, tostring(err), ms))
     return nil

@@ -256,24 +256,6 @@ describe("kpayment inside nginx, over cosockets", function()
     assert.equal("api.kpayment.test:" .. port, m.requests()[1].headers.host)
   end)
 
-  it("holds the timeout while nginx's resolver gets no answer (resolver_timeout is 30 s)", function()
-    -- a resolver at a port where nothing answers: nginx's own lookup waits
-    -- resolver_timeout, which no socket timeout covers
-    local dead = nginx.start({ main = ENV, server = LOCATIONS, http = "resolver 127.0.0.1:9 ipv6=off;",
-      env = { KPAYMENT_BASE_URL = m.url, KPAYMENT_USERNAME = USER, KPAYMENT_PASSWORD = PASSWORD,
-              KPAYMENT_SKIN = "nginx-spec" } })
-    finally(function() dead.stop() end)
-    local port = m.url:match(":(%d+)$")
-    for _, extra in ipairs({ "&coalesce=false", "" }) do
-      local _, body, took = dead.get("/t/call?retries=0&timeout=1&base_url=http://api.kpayment.test:" .. port
-        .. extra, 20)
-      assert.matches("^timeout nil 1 nil ", body)
-      assert.is_true(took < 3, took .. " s")
-    end
-    -- and /ping still answers
-    assert.equal(200, (dead.get("/ping", 5)))
-  end)
-
   it("connects to an IPv6 address, in base_url and in `resolve`, as libcurl does", function()
     local m6 = mock.start({ "--host", "::1", "--user", USER, "--password", PASSWORD })
     finally(function() m6.stop() end)
