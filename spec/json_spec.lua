@@ -1036,9 +1036,10 @@ describe("kpayment.core", function()
   it("tells an empty object from an empty array: core.empty_object, whole, in steps, with fields", function()
     assert.is_table(core.empty_object)
     local text = '{"x":{},"y":[],"financeOffers":[{"a":{},"b":[],"c":{"d":{"z":null}}},{"e":1}]}'
+    local t
     for _, opts in ipairs({ {}, { records = "financeOffers" }, { records = "financeOffers", step_ms = 0 },
                             { records = "financeOffers", fields = { "a", "b", "c.d", "e" } } }) do
-      local t = core.decode(text, opts)
+      t = core.decode(text, opts)
       assert.equal(core.empty_object, getmetatable(t.x))
       assert.is_nil(getmetatable(t.y))
       local r = t.financeOffers[1]
@@ -1048,8 +1049,12 @@ describe("kpayment.core", function()
       assert.equal(core.empty_object, getmetatable(r.c.d))
       assert.is_nil(getmetatable(r.c))
     end
+    -- a key whose later value is null leaves it out: empty too
+    t = core.decode('{"a":{"k":1,"k":null},"b":{"k":null,"j":2}}')
+    assert.equal(core.empty_object, getmetatable(t.a))
+    assert.is_nil(getmetatable(t.b))
     -- an object none of whose members a path selects is still an object
-    local t = core.decode('{"financeOffers":[{"a":1,"n":{"m":2}}]}', { records = "financeOffers",
+    t = core.decode('{"financeOffers":[{"a":1,"n":{"m":2}}]}', { records = "financeOffers",
                                                                      fields = { "n.zzz" } })
     assert.equal(core.empty_object, getmetatable(t.financeOffers[1].n))
   end)

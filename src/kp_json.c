@@ -601,8 +601,17 @@ static const char *parse_object(kpj_decoder *d, const char *p, unsigned slot) {
       return NULL;
   }
   d->mem->hints[slot].nrec = kpj_next_hint(d->mem->hints[slot].nrec, n);
-  if (n == 0)                   /* {} (or nulls only, left out): written */
-    kpj_mark_empty_object(L);   /* back as {}, not [] */
+  /* {} (or nulls only, left out; a key whose later value was null goes
+   * too): written back as {}, not [] */
+  if (n == 0) {
+    kpj_mark_empty_object(L);
+  } else if (n < i) {
+    lua_pushnil(L);
+    if (lua_next(L, -2) == 0)
+      kpj_mark_empty_object(L);
+    else
+      lua_pop(L, 2);
+  }
   d->depth--;
   return p;
 }
