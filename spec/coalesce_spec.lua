@@ -48,6 +48,23 @@ describe("coalescing", function()
     c:close()
   end)
 
+  it("says done() once for good, and poll() 0 only when every held caller is done", function()
+    -- callers without on_done: the first to see the call decoded owns its
+    -- decode, the others decode copies; none turns back to not done
+    local c = client()
+    local reqs = {}
+    for i = 1, 3 do reqs[i] = c:start_offers({ customer_uuid = "mock:offers:40", dealer_uuid = "same" }) end
+    local deadline = core.monotonic() + 10
+    while c:poll(10) > 0 and core.monotonic() < deadline do end
+    for i = 1, 3 do assert.is_true(reqs[i]:done(), "request " .. i) end
+    for i = 1, 3 do
+      assert.equal(40, #assert(reqs[i]:result()))
+      for j = 1, 3 do assert.is_true(reqs[j]:done(), "request " .. j .. " after result() of " .. i) end
+    end
+    assert.equal(1, calls())
+    c:close()
+  end)
+
   it("gives every caller its own tables: changing one changes no other", function()
     local c = client()
     local a = c:start_offers({ customer_uuid = "mock:offers:3", dealer_uuid = "d" })

@@ -384,7 +384,7 @@ end
 -- ran out, or look at an attempt that ended.  A failure is turned into its
 -- error here (to decide on a retry); a 2xx is decoded by `poll`, in
 -- slices, or on delivery.
-local follow, join, send_shared
+local follow, join, send_shared, caller_settles
 
 -- How often a shared call waiting for another worker's answer looks at
 -- the shared dict.
@@ -444,6 +444,9 @@ local function step(req)
     req._state, req._retry_at = WAITING, monotonic() + wait
   elseif stale then   -- the API failed: an entry past its ttl answers
     req._state, req._entry, req._cause = FINISHED, stale, err
+    -- a copy of it, decoded by poll (start_copy); a flight's callers each
+    -- decode their own (caller_settles)
+    if req._callers == nil then req._state, req._copying = DECODING, true end
     if req._hook then req._hook.stale = true end
   else
     req._state, req._err = FINISHED, err
@@ -469,7 +472,10 @@ end
 local LOST_AFTER = 1
 
 local function until_at(req, f)
-  if req._deadline_at < f._deadline_at then return req._deadline_at end
+  -- only a deadline given is the caller's own clock: by default (the
+  -- timeout), the call's attempts bound it, counted from the wire as a
+  -- request's of its own are
+  if req._client._hard_deadline and req._deadline_at < f._deadline_at then return req._deadline_at end
   return f._driven and req._deadline_at + LOST_AFTER or nil
 end
 
@@ -508,34 +514,34 @@ function follow(req)
   if fs == CANCELLED then return req:cancel() end
   flight_settled(f)
   if in_flight(req) then
-    req._state = (fs == DECODING and not f._taken) and DECODING or FINISHED
+    if fs == DECODING and not f._taken then
+      req._state = DECODING   -- follows the flight's own decode
+    else
+      caller_settles(req, f)
+    end
   end
 end
 
--- The body whose copy req's outcome decodes, with its status and the
--- fields asked, once its state says so and no copy is under way: a cache
--- entry's, or its flight's once another caller took the flight's own
--- decode (caller_outcome decides the same way).  Else nil.
+-- The body whose copy req's outcome is, with its status and the fields
+-- asked: its cache entry's, or its flight's; nil when there is none.
 local function copy_source(req)
-  if req._state ~= FINISHED or req._copy ~= nil or req._err ~= nil then return nil end
   local e = req._entry
   if e then return e.body, e.status, req._fields end
   local f = req._flight
   if f == nil then return nil end
   e = f._entry
   if e then return e.body, e.status, f._fields end
-  if f._err == nil and f._taken and f._body then return f._body, f._status, f._fields end
-  return nil
+  return f._body, f._status, f._fields
 end
 
--- Give req a copy of the body its outcome decodes (copy_source), as an
--- attempt of the client's copier core fed the whole body at once: poll
--- then decodes it in slices within its budget as it does a response,
--- where decoding it on delivery would take one poll for the whole body
--- (half a second at 10 000 offers).  True when it did.
-local function copy_if_needed(req)
+-- Feed req's copy of its body (copy_source), whole, to an attempt of the
+-- client's copier core, which then decodes it in slices as poll does a
+-- response.  Decoding it on delivery took one poll for the whole body
+-- (half a second at 10 000 offers).  Run by poll within its budget, one
+-- request at a time, so copies are not all made at once.
+local function start_copy(req)
   local body, status, fields = copy_source(req)
-  if body == nil then return false end
+  if body == nil then return end   -- result() says what is missing
   local client = req._client
   local copier = client._copier
   if copier == nil then
@@ -544,30 +550,44 @@ local function copy_if_needed(req)
   end
   local a = copier:start(req._url, fields, -1)
   -- a finalizer run by those allocations may have ended it or its client
-  if a == nil then return false end
-  if req._state ~= FINISHED or req._copy ~= nil or client._closed then
+  if a == nil then return end
+  if req._state ~= DECODING or req._copy ~= nil or client._closed then
     a:cancel()
-    return false
+    return
   end
   a:response(status, body)
-  req._copy, req._state = a, DECODING
-  return true
+  req._copy = a
+end
+
+-- A caller once its flight's attempts and decode are over: the first to
+-- get here owns the flight's own outcome (caller_outcome gives it that
+-- one), and the others, like every caller of a flight answered from a
+-- cache entry, decode copies (DECODING until poll has, so done() never
+-- turns back to false); after an error, each gets a copy of it.
+function caller_settles(req, f)
+  if f._entry or (f._err == nil and f._body ~= nil and (f._owner or req) ~= req) then
+    req._state, req._copying = DECODING, true
+    return
+  end
+  if f._err == nil and f._owner == nil then f._owner = req end
+  req._state = FINISHED
 end
 
 -- Decode a 2xx for at most budget_ms (at least one record); the core
 -- keeps the outcome once it is complete.  A caller drives its flight's
--- decode, which the first caller to take the result gets; a request with
--- a copy of a body (copy_if_needed) decodes that.
+-- decode, which its owner gets (caller_settles); a request whose outcome
+-- is a copy of a body decodes that (start_copy).
 local function advance(req, budget_ms)
-  local copy = req._copy
-  if copy then
-    if copy:outcome(budget_ms) and req._state == DECODING then req._state = FINISHED end
+  if req._copying then
+    if req._copy == nil then start_copy(req) end
+    local copy = req._copy
+    if copy and copy:outcome(budget_ms) and req._state == DECODING then req._state = FINISHED end
     return
   end
   local f = req._flight
   if f then
     if f._state == DECODING and not f._taken then advance(f, budget_ms) end
-    if req._state == DECODING and (f._state ~= DECODING or f._taken) then req._state = FINISHED end
+    if req._state == DECODING and (f._state ~= DECODING or f._taken) then caller_settles(req, f) end
     return
   end
   if req._core:outcome(budget_ms) and req._state == DECODING then
@@ -585,6 +605,9 @@ local function caller_outcome(req)
     offers, err = from_entry(req, f._entry, f._fields, f._attempts, f._cause and errors.copy(f._cause))
   elseif f._err then
     err = errors.copy(f._err)
+  elseif f._body and f._owner ~= nil and f._owner ~= req and not f._taking then
+    offers, err = decode_copy(req, f._body, f._status, f._fields, f._attempts)
+    if offers then offer.meta(offers).request_id = f._request_id end
   elseif not f._taken or (f._taking and not f._body) then
     -- The first to ask takes the flight's own outcome.  A finalizer that
     -- runs inside that decode and asks again (the same caller: with more
@@ -592,6 +615,7 @@ local function caller_outcome(req)
     -- gives every nested caller its one outcome.
     local nested = f._taking
     f._taken, f._taking = true, true
+    f._owner = f._owner or req
     local ok, a, b = pcall(take_outcome, f)
     if not nested then f._taking = nil end
     if not ok then
@@ -804,7 +828,8 @@ function M.new(client, url, fields, on_done, key, customer, fresh_ok)
   -- Sent before the client tracks it: if sending raises (out of memory),
   -- the caller gets the error and no half-made request stays behind.
   if hit then
-    req._state, req._entry, req._stale = FINISHED, hit, stale   -- no API call: decoded on delivery
+    -- no API call: a copy of the entry, decoded by poll (start_copy)
+    req._state, req._entry, req._stale, req._copying = DECODING, hit, stale, true
   elseif key then
     join(req, key)
   else
@@ -833,7 +858,6 @@ end
 -- @treturn boolean
 function Request:done()
   step(self)
-  copy_if_needed(self)   -- a copy of a body is decoded by poll, as a response is
   local st = self._state
   return st ~= RUNNING and st ~= WAITING and st ~= DECODING
 end
@@ -1062,13 +1086,12 @@ function M.poll(client, ms, budget_ms)
     if client._closed or spent() then break end
     local req = live[i]   -- nil once collected
     local decoded = false
-    if req then copy_if_needed(req) end
     if req and req._state == DECODING then
       advance(req, math_max((stop_at - monotonic()) * 1000, 0))
       worked, decoded = true, true
       -- its flight's decode went to another caller: its copy, while the
       -- budget lasts
-      if copy_if_needed(req) and not spent() then
+      if req._copying and req._copy == nil and req._state == DECODING and not spent() then
         advance(req, math_max((stop_at - monotonic()) * 1000, 0))
       end
     end
@@ -1081,13 +1104,6 @@ function M.poll(client, ms, budget_ms)
       notify(req)
       worked = true
     end
-  end
-  -- a caller before, in start order, the one that took its flight's own
-  -- decode in this loop: its copy is decoded from the next poll on, and
-  -- counts as pending until then
-  for i = 1, n do
-    local req = live[i]
-    if req and not client._closed then copy_if_needed(req) end
   end
   local late = {}
   for i = 1, #watch do late[i] = watch[i] end

@@ -1,6 +1,6 @@
 --- The slowest poll(0) of a frame loop whose responses are copies: three
 -- callers of one shared call (the first takes its decode, the others decode
--- copies of its body) and two cache hits, beside one whole decode of the
+-- copies of its body) and twenty cache hits, beside one whole decode of the
 -- same body.  Run in a process of its own, as a frame host's state is: a
 -- small heap, the incremental collector (docs/hosts.md).
 --
@@ -25,6 +25,10 @@ local function slowest_poll(c, n)
   end
   local deadline = core.monotonic() + 60
   while delivered < n and core.monotonic() < deadline do
+    -- the collector's debt paid before each poll, untimed: what is timed
+    -- is kpayment's work, not a step of the collector that the previous
+    -- frame's garbage brought on (docs/hosts.md measures that apart)
+    collectgarbage()
     local t = core.monotonic()
     c:poll(0)
     worst = math.max(worst, core.monotonic() - t)
@@ -41,7 +45,8 @@ c:close()
 opts.cache = { ttl = 60 }
 c = kpayment.new(opts)
 assert(c:get_offers({ customer_uuid = customer, dealer_uuid = "d" }))
-local hits = slowest_poll(c, 2)
+-- twenty: their copies are made one at a time, within the budget
+local hits = slowest_poll(c, 20)
 -- the whole decode of the same body, the work no poll(0) may do at once
 local a = c._core:start(base .. "/payment/kpayment/v1/finance/getFinanceOffersForCustomer?customerUUID="
   .. customer .. "&dealerUUID=d&skin=s&locale=en-US", nil, 60000)
