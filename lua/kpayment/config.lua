@@ -319,13 +319,6 @@ function M.resolve(opts, level)
       bad(level, "bad option '%s' (contains control characters)", k)
     end
   end
-  -- a CA file that cannot be read would fail every request alike, as a
-  -- tls error; said once here instead
-  if cfg.ca_file ~= nil then
-    local f, why = io.open(cfg.ca_file, "rb")
-    if not f then bad(level, "bad option 'ca_file' (cannot read %s)", why) end
-    f:close()
-  end
   -- an nginx location: a path, no query, nothing nginx would rewrite
   if cfg.ngx_location ~= nil and not cfg.ngx_location:find("^/[%w_./~-]*$") then
     bad(level, "bad option 'ngx_location' (a location path such as \"/_kpayment\" expected)")

@@ -262,7 +262,17 @@ function M.select(cfg, secrets)
     return c
   end
   local name = M.default(cfg)
-  if name == "curl" then return core.new(cfg) end
+  if name == "curl" then
+    -- a CA file that cannot be read would fail every request alike, as a
+    -- tls error: said once, as the client is made (other transports
+    -- refuse the option)
+    if cfg.ca_file ~= nil then
+      local f, why = io.open(cfg.ca_file, "rb")
+      if not f then error("kpayment: bad option 'ca_file' (cannot read " .. tostring(why) .. ")", 0) end
+      f:close()
+    end
+    return core.new(cfg)
+  end
   if not M.ngx() then
     error("kpayment: the " .. name .. " transport runs inside nginx only (transport = \"curl\" " ..
       "or a function here)", 0)
