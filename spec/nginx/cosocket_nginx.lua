@@ -260,9 +260,7 @@ describe("kpayment inside nginx, over cosockets", function()
     local m6 = mock.start({ "--host", "::1", "--user", USER, "--password", PASSWORD })
     finally(function() m6.stop() end)
     local port = m6.url:match(":(%d+)$")
-    local function q(v)
-      return (v:gsub("[^%w%-%._~]", function(ch) return ("%%%02X"):format(ch:byte()) end))
-    end
+    local q = nginx.encode
     local _, body = n.get("/t/call?retries=0&base_url=" .. q("http://[::1]:" .. port))
     assert.matches("^3 200 1 ", body)
     _, body = n.get("/t/call?retries=0&base_url=" .. q("http://api.kpayment.test:" .. port) ..

@@ -27,9 +27,7 @@ describe("client credentials inside nginx", function()
     if m then m.stop() end
   end)
 
-  local function q(s)
-    return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
-  end
+  local q = nginx.encode
 
   it("works when the workers cannot read the site: everything is loaded before they start", function()
     -- As root, nginx's workers run as nobody: a site in a directory only

@@ -175,9 +175,7 @@ describe("the subrequest transport with client credentials", function()
     if api then api.stop() end
   end)
 
-  local function q(v)
-    return (v:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
-  end
+  local q = nginx.encode
 
   it("sends the token request, with the client's secret, to token_url's host, not the upstream", function()
     local _, body = n.get("/t/call?transport=subrequest&customer=c-1&client_id=" .. q(ID) ..

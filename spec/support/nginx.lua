@@ -78,6 +78,11 @@ local function get(url, path, timeout)
   return status, table.concat(chunks), socket.gettime() - t0
 end
 
+--- `v` percent-encoded for a query string: every byte but the unreserved.
+function M.encode(v)
+  return (v:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
 --- Starts nginx as `opts` say; returns its handle once /ping answers, or
 -- raises with what nginx said.
 function M.start(opts)
