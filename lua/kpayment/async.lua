@@ -581,7 +581,13 @@ local function advance(req, budget_ms)
   if req._copying then
     if req._copy == nil then start_copy(req) end
     local copy = req._copy
-    if copy and copy:outcome(budget_ms) and req._state == DECODING then req._state = FINISHED end
+    if copy == nil then
+      -- no copy could be made (its client closed meanwhile): result()
+      -- decodes the body, or says what ended the request
+      if req._state == DECODING then req._state = FINISHED end
+    elseif copy:outcome(budget_ms) and req._state == DECODING then
+      req._state = FINISHED
+    end
     return
   end
   local f = req._flight
