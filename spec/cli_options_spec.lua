@@ -51,6 +51,7 @@ describe("kpayment command options", function()
       { "--skin", "a\1b", "bad option %-%-skin %(contains control characters%)" },
       { "--locale", "a\1b", "bad option %-%-locale %(contains control characters%)" },
       { "--ca-file", "a\1b", "bad option %-%-ca%-file %(contains control characters%)" },
+      { "--user", "", "bad option %-%-user %(empty%)" },
       -- before any request: not a tls error of every customer of a batch
       { "--ca-file", "/nonexistent/ca.pem",
         "bad option %-%-ca%-file %(cannot read /nonexistent/ca%.pem: No such file or directory%)" },

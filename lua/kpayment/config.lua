@@ -309,6 +309,8 @@ function M.resolve(opts, level)
   if (cfg.username == nil) ~= (cfg.password == nil) then
     bad(level, "username and password go together")
   end
+  -- an empty one is an unset variable's, never the API's account
+  if cfg.username == "" then bad(level, "bad option 'username' (empty)") end
   if cfg.username ~= nil and cfg.username:find(":", 1, true) then
     bad(level, "bad option 'username' (contains ':', which Basic authentication reads as the end of "
       .. "the user name)")
