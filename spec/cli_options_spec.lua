@@ -75,7 +75,11 @@ describe("kpayment command options", function()
 
     it("says what kpayment.new says of credentials that do not go together", function()
       local r = run.run(one(), { env = ctx.with({ KPAYMENT_PASSWORD = "" }) })
-      assert_usage(r, "username and password go together")
+      -- the shell's names for them: the flag or the variable each came from
+      assert_usage(r, "KPAYMENT_USERNAME and KPAYMENT_PASSWORD go together")
+      r = run.run(one(), { env = ctx.with({ KPAYMENT_USERNAME = "", KPAYMENT_PASSWORD = "",
+        KPAYMENT_CLIENT_ID = "opt-client", KPAYMENT_TOKEN_URL = "http://127.0.0.1:9/t" }) })
+      assert_usage(r, "KPAYMENT_CLIENT_ID and KPAYMENT_CLIENT_SECRET go together")
       r = run.run(one(), { env = ctx.with({ KPAYMENT_BEARER_TOKEN = "a-bearer-token" }) })
       assert_usage(r, "give one kind of credentials: username/password, bearer_token, or "
         .. "client_id/client_secret %(OAuth2%)")

@@ -295,7 +295,7 @@ describe("kpayment", function()
       assert.has_error(function() kpayment.new({ base_url = "https://u:p@example.com" }) end,
         "kpayment: bad option 'base_url' (has credentials (user@): give username and password instead)")
       assert.has_error(function() kpayment.new({ username = "u" }) end,
-        "kpayment: username and password go together")
+        "kpayment: 'username' and 'password' go together")
       assert.has_error(function() kpayment.new({ username = "u", password = "p", bearer_token = "t" }) end,
         "kpayment: give one kind of credentials: username/password, bearer_token, or "
         .. "client_id/client_secret (OAuth2)")

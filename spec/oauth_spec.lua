@@ -172,7 +172,7 @@ describe("client credentials", function()
       "give one kind of credentials")
     fails({ client_id = "a", client_secret = "b", token_url = "http://h/t", bearer_token = "t" },
       "give one kind of credentials")
-    fails({ client_id = "a" }, "client_id and client_secret go together")
+    fails({ client_id = "a" }, "'client_id' and 'client_secret' go together")
     fails({ client_id = "a", client_secret = "b" }, "client credentials need 'token_url'")
     fails({ client_id = "a", client_secret = "b", token_url = "ftp://h/t" }, "bad option 'token_url'")
     fails({ token_url = "http://h/t" },

@@ -295,7 +295,7 @@ function M.resolve(opts, level)
       .. "client_id/client_secret (OAuth2)")
   end
   if (cfg.client_id == nil) ~= (cfg.client_secret == nil) then
-    bad(level, "client_id and client_secret go together")
+    bad(level, "'client_id' and 'client_secret' go together")
   end
   if cfg.client_id ~= nil then
     if cfg.token_url == nil then
@@ -307,7 +307,7 @@ function M.resolve(opts, level)
     bad(level, "'token_url', 'scope' and 'token_dict' go with client_id and client_secret")
   end
   if (cfg.username == nil) ~= (cfg.password == nil) then
-    bad(level, "username and password go together")
+    bad(level, "'username' and 'password' go together")
   end
   -- an empty one is an unset variable's, never the API's account
   if cfg.username == "" then bad(level, "bad option 'username' (empty)") end

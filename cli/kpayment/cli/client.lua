@@ -37,7 +37,8 @@ function M.sources(name)
 end
 
 --- A message kpayment raised, with each 'name' it quotes replaced by the
--- flag that set it (`given[name]`), else by the variable it came from.
+-- flag that set it (`given[name]`), else by the variable it came from,
+-- else by its flag or, with none, its variable.
 -- What kpayment tells a Lua caller to do becomes what a shell user does:
 -- where a missing value comes from (`sources`), and "'name' (or
 -- VARIABLE)" for an option without a flag becomes the variable.
@@ -53,7 +54,8 @@ function M.renamed(cli, why, given)
   return (string_gsub(s, "'([%w_]+)'", function(name)
     if given[name] ~= nil and M.FLAGS[name] then return M.FLAGS[name] end
     if given[name] == nil and VARIABLES[name] and term.env(VARIABLES[name]) then return VARIABLES[name] end
-    return M.FLAGS[name]
+    -- neither given nor set: the way the shell gives it
+    return M.FLAGS[name] or VARIABLES[name]
   end))
 end
 
