@@ -228,6 +228,17 @@ describe("kpayment offers output", function()
       assert.matches('"financeOffers":%[{},{}%]', r.out)
     end)
 
+    it("csv and tsv: no two columns share a name, with --fields named like the command's own", function()
+      for _, format in ipairs({ "csv", "tsv" }) do
+        local r = run.run(one(CUSTOMER, "--fields", "customer,line,id", "--format", format), { env = env })
+        assert.equal(0, r.status, r.err)
+        local sep = format == "csv" and "," or "\t"
+        local header = r.out:match("^([^\r\n]*)")
+        assert.equal(table.concat({ "line", "customer", "dealer", "offer.customer", "offer.line", "id",
+                                    "error_kind", "error_status", "error_message" }, sep), header)
+      end
+    end)
+
     it("csv: a header, then a row per offer, quoted as RFC 4180 says", function()
       local r = run.run(one("cli-text", "--format", "csv"), { env = henv })
       assert.equal(0, r.status, r.err)

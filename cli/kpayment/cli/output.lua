@@ -179,7 +179,12 @@ end
 local function rows_writer(out, ctx, sep, field, eol)
   local columns = M.offer_columns(ctx.fields)
   local names = { "line", "customer", "dealer" }
-  for _, col in ipairs(columns) do names[#names + 1] = col[3] end
+  -- a field named like one of the command's own columns gets "offer." in
+  -- front, so that no two columns share a name (a CSV reader keyed by name
+  -- would lose one)
+  local own = { line = true, customer = true, dealer = true, error_kind = true, error_status = true,
+                error_message = true }
+  for _, col in ipairs(columns) do names[#names + 1] = own[col[3]] and "offer." .. col[3] or col[3] end
   names[#names + 1], names[#names + 2], names[#names + 3] = "error_kind", "error_status", "error_message"
   local width = #names
   local lines
