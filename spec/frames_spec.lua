@@ -88,6 +88,25 @@ describe("a frame loop", function()
     c:close()
   end)
 
+  it("ends a request at its deadline inside a long poll(ms), whenever it was first polled", function()
+    -- a deadline given is wall-clock time from the call; the attempt's
+    -- timeout (10 s) counts from the wire, so only the deadline ends it
+    local c = client({ timeout = 10, deadline = 1, retries = 0 })
+    local t0 = core.monotonic()
+    local a = c:start_offers({ customer_uuid = "mock:stall:5", dealer_uuid = "d-deadline" })
+    socket.sleep(0.5)
+    local b = c:start_offers({ customer_uuid = "mock:stall:5", dealer_uuid = "d-deadline" })   -- joins a
+    while not a:done() and core.monotonic() - t0 < 10 do c:poll(3000) end
+    local took = core.monotonic() - t0
+    local _, err = a:result()
+    assert.equal("timeout", err.kind)
+    assert.is_true(took < 1.3 * SLOW, ("ended %.2f s after the call"):format(took))
+    while not b:done() and core.monotonic() - t0 < 10 do c:poll(3000) end
+    assert.is_true(core.monotonic() - t0 < 1.8 * SLOW, ("the second ended %.2f s after the first call")
+      :format(core.monotonic() - t0))
+    c:close()
+  end)
+
   it("spends a poll's budget on decoding and callbacks, then leaves the rest to the next", function()
     local c = client()
     local delivered = 0

@@ -1067,6 +1067,12 @@ function M.poll(client, ms, budget_ms)
     if ended(watch[i]) and not watch[i]._notified then has_work = true end
   end
   local wait_ms = has_work and 0 or math_floor(ms)
+  if wait_ms > 0 then
+    -- no longer than a request's own timer (a deadline given, a retry):
+    -- the wire's timeouts count from their first poll, not from the call
+    local t = next_timer(live, n)
+    if t then wait_ms = math_min(wait_ms, math_floor(t * 1000) + 1) end
+  end
   local running = c:poll(wait_ms, budget_ms, not has_work and mark or nil)
   if running == 0 and not has_work then
     -- nothing on the wire: a retry timer is the only thing worth waiting
