@@ -469,6 +469,7 @@ CURLcode kp_transfer_start(kp_transport *tp, kp_transfer *t, const char *url,
   t->deadline_ms = timeout_ms > 0 ? t->started_ms + (double)timeout_ms : -1;
   t->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
   t->armed = tp->external;      /* libcurl's: from the first poll (arm) */
+  tp->unarmed |= !t->armed;
   if (t->body.data == NULL) {   /* take the spare: no malloc per request */
     t->body = tp->spare;
     memset(&tp->spare, 0, sizeof tp->spare);
@@ -739,7 +740,11 @@ static int running(const kp_transport *tp) {
  * them sent at its next poll, not timed out unsent. */
 static void arm(kp_transport *tp) {
   kp_transfer *t;
-  double now = kp_monotonic_ms();
+  double now;
+  if (!tp->unarmed)             /* the usual poll: no walk of the transfers */
+    return;
+  tp->unarmed = 0;
+  now = kp_monotonic_ms();
   for (t = tp->active; t != NULL; t = t->next) {
     if (!t->armed) {
       t->armed = 1;

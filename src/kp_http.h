@@ -84,6 +84,7 @@ typedef struct kp_transport {
   size_t max_body;
   size_t snippet;
   long timeout_ms;              /* the configured per-transfer timeout */
+  int unarmed;                  /* a transfer started since the last arm() */
   int follow_redirects;         /* as configured: a POST never follows */
 } kp_transport;
 

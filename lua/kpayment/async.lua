@@ -607,14 +607,13 @@ end
 local function caller_outcome(req)
   local f = req._flight
   local offers, err
+  -- another caller owns the flight's own decode (caller_settles)
+  local owned = f._body and f._owner ~= nil and f._owner ~= req and not f._taking
   if f._entry then
     offers, err = from_entry(req, f._entry, f._fields, f._attempts, f._cause and errors.copy(f._cause))
   elseif f._err then
     err = errors.copy(f._err)
-  elseif f._body and f._owner ~= nil and f._owner ~= req and not f._taking then
-    offers, err = decode_copy(req, f._body, f._status, f._fields, f._attempts)
-    if offers then offer.meta(offers).request_id = f._request_id end
-  elseif not f._taken or (f._taking and not f._body) then
+  elseif not owned and (not f._taken or (f._taking and not f._body)) then
     -- The first to ask takes the flight's own outcome.  A finalizer that
     -- runs inside that decode and asks again (the same caller: with more
     -- than one, the others have the body's copy) asks the core too, which

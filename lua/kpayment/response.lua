@@ -8,7 +8,7 @@
 local core = require("kpayment.core")
 local errors = require("kpayment.errors")
 local offer = require("kpayment.offer")
-local secrets_of = require("kpayment.secrets")
+local scrubber = require("kpayment.secrets")
 
 local type, ipairs = type, ipairs
 local string_sub, string_find = string.sub, string.find
@@ -79,7 +79,7 @@ function M.from_outcome(o, secrets)
     -- the API's warnings are its texts, as its errors are: they may echo
     -- what it was sent
     local warnings = body.warnings
-    if warnings ~= nil and #secrets > 0 then warnings = secrets_of.scrub_value(warnings, secrets) end
+    if warnings ~= nil and #secrets > 0 then warnings = scrubber.scrub_value(warnings, secrets) end
     local meta = { status = o.status, warnings = warnings, attempts = nil,
                    request_id = nil, total_time = nil }
     offer.meta(offers, meta)
