@@ -422,6 +422,41 @@ describe("kpayment command", function()
       assert.matches("CUSTOMER +OFFERS", r.out)
       assert.matches("4 customers: 4 ok, 0 failed", r.out)
     end)
+
+    it("shows a count held back by its redraw interval while the rest is still waited for", function()
+      if not run.have_script() then pending("no script command here") return end
+      -- c-one and c-two end within a few ms, inside one redraw interval;
+      -- the stall keeps the batch going for a second after them
+      local path = write_file("c-one\nc-two\nmock:stall:1\n")
+      local r = run.pty({ "offers", "--batch", path, "--dealer", DEALER, "--concurrency", "3" },
+        { env = ctx.env })
+      os.remove(path)
+      assert.equal(0, r.status, r.out)
+      local draws = {}
+      for done in r.out:gmatch("\r%[[#%-]+%] (%d)/3") do draws[#draws + 1] = tonumber(done) end
+      local two = false
+      for _, d in ipairs(draws) do two = two or d == 2 end
+      assert.is_true(two, "2/3 never drawn: " .. table.concat(draws, ","))
+    end)
+
+    it("erases the progress line before a streamed row on the same terminal", function()
+      if not run.have_script() then pending("no script command here") return end
+      local path = write_file("c-one\nmock:stall:0.3\nc-two\n")
+      local r = run.pty({ "offers", "--batch", path, "--dealer", DEALER, "--concurrency", "1",
+                          "--format", "ndjson" }, { env = ctx.env })
+      os.remove(path)
+      assert.equal(0, r.status, r.out)
+      local rows = 0
+      -- each row starts a line: after a newline, or after the bar was erased
+      for before in r.out:gmatch("(.?.?.?)%{\"line\":") do
+        rows = rows + 1
+        assert.is_truthy(before == "" or before:find("\n$") or before:find("\27%[K$"),
+          "a row follows the bar on its line, after: " .. before)
+      end
+      assert.equal(3, rows)
+      -- and the bar is drawn again after it
+      assert.matches("\n\r%[[#%-]+%] 1/3", r.out)
+    end)
   end)
 
   describe("mock", function()

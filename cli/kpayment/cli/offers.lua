@@ -121,7 +121,7 @@ end
 -- requests, calling `done(k, offers, err)` for each as it finishes
 -- (completion order); nothing is kept once it returns.  What start_offers
 -- raises (a parameter kpayment refuses) becomes a usage error.
-function M.drive(cli, client, list, opts, done)
+function M.drive(cli, client, list, opts, done, tick)
   local n, next_k, inflight, queue = #list.customers, 1, 0, {}
   while true do
     while inflight < opts.concurrency and next_k <= n do
@@ -144,6 +144,7 @@ function M.drive(cli, client, list, opts, done)
       inflight = inflight - 1
       done(ready[i][1], ready[i][2], ready[i][3])
     end
+    if tick then tick() end
   end
 end
 
@@ -218,11 +219,15 @@ function M.run(args, cli)
     progress = term.progress(io.stderr, total, core.monotonic, term.width(2))
     progress.update(0)
   end
+  -- a row streamed to the terminal the bar is on must not land after it
+  local rows_under_bar = progress and output.STREAMED[format] and term.isatty(1)
   local started = core.monotonic()
   local failed, kinds, status = 0, {}, cli.EXIT.ok
   local written = M.counted(function(k, offers, err)
+    if rows_under_bar then progress.clear() end
     writer.customer({ k = k, line = list.lines[k], customer = list.customers[k], dealer = list.dealers[k] },
       offers, err)
+    if rows_under_bar then io.stdout:flush() end
   end)
   local ok, why = pcall(M.drive, cli, client, list, opts, function(k, offers, err)
     if err then
@@ -233,7 +238,7 @@ function M.run(args, cli)
     end
     written.customer(k, offers, err)
     if progress then progress.update(written.written) end
-  end)
+  end, progress and function() progress.update(written.written) end)
   -- ends what is in flight now, on Ctrl-C too
   client:close()
   if progress then progress.finish() end

@@ -208,7 +208,9 @@ end
 
 --- A progress line for `total` items on stream `out` (io.stderr) that
 -- redraws itself in place with "\r"; `update(done)` draws it (at most every
--- `interval` seconds, and always for the last item), `finish()` erases it.
+-- `interval` seconds, and always for the last item: a count held back is
+-- drawn by the next call, so call it while waiting too), `clear()` erases
+-- it until the next `update`, as `finish()` does for good.
 function M.progress(out, total, clock, width)
   width = width or 80
   local last_at, shown = nil, nil
@@ -225,12 +227,14 @@ function M.progress(out, total, clock, width)
     out:write("\r[", string_rep("#", full), string_rep("-", bar - full), "]", count)
     out:flush()
   end
-  function self.finish()
+  function self.clear()
     if shown ~= nil then
       out:write("\r\27[K")
       out:flush()
     end
+    last_at, shown = nil, nil
   end
+  self.finish = self.clear
   return self
 end
 
