@@ -13,6 +13,7 @@
  */
 #include <lauxlib.h>
 #include "../include/kpayment.h"   /* the public header, beside src/ */
+#include "kp_compat.h"
 #include "kp_http.h"
 
 typedef struct kp_module {
