@@ -110,6 +110,8 @@ PACKAGES_rock     := $(PACKAGES_all) luarocks $(LUA_DEB) $(MOCK_DEB)
 PACKAGES_soak     := $(PACKAGES_demo)
 PACKAGES_docs     := $(PACKAGES_all) $(LUA_DEB)
 PACKAGES_host-check := $(PACKAGES_all) $(MOCK_DEB)
+PACKAGES_install   := $(PACKAGES_all)
+PACKAGES_install-check := $(PACKAGES_all)
 PACKAGES_memcheck := $(PACKAGES_test) valgrind
 PACKAGES_test-asan := $(PACKAGES_test)
 # The OOM host embeds Lua 5.4 (liblua5.4.a); libFuzzer and ThreadSanitizer

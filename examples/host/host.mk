@@ -7,6 +7,9 @@
 #                     from every .lua file there)
 #   make host         build/<version>/host/kpayment-host (examples/host/host.c)
 #   make host-check   run it against the mock and check what it prints
+#   make install      include/kpayment.h, the library and kpayment-<version>.pc
+#                     under $(DESTDIR)$(PREFIX) (default /usr/local); uninstall
+#   make install-check build test/embed.c from a scratch install, run it
 #   make test-threads four threads, four lua_States, one mock, under
 #                     ThreadSanitizer and helgrind (test/threads.mk)
 #
@@ -124,6 +127,56 @@ host-check: host
 	  { cat $$out; echo "host-check: FAILED with libcurl initialised by the host"; exit 1; }; \
 	echo "host-check: and with libcurl initialised by the host (--curl-by-host)"
 
+# make install: the C API for hosts under $(DESTDIR)$(PREFIX): the header,
+# the static library of this LUA_VERSION and a pkg-config file naming it
+# (kpayment-5.4, kpayment-luajit, ...), so that a host built against one Lua
+# never links another's.  The Lua modules are luarocks' to install.
+PREFIX      ?= /usr/local
+INCLUDEDIR  ?= $(PREFIX)/include
+LIBDIR      ?= $(PREFIX)/lib
+KP_PC_NAME  := kpayment-$(LUA_VERSION)
+KP_PC_FILE  := $(BUILD)/$(KP_PC_NAME).pc
+KP_VERSION   = $(shell sed -n 's/^\#define KP_VERSION "\(.*\)"/\1/p' src/kp_common.h)
+
+# Libs: libcurl and Lua come from their own .pc files, after ours.
+$(KP_PC_FILE): FORCE
+	@mkdir -p $(dir $@)
+	@printf '%s\n' 'prefix=$(PREFIX)' 'includedir=$(INCLUDEDIR)' 'libdir=$(LIBDIR)' '' \
+	  'Name: kpayment' \
+	  'Description: myKaarma finance offers for C programs that embed Lua ($(LUA_VERSION))' \
+	  'Version: $(KP_VERSION)' 'Requires: $(LUA_PC) libcurl' 'Cflags: -I$${includedir}' \
+	  'Libs: -L$${libdir} -l$(KP_PC_NAME) -lm -ldl -lpthread' >$@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+install: static
+	@$(MAKE) --no-print-directory $(KP_PC_FILE)
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 include/kpayment.h $(DESTDIR)$(INCLUDEDIR)/kpayment.h
+	install -m 644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/lib$(KP_PC_NAME).a
+	install -m 644 $(KP_PC_FILE) $(DESTDIR)$(LIBDIR)/pkgconfig/$(KP_PC_NAME).pc
+
+# The header stays while another Lua's library is installed beside it.
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/lib$(KP_PC_NAME).a $(DESTDIR)$(LIBDIR)/pkgconfig/$(KP_PC_NAME).pc
+	@ls $(DESTDIR)$(LIBDIR)/libkpayment-*.a >/dev/null 2>&1 || rm -f $(DESTDIR)$(INCLUDEDIR)/kpayment.h
+
+# What a host outside the checkout does: install under a fresh prefix, then
+# build test/embed.c with nothing but `pkg-config kpayment-<version>` and
+# run it; then uninstall and check nothing is left.
+INSTALL_CHECK := $(abspath $(BUILD)/install-check)
+install-check: check-deps
+	@rm -rf $(INSTALL_CHECK)
+	@$(MAKE) --no-print-directory install PREFIX=$(INSTALL_CHECK)/prefix >/dev/null
+	@PKG_CONFIG_PATH=$(INSTALL_CHECK)/prefix/lib/pkgconfig; export PKG_CONFIG_PATH; \
+	  flags=$$($(PKG_CONFIG) --cflags --libs $(KP_PC_NAME)) || exit 1; \
+	  echo "install-check: cc test/embed.c $$flags"; \
+	  cd $(INSTALL_CHECK) && $(CC) -D_POSIX_C_SOURCE=200809L $(CURDIR)/test/embed.c $$flags -o embed-check && \
+	  ./embed-check || { echo "install-check: FAILED: a host built from the installed files"; exit 1; }
+	@$(MAKE) --no-print-directory uninstall PREFIX=$(INSTALL_CHECK)/prefix >/dev/null
+	@left=$$(find $(INSTALL_CHECK)/prefix -type f); [ -z "$$left" ] || \
+	  { echo "install-check: FAILED: uninstall left $$left"; exit 1; }
+	@echo "install-check: a host built with pkg-config $(KP_PC_NAME) from the installed files ran its checks"
+
 # The generator is Lua of ours too: `make lint` checks it.
 lint: lint-embed
 lint-embed:
@@ -131,7 +184,7 @@ lint-embed:
 
 FORCE:
 
-.PHONY: static host host-check lint-embed FORCE
+.PHONY: static host host-check install uninstall install-check lint-embed FORCE
 
 include test/threads.mk
 
