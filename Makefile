@@ -153,6 +153,12 @@ endef
 LPATH   := lua/?.lua;lua/?/init.lua;cli/?.lua;cli/?/init.lua;mock/?.lua;mock/?/init.lua
 SPEC_LPATH := $(LPATH);spec/?.lua
 LUA_ENV := LUA_PATH='$(LPATH);;' LUA_CPATH='$(BUILD)/?.so;;'
+# Lua's search paths and LUA_INIT as a shell profile may set them for one
+# Lua (`luarocks path` for 5.1 sets the plain LUA_PATH, which lua5.4 reads
+# too): the specs and their children use the checkout and Debian's packages
+# alone.
+LUA_VARS  := $(foreach v,PATH CPATH INIT,LUA_$(v) $(foreach n,5_1 5_2 5_3 5_4,LUA_$(v)_$(n)))
+CLEAN_LUA := env $(addprefix -u ,$(LUA_VARS))
 
 .PHONY: all build deps check-deps demo test check test-all lint lists-check print-packages rock clean
 
@@ -209,7 +215,7 @@ TEST_TAGS := $(if $(filter 5.4,$(LUA_VERSION)),,--exclude-tags=lua54$(comma)slow
 # Subprocesses of the specs run the interpreter under test (KPAYMENT_LUA);
 # the mock server stays on Lua 5.4 (KPAYMENT_MOCK_LUA, spec/support/server.lua).
 test: all
-	KPAYMENT_LUA=$(LUA) $(LUA) $(BUSTED) --lpath='$(SPEC_LPATH)' \
+	$(CLEAN_LUA) KPAYMENT_LUA=$(LUA) $(LUA) $(BUSTED) --lpath='$(SPEC_LPATH)' \
 	  --cpath='$(BUILD)/?.so' $(TEST_TAGS) -o spec/support/summary.lua $(TEST_SPECS)
 
 # Before pushing: the lint, then the specs; check-deps first names every

@@ -21,6 +21,11 @@ trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 141' PIPE
 trap 'exit 143' TERM
+# The mock runs on Lua 5.4, which reads the plain LUA_PATH / LUA_CPATH when
+# no LUA_PATH_5_4 / LUA_CPATH_5_4 is set: a shell set up for another Lua's
+# rocks would have it load that Lua's C modules. It needs Debian's
+# packages alone (and finds its own modules beside itself).
+LUA_PATH_5_4=${LUA_PATH_5_4:-";;"} LUA_CPATH_5_4=${LUA_CPATH_5_4:-";;"} \
 "$LUA" "$here/bin/kpayment-mock" --port 0 --user demo-user --password demo-password \
   --client-id kp-demo-client --client-secret kp-demo-secret \
   </dev/null >"$out" 2>"$err" &

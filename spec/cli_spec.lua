@@ -460,6 +460,23 @@ describe("kpayment command", function()
   end)
 
   describe("mock", function()
+    it("starts from examples/with-mock.sh in a shell set up for another Lua's modules", function()
+      -- as `luarocks --lua-version 5.1 path` leaves it: the plain LUA_CPATH,
+      -- which lua5.4 reads too, first names a C module it cannot load
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute("mkdir -p " .. term.shell_quote(dir .. "/socket")))
+      local f = assert(io.open(dir .. "/socket/core.so", "w"))
+      f:write("not a shared object\n")
+      f:close()
+      local p = assert(io.popen("env -u LUA_PATH_5_4 -u LUA_CPATH_5_4 LUA_CPATH="
+        .. term.shell_quote(dir .. "/?.so;;") .. " examples/with-mock.sh sh -c 'echo \"url $KPAYMENT_BASE_URL\"' 2>&1"))
+      local out = p:read("*a")
+      p:close()
+      os.execute("rm -rf " .. term.shell_quote(dir))
+      assert.matches("\nurl http://127%.0%.0%.1:%d+\n", out)
+    end)
+
     it("serves the mock API (under lua5.4)", function()
       local s = server.start("bin/kpayment", { "mock", "--port", "0", "--offers", "2" }, "kpayment mock")
       local r = run.run(one("--base-url", s.url),
