@@ -32,6 +32,7 @@ build = {
     ["kpayment.mock.data"] = "mock/kpayment/mock/data.lua",
     ["kpayment.mock.faults"] = "mock/kpayment/mock/faults.lua",
     ["kpayment.mock.oauth"] = "mock/kpayment/mock/oauth.lua",
+    ["kpayment.mock.options"] = "mock/kpayment/mock/options.lua",
   },
   install = {
     bin = { ["kpayment-mock"] = "bin/kpayment-mock" },

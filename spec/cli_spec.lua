@@ -470,11 +470,44 @@ describe("kpayment command", function()
       f:write("not a shared object\n")
       f:close()
       local p = assert(io.popen("env -u LUA_PATH_5_4 -u LUA_CPATH_5_4 LUA_CPATH="
-        .. term.shell_quote(dir .. "/?.so;;") .. " examples/with-mock.sh sh -c 'echo \"url $KPAYMENT_BASE_URL\"' 2>&1"))
+        .. term.shell_quote(dir .. "/?.so;;")
+        .. " examples/with-mock.sh sh -c 'echo \"url $KPAYMENT_BASE_URL\"' 2>&1"))
       local out = p:read("*a")
       p:close()
       os.execute("rm -rf " .. term.shell_quote(dir))
       assert.matches("\nurl http://127%.0%.0%.1:%d+\n", out)
+    end)
+
+    it("takes and lists the options kpayment-mock takes, OAuth's too", function()
+      local function options_of(text)
+        return text:match("\nOptions:\n.-\nControl:[^\n]*")
+      end
+      local mine = run.run({ "mock", "--help" }, { lua = "lua5.4" })
+      local p = assert(io.popen("lua5.4 bin/kpayment-mock -h"))
+      local its = p:read("*a")
+      p:close()
+      assert.equal(0, mine.status)
+      assert.is_truthy(options_of(its), its)
+      assert.equal(options_of(its), options_of(mine.out))
+      assert.matches("%-%-client%-id I", mine.out)
+      local s = server.start("bin/kpayment", { "mock", "--port", "0", "--client-id", "kp-id",
+                                               "--client-secret", "kp-secret", "--token-ttl", "0.5" },
+                             "kpayment mock")
+      local r = run.run({ "offers", "--customer", CUSTOMER, "--dealer", DEALER, "--base-url", s.url },
+        { env = ctx.with({ KPAYMENT_USERNAME = "", KPAYMENT_PASSWORD = "", KPAYMENT_CLIENT_ID = "kp-id",
+                           KPAYMENT_CLIENT_SECRET = "kp-secret",
+                           KPAYMENT_TOKEN_URL = s.url .. "/oauth2/token" }) })
+      s.stop()
+      assert.equal(0, r.status, r.err)
+      assert.matches("^3 offers, ", r.err)
+    end)
+
+    it("names every credential variable in its help", function()
+      local r = run.run({ "--help" })
+      for _, name in ipairs({ "USERNAME", "PASSWORD", "BEARER_TOKEN", "CLIENT_ID", "CLIENT_SECRET",
+                              "TOKEN_URL" }) do
+        assert.matches("KPAYMENT_" .. name, r.out, 1, true)
+      end
     end)
 
     it("serves the mock API (under lua5.4)", function()

@@ -198,8 +198,9 @@ Options:
   -h, --help     show this help ('kpayment COMMAND --help' for a command's)
   -V, --version  show the versions of kpayment, Lua and libcurl
 
-Environment: KPAYMENT_BASE_URL, KPAYMENT_USERNAME and KPAYMENT_PASSWORD (or
-KPAYMENT_BEARER_TOKEN), KPAYMENT_SKIN, KPAYMENT_LOCALE; the proxy variables
+Environment: KPAYMENT_BASE_URL; KPAYMENT_USERNAME and KPAYMENT_PASSWORD, or
+KPAYMENT_BEARER_TOKEN, or KPAYMENT_CLIENT_ID, KPAYMENT_CLIENT_SECRET and
+KPAYMENT_TOKEN_URL; KPAYMENT_SKIN, KPAYMENT_LOCALE; the proxy variables
 libcurl reads (https_proxy, no_proxy, ...).
 
 Exit status: 0 success, 1 an answer that is not offers, 2 usage error, 3 no

@@ -2,13 +2,13 @@
 -- `kpayment-mock` runs them).  The server runs on Lua 5.4 only.
 -- @module kpayment.cli.mock
 
-local pcall, tostring, rawget, type = pcall, tostring, rawget, type
+local pairs, pcall, tostring, rawget, type = pairs, pcall, tostring, rawget, type
 local string_gsub, string_match = string.gsub, string.match
 local io_open = io.open
 
 local M = {}
 
-local USAGE = [[
+local HEAD = [[
 Usage: kpayment mock [options]
 
 Serves a mock of myKaarma's getFinanceOffersForCustomer API over HTTP/1.1
@@ -16,31 +16,33 @@ Serves a mock of myKaarma's getFinanceOffersForCustomer API over HTTP/1.1
 output, then serves until it is killed. Needs Lua 5.4 and luasocket, and the
 kpayment.mock modules (the kpayment-mock rock, or mock/ in a checkout).
 
-Options:
-  --host H        address to listen on (default 127.0.0.1)
-  --port N        TCP port; 0 picks a free one (default 0)
-  --user U        require HTTP Basic credentials U ...
-  --password P    ... and P (the mock's own test credentials; give both or neither)
-  --token T       accept "Authorization: Bearer T" (too)
-  --offers N      offers per response (default 3)
-  -h, --help      show this help
-Without --user/--password and --token, every request is accepted.
+]]
 
-Fault modes, per request: header "X-Mock-Fault: <mode>" or
-customerUUID=mock:<mode>
-  error500  html500  html502  503[:s]  429[:s]  empty502  badjson  close
-  stall[:s]  truncate  big[:bytes]  offers:n  unicode  flaky:n:mode
-  redirect:url
-Control: GET /_mock/stats, /_mock/reset, /_mock/requests
+local TAIL = [[
 
 Exit status: 2 for a bad option or when not on Lua 5.4, 3 when it cannot
 listen; otherwise it serves until killed.
 ]]
 
-M.SPEC = {
-  host = "string", port = "integer", user = "string", password = "string", token = "string",
-  offers = "integer", help = "flag",
-}
+-- The options' kinds as kpayment.cli.parse names them.
+local PARSE_KIND = { string = "string", integer = "integer", seconds = "number" }
+
+-- The option spec and the help, from the mock's own options
+-- (kpayment.mock.options is plain Lua: they are known under any Lua); with
+-- the kpayment.mock modules not installed, --help alone.
+local function spec_and_usage()
+  local ok, options = pcall(require, "kpayment.mock.options")
+  local spec = { help = "flag" }
+  if not (ok and type(options) == "table") then
+    return spec, HEAD .. "The kpayment.mock modules are not installed here: their options show once\n"
+      .. "they are." .. TAIL
+  end
+  for name, kind in pairs(options.KINDS) do spec[name] = PARSE_KIND[kind] end
+  return spec, HEAD .. options.HELP .. TAIL
+end
+
+local USAGE
+M.SPEC, USAGE = spec_and_usage()
 
 local function exists(path)
   local f = io_open(path, "r")

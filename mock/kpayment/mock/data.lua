@@ -12,9 +12,10 @@
 
 local json = require("kpayment.json")
 local http = require("kpayment.mock.http")
+local options = require("kpayment.mock.options")
 
 local M = {
-  MAX_OFFERS = 10000,
+  MAX_OFFERS = options.MAX_OFFERS,
 }
 
 local format, concat = string.format, table.concat
