@@ -1059,6 +1059,36 @@ describe("kpayment.core", function()
     assert.equal(core.empty_object, getmetatable(t.financeOffers[1].n))
   end)
 
+  it("never reads a key written with escapes as raw bytes of a later document", function()
+    -- The decoder caches keys per state, and each object position predicts
+    -- its keys from that cache by comparing raw input bytes.  A key decoded
+    -- from escapes (JSON text \\\", bytes backslash and quote) must never
+    -- be the entry a position predicts from: a later raw \" (one quote)
+    -- would read as backslash and quote.  Which two-byte keys share its
+    -- entry is the cache's business, so every alphanumeric pair is tried.
+    local alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    local cases = {
+      -- the escaped key (JSON text), then a probe whose raw key bytes are
+      -- that key's decoded bytes, and the key the probe really has
+      { [[\\\"]], [=[ [{"\"":"v"}] ]=], '"' },
+      { [[a\\]], [=[ [{"a\"":"v"}] ]=], 'a"' },
+    }
+    for _, case in ipairs(cases) do
+      for i = 1, #alnum do
+        for j = 1, #alnum do
+          local k = alnum:sub(i, i) .. alnum:sub(j, j)
+          core.decode('[{"' .. k .. '":1},{"' .. k .. '":2,"' .. case[1] .. '":3}]')
+          local ok, t = pcall(core.decode, case[2])
+          assert(ok and t[1][case[3]] == "v" and next(t[1], next(t[1])) == nil,
+            "after key " .. k .. ", " .. case[2] .. " gave " .. (ok and "a wrong key" or tostring(t)))
+        end
+      end
+    end
+    -- and a raw quote inside a key stays an error
+    core.decode([=[ [{"gs":1},{"gs":0,"a\"":2}] ]=])
+    assert.is_false(pcall(core.decode, [=[ [{"gs":1},{"gs":0,"a\"":2},{"a"":3}] ]=]))
+  end)
+
   describe("decode() with records", function()
     local RECORDS = { records = "financeOffers" }
     local OPTIONS = {

@@ -542,7 +542,7 @@ static inline const char *member_value(kpj_decoder *d, const char *p,
 
 const char *kpj_parse_member(kpj_decoder *d, const char *p, const char *k,
                              size_t kn) {
-  kpj_push_key(d->L, d->mem, d->cache_idx, k, kn);
+  kpj_push_key(d->L, d->mem, d->cache_idx, k, kn, k != d->scratch);
   if ((p = member_value(d, p, k, kn)) != NULL)
     lua_rawset(d->L, -3);
   return p;
@@ -588,9 +588,10 @@ static const char *parse_object(kpj_decoder *d, const char *p, unsigned slot) {
       unsigned at;
       if ((p = kpj_member_key(d, p, &k, &kn)) == NULL)
         return NULL;
-      at = kpj_push_key(L, d->mem, d->cache_idx, k, kn);
-      if (i < KPJ_SHAPE_MAX)        /* a key with escapes, decoded into the */
-        shape[i] = (unsigned short)(k == d->scratch ? 0 : at);  /* scratch */
+      /* a key with escapes was decoded into the scratch: not cached */
+      at = kpj_push_key(L, d->mem, d->cache_idx, k, kn, k != d->scratch);
+      if (i < KPJ_SHAPE_MAX)
+        shape[i] = (unsigned short)at;
     }
     i++;
     n += *p != 'n';             /* 'n' starts null (or an error) */

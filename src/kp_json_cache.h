@@ -49,7 +49,8 @@ typedef struct kpj_key {
  * order, so each position remembers which cached key its i-th member had.
  * The next object's i-th key is then checked against the input with one
  * byte comparison, with no scanning or hashing.  Only keys read without
- * escapes enter a shape, so equal raw bytes always mean the same string.
+ * escapes enter the cache (kpj_push_key), so equal raw bytes always mean
+ * the same string.
  */
 #define KPJ_SHAPE_MAX 48
 
@@ -141,13 +142,16 @@ static inline int kpj_same_bytes(const char *a, const char *b, size_t n) {
 }
 
 /* Push key k, from the cache (the table at stack index idx) when it holds
- * these bytes.  Returns the cache index + 1 now holding k, or 0 when k is
- * not cached. */
+ * these bytes.  raw: k is the key's text in the input, read without
+ * escapes.  Only such keys enter the cache, so that an entry's bytes are
+ * always the text that means them (kpj_predicted_key compares input with
+ * them).  Returns the cache index + 1 now holding k, or 0 when k is not
+ * cached. */
 static inline unsigned kpj_push_key(lua_State *L, kpj_memory *m, int idx,
-                                    const char *k, size_t n) {
+                                    const char *k, size_t n, int raw) {
   kpj_key *e;
   unsigned h;
-  if (n == 0 || n > KPJ_KEY_MAX) {
+  if (n == 0 || n > KPJ_KEY_MAX || !raw) {
     kp_pushlstring(L, k, n);
     return 0;
   }

@@ -41,7 +41,7 @@ static KPJ_FLATTEN const char *member(kpj_decoder *d, const char *p, int node,
   if (c >= 0 && t[c].leaf) {
     unsigned slot = kpj_key_slot(k, kn, d->depth);
     /* a null still clears an earlier duplicate */
-    kpj_push_key(L, d->mem, d->cache_idx, k, kn);
+    kpj_push_key(L, d->mem, d->cache_idx, k, kn, k != d->scratch);
     if ((p = kpj_parse_value(d, p, slot)) == NULL)
       return NULL;
     if (lua_type(L, -1) == LUA_TLIGHTUSERDATA) {
@@ -51,7 +51,7 @@ static KPJ_FLATTEN const char *member(kpj_decoder *d, const char *p, int node,
     lua_rawset(L, -3);
   } else if (c >= 0 || envelope) {
     int next = c >= 0 ? c : node;
-    kpj_push_key(L, d->mem, d->cache_idx, k, kn);
+    kpj_push_key(L, d->mem, d->cache_idx, k, kn, k != d->scratch);
     if (*p == '{') {
       p = proj_object(d, p + 1, next, c < 0);
     } else if (*p == '[') {
