@@ -570,6 +570,16 @@ describe("kpayment.json", function()
     end
   end)
 
+  it("writes only what the decoder could not give as a number as one, so its text stays JSON", function()
+    local ik = require("kpayment.cli.output").INTEGER_KEYS
+    for _, digits in ipairs({ "0123", "-00", "123", "-0", "0", "9007199254740992",
+                              "000000000000000000000099999999999999999999", "-09223372036854775809" }) do
+      local text = json.encode({ id = digits }, { integer_keys = ik })
+      assert.equal('{"id":"' .. digits .. '"}', text)
+      assert.equal(digits, kpayment.decode(text).id)
+    end
+  end)
+
   it("writes floats with the fewest digits that read back the same", function()
     for _, v in ipairs({ 0.1, 0.1 + 0.2, 1 / 3, 5e-324, 1e300, -2.5, 123456.789, 2 ^ 60 + 0.0 }) do
       local text = json.encode(v)

@@ -26,9 +26,35 @@ describe("kpayment.core", function()
       if dir then os.execute("rm -rf " .. dir) end
     end)
 
+    -- Runs script in a child process under the de_DE locale: it prints ok.
+    local function run_under_locale(script)
+      local file = dir .. "/check.lua"
+      local f = assert(io.open(file, "w"))
+      f:write('assert(os.setlocale("de_DE.UTF-8", "numeric"), "no de_DE locale")\n', script)
+      f:close()
+      local env = "LOCPATH=%s LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s' %s %s"
+      local ok, out = sh(string.format(env, dir, package.cpath, require("support.version").lua, file))
+      assert.is_true(ok, out)
+      assert.equal("ok\n", out)
+    end
+
+    it("writes numbers back with a decimal point (kpayment.json)", function()
+      run_under_locale([[
+        local core = require("kpayment.core")
+        local json = require("kpayment.json")
+        local text = '{"a":0.1,"b":19999.99,"c":-2.5e-300,"d":1.5e+300,"e":0.30000000000000004}'
+        local v = core.decode(text)
+        local back = json.encode(v)
+        assert(not back:find(","  .. "%d"), "a decimal comma: " .. back)
+        local w = core.decode(back)
+        for k, x in pairs(v) do assert(w[k] == x, k .. " in " .. back) end
+        assert(json.number(0.1) == "0.1", json.number(0.1))
+        print("ok")
+      ]])
+    end)
+
     it("reads every number exactly as under the C locale", function()
-      local script = [[
-        assert(os.setlocale("de_DE.UTF-8", "numeric"), "no de_DE locale")
+      run_under_locale([[
         -- LuaJIT formats numbers itself, whatever the locale
         assert(tostring(1.5) == "1,5" or jit and os.setlocale(nil, "numeric") == "de_DE.UTF-8",
           "the locale is not in effect")
@@ -45,15 +71,7 @@ describe("kpayment.core", function()
         local p = core.decode('{"a":[' .. long .. '],"b":1}', { fields = { "b" } })
         assert(p.b == 1 and next(p.a) == nil, "projection")
         print("ok")
-      ]]
-      local file = dir .. "/check.lua"
-      local f = assert(io.open(file, "w"))
-      f:write(script)
-      f:close()
-      local ok, out = sh(string.format("LOCPATH=%s LUA_CPATH='%s' %s %s", dir, package.cpath,
-        require("support.version").lua, file))
-      assert.is_true(ok, out)
-      assert.equal("ok\n", out)
+      ]])
     end)
   end)
 end)

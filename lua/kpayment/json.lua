@@ -142,7 +142,9 @@ local function float_text(v)
   local s = string_format("%." .. p .. "g", v)
   local e = tonumber(string.match(s, "e([-+]%d+)$"))
   if e and e >= 0 and e < 17 then s = string_format("%." .. (e + 1 > p and e + 1 or p) .. "g", v) end
-  return s
+  -- PUC Lua formats (and reads) with the C locale's decimal point, which a
+  -- host may have set to a comma
+  return (string_gsub(s, "[^%deE+%-.]+", "."))
 end
 
 --- A number as JSON text (see the module's header); raises for NaN and
@@ -181,12 +183,15 @@ local function sorted_keys(t)
   return keys
 end
 
--- Whether a string of digits is an integer beyond int64: where Lua has
--- integers, what fits was decoded as one, so such a string was JSON text.
-local function beyond_int64(s)
+-- Whether string s is the JSON text of an integer that the decoder gave
+-- as a string: written as JSON writes integers (no leading zero), and
+-- beyond what it gives as numbers, int64 where Lua has integers, else
+-- 2^53.  Anything else was a JSON string.
+local function decoded_integer(s)
+  if not string_find(s, "^%-?[1-9]%d*$") then return false end
   local neg = string_sub(s, 1, 1) == "-"
-  local digits = string_gsub(neg and string_sub(s, 2) or s, "^0+", "")
-  local max = neg and "9223372036854775808" or "9223372036854775807"
+  local digits = neg and string_sub(s, 2) or s
+  local max = not math_type and "9007199254740992" or neg and "9223372036854775808" or "9223372036854775807"
   return #digits > #max or (#digits == #max and digits > max)
 end
 
@@ -195,7 +200,7 @@ local function write(out, v, key, w, depth)
   local t = type(v)
   if t == "string" then
     local ik = w.integer_keys
-    if ik and key and ik[key] and string_find(v, "^%-?%d+$") and (not math_type or beyond_int64(v)) then
+    if ik and key and ik[key] and decoded_integer(v) then
       out[#out + 1] = v
     else
       out[#out + 1] = M.quote(v)
