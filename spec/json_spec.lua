@@ -613,6 +613,19 @@ describe("kpayment.core", function()
         end)
       end
 
+      it("reads an exponent of any length, long fractions beside it included", function()
+        -- 10^-100000 written out, then an exponent past 10^5: the value
+        -- is 10^900000 (out of range), or 10^5
+        local tiny = "0." .. ("0"):rep(99999) .. "1"
+        local err = assert_rejected("[" .. tiny .. "e1000000]")
+        assert(err:find("out of range", 1, true), err)
+        local ok
+        ok, err = pcall(core.decode, '{"a":[' .. tiny .. 'e1000000],"b":1}', { fields = { "b" } })
+        assert(not ok and err:find("out of range", 1, true), tostring(err))
+        assert.equal(1e5, core.decode("[" .. tiny .. "e100005]")[1])
+        assert.equal(1e-5, core.decode("[1e-000000000000000000005]")[1])
+      end)
+
       it("decodes 1e-400 to 0.0 or rejects it, never anything else", function()
         local ok, v = pcall(core.decode, "1e-400")
         if ok then

@@ -289,7 +289,8 @@ static const double exact_pow10[] = {
 typedef struct number {
   uint64_t m;             /* the significant digits */
   long exp10;             /* value = m * 10^exp10 (before the sign) */
-  int neg, integral, dropped;   /* dropped: digits past the 19th */
+  int neg, integral, dropped;   /* dropped: digits past the 19th, or
+                                 * exponent digits past its bound */
 } number;
 
 /* Scan a number per RFC 8259's grammar without converting it. */
@@ -351,6 +352,8 @@ static const char *scan_number(kpj_decoder *d, const char *p, number *n) {
     do {
       if (e < 100000)
         e = e * 10 + (*p - '0');
+      else                      /* held at its bound: not exact, so */
+        n->dropped = 1;         /* the library reads the whole token */
       p++;
     } while (IS_DIGIT(*p));
     n->exp10 += eneg ? -e : e;
