@@ -56,11 +56,9 @@ local function same(a, b, path)
 end
 
 -- nil when every value in p is also in f at the same place, exactly (the
--- same decoder read the same bytes).  Arrays are compared as sequences: a
--- projection keeps only the elements a path can select from (containers),
--- in order, so p's elements must match a subsequence of f's.  Greedy
--- matching finds a subsequence when there is one, and tries every element
--- of f at most once.
+-- same decoder read the same bytes).  A projection keeps every element of
+-- an array at its place (those no path can select from as they are), so
+-- arrays have the same length.
 local function subset(p, f, path)
   if type(p) ~= "table" then
     if type(p) ~= type(f) or p ~= f or mtype(p) ~= mtype(f) then
@@ -72,20 +70,16 @@ local function subset(p, f, path)
     return path .. ": projected a table where the full value is " .. type(f)
   end
   if rawget(f, 1) ~= nil then           -- an array (objects have string keys)
-    local n, j = #p, 1
+    local n = #f
     for k in pairs(p) do
       if mtype(k) ~= "integer" or k < 1 or k > n then
         return path .. ": projected array has key " .. tostring(k)
       end
     end
     for i = 1, n do
-      repeat
-        local w = rawget(f, j)
-        if w == nil then
-          return fmt("%s[%d]: matches no later element of the full array", path, i)
-        end
-        j = j + 1
-      until subset(p[i], w, path) == nil
+      if rawget(p, i) == nil then return fmt("%s[%d]: left out of the projected array", path, i) end
+      local e = subset(p[i], f[i], fmt("%s[%d]", path, i))
+      if e then return e end
     end
     return nil
   end

@@ -43,6 +43,25 @@ describe("kpayment.core", function()
       assert.same({ financeOffers = { { financeEvents = { { eventCode = "A" }, {} } } } }, t)
     end)
 
+    it("keeps every element of an array it projects through at its place", function()
+      local text = '{"financeOffers":[{"financeEvents":[{"eventCode":"A","id":1},null,7,"s",[],{"eventCode":"C"}]}]}'
+      for _, opts in ipairs({ {}, { records = "financeOffers" }, { records = "financeOffers", step_ms = 0 } }) do
+        opts.fields = { "financeEvents.eventCode" }
+        local events = core.decode(text, opts).financeOffers[1].financeEvents
+        assert.equal(6, #events)
+        assert.same({ eventCode = "A" }, events[1])
+        assert.equal(core.null, events[2])
+        assert.equal(7, events[3])
+        assert.equal("s", events[4])
+        assert.same({}, events[5])
+        assert.same({ eventCode = "C" }, events[6])
+      end
+      -- as the full decode places them
+      local full = core.decode(text).financeOffers[1].financeEvents
+      assert.equal(core.null, full[2])
+      assert.equal(7, full[3])
+    end)
+
     it("leaves out listed fields that are missing or null", function()
       local t = core.decode('{"financeOffers":[{"id":1,"status":null},{"customer":{}}]}', { fields = FIELDS })
       assert.same({ financeOffers = { { id = 1 }, { customer = {} } } }, t)

@@ -97,7 +97,8 @@ static const char *proj_object(kpj_decoder *d, const char *p, int node,
 }
 
 /* p is just after '['; always pushes a table.  Elements that are not
- * containers have nothing a path could select, and are skipped. */
+ * containers have nothing a path could select: they are kept as they are
+ * (null as core.null), so that each element keeps its place. */
 static const char *proj_array(kpj_decoder *d, const char *p, int node) {
   lua_State *L = d->L;
   lua_Integer n = 0;
@@ -106,15 +107,15 @@ static const char *proj_array(kpj_decoder *d, const char *p, int node) {
     return NULL;
   lua_createtable(L, 0, 0);
   for (p = kpj_open_items(p, ']', &more); more;) {
-    if (*p == '{' || *p == '[') {
-      p = *p == '{' ? proj_object(d, p + 1, node, 0)
-                    : proj_array(d, p + 1, node);
-      if (p == NULL)
-        return NULL;
-      lua_rawseti(L, -2, ++n);
-    } else if ((p = kpj_skip_value(d, p)) == NULL) {
+    if (*p == '{')
+      p = proj_object(d, p + 1, node, 0);
+    else if (*p == '[')
+      p = proj_array(d, p + 1, node);
+    else
+      p = kpj_parse_value(d, p, 0);
+    if (p == NULL)
       return NULL;
-    }
+    lua_rawseti(L, -2, ++n);
     if ((p = kpj_separator(d, p, ']', &more)) == NULL)
       return NULL;
   }

@@ -65,7 +65,9 @@ local M = {
   -- With `fields`, only the listed dotted paths are built; unlisted fields
   -- are absent, and so are listed ones the document lacks.  Paths apply
   -- inside array elements (`"financeEvents.eventCode"` keeps the code of
-  -- every event), and an envelope needs no path of its own: above the
+  -- every event; an element that is not an object or array, null
+  -- included, is kept as it is, so each keeps its place), and an envelope
+  -- needs no path of its own: above the
   -- first record, members no path names that hold an object or array are
   -- descended, so on `{"financeOffers":[…]}` the path `"id"` selects every
   -- offer's `id` (not the `id` of an offer's lender, which is inside a
