@@ -44,8 +44,10 @@ describe("kpayment.core", function()
     end)
 
     it("keeps every element of an array it projects through at its place", function()
-      local text = '{"financeOffers":[{"financeEvents":[{"eventCode":"A","id":1},null,7,"s",[],{"eventCode":"C"}]}]}'
-      for _, opts in ipairs({ {}, { records = "financeOffers" }, { records = "financeOffers", step_ms = 0 } }) do
+      local text = '{"financeOffers":[{"financeEvents":'
+        .. '[{"eventCode":"A","id":1},null,7,"s",[],{"eventCode":"C"}]}]}'
+      local records = "financeOffers"
+      for _, opts in ipairs({ {}, { records = records }, { records = records, step_ms = 0 } }) do
         opts.fields = { "financeEvents.eventCode" }
         local events = core.decode(text, opts).financeOffers[1].financeEvents
         assert.equal(6, #events)
