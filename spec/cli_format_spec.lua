@@ -481,3 +481,44 @@ describe("kpayment offers output", function()
     end)
   end)
 end)
+
+describe("kpayment offers cells", function()
+  local output = require("kpayment.cli.output")
+  local columns = output.offer_columns()
+  local function cell(title, offer, data)
+    for _, c in ipairs(columns) do
+      if c[1] == title or c[3] == title then return (data and c[4] or c[2])(offer) end
+    end
+    error("no column " .. title)
+  end
+
+  it("AMOUNT: two decimals rounded half up from the amount's own digits, the same under every Lua", function()
+    local cases = {
+      { "0.125", "0.13" }, { "19999.995", "20000.00" }, { "19999.994", "19999.99" }, { "0.005", "0.01" },
+      { "-2.5", "-2.50" }, { "-0.001", "0.00" }, { "25000.0", "25000.00" }, { "25000", "25000.00" },
+      { "99.999", "100.00" }, { "1234.5678", "1234.57" },
+    }
+    for _, case in ipairs(cases) do
+      local o = kpayment.decode('{"foAmount":' .. case[1] .. '}')
+      assert.equal(case[2], cell("AMOUNT", o), case[1])
+    end
+    if version.int64 then
+      local o = kpayment.decode('{"foAmount":' .. BIG_ID .. '}')
+      assert.equal(BIG_ID .. ".00", cell("AMOUNT", o))
+    end
+  end)
+
+  it("expires in csv: milliseconds cut as the table cuts minutes, never rounded into the next one", function()
+    local o = kpayment.decode('{"expiryDate":"2099-01-15T10:01:59.9996Z"}')
+    assert.equal("2099-01-15T10:01:59.999Z", cell("expires", o, true))
+    o = kpayment.decode('{"expiryDate":"2099-01-15T10:01:59.250Z"}')
+    assert.equal("2099-01-15T10:01:59.250Z", cell("expires", o, true))
+  end)
+
+  it("--fields: a number written the same under every Lua", function()
+    local col = output.offer_columns({ "foAmount" })[1]
+    for text, want in pairs({ ["1e16"] = "10000000000000000", ["2.5"] = "2.5", ["1E2"] = "100" }) do
+      assert.equal(want, col[2](kpayment.decode('{"foAmount":' .. text .. '}')), text)
+    end
+  end)
+end)

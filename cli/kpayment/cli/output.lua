@@ -13,6 +13,8 @@ local cli = require("kpayment.cli")
 local type, tostring, ipairs, pairs, pcall = type, tostring, ipairs, pairs, pcall
 local string_format, string_gsub, string_find, string_gmatch =
   string.format, string.gsub, string.find, string.gmatch
+local string_match, string_sub, string_byte, string_char, string_rep =
+  string.match, string.sub, string.byte, string.char, string.rep
 local table_concat, table_sort, table_remove = table.concat, table.sort, table.remove
 local math_floor, math_type = math.floor, math.type
 local os_date = os.date
@@ -46,7 +48,8 @@ local function id_text(v)
     if v == math_floor(v) and v >= -2^53 and v <= 2^53 then return string_format("%.0f", v) end
     -- beyond 2^53 a float: the digits that read back the same number
     -- (tostring gives 14, another number), as the JSON formats write it
-    if v == v and v ~= math.huge and v ~= -math.huge then return json.number(v) end
+    -- but with no ".0", which only 5.3 and later would add
+    if v == v and v ~= math.huge and v ~= -math.huge then return (string_gsub(json.number(v), "%.0$", "")) end
     return tostring(v)
   end
   if type(v) == "string" then return v end
@@ -57,6 +60,29 @@ local function text(v)
   if type(v) == "string" then return v end
   if type(v) == "number" or type(v) == "boolean" then return tostring(v) end
   return ""
+end
+
+-- Decimal digits d plus one in the last place ("0199" -> "0200").
+local function plus_one(d)
+  local i = #d
+  while i > 0 and string_byte(d, i) == 57 do i = i - 1 end   -- '9'
+  if i == 0 then return "1" .. string_rep("0", #d) end
+  return string_sub(d, 1, i - 1) .. string_char(string_byte(d, i) + 1) .. string_rep("0", #d - i)
+end
+
+-- An amount for people: two decimals, rounded half up from the digits it
+-- is written with (json.number), not from its binary value, which
+-- printf's %.2f rounds (19999.995 is a little under, 0.125 half-even) and
+-- LuaJIT rounds otherwise: the same text under every Lua.
+local function cents(v)
+  if math_type and math_type(v) == "integer" then return string_format("%d.00", v) end
+  local sign, int, frac = string_match(json.number(v), "^(%-?)(%d+)%.?(%d*)$")
+  if not int then return string_format("%.2f", v) end   -- beyond 1e17, or below 1e-5
+  frac = frac .. "000"
+  local d = int .. string_sub(frac, 1, 2)
+  if string_byte(frac, 3) >= 53 then d = plus_one(d) end   -- '5'
+  if not string_find(d, "[1-9]") then sign = "" end
+  return sign .. string_sub(d, 1, -3) .. "." .. string_sub(d, -2)
 end
 
 -- An amount as data: every digit it has, no ".0" (the same under every Lua).
@@ -75,9 +101,12 @@ function M.local_time(t)
 end
 
 --- An expiry in UTC, ISO 8601 with milliseconds: "2099-01-15T12:00:00.250Z".
+-- Finer digits are cut, as local_time cuts seconds: never rounded into the
+-- next minute.  (A microsecond of slack: t - secs, near 2^32, carries
+-- binary error of half of one.)
 function M.utc_time(t)
   local secs = math_floor(t)
-  local ms = math_floor((t - secs) * 1000 + 0.5)
+  local ms = math_floor((t - secs) * 1000 + 0.001)
   if ms >= 1000 then secs, ms = secs + 1, ms - 1000 end
   local ok, s = pcall(os_date, "!%Y-%m-%dT%H:%M:%S", secs)
   if not ok or type(s) ~= "string" then return "" end
@@ -97,7 +126,7 @@ local OFFER = {
   { "STATUS", function(o) return text(o.status) end, "status" },
   { "ACTIVE", function(o) return active(o, "yes", "no") end, "active",
     function(o) return active(o, "true", "false") end },
-  { "AMOUNT", function(o) return type(o.foAmount) == "number" and string_format("%.2f", o.foAmount)
+  { "AMOUNT", function(o) return type(o.foAmount) == "number" and cents(o.foAmount)
     or text(o.foAmount) end, "amount", function(o) return exact_number(o.foAmount) end },
   { "EXPIRES (LOCAL)", function(o) return expiry(o, M.local_time) end, "expires",
     function(o) return expiry(o, M.utc_time) end },
