@@ -906,7 +906,10 @@ end
 -- A request whose outcome was not taken yet ends with an error of kind
 -- `"cancelled"` (its `on_done`, if any, is called with it now); one already
 -- delivered is left as it is.  Also the `__close` of a `<close>` variable.
-function Request:cancel()
+-- Request:cancel, with its on_done called now (`call_back`) or left to
+-- the next poll of its scope (kpayment.async's close of another nginx
+-- request's scope).
+local function cancel(self, call_back)
   if ended(self) then return end
   if self._locked then   -- a shared call that held a dict's refresh lock
     self._locked = nil
@@ -924,7 +927,11 @@ function Request:cancel()
     copy:cancel()
   end
   hook_response(self, "cancelled", false)
-  notify(self)
+  if call_back then notify(self) end
+end
+
+function Request:cancel()
+  cancel(self, true)
 end
 
 Request.__close = Request.cancel
@@ -1037,10 +1044,12 @@ function M.wait(req)
   end
 end
 
+local poll_closed   -- below, beside close_all
+
 --- client:poll(ms, budget_ms): see kpayment.Client.
 -- @local
 function M.poll(client, ms, budget_ms)
-  if client._closed then return 0 end
+  if client._closed then return poll_closed(client) end
   local deadline = monotonic() + ms / 1000
   local c = client._core
   local mark = c.mark and c:mark()
@@ -1125,6 +1134,7 @@ function M.poll(client, ms, budget_ms)
       worked = true
     end
   end
+  if client._closed then return poll_closed(client) end
   return M.pending(client)
 end
 
@@ -1185,34 +1195,65 @@ function M.pending(client)
   return n
 end
 
+local function cancel_quietly(req)
+  cancel(req, false)
+end
+
+-- Calls fn(req) under pcall; what the first failing call raised is kept
+-- in box (box.failed, box.first), for the caller to raise once every call
+-- has run.
+local function each(box, fn, req)
+  local ok, why = pcall(fn, req)
+  if not ok and not box.failed then box.failed, box.first = true, why end
+end
+
+-- The ended requests of scope s whose on_done has not run: each called
+-- once, in start order (kept in box as `each` does).
+local function call_ended(box, s)
+  local watch = s.watch
+  local pending = {}
+  for i = 1, #watch do pending[i] = watch[i] end
+  for i = 1, #pending do
+    if ended(pending[i]) then each(box, notify, pending[i]) end
+  end
+end
+
 --- End every request of a closed client as cancelled, calling each
 -- pending `on_done` once, in start order.  What a callback passes on
 -- (running out of memory, Ctrl-C) waits until every other one has run,
--- then is raised: the first of them.
+-- then is raised: the first of them.  Inside nginx, only the calling
+-- request's (or timer's) callbacks run here: another request's run in
+-- that request, at its next poll (M.poll), never in this one.
 -- @local
 function M.close_all(client)
-  local failed, first = false, nil
-  local function each(fn, req)
-    local ok, why = pcall(fn, req)
-    if not ok and not failed then failed, first = true, why end
-  end
+  local box = { failed = false }
   -- An nginx worker that exits (lua_close) has no request left to answer,
   -- and the handlers of those it aborted are gone: their callbacks would
   -- run with stale upvalues.  It calls none.
   local callbacks = not (client._scoped and core.closing())
+  local own = callbacks and client._scoped and scope(client)
   local all = scopes(client)
   for k = 1, #all do
+    local here = callbacks and (not own or all[k] == own)
     local live = live_list(all[k])
     for i = 1, #live do
       if not callbacks then live[i]._notified = true end
-      each(Request.cancel, live[i])
+      each(box, here and Request.cancel or cancel_quietly, live[i])
     end
-    local watch = all[k].watch
-    local pending = {}
-    for i = 1, #watch do pending[i] = watch[i] end
-    for i = 1, callbacks and #pending or 0 do each(notify, pending[i]) end
+    if here then call_ended(box, all[k]) end
   end
-  if failed then error(first, 0) end
+  if box.failed then error(box.first, 0) end
+end
+
+-- A poll of a closed client: the callbacks close_all left to this scope
+-- (another nginx request closed it), then nothing is pending.
+function poll_closed(client)
+  if client._scoped and not core.closing() then
+    local box = { failed = false }
+    call_ended(box, scope(client))
+    if box.failed then error(box.first, 0) end
+  end
+  return 0
 end
 
 --- client:get_offers_many after its checks: urls and fields per entry.

@@ -268,6 +268,29 @@ local function following(s)
   return n
 end
 
+-- How many attempts of scope s callers are sending in their own
+-- coroutines (runner.wait).  One whose light thread was killed meanwhile
+-- stops counting once its timeout and a second have passed, as its
+-- waiters then find it lost.
+local function inline(s)
+  local set, n, now = s.inline, 0, nil
+  if set == nil then return 0 end
+  local a, info = next(set)
+  while a ~= nil do
+    local na, ninfo = next(set, a)
+    if a:done() then
+      set[a] = nil
+    elseif info.until_at then
+      now = now or monotonic()
+      if now > info.until_at then set[a] = nil else n = n + 1 end
+    else
+      n = n + 1
+    end
+    a, info = na, ninfo
+  end
+  return n
+end
+
 -- poll(ms, mark): with a mark, the caller has nothing to do until an
 -- attempt ends, so poll(0) yields a millisecond too (a loop of poll(0)
 -- calls must let the light threads run); without one, poll(0) only starts
@@ -277,8 +300,9 @@ function runner.poll(c, ms, mark)
   raise_kept(s)
   spawn_queued(c, s)
   -- requests of this scope that follow a shared call count as running: its
-  -- timer wakes this scope's pollers (M.wake_all) whenever it moves
-  local running = s.running + following(s)
+  -- timer wakes this scope's pollers (M.wake_all) whenever it moves; so do
+  -- attempts a caller sends itself (runner.wait wakes them)
+  local running = s.running + following(s) + inline(s)
   if running == 0 or mark == nil and ms <= 0 or (mark ~= nil and s.ends ~= mark) then
     raise_kept(s)
     return running
@@ -288,7 +312,7 @@ function runner.poll(c, ms, mark)
   sema:wait(math_max(ms, 1) / 1000)
   s.waiters[sema] = nil
   raise_kept(s)
-  return s.running + following(s)
+  return s.running + following(s) + inline(s)
 end
 
 function runner.wait(c, a, ms)
@@ -298,10 +322,16 @@ function runner.wait(c, a, ms)
   if not info.sent then
     -- not sent yet: send it here, in the caller's own coroutine; others
     -- may wait for it too (callers of a shared call), and find it lost if
-    -- this light thread is killed meanwhile
+    -- this light thread is killed meanwhile.  A poll of this scope counts
+    -- it as running, and is woken when it ends.
     mark_sent(info)
+    s.inline = s.inline or setmetatable({}, { __mode = "k" })
+    s.inline[a] = info
     send(c, s, a, info)
+    s.inline[a] = nil
+    s.ends = s.ends + 1
     take_queued(c, s, false)
+    wake(s)
     wake_attempt(c, a)
     raise_kept(s)
     return

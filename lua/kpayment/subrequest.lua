@@ -235,6 +235,9 @@ function M.send(c, a, url, timeout_ms)
     a:fail("timeout", string_format("operation timed out after %d milliseconds", ms))
     return thread
   end
+  -- reaped: nginx never finishes a request one of whose light threads was
+  -- killed while a child it spawned had ended unwaited for
+  ngx.thread.wait(thread)
   return report(c, a, got[1], got[2], got[3], seen)
 end
 

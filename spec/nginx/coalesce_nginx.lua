@@ -17,6 +17,9 @@ location = /t/call_abortable {
 location = /t/threads { content_by_lua_block { require("support.nginx_handlers").threads() } }
 location = /t/threads_kill { content_by_lua_block { require("support.nginx_handlers").threads_kill() } }
 location = /t/poll { content_by_lua_block { require("support.nginx_handlers").poll() } }
+location = /t/thread_and_poll { content_by_lua_block { require("support.nginx_handlers").thread_and_poll() } }
+location = /t/close_wait { content_by_lua_block { require("support.nginx_handlers").close_wait() } }
+location = /t/close_now { content_by_lua_block { require("support.nginx_handlers").close_now() } }
 location = /t/max_drivers {
   content_by_lua_block { require("kpayment.nginx").MAX_DRIVERS = tonumber(ngx.var.arg_n) ngx.say("ok") }
 }
@@ -179,6 +182,35 @@ describe("shared calls inside nginx", function()
     while #n.workers() > 0 and socket.gettime() - t0 < 10 do socket.sleep(0.1) end
     local log = n.log()
     assert.is_nil(log:find("on_done", 1, true), log)
+  end)
+
+  it("polls, and runs get_offers_many, beside a light thread that sends their shared call itself", function()
+    -- no timer free for the shared call (max_drivers=0) and no deadline: the
+    -- light thread's get_offers sends the call in its own coroutine, and
+    -- the main thread's poll (or get_offers_many) saw nothing running and
+    -- spun without yielding, for ever, holding the worker
+    local n = start(1)
+    finally(n.stop)
+    for _, many in ipairs({ "", "&many=1" }) do
+      local status, text = n.get("/t/thread_and_poll?customer=mock:stall:0.3&dealer=tp&max_drivers=0"
+        .. "&pool_size=5" .. many, 6)
+      assert.equal(200, status, text)
+      assert.equal(many == "" and "thread=3 main=3\n" or "thread=3 main=3,3\n", text)
+    end
+    assert.equal(200, (n.get("/t/drivers", 2)))
+  end)
+
+  it("calls a request's on_done in that request when another one closes the client", function()
+    local n = start(1)
+    finally(n.stop)
+    local waiting = io.popen(("curl -s -m 8 '%s/t/close_wait?pool_size=3'"):format(n.url))
+    socket.sleep(0.5)
+    local status, text = n.get("/t/close_now?pool_size=3", 5)
+    local other = waiting:read("*a")
+    waiting:close()
+    assert.equal(200, status, text)
+    assert.equal("closed\n", text)
+    assert.equal("on_done ran in /t/close_wait cancelled\npolled until /t/close_wait cancelled\n", other)
   end)
 
   it("answers the others when the light thread that sent their call is killed", function()

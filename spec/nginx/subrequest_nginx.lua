@@ -16,6 +16,8 @@ local ROOT = os.getenv("PWD")
 local LOCATIONS = [[
 location = /t/call { content_by_lua_block { require("support.nginx_handlers").call() } }
 location = /t/many { content_by_lua_block { require("support.nginx_handlers").many() } }
+location = /t/thread_and_poll { content_by_lua_block { require("support.nginx_handlers").thread_and_poll() } }
+location = /t/kill_one { content_by_lua_block { require("support.nginx_handlers").kill_one() } }
 location = /t/cached { content_by_lua_block { require("support.nginx_handlers").cached() } }
 location = /t/timer {
   content_by_lua_block {
@@ -132,6 +134,32 @@ describe("the subrequest transport", function()
     finally(dead.stop)
     _, body = dead.get("/t/call?transport=subrequest&retries=0")
     assert.matches("^network nil 1 nil [%d.]+ nginx could not reach the API", body)
+  end)
+
+  it("polls beside a light thread whose get_offers sends the same call", function()
+    -- this transport runs no shared call in a timer: the light thread sends
+    -- it, and the main thread's poll spun for ever without yielding
+    local own = start(m)
+    finally(own.stop)
+    for _, many in ipairs({ "", "&many=1" }) do
+      local status, text = own.get("/t/thread_and_poll?transport=subrequest&customer=mock:stall:0.3"
+        .. many, 6)
+      assert.equal(200, status, text)
+      assert.equal(many == "" and "thread=3 main=3\n" or "thread=3 main=3,3\n", text)
+    end
+  end)
+
+  it("ends the nginx request whose light thread is killed after an attempt ended", function()
+    -- the first attempt gets a 503 asking for a second's wait, and the
+    -- thread is killed while it waits to retry: the attempt's finished
+    -- capture thread was never waited for, and nginx never finished the
+    -- request
+    local own = start(m)
+    finally(own.stop)
+    local status, text = own.get("/t/kill_one?transport=subrequest&customer=mock:503:1"
+      .. "&dealer=k1&after=0.4&retries=2", 5)
+    assert.equal(200, status, text)
+    assert.equal("killed 1 nil\n", text)
   end)
 
   it("refuses the options nginx's configuration decides, naming where", function()

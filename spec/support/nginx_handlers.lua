@@ -171,4 +171,67 @@ function M.poll()
   ngx.say(#got, " ", table.concat(got, ","), " ", polls)
 end
 
+--- In one nginx request, a light thread's get_offers and, in the main
+-- thread, start_offers + poll (or get_offers_many with `many`) of the same
+-- customer: ?customer=&max_drivers= and options -> "thread=<count|kind>
+-- main=<count|kind>[,<count|kind>]".
+function M.thread_and_poll()
+  local args = ngx.req.get_uri_args()
+  local nginx_mod = require("kpayment.nginx")
+  local drivers = nginx_mod.MAX_DRIVERS
+  nginx_mod.MAX_DRIVERS = tonumber(args.max_drivers) or drivers
+  local c = M.client(args)
+  local params = { customer_uuid = args.customer or "c-1", dealer_uuid = args.dealer or "d-1" }
+  local function text(offers, err) return offers and tostring(#offers) or err.kind end
+  local th = ngx.thread.spawn(function() return text(c:get_offers(params)) end)
+  local main
+  if args.many then
+    local res = c:get_offers_many({ params, params })
+    main = text(res[1].offers, res[1].err) .. "," .. text(res[2].offers, res[2].err)
+  else
+    c:start_offers({ customer_uuid = params.customer_uuid, dealer_uuid = params.dealer_uuid,
+                     on_done = function(offers, err) main = text(offers, err) end })
+    local turns = 0
+    while c:poll(50) > 0 and turns < 1000 do turns = turns + 1 end
+  end
+  nginx_mod.MAX_DRIVERS = drivers
+  local _, thread = ngx.thread.wait(th)
+  ngx.say("thread=", tostring(thread), " main=", tostring(main))
+end
+
+--- One get_offers in a light thread, killed after ?after= seconds
+-- (default 0.1): "killed <ok> <err>".  The request must still end.
+function M.kill_one()
+  local args = ngx.req.get_uri_args()
+  local c = M.client(args)
+  local th = ngx.thread.spawn(function()
+    return c:get_offers({ customer_uuid = args.customer or "c-1", dealer_uuid = args.dealer or "d-1" })
+  end)
+  ngx.sleep(tonumber(args.after) or 0.1)
+  local ok, err = ngx.thread.kill(th)
+  ngx.say("killed ", tostring(ok), " ", tostring(err))
+end
+
+--- The `close` spec's pair, on a client of their own (`pool_size=3`):
+-- /t/close_wait starts a call with on_done and polls until it is
+-- delivered, saying where its on_done ran; /t/close_now closes the client.
+function M.close_wait()
+  local args = ngx.req.get_uri_args()
+  local c = M.client(args)
+  local ran
+  c:start_offers({ customer_uuid = args.customer or "mock:stall:2", dealer_uuid = "d-close",
+                   on_done = function(_, err)
+                     ran = ngx.var.uri .. " " .. (err and err.kind or "offers")
+                     ngx.say("on_done ran in ", ran)
+                   end })
+  local polls = 0
+  while c:poll(100) > 0 and polls < 100 do polls = polls + 1 end
+  ngx.say("polled until ", tostring(ran))
+end
+
+function M.close_now()
+  M.client(ngx.req.get_uri_args()):close()
+  ngx.say("closed")
+end
+
 return M
