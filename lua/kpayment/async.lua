@@ -902,13 +902,8 @@ function Request:result()
   return self._offers, self._err
 end
 
---- Abandon the request: its transfer stops and its connection is closed.
--- A request whose outcome was not taken yet ends with an error of kind
--- `"cancelled"` (its `on_done`, if any, is called with it now); one already
--- delivered is left as it is.  Also the `__close` of a `<close>` variable.
 -- Request:cancel, with its on_done called now (`call_back`) or left to
--- the next poll of its scope (kpayment.async's close of another nginx
--- request's scope).
+-- the next poll of its scope (close_all, for another nginx request's).
 local function cancel(self, call_back)
   if ended(self) then return end
   if self._locked then   -- a shared call that held a dict's refresh lock
@@ -930,6 +925,10 @@ local function cancel(self, call_back)
   if call_back then notify(self) end
 end
 
+--- Abandon the request: its transfer stops and its connection is closed.
+-- A request whose outcome was not taken yet ends with an error of kind
+-- `"cancelled"` (its `on_done`, if any, is called with it now); one already
+-- delivered is left as it is.  Also the `__close` of a `<close>` variable.
 function Request:cancel()
   cancel(self, true)
 end
