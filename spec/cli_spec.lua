@@ -404,18 +404,33 @@ describe("kpayment command", function()
       assert.equal(DEALER, doc[4].dealerUUID)
     end)
 
-    it("draws a progress line on a terminal, redrawn in place", function()
-      if not run.have_script() then pending("no script command here") return end
-      local path = write_file("c-one\nmock:stall:0.3\nc-two\nmock:stall:0.3\n")
-      local r = run.pty({ "offers", "--batch", path, "--dealer", DEALER, "--concurrency", "1" },
-        { env = ctx.env })
+    -- A batch of `lines` on a terminal (nil when `script` is missing),
+    -- with `more` arguments; it must exit 0.
+    local function batch_on_terminal(lines, more)
+      if not run.have_script() then return nil end
+      local path = write_file(lines)
+      local args = { "offers", "--batch", path, "--dealer", DEALER }
+      for _, a in ipairs(more) do args[#args + 1] = a end
+      local r = run.pty(args, { env = ctx.env })
       os.remove(path)
       assert.equal(0, r.status, r.out)
+      return r
+    end
+
+    -- The counts the progress bars in text show, in order.
+    local function draws_of(text, total)
+      local draws = {}
+      for done in text:gmatch("\r%[[#%-]+%] (%d)/" .. total) do draws[#draws + 1] = tonumber(done) end
+      return draws
+    end
+
+    it("draws a progress line on a terminal, redrawn in place", function()
+      local r = batch_on_terminal("c-one\nmock:stall:0.3\nc-two\nmock:stall:0.3\n", { "--concurrency", "1" })
+      if not r then pending("no script command here") return end
       local bar = r.out:match("^(.-)\r\27%[K")   -- the line is erased before the table
       assert.is_truthy(bar, "no progress line erased in: " .. r.out)
       assert.is_falsy(bar:find("\n"), "the progress line has a newline")
-      local draws = {}
-      for done in bar:gmatch("\r%[[#%-]+%] (%d)/4") do draws[#draws + 1] = tonumber(done) end
+      local draws = draws_of(bar, 4)
       assert.is_true(#draws >= 3, "redraws: " .. #draws)
       assert.equal(0, draws[1])
       assert.equal(4, draws[#draws])
@@ -424,28 +439,20 @@ describe("kpayment command", function()
     end)
 
     it("shows a count held back by its redraw interval while the rest is still waited for", function()
-      if not run.have_script() then pending("no script command here") return end
       -- c-one and c-two end within a few ms, inside one redraw interval;
       -- the stall keeps the batch going for a second after them
-      local path = write_file("c-one\nc-two\nmock:stall:1\n")
-      local r = run.pty({ "offers", "--batch", path, "--dealer", DEALER, "--concurrency", "3" },
-        { env = ctx.env })
-      os.remove(path)
-      assert.equal(0, r.status, r.out)
-      local draws = {}
-      for done in r.out:gmatch("\r%[[#%-]+%] (%d)/3") do draws[#draws + 1] = tonumber(done) end
+      local r = batch_on_terminal("c-one\nc-two\nmock:stall:1\n", { "--concurrency", "3" })
+      if not r then pending("no script command here") return end
+      local draws = draws_of(r.out, 3)
       local two = false
       for _, d in ipairs(draws) do two = two or d == 2 end
       assert.is_true(two, "2/3 never drawn: " .. table.concat(draws, ","))
     end)
 
     it("erases the progress line before a streamed row on the same terminal", function()
-      if not run.have_script() then pending("no script command here") return end
-      local path = write_file("c-one\nmock:stall:0.3\nc-two\n")
-      local r = run.pty({ "offers", "--batch", path, "--dealer", DEALER, "--concurrency", "1",
-                          "--format", "ndjson" }, { env = ctx.env })
-      os.remove(path)
-      assert.equal(0, r.status, r.out)
+      local r = batch_on_terminal("c-one\nmock:stall:0.3\nc-two\n",
+        { "--concurrency", "1", "--format", "ndjson" })
+      if not r then pending("no script command here") return end
       local rows = 0
       -- each row starts a line: after a newline, or after the bar was erased
       for before in r.out:gmatch("(.?.?.?)%{\"line\":") do

@@ -64,14 +64,18 @@ local function line(offers, err, t0)
     offers and "-" or tostring(err.message) }, " ")
 end
 
+-- The call's parameters: ?customer=&dealer= (default c-1, d-1).
+local function params_of(args)
+  return { customer_uuid = args.customer or "c-1", dealer_uuid = args.dealer or "d-1" }
+end
+
 --- One get_offers: ?customer=&dealer= and options.
 function M.call()
   local args = ngx.req.get_uri_args()
   local c = M.client(args)
   ngx.update_time()
   local t0 = ngx.now()
-  local offers, err = c:get_offers({ customer_uuid = args.customer or "c-1",
-                                     dealer_uuid = args.dealer or "d-1" })
+  local offers, err = c:get_offers(params_of(args))
   ngx.say(line(offers, err, t0))
 end
 
@@ -181,7 +185,7 @@ function M.thread_and_poll()
   local drivers = nginx_mod.MAX_DRIVERS
   nginx_mod.MAX_DRIVERS = tonumber(args.max_drivers) or drivers
   local c = M.client(args)
-  local params = { customer_uuid = args.customer or "c-1", dealer_uuid = args.dealer or "d-1" }
+  local params = params_of(args)
   local function text(offers, err) return offers and tostring(#offers) or err.kind end
   local th = ngx.thread.spawn(function() return text(c:get_offers(params)) end)
   local main
@@ -204,9 +208,7 @@ end
 function M.kill_one()
   local args = ngx.req.get_uri_args()
   local c = M.client(args)
-  local th = ngx.thread.spawn(function()
-    return c:get_offers({ customer_uuid = args.customer or "c-1", dealer_uuid = args.dealer or "d-1" })
-  end)
+  local th = ngx.thread.spawn(function() return c:get_offers(params_of(args)) end)
   ngx.sleep(tonumber(args.after) or 0.1)
   local ok, err = ngx.thread.kill(th)
   ngx.say("killed ", tostring(ok), " ", tostring(err))
