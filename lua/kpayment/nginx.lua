@@ -268,10 +268,12 @@ local function following(s)
   return n
 end
 
+local LOST = "the light thread or nginx request that sent this attempt ended before it"
+
 -- How many attempts of scope s callers are sending in their own
 -- coroutines (runner.wait).  One whose light thread was killed meanwhile
--- stops counting once its timeout and a second have passed, as its
--- waiters then find it lost.
+-- is ended as lost once its timeout and a second have passed, as a waiter
+-- of it would (runner.wait), so that those who follow it end too.
 local function inline(s)
   local set, n, now = s.inline, 0, nil
   if set == nil then return 0 end
@@ -282,7 +284,13 @@ local function inline(s)
       set[a] = nil
     elseif info.until_at then
       now = now or monotonic()
-      if now > info.until_at then set[a] = nil else n = n + 1 end
+      if now > info.until_at then
+        set[a] = nil
+        a:fail("network", LOST)
+        s.ends = s.ends + 1
+      else
+        n = n + 1
+      end
     else
       n = n + 1
     end
@@ -347,7 +355,7 @@ function runner.wait(c, a, ms)
   -- the light thread that sent it may have been killed, or the nginx
   -- request that ran it ended, and its thread with it
   if not a:done() and info.until_at and monotonic() > info.until_at then
-    a:fail("network", "the light thread or nginx request that sent this attempt ended before it")
+    a:fail("network", LOST)
   end
 end
 

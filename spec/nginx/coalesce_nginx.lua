@@ -198,6 +198,14 @@ describe("shared calls inside nginx", function()
       assert.equal(many == "" and "thread=3 main=3\n" or "thread=3 main=3,3\n", text)
     end
     assert.equal(200, (n.get("/t/drivers", 2)))
+    -- that thread killed while it sends: the others end once its timeout
+    -- (1 s) and a second have passed, where they spun without yielding
+    for _, many in ipairs({ "", "&many=1" }) do
+      local status, text = n.get("/t/thread_and_poll?customer=mock:stall:0.4&dealer=tpk&max_drivers=0"
+        .. "&pool_size=6&timeout=1&retries=0&kill_after=0.1" .. many, 6)
+      assert.equal(200, status, text)
+      assert.equal("thread=killed main=network" .. (many == "" and "" or ",network") .. "\n", text)
+    end
   end)
 
   it("calls a request's on_done in that request when another one closes the client", function()

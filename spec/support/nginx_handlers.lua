@@ -177,8 +177,8 @@ end
 
 --- In one nginx request, a light thread's get_offers and, in the main
 -- thread, start_offers + poll (or get_offers_many with `many`) of the same
--- customer: ?customer=&max_drivers= and options -> "thread=<count|kind>
--- main=<count|kind>[,<count|kind>]".
+-- customer: ?customer=&max_drivers=&kill_after= and options ->
+-- "thread=<count|kind|killed> main=<count|kind>[,<count|kind>]".
 function M.thread_and_poll()
   local args = ngx.req.get_uri_args()
   local nginx_mod = require("kpayment.nginx")
@@ -189,6 +189,10 @@ function M.thread_and_poll()
   local function text(offers, err) return offers and tostring(#offers) or err.kind end
   local th = ngx.thread.spawn(function() return text(c:get_offers(params)) end)
   local main
+  if args.kill_after then   -- the thread, which sends the shared call, killed
+    ngx.sleep(tonumber(args.kill_after))
+    ngx.thread.kill(th)
+  end
   if args.many then
     local res = c:get_offers_many({ params, params })
     main = text(res[1].offers, res[1].err) .. "," .. text(res[2].offers, res[2].err)
@@ -199,7 +203,8 @@ function M.thread_and_poll()
     while c:poll(50) > 0 and turns < 1000 do turns = turns + 1 end
   end
   nginx_mod.MAX_DRIVERS = drivers
-  local _, thread = ngx.thread.wait(th)
+  local thread = "killed"
+  if not args.kill_after then thread = select(2, ngx.thread.wait(th)) end
   ngx.say("thread=", tostring(thread), " main=", tostring(main))
 end
 
