@@ -107,6 +107,25 @@ describe("a frame loop", function()
     c:close()
   end)
 
+  it("returns from a long poll(ms) as soon as an answer came, a deadline given or not", function()
+    -- a request with a deadline has a timer; one that ended in this poll
+    -- still looked running when poll chose what to wait for, and it slept
+    -- to its deadline, or the whole ms
+    for _, opts in ipairs({ { deadline = 5, coalesce = false }, { deadline = 5 }, {} }) do
+      local c = client(opts)
+      local got
+      c:start_offers({ customer_uuid = "mock:stall:0.05", dealer_uuid = "d-fast",
+                       on_done = function(offers) got = offers end })
+      local t0 = core.monotonic()
+      while got == nil and core.monotonic() - t0 < 10 do c:poll(3000) end
+      local took = core.monotonic() - t0
+      c:close()
+      assert.is_truthy(got)
+      assert.is_true(took < 1 * SLOW, ("delivered %.2f s after the first poll (deadline %s)")
+        :format(took, tostring(opts.deadline)))
+    end
+  end)
+
   it("spends a poll's budget on decoding and callbacks, then leaves the rest to the next", function()
     local c = client()
     local delivered = 0

@@ -1081,6 +1081,17 @@ function M.poll(client, ms, budget_ms)
     if t then wait_ms = math_min(wait_ms, math_floor(t * 1000) + 1) end
   end
   local running = c:poll(wait_ms, budget_ms, not has_work and mark or nil)
+  -- what that brought: a request whose answer came in it is ready now,
+  -- not a timer to wait for
+  if running == 0 and not has_work then
+    for i = 1, n do
+      local req = live[i]
+      if req then
+        step(req)
+        if ready(req) then has_work = true end
+      end
+    end
+  end
   if running == 0 and not has_work then
     -- nothing on the wire: a retry timer is the only thing worth waiting
     -- for; inside nginx (a mark), even poll(0) yields a millisecond to it,
