@@ -56,7 +56,9 @@ Request.__name = "kpayment.Request"
 -- The core's own sleep when it has one (inside nginx it yields instead
 -- of blocking the worker).
 local function pause(client, seconds)
-  (client._core.sleep or sleep)(seconds)
+  local c = client._core
+  if c.idle then return c:idle(seconds) end   -- nginx: woken by close too
+  (c.sleep or sleep)(seconds)
 end
 
 local function ended(req)

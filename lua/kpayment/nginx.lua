@@ -359,6 +359,18 @@ function runner.wait(c, a, ms)
   end
 end
 
+-- A caller's pause (a retry's wait): as long as `seconds`, or until an
+-- attempt of its scope ends or the client closes (a poller's wake-up), so
+-- that a close never waits for a retry's time.  Waking early is allowed:
+-- every pause is in a loop that looks again.
+function runner.idle(c, seconds)
+  local s = M.scope(c)
+  local sema = semaphore.new(0)
+  s.waiters[sema] = true
+  sema:wait(math_max(seconds, 0.001))
+  s.waiters[sema] = nil
+end
+
 function runner.close(c)
   local list = M.scopes(c)
   for i = 1, #list do wake(list[i]) end

@@ -197,7 +197,7 @@ function M.new(cfg, send, name, runner, via)
     -- attempt, so entries go with their attempts, LuaJIT included)
     _extra = setmetatable({}, { __mode = "k" }),
     _queue = {}, _head = 1,
-    sleep = runner.sleep,
+    sleep = runner.sleep, idle = runner.idle,
   }, Core)
 end
 

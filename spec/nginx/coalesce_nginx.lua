@@ -219,6 +219,18 @@ describe("shared calls inside nginx", function()
     assert.equal(200, status, text)
     assert.equal("closed\n", text)
     assert.equal("on_done ran in /t/close_wait cancelled\npolled until /t/close_wait cancelled\n", other)
+    -- and a poll that waits out a retry's Retry-After (3 s) returns at the
+    -- close, not when the wait is over
+    local t0 = socket.gettime()
+    waiting = io.popen(("curl -s -m 8 '%s/t/close_wait?pool_size=4&retries=1&coalesce=false"
+      .. "&customer=mock:503:3&ms=5000'"):format(n.url))
+    socket.sleep(0.5)
+    assert.equal(200, (n.get("/t/close_now?pool_size=4&retries=1&coalesce=false", 5)))
+    other = waiting:read("*a")
+    waiting:close()
+    local took = socket.gettime() - t0
+    assert.equal("on_done ran in /t/close_wait cancelled\npolled until /t/close_wait cancelled\n", other)
+    assert.is_true(took < 1.5, ("the waiting request ended %.2f s after it started"):format(took))
   end)
 
   it("answers the others when the light thread that sent their call is killed", function()

@@ -231,8 +231,8 @@ function M.close_wait()
                      ran = ngx.var.uri .. " " .. (err and err.kind or "offers")
                      ngx.say("on_done ran in ", ran)
                    end })
-  local polls = 0
-  while c:poll(100) > 0 and polls < 100 do polls = polls + 1 end
+  local polls, ms = 0, tonumber(args.ms) or 100
+  while c:poll(ms) > 0 and polls < 100 do polls = polls + 1 end
   ngx.say("polled until ", tostring(ran))
 end
 
