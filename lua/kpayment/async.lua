@@ -1047,6 +1047,20 @@ end
 
 local poll_closed   -- below, beside close_all
 
+-- Steps the first n requests of live (nil once collected); whether one of
+-- them is ready to be delivered.
+local function step_all(live, n)
+  local any = false
+  for i = 1, n do
+    local req = live[i]
+    if req then
+      step(req)
+      if ready(req) then any = true end
+    end
+  end
+  return any
+end
+
 --- client:poll(ms, budget_ms): see kpayment.Client.
 -- @local
 function M.poll(client, ms, budget_ms)
@@ -1063,14 +1077,7 @@ function M.poll(client, ms, budget_ms)
   setmetatable(live, WEAK_V)
   -- With work ready, the network is not waited for (nor, with no mark,
   -- yielded to inside nginx).
-  local has_work = false
-  for i = 1, n do
-    local req = live[i]
-    if req then
-      step(req)
-      if ready(req) then has_work = true end
-    end
-  end
+  local has_work = step_all(live, n)
   local watch = s.watch
   for i = 1, #watch do   -- delivered by result() but not called back yet
     if ended(watch[i]) and not watch[i]._notified then has_work = true end
@@ -1085,15 +1092,7 @@ function M.poll(client, ms, budget_ms)
   local running = c:poll(wait_ms, budget_ms, not has_work and mark or nil)
   -- what that brought: a request whose answer came in it is ready now,
   -- not a timer to wait for
-  if running == 0 and not has_work then
-    for i = 1, n do
-      local req = live[i]
-      if req then
-        step(req)
-        if ready(req) then has_work = true end
-      end
-    end
-  end
+  if running == 0 and not has_work then has_work = step_all(live, n) end
   if running == 0 and not has_work then
     -- nothing on the wire: a retry timer is the only thing worth waiting
     -- for; inside nginx (a mark), even poll(0) yields a millisecond to it,
