@@ -322,32 +322,22 @@ describe("a response decoded in slices", function()
 
     it("decodes in slices the copies that joined callers and cache hits get #slow", function()
       -- in a process of its own (a frame host's small heap and incremental
-      -- collector), three times: the best figures, since one of the
-      -- collector's steps may free a whole response's garbage at once, and
-      -- a busy machine may stop any one poll for as long as a decode.
-      -- Decoding a copy on delivery took a whole decode in one poll.
+      -- collector).  Decoding a copy on delivery took a whole decode in one
+      -- poll, so no poll ever found a copy decoding (only the caller that
+      -- decodes the call itself); in slices, each copy of the 1 000-offer
+      -- body spans polls.  The times are shown, not checked: a busy machine
+      -- may stop any one poll for as long as a decode.
       local lua = os.getenv("KPAYMENT_LUA") or "lua5.4"
       local build = lua:find("jit") and "luajit" or lua:match("%d%.%d")
-      local best = {}
-      for _ = 1, 3 do
-        local p = assert(io.popen(("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/%s/?.so;;' "
-          .. "%s spec/support/copy_polls.lua %s 1000 2>&1"):format(build, lua, server.url)))
-        local out = p:read("*a")
-        p:close()
-        local whole, joined, hits = out:match("^whole ([%d.]+) joined ([%d.]+) hits ([%d.]+)")
-        assert.is_not_nil(whole, out)
-        for k, v in pairs({ whole = whole, joined = joined, hits = hits }) do
-          best[k] = math.min(best[k] or math.huge, tonumber(v))
-        end
-      end
-      local shown = ("whole decode %.1f ms, slowest poll: joined %.1f ms, cache hits %.1f ms")
-        :format(best.whole, best.joined, best.hits)
-      -- before: joined 1.2 and (20 hits, all copied in one poll) 3.7 times
-      -- a whole decode; now 0.2 to 0.3 and 0.5 to 0.8 (each hit's body is
-      -- copied whole into its decoder, 4.3 MB, in the poll that starts it;
-      -- 1.07 once under CI's load, hence the margin)
-      assert.is_true(best.joined < best.whole * 0.6, shown)
-      assert.is_true(best.hits < best.whole * 1.5, shown)
+      local p = assert(io.popen(("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/%s/?.so;;' "
+        .. "%s spec/support/copy_polls.lua %s 1000 2>&1"):format(build, lua, server.url)))
+      local out = p:read("*a")
+      p:close()
+      local joined, hits = out:match("seen decoding (%d+) (%d+)")
+      assert.is_not_nil(joined, out)
+      -- three callers, two of them copies; twenty hits, each a copy
+      assert.equal(3, tonumber(joined), out)
+      assert.equal(20, tonumber(hits), out)
     end)
 
     it("receives a large body sent at once in a few polls of budget 0, never timing out", function()

@@ -6,7 +6,7 @@
 --
 --   lua spec/support/copy_polls.lua BASE_URL OFFERS
 --
--- Prints "whole MS joined MS hits MS".
+-- Prints "whole MS joined MS hits MS seen decoding N N" (of 3 and 20).
 
 local kpayment = require("kpayment")
 local core = require("kpayment.core")
@@ -17,11 +17,15 @@ pcall(collectgarbage, "incremental")
 local base, offers = arg[1], arg[2]
 local customer = "mock:offers:" .. offers
 
+-- The slowest poll(0) until n requests are delivered, and how many of
+-- them a poll found decoding (a copy decoded in slices spans polls; one
+-- decoded whole on delivery is never seen so).
 local function slowest_poll(c, n)
-  local worst, delivered = 0, 0
-  for _ = 1, n do
-    c:start_offers({ customer_uuid = customer, dealer_uuid = "d",
-                     on_done = function(o) if o then delivered = delivered + 1 end end })
+  local worst, delivered, decoding, seen = 0, 0, 0, {}
+  local reqs = {}
+  for i = 1, n do
+    reqs[i] = c:start_offers({ customer_uuid = customer, dealer_uuid = "d",
+                               on_done = function(o) if o then delivered = delivered + 1 end end })
   end
   local deadline = core.monotonic() + 60
   while delivered < n and core.monotonic() < deadline do
@@ -29,24 +33,30 @@ local function slowest_poll(c, n)
     -- is kpayment's work, not a step of the collector that the previous
     -- frame's garbage brought on (docs/hosts.md measures that apart)
     collectgarbage()
+    for i = 1, n do
+      if not seen[i] and tostring(reqs[i]) == "kpayment.Request (decoding)" then
+        seen[i] = true
+        decoding = decoding + 1
+      end
+    end
     local t = core.monotonic()
     c:poll(0)
     worst = math.max(worst, core.monotonic() - t)
     socket.sleep(0.001)
   end
   assert(delivered == n, delivered .. " of " .. n .. " delivered")
-  return worst
+  return worst, decoding
 end
 
 local opts = { base_url = base, skin = "s", retries = 0, timeout = 60 }
 local c = kpayment.new(opts)
-local joined = slowest_poll(c, 3)
+local joined, joined_polls = slowest_poll(c, 3)
 c:close()
 opts.cache = { ttl = 60 }
 c = kpayment.new(opts)
 assert(c:get_offers({ customer_uuid = customer, dealer_uuid = "d" }))
 -- twenty: their copies are made one at a time, within the budget
-local hits = slowest_poll(c, 20)
+local hits, hits_polls = slowest_poll(c, 20)
 -- the whole decode of the same body, the work no poll(0) may do at once
 local a = c._core:start(base .. "/payment/kpayment/v1/finance/getFinanceOffersForCustomer?customerUUID="
   .. customer .. "&dealerUUID=d&skin=s&locale=en-US", nil, 60000)
@@ -55,4 +65,5 @@ local t0 = core.monotonic()
 assert(a:outcome().value)
 local whole = core.monotonic() - t0
 c:close()
-print(("whole %.2f joined %.2f hits %.2f"):format(whole * 1000, joined * 1000, hits * 1000))
+print(("whole %.2f joined %.2f hits %.2f seen decoding %d %d"):format(whole * 1000, joined * 1000,
+  hits * 1000, joined_polls, hits_polls))
