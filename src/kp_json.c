@@ -545,7 +545,7 @@ static inline const char *member_value(kpj_decoder *d, const char *p,
 
 const char *kpj_parse_member(kpj_decoder *d, const char *p, const char *k,
                              size_t kn) {
-  kpj_push_key(d->L, d->mem, d->cache_idx, k, kn, k != d->scratch);
+  kpj_push_member_key(d, k, kn);
   if ((p = member_value(d, p, k, kn)) != NULL)
     lua_rawset(d->L, -3);
   return p;
@@ -555,6 +555,11 @@ const char *kpj_parse_member(kpj_decoder *d, const char *p, const char *k,
 static const char empty_object_key = 0;
 
 void kp_json_push_empty_object(lua_State *L) {
+  /* one per state, whichever require made it: tables decoded before a
+   * second luaopen keep the metatable core.empty_object is */
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &empty_object_key) == LUA_TTABLE)
+    return;
+  lua_pop(L, 1);
   lua_newtable(L);
   lua_pushliteral(L, "kpayment.empty_object");
   lua_setfield(L, -2, "__name");
@@ -565,6 +570,14 @@ void kp_json_push_empty_object(lua_State *L) {
 void kpj_mark_empty_object(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &empty_object_key);
   lua_setmetatable(L, -2);
+}
+
+void kpj_mark_if_empty(lua_State *L) {
+  lua_pushnil(L);
+  if (lua_next(L, -2) == 0)
+    kpj_mark_empty_object(L);
+  else
+    lua_pop(L, 2);
 }
 
 /* p is just after '{'. */
@@ -591,8 +604,7 @@ static const char *parse_object(kpj_decoder *d, const char *p, unsigned slot) {
       unsigned at;
       if ((p = kpj_member_key(d, p, &k, &kn)) == NULL)
         return NULL;
-      /* a key with escapes was decoded into the scratch: not cached */
-      at = kpj_push_key(L, d->mem, d->cache_idx, k, kn, k != d->scratch);
+      at = kpj_push_member_key(d, k, kn);   /* 0 for a key with escapes */
       if (i < KPJ_SHAPE_MAX)
         shape[i] = (unsigned short)at;
     }
@@ -607,15 +619,10 @@ static const char *parse_object(kpj_decoder *d, const char *p, unsigned slot) {
   d->mem->hints[slot].nrec = kpj_next_hint(d->mem->hints[slot].nrec, n);
   /* {} (or nulls only, left out; a key whose later value was null goes
    * too): written back as {}, not [] */
-  if (n == 0) {
+  if (n == 0)
     kpj_mark_empty_object(L);
-  } else if (n < i) {
-    lua_pushnil(L);
-    if (lua_next(L, -2) == 0)
-      kpj_mark_empty_object(L);
-    else
-      lua_pop(L, 2);
-  }
+  else if (n < i)
+    kpj_mark_if_empty(L);
   d->depth--;
   return p;
 }

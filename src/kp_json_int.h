@@ -48,6 +48,16 @@ typedef struct kpj_decoder {
 /* Give the table at -1, an empty JSON object, the metatable that tells it
  * from an empty array (core.empty_object); allocates nothing. */
 KP_HIDDEN void kpj_mark_empty_object(lua_State *L);
+/* The same for the object at -1 when it holds nothing (its members were
+ * nulls, or none was selected). */
+KP_HIDDEN void kpj_mark_if_empty(lua_State *L);
+
+/* Push member key k, as kpj_member_key read it, and return its cache index
+ * + 1, or 0 when it is not cached: a key with escapes was decoded into the
+ * scratch, and its bytes are not its text, so it is never cached. */
+static inline unsigned kpj_push_member_key(kpj_decoder *d, const char *k, size_t n) {
+  return kpj_push_key(d->L, d->mem, d->cache_idx, k, n, k != d->scratch);
+}
 
 /* kp_json.c: the grammar.  Each takes the cursor and returns the cursor
  * after what it read, or NULL once the first error is recorded. */

@@ -41,7 +41,7 @@ static KPJ_FLATTEN const char *member(kpj_decoder *d, const char *p, int node,
   if (c >= 0 && t[c].leaf) {
     unsigned slot = kpj_key_slot(k, kn, d->depth);
     /* a null still clears an earlier duplicate */
-    kpj_push_key(L, d->mem, d->cache_idx, k, kn, k != d->scratch);
+    kpj_push_member_key(d, k, kn);
     if ((p = kpj_parse_value(d, p, slot)) == NULL)
       return NULL;
     if (lua_type(L, -1) == LUA_TLIGHTUSERDATA) {
@@ -51,7 +51,7 @@ static KPJ_FLATTEN const char *member(kpj_decoder *d, const char *p, int node,
     lua_rawset(L, -3);
   } else if (c >= 0 || envelope) {
     int next = c >= 0 ? c : node;
-    kpj_push_key(L, d->mem, d->cache_idx, k, kn, k != d->scratch);
+    kpj_push_member_key(d, k, kn);
     if (*p == '{') {
       p = proj_object(d, p + 1, next, c < 0);
     } else if (*p == '[') {
@@ -87,11 +87,7 @@ static const char *proj_object(kpj_decoder *d, const char *p, int node,
       return NULL;
   }
   /* an object none of whose members was selected is still an object */
-  lua_pushnil(d->L);
-  if (lua_next(d->L, -2) == 0)
-    kpj_mark_empty_object(d->L);
-  else
-    lua_pop(d->L, 2);
+  kpj_mark_if_empty(d->L);
   d->depth--;
   return p;
 }

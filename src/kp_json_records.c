@@ -196,7 +196,7 @@ static const char *member(kpj_decoder *d, kpj_walk *w, const char *p) {
     if (kpj_check_records(d, p) == NULL)
       return NULL;
     if (*p == '[') {
-      kpj_push_key(d->L, d->mem, d->cache_idx, k, kn, k != d->scratch);
+      kpj_push_member_key(d, k, kn);
       return open_records(d, w, p + 1, k, kn);
     }
   }
