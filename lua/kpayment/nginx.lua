@@ -315,10 +315,7 @@ function runner.poll(c, ms, mark)
     raise_kept(s)
     return running
   end
-  local sema = semaphore.new(0)
-  s.waiters[sema] = true
-  sema:wait(math_max(ms, 1) / 1000)
-  s.waiters[sema] = nil
+  M.wait_on(s.waiters, ms)
   raise_kept(s)
   return s.running + following(s) + inline(s)
 end
@@ -364,11 +361,7 @@ end
 -- that a close never waits for a retry's time.  Waking early is allowed:
 -- every pause is in a loop that looks again.
 function runner.idle(c, seconds)
-  local s = M.scope(c)
-  local sema = semaphore.new(0)
-  s.waiters[sema] = true
-  sema:wait(math_max(seconds, 0.001))
-  s.waiters[sema] = nil
+  M.wait_on(M.scope(c).waiters, seconds * 1000)
 end
 
 function runner.close(c)
